@@ -1,0 +1,650 @@
+"""The HTTP face of the simulated cluster: the Kubernetes REST API over aiohttp.
+
+Speaks the wire protocol the official clients use: JSON bodies, ``Status`` errors, chunked
+watch streams of ``{"type", "object"}`` lines, ``410 Gone`` for expired resource versions,
+``limit``/``continue`` paging, the three patch types, ``DeleteOptions``, dry runs and strict
+field validation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import admission, patching, schema
+from .resources import NAMESPACES, PODS, ApiError, ResourceType
+from .selectors import object_filter, parse_field_selector, parse_label_selector
+from .state import ClusterState
+from .store import ResourceVersionTooOld
+
+log = logging.getLogger("airflow_k8s_jobs.testing")
+
+Obj = dict[str, Any]
+_NAMESPACE_SUBRESOURCES = {"status", "finalize"}
+_UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
+
+
+@dataclass
+class Route:
+    resource: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+    @property
+    def counted_resource(self) -> str:
+        return f"{self.resource.plural}/{self.subresource}" if self.subresource else \
+            self.resource.plural
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1", "yes")
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
+                   ) -> web.Response:
+    return web.Response(
+        text=json.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def _error_response(error: ApiError) -> web.Response:
+    return _json_response(error.status(), status=error.code, headers=error.headers or None)
+
+
+class ApiServer:
+    """aiohttp application serving one :class:`ClusterState`."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self._watch_tasks: set[asyncio.Task[Any]] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._handle(request)
+        except ApiError as error:
+            return _error_response(error)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # never a bare traceback on the wire
+            log.exception("simulated API server failed on %s %s", request.method, request.path)
+            return _error_response(ApiError(500, f"simulated API server error: {exc}"))
+
+    def _authenticate(self, request: web.Request) -> None:
+        if request.path in _UNAUTHENTICATED:
+            return
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if token not in self.state.tokens:
+            raise ApiError(401, "Unauthorized")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._authenticate(request)
+        path = request.path.rstrip("/") or "/"
+        if path == "/version":
+            self._count_and_fault("discovery", "version", None)
+            return _json_response(self._version())
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok")
+        parts = [p for p in path.split("/") if p]
+        discovery = self._discovery(parts)
+        if discovery is not None:
+            self._count_and_fault("discovery", "/".join(parts[:3]), None)
+            return _json_response(discovery)
+        route = self._route(parts)
+        verb = self._verb(request, route)
+        self._count_and_fault(verb, route.counted_resource, route.namespace)
+        handler = self._handlers().get(verb)
+        if handler is None:
+            raise ApiError(405, f"the server does not allow this method on the requested "
+                                f"resource ({request.method} {route.counted_resource})")
+        return await handler(request, route)
+
+    def _handlers(self) -> dict[str, Callable[[web.Request, Route], Awaitable[web.StreamResponse]]]:
+        return {
+            "get": self._get,
+            "list": self._list,
+            "watch": self._watch,
+            "create": self._create,
+            "update": self._update,
+            "patch": self._patch,
+            "delete": self._delete,
+            "deletecollection": self._delete_collection,
+        }
+
+    def _count_and_fault(self, verb: str, resource: str, namespace: str | None) -> None:
+        self.state.counters.add(verb, resource)
+        rule = self.state.faults.take(verb, resource, namespace)
+        if rule is None:
+            return
+        headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
+        messages = {
+            429: "Too many requests, please try again later.",
+            500: "Internal error occurred: injected fault",
+            503: "the server is currently unable to handle the request",
+        }
+        details = {"retryAfterSeconds": rule.retry_after} if rule.retry_after is not None else None
+        raise ApiError(rule.status, messages.get(rule.status, "injected fault"), details=details,
+                       headers=headers)
+
+    def _route(self, parts: list[str]) -> Route:
+        if parts[:1] == ["api"] and len(parts) >= 3:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "the server could not find the requested resource")
+        namespace = None
+        if (rest[0] == "namespaces" and len(rest) >= 3
+                and not (group == "" and len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES)):
+            namespace, rest = rest[1], rest[2:]
+        resource = self.state.registry.find(group, version, rest[0])
+        if resource is None or len(rest) > 3:
+            raise ApiError(404, "the server could not find the requested resource")
+        if namespace is not None and not resource.namespaced:
+            raise ApiError(404, "the server could not find the requested resource")
+        name = rest[1] if len(rest) >= 2 else None
+        sub = rest[2] if len(rest) == 3 else None
+        if sub is not None and sub not in resource.subresources:
+            raise ApiError(404, "the server could not find the requested resource")
+        return Route(resource, namespace, name, sub)
+
+    @staticmethod
+    def _verb(request: web.Request, route: Route) -> str:
+        method = request.method
+        if method == "GET":
+            if route.name is None:
+                return "watch" if _bool(request.query.get("watch")) else "list"
+            return "get"
+        if method == "POST":
+            return "create" if route.name is None else "unsupported"
+        if method == "PUT":
+            return "update"
+        if method == "PATCH":
+            return "patch"
+        if method == "DELETE":
+            return "delete" if route.name is not None else "deletecollection"
+        return "unsupported"
+
+    # --- discovery -------------------------------------------------------------------------
+
+    def _version(self) -> Obj:
+        major, minor, *_ = self.state.config.kubernetes_version.split(".")
+        return {
+            "major": major,
+            "minor": minor,
+            "gitVersion": f"v{self.state.config.kubernetes_version}-sim",
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "go1.24",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
+
+    def _discovery(self, parts: list[str]) -> Obj | None:
+        registry = self.state.registry
+        if parts == ["api"]:
+            return {"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                    "serverAddress": "127.0.0.1"}]}
+        if parts == ["apis"]:
+            groups = []
+            for group, versions in sorted(registry.groups().items()):
+                if not group:
+                    continue
+                entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+                groups.append({"name": group, "versions": entries,
+                               "preferredVersion": entries[0]})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        if len(parts) == 2 and parts[0] == "apis":
+            versions = registry.groups().get(parts[1])
+            if not versions:
+                return None
+            entries = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in versions]
+            return {"kind": "APIGroup", "apiVersion": "v1", "name": parts[1],
+                    "versions": entries, "preferredVersion": entries[0]}
+        if parts[:1] == ["api"] and len(parts) == 2:
+            group, version = "", parts[1]
+        elif parts[:1] == ["apis"] and len(parts) == 3:
+            group, version = parts[1], parts[2]
+        else:
+            return None
+        resources = registry.in_group_version(group, version)
+        if not resources:
+            return None
+        listed: list[Obj] = []
+        for r in resources:
+            verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update",
+                     "watch"]
+            entry: Obj = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                          "kind": r.kind, "verbs": verbs}
+            if r.short_names:
+                entry["shortNames"] = list(r.short_names)
+            if r.categories:
+                entry["categories"] = list(r.categories)
+            listed.append(entry)
+            for sub in sorted(r.subresources):
+                listed.append({"name": f"{r.plural}/{sub}", "singularName": "",
+                               "namespaced": r.namespaced, "kind": r.kind if sub != "log" else
+                               "Pod", "verbs": ["get"] if sub == "log" else
+                               ["get", "patch", "update"]})
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}" if group else version, "resources": listed}
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _get(self, request: web.Request, route: Route) -> web.StreamResponse:
+        assert route.name is not None
+        if route.subresource == "log":
+            return await self._log(request, route)
+        obj = self.state.store.require(route.resource, route.namespace or "", route.name)
+        return _json_response(obj)
+
+    def _filter(self, request: web.Request, resource: ResourceType) -> Any:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), resource)
+        return object_filter(labels, fields)
+
+    async def _list(self, request: web.Request, route: Route) -> web.StreamResponse:
+        store = self.state.store
+        matches = self._filter(request, route.resource)
+        limit = int(request.query.get("limit") or 0)
+        token = request.query.get("continue")
+        start_after = ""
+        snapshot_rv = store.resource_version
+        if token:
+            try:
+                decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+                snapshot_rv, start_after = int(decoded["rv"]), decoded["start"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ApiError(400, f"continue key is not valid: {exc}") from exc
+            if snapshot_rv < store.oldest_resource_version:
+                raise ApiError(
+                    410,
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use "
+                    "the continue token in this response to retrieve the remainder of the "
+                    "results. Continuing with the provided token results in an inconsistent "
+                    "list - objects that were created, modified, or deleted between the time "
+                    "the first chunk was returned and now may show up in the list.",
+                    reason="Expired",
+                )
+        items: list[Obj] = []
+        remaining = 0
+        next_token = None
+        for obj in store.objects(route.resource, route.namespace):
+            key = f"{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+            if start_after and key <= start_after:
+                continue
+            if not matches(obj):
+                continue
+            if limit and len(items) >= limit:
+                remaining += 1
+                continue
+            items.append(obj)
+        metadata: Obj = {"resourceVersion": str(snapshot_rv if token else store.resource_version)}
+        if remaining:
+            last = items[-1]["metadata"]
+            next_key = f"{last.get('namespace', '')}/{last['name']}"
+            next_token = base64.urlsafe_b64encode(
+                json.dumps({"rv": snapshot_rv, "start": next_key}).encode()).decode()
+            metadata["continue"] = next_token
+            metadata["remainingItemCount"] = remaining
+        body = {
+            "kind": f"{route.resource.kind}List",
+            "apiVersion": route.resource.api_version,
+            "metadata": metadata,
+            "items": [self._list_item(obj, route.resource) for obj in items],
+        }
+        return _json_response(body)
+
+    @staticmethod
+    def _list_item(obj: Obj, resource: ResourceType) -> Obj:
+        if resource.custom:
+            return obj
+        return {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+
+    async def _watch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        store = self.state.store
+        matches = self._filter(request, route.resource)
+        timeout = request.query.get("timeoutSeconds")
+        timeout_seconds = float(timeout) if timeout else 1800.0
+        bookmarks = _bool(request.query.get("allowWatchBookmarks"))
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            watcher = store.open_watch(route.resource, route.namespace, matches,
+                                       request.query.get("resourceVersion"))
+        except ResourceVersionTooOld as gone:
+            status = ApiError(410, str(gone), reason="Expired").status()
+            await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+            await response.write_eof()
+            return response
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        interval = self.state.config.bookmark_interval_seconds
+        next_bookmark = loop.time() + interval
+        try:
+            while True:
+                now = loop.time()
+                if now >= deadline:
+                    break
+                wait = deadline - now
+                if bookmarks:
+                    wait = min(wait, max(0.0, next_bookmark - now))
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
+                except asyncio.TimeoutError:
+                    if bookmarks and loop.time() >= next_bookmark:
+                        await response.write(self._bookmark(route.resource))
+                        next_bookmark = loop.time() + interval
+                    continue
+                if item is None:
+                    break
+                event_type, obj = item
+                line = json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
+                await response.write(line)
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            store.close_watch(watcher)
+        return response
+
+    def _bookmark(self, resource: ResourceType) -> bytes:
+        obj = {"kind": resource.kind, "apiVersion": resource.api_version,
+               "metadata": {"resourceVersion": str(self.state.store.resource_version)}}
+        return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
+
+    async def _log(self, request: web.Request, route: Route) -> web.StreamResponse:
+        assert route.name is not None
+        source = self.state.log_source
+        if source is None:
+            raise ApiError(400, "no kubelet is running in this simulated cluster")
+        container = request.query.get("container")
+        previous = _bool(request.query.get("previous"))
+        follow = _bool(request.query.get("follow"))
+        timestamps = _bool(request.query.get("timestamps"))
+        tail = request.query.get("tailLines")
+        since = request.query.get("sinceSeconds")
+        limit_bytes = request.query.get("limitBytes")
+        store = self.state.store
+        clock = self.state.clock
+
+        def snapshot() -> tuple[list[tuple[float, str]], bool]:
+            pod = store.require(PODS, route.namespace or "", route.name or "")
+            return source.lines(pod, container, previous)
+
+        def render(lines: list[tuple[float, str]]) -> str:
+            if since:
+                cutoff = clock.now() - float(since)
+                lines = [entry for entry in lines if entry[0] >= cutoff]
+            out = []
+            for at, text in lines:
+                out.append(f"{clock.micro_timestamp(at)} {text}" if timestamps else text)
+            return "".join(f"{line}\n" for line in out)
+
+        lines, finished = snapshot()
+        if tail is not None:
+            lines = lines[-int(tail):] if int(tail) > 0 else []
+        if not follow or finished:
+            text = render(lines)
+            if limit_bytes:
+                text = text.encode()[: int(limit_bytes)].decode(errors="ignore")
+            return web.Response(text=text, content_type="text/plain")
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        sent = len(lines)
+        await response.write(render(lines).encode())
+        try:
+            while not finished:
+                await asyncio.sleep(0.05)
+                try:
+                    all_lines, finished = snapshot()
+                except ApiError:
+                    break
+                if len(all_lines) > sent:
+                    await response.write(render(all_lines[sent:]).encode())
+                    sent = len(all_lines)
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def _body(self, request: web.Request) -> Any:
+        text = await request.text()
+        if not text:
+            raise ApiError(400, "the body of the request was empty")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, f"the object provided is unrecognized ({exc})") from exc
+
+    def _check_kind(self, obj: Obj, route: Route) -> None:
+        resource = route.resource
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version and api_version != resource.api_version:
+            raise ApiError(400, f"the API version in the data ({api_version}) does not match "
+                                f"the expected API version ({resource.api_version})")
+        if kind and kind != resource.kind:
+            raise ApiError(400, f"the kind in the data ({kind}) does not match the expected "
+                                f"kind ({resource.kind})")
+
+    def _prune(self, request: web.Request, obj: Obj, resource: ResourceType
+               ) -> dict[str, str] | None:
+        """Drop unknown fields; ``fieldValidation=Strict`` rejects them instead."""
+        if resource.custom:
+            return None
+        model = schema.model_for_kind(resource.api_version, resource.kind)
+        if model is None:
+            return None
+        unknown = schema.prune_unknown(obj, model)
+        if not unknown:
+            return None
+        mode = request.query.get("fieldValidation", "Warn")
+        if mode == "Strict":
+            listed = ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise ApiError(400, f"strict decoding error: {listed}")
+        if mode == "Ignore":
+            return None
+        return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
+
+    async def _create(self, request: web.Request, route: Route) -> web.StreamResponse:
+        store, resource = self.state.store, route.resource
+        obj = await self._body(request)
+        if not isinstance(obj, dict):
+            raise ApiError(400, "the object provided is unrecognized")
+        self._check_kind(obj, route)
+        warnings = self._prune(request, obj, resource)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("resourceVersion"):
+            raise ApiError(400, "resourceVersion should not be set on objects to be created")
+        body_ns = meta.get("namespace")
+        if resource.namespaced:
+            if body_ns and body_ns != route.namespace:
+                raise ApiError(400, "the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
+            meta["namespace"] = route.namespace
+        for server_field in ("uid", "creationTimestamp", "deletionTimestamp",
+                             "deletionGracePeriodSeconds", "generation", "managedFields",
+                             "selfLink"):
+            meta.pop(server_field, None)
+        if "status" in resource.subresources:
+            obj["status"] = {}
+        if not meta.get("name") and meta.get("generateName"):
+            for _ in range(10):
+                meta["name"] = admission.generate_name(meta["generateName"])
+                if store.peek(resource, route.namespace or "", meta["name"]) is None:
+                    break
+        admission.admit_create(resource, obj)
+        if _dry_run(request):
+            obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+            obj["metadata"]["creationTimestamp"] = self.state.clock.timestamp()
+            return _json_response(obj, status=201, headers=warnings)
+        created = store.create(resource, obj)
+        return _json_response(created, status=201, headers=warnings)
+
+    def _merge_for_subresource(self, route: Route, current: Obj, new: Obj) -> Obj:
+        """Main resource writes keep status; ``/status`` writes keep everything else."""
+        if "status" not in route.resource.subresources:
+            return new
+        if route.subresource == "status":
+            merged = copy.deepcopy(current)
+            merged["status"] = new.get("status", {})
+            merged["metadata"]["resourceVersion"] = new.get("metadata", {}).get(
+                "resourceVersion", current["metadata"]["resourceVersion"])
+            return merged
+        new = copy.deepcopy(new)
+        if "status" in current:
+            new["status"] = current["status"]
+        else:
+            new.pop("status", None)
+        return new
+
+    async def _write(self, request: web.Request, route: Route, current: Obj, new: Obj,
+                     warnings: dict[str, str] | None) -> web.StreamResponse:
+        new = self._merge_for_subresource(route, current, new)
+        if route.subresource != "status":
+            admission.admit_update(route.resource, current, new)
+        if _dry_run(request):
+            return _json_response(new, headers=warnings)
+        updated = self.state.store.update(route.resource, new, check_version=True)
+        return _json_response(updated, headers=warnings)
+
+    async def _update(self, request: web.Request, route: Route) -> web.StreamResponse:
+        assert route.name is not None
+        if route.subresource == "log":
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        current = self.state.store.require(route.resource, route.namespace or "", route.name)
+        new = await self._body(request)
+        if not isinstance(new, dict):
+            raise ApiError(400, "the object provided is unrecognized")
+        self._check_kind(new, route)
+        warnings = self._prune(request, new, route.resource)
+        meta = new.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != route.name:
+            raise ApiError(400, f"the name of the object ({meta['name']}) does not match the "
+                                f"name on the URL ({route.name})")
+        meta["name"] = route.name
+        if route.resource.namespaced:
+            meta["namespace"] = route.namespace
+        if not meta.get("resourceVersion"):
+            if route.resource.custom:
+                raise ApiError(422, f'{route.resource.qualified_kind} "{route.name}" is invalid: '
+                                    "metadata.resourceVersion: Invalid value: 0x0: must be "
+                                    "specified for an update")
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return await self._write(request, route, current, new, warnings)
+
+    async def _patch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        assert route.name is not None
+        current = self.state.store.require(route.resource, route.namespace or "", route.name)
+        body = await self._body(request)
+        content_type = request.headers.get("Content-Type", "")
+        patched = patching.apply_patch(current, body, content_type, route.resource.custom)
+        warnings = self._prune(request, patched, route.resource)
+        patched.setdefault("metadata", {})
+        for immutable in ("name", "namespace", "uid"):
+            if immutable in current["metadata"]:
+                patched["metadata"][immutable] = current["metadata"][immutable]
+        if not patched["metadata"].get("resourceVersion"):
+            patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return await self._write(request, route, current, patched, warnings)
+
+    async def _delete_options(self, request: web.Request) -> Obj:
+        options: Obj = {}
+        text = await request.text()
+        if text:
+            try:
+                options = json.loads(text) or {}
+            except json.JSONDecodeError as exc:
+                raise ApiError(400, f"invalid DeleteOptions: {exc}") from exc
+        query = request.query
+        if "propagationPolicy" in query:
+            options["propagationPolicy"] = query["propagationPolicy"]
+        if "gracePeriodSeconds" in query:
+            options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+        if "orphanDependents" in query:
+            options["orphanDependents"] = _bool(query["orphanDependents"])
+        if options.get("propagationPolicy") is None and options.get("orphanDependents") is not None:
+            options["propagationPolicy"] = "Orphan" if options["orphanDependents"] else "Background"
+        return options
+
+    async def _delete(self, request: web.Request, route: Route) -> web.StreamResponse:
+        assert route.name is not None
+        options = await self._delete_options(request)
+        store = self.state.store
+        current = store.require(route.resource, route.namespace or "", route.name)
+        if _dry_run(request) or "All" in (options.get("dryRun") or []):
+            return _json_response(current)
+        preconditions = options.get("preconditions") or {}
+        result = store.delete(
+            route.resource, route.namespace or "", route.name,
+            propagation=options.get("propagationPolicy"),
+            grace_period_seconds=options.get("gracePeriodSeconds"),
+            precondition_uid=preconditions.get("uid"),
+            precondition_rv=preconditions.get("resourceVersion"),
+        )
+        if route.resource is NAMESPACES:
+            self._empty_namespace(route.name)
+        pending = store.peek(route.resource, route.namespace or "", route.name) is not None
+        return _json_response(result, status=202 if pending else 200)
+
+    def _empty_namespace(self, namespace: str) -> None:
+        store = self.state.store
+        for resource in list(self.state.registry.types.values()):
+            if not resource.namespaced:
+                continue
+            for obj in list(store.objects(resource, namespace)):
+                store.delete(resource, namespace, obj["metadata"]["name"],
+                             propagation="Background", grace_period_seconds=0)
+        ns = store.get(NAMESPACES, "", namespace)
+        if ns is not None:
+            ns["metadata"]["finalizers"] = []
+            ns["spec"] = {"finalizers": []}
+            ns["status"] = {"phase": "Terminating"}
+            store.update(NAMESPACES, ns)
+
+    async def _delete_collection(self, request: web.Request, route: Route
+                                 ) -> web.StreamResponse:
+        options = await self._delete_options(request)
+        store = self.state.store
+        matches = self._filter(request, route.resource)
+        deleted = []
+        for obj in list(store.objects(route.resource, route.namespace)):
+            if not matches(obj):
+                continue
+            meta = obj["metadata"]
+            deleted.append(store.delete(
+                route.resource, meta.get("namespace", ""), meta["name"],
+                propagation=options.get("propagationPolicy"),
+                grace_period_seconds=options.get("gracePeriodSeconds"),
+            ))
+        body = {"kind": f"{route.resource.kind}List", "apiVersion": route.resource.api_version,
+                "metadata": {"resourceVersion": str(store.resource_version)},
+                "items": [self._list_item(o, route.resource) for o in deleted]}
+        return _json_response(body)
+
+
+def _dry_run(request: web.Request) -> bool:
+    return "All" in request.query.getall("dryRun", [])

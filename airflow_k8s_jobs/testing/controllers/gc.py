@@ -1,0 +1,102 @@
+"""Garbage collection by owner references, and the TTL-after-finished controller for Jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..resources import JOBS
+from ..state import ClusterState
+from ..store import FOREGROUND_FINALIZER
+
+Obj = dict[str, Any]
+
+
+def job_finished_at(job: Obj) -> str | None:
+    """When a Job got ``Complete`` or ``Failed`` (its ``lastTransitionTime``), if it has."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return str(condition.get("lastTransitionTime"))
+    return None
+
+
+class GarbageCollector:
+    """Deletes dependents whose owners are gone, and finishes foreground deletions."""
+
+    name = "garbage-collector"
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+
+    def reconcile(self) -> float | None:
+        store = self.state.store
+        dependents: dict[str, list[tuple[Any, Obj]]] = {}
+        for resource in list(self.state.registry.types.values()):
+            for obj in list(store.objects(resource)):
+                for ref in obj["metadata"].get("ownerReferences") or []:
+                    dependents.setdefault(ref.get("uid", ""), []).append((resource, obj))
+        # Dependents whose owners no longer exist.
+        for owner_uid, children in dependents.items():
+            if store.by_uid(owner_uid) is not None:
+                continue
+            for resource, child in children:
+                refs = child["metadata"].get("ownerReferences") or []
+                if child["metadata"].get("deletionTimestamp"):
+                    continue
+                if all(store.by_uid(ref.get("uid", "")) is None for ref in refs):
+                    meta = child["metadata"]
+                    if store.peek(resource, meta.get("namespace", ""), meta["name"]) is not None:
+                        store.delete(resource, meta.get("namespace", ""), meta["name"],
+                                     propagation="Background")
+        # Foreground deletions: delete dependents first, then release the owner.
+        for resource in list(self.state.registry.types.values()):
+            for owner in list(store.objects(resource)):
+                meta = owner["metadata"]
+                if not meta.get("deletionTimestamp"):
+                    continue
+                if FOREGROUND_FINALIZER not in (meta.get("finalizers") or []):
+                    continue
+                remaining = [
+                    (r, c) for r, c in dependents.get(meta["uid"], [])
+                    if store.peek(r, c["metadata"].get("namespace", ""),
+                                  c["metadata"]["name"]) is not None
+                ]
+                for child_resource, child in remaining:
+                    if not child["metadata"].get("deletionTimestamp"):
+                        store.delete(child_resource, child["metadata"].get("namespace", ""),
+                                     child["metadata"]["name"], propagation="Foreground")
+                if not remaining:
+                    released = store.get(resource, meta.get("namespace", ""), meta["name"])
+                    if released is not None:
+                        released["metadata"]["finalizers"] = [
+                            f for f in released["metadata"].get("finalizers") or []
+                            if f != FOREGROUND_FINALIZER
+                        ]
+                        store.update(resource, released)
+        return None
+
+
+class TtlAfterFinishedController:
+    """Deletes finished Jobs ``ttlSecondsAfterFinished`` after they finished (foreground)."""
+
+    name = "ttl-after-finished"
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+
+    def reconcile(self) -> float | None:
+        store, clock = self.state.store, self.state.clock
+        wake_at: float | None = None
+        for job in list(store.objects(JOBS)):
+            ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+            if ttl is None or job["metadata"].get("deletionTimestamp"):
+                continue
+            finished = job_finished_at(job)
+            if finished is None:
+                continue
+            expires = clock.parse(finished) + ttl
+            if clock.now() >= expires:
+                meta = job["metadata"]
+                store.delete(JOBS, meta["namespace"], meta["name"], propagation="Foreground")
+            elif wake_at is None or expires < wake_at:
+                wake_at = expires
+        return wake_at

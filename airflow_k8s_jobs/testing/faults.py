@@ -1,0 +1,90 @@
+"""Request accounting and the faults the simulated API server injects on demand."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FailureRule:
+    """Answer the next ``remaining`` matching requests with ``status``."""
+
+    remaining: int
+    status: int
+    retry_after: int | None = None
+    verb: str | None = None
+    resource: str | None = None
+    namespace: str | None = None
+
+    def matches(self, verb: str, resource: str, namespace: str | None) -> bool:
+        return (
+            self.remaining > 0
+            and (self.verb is None or self.verb == verb)
+            and (self.resource is None or self.resource == resource)
+            and (self.namespace is None or self.namespace == namespace)
+        )
+
+
+@dataclass
+class RequestCounters:
+    """Requests per (verb, resource): ``get``, ``list``, ``watch``, ``create``, ``patch`` …
+
+    ``resource`` is the plural, with a subresource after a slash (``pods/log``, ``jobs/status``).
+    Discovery and ``/version`` count under verb ``discovery``.
+    """
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    watches_opened: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, verb: str, resource: str) -> None:
+        with self._lock:
+            self.counts[(verb, resource)] += 1
+            if verb == "watch":
+                self.watches_opened += 1
+
+    def count(self, verb: str | None = None, resource: str | None = None) -> int:
+        """Requests matching the verb and/or resource (None matches all)."""
+        with self._lock:
+            return sum(
+                n for (v, r), n in self.counts.items()
+                if (verb is None or v == verb) and (resource is None or r == resource)
+            )
+
+    def snapshot(self) -> dict[str, int]:
+        """``{"list pods": 3, …}``."""
+        with self._lock:
+            return {f"{v} {r}": n for (v, r), n in sorted(self.counts.items())}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+            self.watches_opened = 0
+
+
+@dataclass
+class FaultPlan:
+    """Injected request failures; thread-safe (tests arm it from their own thread)."""
+
+    rules: list[FailureRule] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, rule: FailureRule) -> None:
+        with self._lock:
+            self.rules.append(rule)
+
+    def take(self, verb: str, resource: str, namespace: str | None) -> FailureRule | None:
+        """The rule that fails this request, if any (consuming one of its failures)."""
+        with self._lock:
+            for rule in self.rules:
+                if rule.matches(verb, resource, namespace):
+                    rule.remaining -= 1
+                    return rule
+            self.rules = [r for r in self.rules if r.remaining > 0]
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()

@@ -1,0 +1,42 @@
+"""Everything the API server and the controllers of one simulated cluster share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .clock import SimClock
+from .config import ClusterConfig
+from .events import EventRecorder
+from .faults import FaultPlan, RequestCounters
+from .resources import ResourceRegistry
+from .store import Store
+
+Obj = dict[str, Any]
+
+
+class LogSource(Protocol):
+    """Where pod logs come from (the kubelet)."""
+
+    def lines(
+        self, pod: Obj, container: str | None, previous: bool
+    ) -> tuple[list[tuple[float, str]], bool]:
+        """``([(simulated time written, line), …], finished)`` for one container of a pod.
+
+        Raises ``ApiError`` (400) when the container does not exist or has not started, with
+        the API server's message.
+        """
+        ...
+
+
+@dataclass
+class ClusterState:
+    config: ClusterConfig
+    clock: SimClock
+    registry: ResourceRegistry
+    store: Store
+    events: EventRecorder
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    counters: RequestCounters = field(default_factory=RequestCounters)
+    tokens: set[str] = field(default_factory=set)
+    log_source: LogSource | None = None
