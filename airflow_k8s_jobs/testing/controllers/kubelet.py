@@ -1,28 +1,956 @@
-"""The kubelet: runs scheduled pods by their behaviours. Placeholder: being implemented."""
+"""The kubelet: runs the pods bound to the simulated cluster's nodes by their behaviours.
+
+What it reproduces of a real kubelet (``pkg/kubelet``, release 1.33):
+
+- Pods bound (``spec.nodeName``) to an existing node that is Ready (a node without a ``Ready``
+  condition counts as Ready) start: ``startTime``, ``hostIP``, ``podIP``, the conditions
+  ``PodReadyToStartContainers``, ``Initialized``, ``Ready``, ``ContainersReady`` and
+  ``PodScheduled``, and per container ``containerStatuses`` (``initContainerStatuses`` for init
+  containers, which run one after the other first).
+- A container waits ``ContainerCreating`` (``PodInitializing`` while init containers run) for
+  half a simulated second — pulling its image when the pull policy is ``Always`` or the node
+  does not have it yet (events ``Pulling``/``Pulled``, else ``Pulled`` "already present") — then
+  runs (``Created``/``Started``) for its behaviour's ``seconds`` and terminates with its exit
+  code (``Completed``/``Error``/``OOMKilled``). ``restartPolicy`` ``OnFailure``/``Always``
+  restart it in place (``restartCount``, ``lastState``; the first restart at once, then
+  ``CrashLoopBackOff`` 10 s, 20 s, … up to 300 s). The phase follows the kubelet's ``getPhase``.
+- An image reference the docker reference grammar rejects waits ``InvalidImageName`` forever
+  (events ``InspectFailed`` and ``Failed``); a behaviour's ``imagePull`` failure alternates
+  ``ErrImagePull`` (one simulated second) and ``ImagePullBackOff`` until the next attempt
+  (back-off 10 s doubling to 300 s), with ``Failed``/``BackOff`` events, and recovers on the
+  first attempt ``imagePullSeconds`` after the first one.
+- A pod being deleted has its containers stopped at once (exit code 143, reason ``Error``;
+  never-started containers ``ContainerStatusUnknown``, 137), gets a terminal phase and is
+  removed (``store.finish_deletion``). ``spec.activeDeadlineSeconds`` fails the pod with reason
+  ``DeadlineExceeded``.
+- :meth:`Kubelet.preempt` does what the scheduler does to a preemption victim: condition
+  ``DisruptionTarget`` (``PreemptionByScheduler``), event ``Preempted``, graceful delete — after
+  which the kubelet kills it as above (phase ``Failed``).
+- Logs (:meth:`Kubelet.lines`) with the API server's and kubelet's errors.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..resources import ApiError
+from ..behaviours import (
+    BEHAVIOUR_ANNOTATION,
+    Behaviour,
+    ContainerFacts,
+    RuleBook,
+    expand,
+    parse_annotation,
+)
+from ..config import ConfigError
+from ..resources import CONFIGMAPS, NODES, PODS, SECRETS, ApiError, not_found
 from ..state import ClusterState
+
+log = logging.getLogger("airflow_k8s_jobs.testing")
+
+Obj = dict[str, Any]
+
+STARTUP_SECONDS = 0.5
+"""Simulated seconds from "start this container" to running (image pull or creation)."""
+ERR_IMAGE_PULL_SECONDS = 1.0
+"""How long a failed pull shows ``ErrImagePull`` before ``ImagePullBackOff``."""
+BACKOFF_INITIAL = 10.0
+BACKOFF_MAX = 300.0
+MAX_TERMINATION_MESSAGE_LENGTH = 4096
+MAX_TERMINATION_LOG_BYTES = 2048
+MAX_TERMINATION_LOG_LINES = 80
+KILLED_EXIT_CODE = 143  # SIGTERM, what a process that exits on the stop signal reports
+TERMINAL = ("Succeeded", "Failed")
+KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                      "PodScheduled")
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+# --- image references (github.com/distribution/reference) ---------------------------------------
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = f"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_HOST = rf"(?:{_DOMAIN_NAME}|\[(?:[a-fA-F0-9:]+)\])"
+_DOMAIN = rf"{_HOST}(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
+_NAME = f"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_REFERENCE = re.compile(f"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$", re.ASCII)
+_IDENTIFIER = re.compile(r"^[a-f0-9]{64}$")
+
+
+def _split_docker_domain(name: str) -> tuple[str, str]:
+    i = name.find("/")
+    first = name[:i]
+    if i == -1 or (not any(ch in first for ch in ".:") and first != "localhost"
+                   and first.lower() == first):
+        domain, remainder = "docker.io", name
+    else:
+        domain, remainder = first, name[i + 1:]
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = "library/" + remainder
+    return domain, remainder
+
+
+def normalize_image(image: str) -> tuple[str | None, str]:
+    """``(error, normalized name)`` of an image reference, as the kubelet parses it.
+
+    The error is the kubelet's ``InvalidImageName`` message (``Failed to apply default image
+    tag …``) or None; the name is the fully qualified reference with the default tag applied
+    (``busybox`` → ``docker.io/library/busybox:latest``), what ``containerStatuses[].image``
+    shows.
+    """
+    error: str | None = None
+    if _IDENTIFIER.match(image):
+        error = (f"invalid repository name ({image}), cannot specify 64-byte hexadecimal "
+                 "strings")
+    domain, remainder = _split_docker_domain(image)
+    remote = remainder.split(":", 1)[0]
+    if error is None and remote.lower() != remote:
+        error = f"invalid reference format: repository name ({remote}) must be lowercase"
+    full = f"{domain}/{remainder}"
+    found = _REFERENCE.match(full)
+    if error is None and found is None:
+        if _REFERENCE.match(full.lower()):
+            error = "repository name must be lowercase"
+        else:
+            error = "invalid reference format"
+    if error is None and found is not None and len(found.group(1)) > 255:
+        error = "repository name must not be more than 255 characters"
+    if error is not None:
+        return (f'Failed to apply default image tag "{image}": couldn\'t parse image name '
+                f'"{image}": {error}'), image
+    assert found is not None
+    if found.group(2) is None and found.group(3) is None:
+        full += ":latest"
+    return None, full
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _go_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    return f"{seconds:g}s"
+
+
+# --- runtime state ------------------------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    """One run of a container (a container ID)."""
+
+    container_id: str
+    started_at: float
+    planned_end: float
+    lines: list[tuple[float, str]]
+    files: dict[str, str]
+    finished_at: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+
+    def emitted(self, now: float) -> list[tuple[float, str]]:
+        until = now if self.finished_at is None else min(now, self.finished_at)
+        return [entry for entry in self.lines if entry[0] <= until]
+
+
+@dataclass
+class ContainerRun:
+    name: str
+    init: bool
+    spec: Obj
+    behaviour: Behaviour
+    env: dict[str, str]
+    image_error: str | None
+    image_name: str
+    stage: str = "pending"
+    """pending → creating → running → done, with invalid / pull-failed / pull-backoff /
+    backoff (CrashLoopBackOff) on the way."""
+    waiting_reason: str = "ContainerCreating"
+    waiting_message: str | None = None
+    next_at: float | None = None
+    current: Instance | None = None
+    last: Instance | None = None
+    restart_count: int = 0
+    crashes: int = 0
+    pull_first_at: float | None = None
+    pull_attempts: int = 0
+    pull_retry_at: float = 0.0
+    pulling: bool = False
+    serial: int = 0
+
+    @property
+    def field_path(self) -> str:
+        return f"spec.{'initContainers' if self.init else 'containers'}{{{self.name}}}"
+
+    @property
+    def started(self) -> bool:
+        return self.stage == "running"
+
+    def succeeded(self) -> bool:
+        return self.stage == "done" and self.current is not None and self.current.exit_code == 0
+
+
+@dataclass
+class PodRun:
+    uid: str
+    namespace: str
+    name: str
+    node: str
+    acked_at: float
+    host_ip: str
+    pod_ip: str
+    init: list[ContainerRun]
+    main: list[ContainerRun]
+    running_since: float | None = None
+    preempt_after: float | None = None
+    preempt_at: float | None = None
+    deadline_at: float | None = None
+    killed_at: float | None = None
+    deadline_exceeded: bool = False
+    terminal: bool = False
+    sandbox_ready: bool = True
+    images_pulled: set[str] = field(default_factory=set)
+
+    @property
+    def containers(self) -> list[ContainerRun]:
+        return [*self.init, *self.main]
+
+    def by_name(self, name: str) -> ContainerRun | None:
+        for container in self.containers:
+            if container.name == name:
+                return container
+        return None
+
+
+# --- the controller -----------------------------------------------------------------------------
 
 
 class Kubelet:
+    """Every node's kubelet in one controller (pods of all nodes, by their ``nodeName``)."""
+
     name = "kubelet"
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
+        self.rules = RuleBook(state.config.behaviours)
+        self._pods: dict[str, PodRun] = {}
+        self._node_images: dict[str, set[str]] = {}
+        self._host_ips: dict[str, str] = {}
+        self._ip_serial = 0
 
-    def reconcile(self) -> float | None:
-        return None
-
-    def lines(self, pod: dict[str, Any], container: str | None, previous: bool
-              ) -> tuple[list[tuple[float, str]], bool]:
-        raise ApiError(400, "not implemented")
-
-    def preempt(self, namespace: str, name: str) -> None:
-        raise NotImplementedError
+    # --- public API --------------------------------------------------------------------------
 
     def add_behaviour(self, rule: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Add a rule, checked before the configured ones (the latest added first)."""
+        self.rules.add(rule)
+
+    def files(self, pod: Obj, container: str) -> dict[str, str]:
+        """The files the container's latest run wrote (its behaviour's ``files``)."""
+        run = self._pods.get(pod["metadata"].get("uid", ""))
+        found = run.by_name(container) if run else None
+        if found is None:
+            return {}
+        instance = found.current or found.last
+        return dict(instance.files) if instance else {}
+
+    def preempt(self, namespace: str, name: str) -> None:
+        """Preempt a pod as the scheduler does: ``DisruptionTarget``, ``Preempted``, delete."""
+        store = self.state.store
+        pod = store.get(PODS, namespace, name)
+        if pod is None:
+            raise not_found(PODS, name)
+        spec = pod.get("spec") or {}
+        status = pod.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or []
+                      if c.get("type") != "DisruptionTarget"]
+        scheduler = spec.get("schedulerName") or "default-scheduler"
+        conditions.insert(0, {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "lastProbeTime": None,
+            "lastTransitionTime": self.state.clock.timestamp(),
+            "reason": "PreemptionByScheduler",
+            "message": f"{scheduler}: preempting to accommodate a higher priority pod",
+        })
+        status["conditions"] = conditions
+        pod = store.update(PODS, pod)
+        node = spec.get("nodeName") or ""
+        preemptor = _digest("preemptor", pod["metadata"]["uid"])
+        preemptor_uid = (f"{preemptor[:8]}-{preemptor[8:12]}-{preemptor[12:16]}-"
+                         f"{preemptor[16:20]}-{preemptor[20:32]}")
+        self.state.events.record(pod, "Normal", "Preempted",
+                                 f"Preempted by pod {preemptor_uid} on node {node}",
+                                 component="default-scheduler")
+        store.delete(PODS, namespace, name, propagation="Background")
+
+    def lines(self, pod: Obj, container: str | None, previous: bool
+              ) -> tuple[list[tuple[float, str]], bool]:
+        """Log lines of a container, with the API server's and the kubelet's errors."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        name = meta["name"]
+        containers = [c["name"] for c in spec.get("containers") or []]
+        init_containers = [c["name"] for c in spec.get("initContainers") or []]
+        if not container:
+            if len(containers) == 1:
+                container = containers[0]
+            elif not containers:
+                raise ApiError(400, f"a container name must be specified for pod {name}")
+            else:
+                message = (f"a container name must be specified for pod {name}, choose one of: "
+                           f"[{' '.join(containers)}]")
+                if init_containers:
+                    message += f" or one of the init containers: [{' '.join(init_containers)}]"
+                raise ApiError(400, message)
+        elif container not in containers and container not in init_containers:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        if not spec.get("nodeName"):
+            return [], True  # not on a node yet: the API server answers with an empty log
+        status = pod.get("status") or {}
+        statuses = [*(status.get("containerStatuses") or []),
+                    *(status.get("initContainerStatuses") or [])]
+        found = next((s for s in statuses if s.get("name") == container), None)
+        if found is None:
+            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
+                                "ContainerCreating")
+        state, last = found.get("state") or {}, found.get("lastState") or {}
+        last_terminated = last.get("terminated") or None
+        if previous:
+            if not last_terminated or not last_terminated.get("containerID"):
+                raise ApiError(400, f'previous terminated container "{container}" in pod '
+                                    f'"{name}" not found')
+            container_id = last_terminated["containerID"]
+        elif state.get("running"):
+            container_id = found.get("containerID", "")
+        elif state.get("terminated"):
+            container_id = state["terminated"].get("containerID") or ""
+            if not container_id:
+                if last_terminated and last_terminated.get("containerID"):
+                    container_id = last_terminated["containerID"]
+                else:
+                    raise ApiError(400, f'container "{container}" in pod "{name}" is terminated')
+        elif last_terminated:
+            container_id = last_terminated.get("containerID") or ""
+            if not container_id:
+                raise ApiError(400, f'container "{container}" in pod "{name}" is terminated')
+        elif state.get("waiting"):
+            reason = state["waiting"].get("reason", "")
+            if reason == "ErrImagePull":
+                why = "image can't be pulled"
+            elif reason == "ImagePullBackOff":
+                why = "trying and failing to pull image"
+            else:
+                why = reason
+            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
+                                f"{why}")
+        else:
+            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start - '
+                                "no logs yet")
+        run = self._pods.get(meta.get("uid", ""))
+        crun = run.by_name(container) if run else None
+        instance = None
+        if crun is not None:
+            for candidate in (crun.current, crun.last):
+                if candidate is not None and candidate.container_id == container_id:
+                    instance = candidate
+        if instance is None:
+            return [], True
+        now = self.state.clock.now()
+        finished = instance.finished_at is not None and instance.finished_at <= now
+        return instance.emitted(now), finished
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def reconcile(self) -> float | None:
+        store = self.state.store
+        now = self.state.clock.now()
+        wake: float | None = None
+        alive: set[str] = set()
+        for pod in list(store.objects(PODS)):
+            meta = pod["metadata"]
+            uid = meta.get("uid", "")
+            alive.add(uid)
+            try:
+                wanted = self._sync(pod, now)
+            except Exception:  # one broken pod must not stop the others
+                log.exception("kubelet failed on pod %s/%s", meta.get("namespace"), meta["name"])
+                wanted = now + 1.0
+            if wanted is not None and (wake is None or wanted < wake):
+                wake = wanted
+        for uid in list(self._pods):
+            if uid not in alive:
+                del self._pods[uid]
+        return wake
+
+    def _sync(self, pod: Obj, now: float) -> float | None:
+        store = self.state.store
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        deleting = bool(meta.get("deletionTimestamp"))
+        run = self._pods.get(meta.get("uid", ""))
+        if run is None:
+            node_name = spec.get("nodeName")
+            if not node_name:
+                return None
+            phase = (pod.get("status") or {}).get("phase")
+            node = store.peek(NODES, "", node_name)
+            if deleting and (phase in TERMINAL or node is None or not _node_ready(node)):
+                # Nothing runs: confirm the deletion (the pod GC does it for vanished nodes).
+                store.finish_deletion(PODS, namespace, name)
+                return None
+            if phase in TERMINAL or node is None or not _node_ready(node):
+                return None
+            run = self._admit(pod, node, now)
+            self._pods[run.uid] = run
+        if run.terminal:
+            if deleting:
+                store.finish_deletion(PODS, namespace, name)
+            return None
+        self._advance(pod, run, now)
+        if run.preempt_at is not None and now >= run.preempt_at and run.killed_at is None:
+            run.preempt_at = None
+            self.preempt(namespace, name)
+            refreshed = store.peek(PODS, namespace, name)
+            if refreshed is None:
+                return None
+            pod = refreshed
+            deleting = bool(pod["metadata"].get("deletionTimestamp"))
+        if run.deadline_at is not None and now >= run.deadline_at and run.killed_at is None:
+            run.deadline_exceeded = True
+            message = "Pod was active on the node longer than the specified deadline"
+            self._event(pod, run, "Warning", "DeadlineExceeded", message)
+            self._kill(pod, run, now)
+        if deleting and run.killed_at is None:
+            self._kill(pod, run, now)
+        status = self._status(pod, run, now)
+        if status["phase"] in TERMINAL:
+            run.terminal = True
+        if status != pod.get("status"):
+            updated = store.get(PODS, namespace, name)
+            if updated is not None:
+                updated["status"] = status
+                store.update(PODS, updated)
+        if run.terminal:
+            if deleting:
+                store.finish_deletion(PODS, namespace, name)
+            return None
+        times = [c.next_at for c in run.containers if c.next_at is not None]
+        times += [t for t in (run.preempt_at, run.deadline_at) if t is not None]
+        return min(times) if times else None
+
+    # --- starting a pod ----------------------------------------------------------------------
+
+    def _admit(self, pod: Obj, node: Obj, now: float) -> PodRun:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        node_name = node["metadata"]["name"]
+        self._ip_serial += 1
+        serial = self._ip_serial
+        run = PodRun(
+            uid=meta.get("uid", ""), namespace=meta.get("namespace", ""), name=meta["name"],
+            node=node_name, acked_at=now, host_ip=self._host_ip(node),
+            pod_ip=f"10.{64 + serial // 62500 % 64}.{serial // 250 % 250}.{serial % 250 + 2}",
+            init=[], main=[],
+        )
+        overrides: dict[str, Behaviour] = {}
+        annotation = (meta.get("annotations") or {}).get(BEHAVIOUR_ANNOTATION)
+        if annotation:
+            try:
+                overrides = parse_annotation(
+                    annotation, [c["name"] for c in spec.get("containers") or []],
+                    [c["name"] for c in spec.get("initContainers") or []])
+            except ConfigError as exc:
+                self.state.events.record(pod, "Warning", "InvalidBehaviour", str(exc),
+                                         component="kubelet", host=node_name)
+        labels = meta.get("labels") or {}
+        for group, init in (("initContainers", True), ("containers", False)):
+            for container in spec.get(group) or []:
+                env = self._container_env(pod, container, run)
+                command = [*(container.get("command") or []), *(container.get("args") or [])]
+                command_line = " ".join(expand(str(part), env) for part in command)
+                facts = ContainerFacts(
+                    namespace=run.namespace, pod_name=run.name, container=container["name"],
+                    image=str(container.get("image") or ""), command_line=command_line,
+                    env=env, labels=labels, init=init,
+                )
+                behaviour = overrides.get(container["name"]) or self.rules.select(run.uid, facts)
+                error, image_name = normalize_image(facts.image)
+                crun = ContainerRun(
+                    name=container["name"], init=init, spec=container, behaviour=behaviour,
+                    env={"POD_NAME": run.name, "POD_NAMESPACE": run.namespace,
+                         "CONTAINER_NAME": container["name"], **env},
+                    image_error=error, image_name=image_name,
+                )
+                (run.init if init else run.main).append(crun)
+                if not init and behaviour.preempt_after_seconds is not None:
+                    after = behaviour.preempt_after_seconds
+                    run.preempt_after = after if run.preempt_after is None else min(
+                        run.preempt_after, after)
+        waiting = "PodInitializing" if run.init else "ContainerCreating"
+        for crun in run.containers:
+            crun.waiting_reason = waiting
+        first = run.init[:1] or run.main
+        for crun in first:
+            crun.next_at = now
+        deadline = spec.get("activeDeadlineSeconds")
+        if isinstance(deadline, (int, float)) and not isinstance(deadline, bool):
+            run.deadline_at = now + float(deadline)
+        return run
+
+    def _host_ip(self, node: Obj) -> str:
+        for address in (node.get("status") or {}).get("addresses") or []:
+            if address.get("type") == "InternalIP" and address.get("address"):
+                return str(address["address"])
+        name = node["metadata"]["name"]
+        if name not in self._host_ips:
+            n = len(self._host_ips) + 2
+            self._host_ips[name] = f"10.128.{n // 250}.{n % 250}"
+        return self._host_ips[name]
+
+    def _container_env(self, pod: Obj, container: Obj, run: PodRun) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for var in container.get("env") or []:
+            if not isinstance(var, dict) or not var.get("name"):
+                continue
+            if "value" in var and var["value"] is not None:
+                env[var["name"]] = expand(str(var["value"]), env)
+                continue
+            value = self._value_from(pod, var.get("valueFrom") or {}, run)
+            if value is not None:
+                env[var["name"]] = value
+            elif "valueFrom" not in var:
+                env[var["name"]] = ""
+        return env
+
+    def _value_from(self, pod: Obj, source: Obj, run: PodRun) -> str | None:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        field_ref = source.get("fieldRef")
+        if field_ref:
+            path = str(field_ref.get("fieldPath", ""))
+            simple = {
+                "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
+                "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
+                "spec.serviceAccountName": spec.get("serviceAccountName"),
+                "status.hostIP": run.host_ip, "status.podIP": run.pod_ip,
+            }
+            if path in simple:
+                value = simple[path]
+                return None if value is None else str(value)
+            found = re.match(r"^metadata\.(labels|annotations)\['([^']*)'\]$", path)
+            if found:
+                value = (meta.get(found.group(1)) or {}).get(found.group(2))
+                return None if value is None else str(value)
+            return None
+        store = self.state.store
+        namespace = meta.get("namespace", "")
+        for key, resource in (("configMapKeyRef", CONFIGMAPS), ("secretKeyRef", SECRETS)):
+            ref = source.get(key)
+            if not ref:
+                continue
+            obj = store.peek(resource, namespace, str(ref.get("name", "")))
+            if obj is None:
+                return None
+            data = obj.get("data") or {}
+            if ref.get("key") in data:
+                value = data[ref["key"]]
+                if resource is SECRETS:
+                    try:
+                        return base64.b64decode(value).decode()
+                    except ValueError:
+                        return None
+                return str(value)
+            string_data = obj.get("stringData") or {}
+            if ref.get("key") in string_data:
+                return str(string_data[ref["key"]])
+            return None
+        return None
+
+    # --- the container state machine ---------------------------------------------------------
+
+    def _advance(self, pod: Obj, run: PodRun, now: float) -> None:
+        """Apply every container transition due up to ``now``, in time order."""
+        for _ in range(100_000):
+            due = [c for c in run.containers if c.next_at is not None and c.next_at <= now]
+            if not due:
+                return
+            crun = min(due, key=lambda c: c.next_at or 0.0)
+            at = crun.next_at
+            assert at is not None
+            crun.next_at = None
+            self._step(pod, run, crun, at)
+            if run.running_since is None and run.main and all(c.started for c in run.main):
+                run.running_since = at
+                if run.preempt_after is not None:
+                    run.preempt_at = at + run.preempt_after
+
+    def _step(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
+        stage = crun.stage
+        if stage == "pending":
+            if crun.image_error is not None:
+                crun.stage = "invalid"
+                crun.waiting_reason, crun.waiting_message = "InvalidImageName", crun.image_error
+                self._event(pod, run, "Warning", "InspectFailed", crun.image_error, crun)
+                self._event(pod, run, "Warning", "Failed", "Error: InvalidImageName", crun)
+                return
+            self._pull(pod, run, crun, at)
+        elif stage == "pull-failed":
+            crun.stage = "pull-backoff"
+            image = crun.spec.get("image", "")
+            crun.waiting_reason = "ImagePullBackOff"
+            crun.waiting_message = f'Back-off pulling image "{image}"'
+            self._event(pod, run, "Normal", "BackOff", crun.waiting_message, crun)
+            self._event(pod, run, "Warning", "Failed", "Error: ImagePullBackOff", crun)
+            crun.next_at = max(crun.pull_retry_at, at)
+        elif stage == "pull-backoff":
+            self._pull(pod, run, crun, at)
+        elif stage == "creating":
+            image = crun.spec.get("image", "")
+            if crun.pulling:
+                self._event(pod, run, "Normal", "Pulled",
+                            f'Successfully pulled image "{image}" in '
+                            f"{_go_duration(STARTUP_SECONDS)} ({_go_duration(STARTUP_SECONDS)} "
+                            f"including waiting). Image size: "
+                            f"{10_000_000 + int(_digest(image)[:6], 16) * 10} bytes.", crun)
+                self._node_images.setdefault(run.node, set()).add(image)
+                crun.pulling = False
+            self._start(pod, run, crun, at)
+        elif stage == "running":
+            self._finish(pod, run, crun, at)
+        elif stage == "backoff":
+            self._start(pod, run, crun, at)
+
+    def _pull(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
+        image = str(crun.spec.get("image", ""))
+        behaviour = crun.behaviour
+        if crun.pull_first_at is None:
+            crun.pull_first_at = at
+        failing = behaviour.image_pull is not None and not (
+            behaviour.image_pull_seconds is not None
+            and at - crun.pull_first_at >= behaviour.image_pull_seconds)
+        present = image in self._node_images.get(run.node, set())
+        policy = crun.spec.get("imagePullPolicy", "IfNotPresent")
+        crun.stage = "creating"
+        crun.waiting_reason = "PodInitializing" if run.init else "ContainerCreating"
+        crun.waiting_message = None
+        if failing:
+            self._event(pod, run, "Normal", "Pulling", f'Pulling image "{image}"', crun)
+            _, normalized = normalize_image(image)
+            message = behaviour.image_pull_message or (
+                f'rpc error: code = NotFound desc = failed to pull and unpack image '
+                f'"{normalized}": failed to resolve reference "{normalized}": {normalized}: '
+                "not found")
+            self._event(pod, run, "Warning", "Failed",
+                        f'Failed to pull image "{image}": {message}', crun)
+            self._event(pod, run, "Warning", "Failed", "Error: ErrImagePull", crun)
+            crun.pull_attempts += 1
+            delay = min(BACKOFF_INITIAL * 2 ** (crun.pull_attempts - 1), BACKOFF_MAX)
+            crun.pull_retry_at = at + delay
+            crun.stage = "pull-failed"
+            crun.waiting_reason, crun.waiting_message = "ErrImagePull", message
+            crun.next_at = at + ERR_IMAGE_PULL_SECONDS
+            return
+        if policy == "Always" or (policy != "Never" and not present):
+            self._event(pod, run, "Normal", "Pulling", f'Pulling image "{image}"', crun)
+            crun.pulling = True
+        else:
+            self._event(pod, run, "Normal", "Pulled",
+                        f'Container image "{image}" already present on machine', crun)
+        crun.next_at = at + STARTUP_SECONDS
+
+    def _start(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
+        behaviour = crun.behaviour
+        crun.serial += 1
+        container_id = "containerd://" + _digest(run.uid, crun.name, str(crun.serial))
+        lines = [expand(line, crun.env) for line in behaviour.stdout]
+        count = len(lines)
+        timed = [(at + behaviour.seconds * i / count, line) for i, line in enumerate(lines)]
+        instance = Instance(
+            container_id=container_id, started_at=at, planned_end=at + behaviour.seconds,
+            lines=timed, files={k: expand(v, crun.env) for k, v in behaviour.files.items()},
+        )
+        crun.current = instance
+        crun.stage = "running"
+        crun.waiting_reason, crun.waiting_message = "", None
+        crun.next_at = instance.planned_end
+        self._event(pod, run, "Normal", "Created", f"Created container: {crun.name}", crun)
+        self._event(pod, run, "Normal", "Started", f"Started container {crun.name}", crun)
+
+    def _terminate(self, crun: ContainerRun, instance: Instance, at: float, exit_code: int,
+                   reason: str) -> None:
+        instance.finished_at = at
+        instance.exit_code = exit_code
+        instance.reason = reason
+        message = crun.behaviour.termination_message
+        policy = crun.spec.get("terminationMessagePolicy", "File")
+        if message is not None:
+            message = expand(message, crun.env)[:MAX_TERMINATION_MESSAGE_LENGTH]
+        elif policy == "FallbackToLogsOnError" and exit_code != 0:
+            tail = [line for _, line in instance.emitted(at)][-MAX_TERMINATION_LOG_LINES:]
+            data = "".join(f"{line}\n" for line in tail).encode()
+            message = data[-MAX_TERMINATION_LOG_BYTES:].decode(errors="ignore") or None
+        instance.message = message
+
+    def _finish(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
+        instance = crun.current
+        assert instance is not None
+        behaviour = crun.behaviour
+        self._terminate(crun, instance, at, behaviour.exit_code, behaviour.reason)
+        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+        failed = behaviour.exit_code != 0
+        restart = policy == "Always" or (policy == "OnFailure" and failed)
+        if not restart:
+            crun.stage = "done"
+            if crun.init:
+                self._init_done(run, crun, at)
+            return
+        crun.crashes += 1
+        crun.restart_count += 1
+        crun.last = instance
+        crun.current = None
+        if crun.crashes == 1:
+            self._start(pod, run, crun, at)
+            return
+        delay = min(BACKOFF_INITIAL * 2 ** (crun.crashes - 2), BACKOFF_MAX)
+        crun.stage = "backoff"
+        crun.waiting_reason = "CrashLoopBackOff"
+        crun.waiting_message = (f"back-off {_go_duration(delay)} restarting failed container="
+                                f"{crun.name} pod={run.name}_{run.namespace}({run.uid})")
+        self._event(pod, run, "Warning", "BackOff",
+                    f"Back-off restarting failed container {crun.name} in pod "
+                    f"{run.name}_{run.namespace}({run.uid})", crun)
+        crun.next_at = at + delay
+
+    def _init_done(self, run: PodRun, crun: ContainerRun, at: float) -> None:
+        if not crun.succeeded():
+            return  # restartPolicy Never: the pod fails
+        index = run.init.index(crun)
+        if index + 1 < len(run.init):
+            run.init[index + 1].next_at = at
+            return
+        for main in run.main:
+            main.next_at = at
+
+    def _kill(self, pod: Obj, run: PodRun, now: float) -> None:
+        run.killed_at = now
+        for crun in run.containers:
+            crun.next_at = None
+            if crun.stage == "running" and crun.current is not None:
+                self._event(pod, run, "Normal", "Killing", f"Stopping container {crun.name}",
+                            crun)
+                self._terminate(crun, crun.current, now, KILLED_EXIT_CODE, "Error")
+            elif crun.stage != "done":
+                crun.current = Instance(container_id="", started_at=now, planned_end=now,
+                                        lines=[], files={}, finished_at=now, exit_code=137,
+                                        reason="ContainerStatusUnknown",
+                                        message="The container could not be located when the "
+                                                "pod was terminated")
+            crun.stage = "done"
+
+    # --- status ------------------------------------------------------------------------------
+
+    def _container_status(self, crun: ContainerRun) -> Obj:
+        state: Obj
+        ready = started = False
+        image = crun.spec.get("image", "")
+        image_id = ""
+        container_id = None
+        if crun.stage == "running" and crun.current is not None:
+            state = {"running": {"startedAt": self._ts(crun.current.started_at)}}
+            ready = started = True
+            container_id = crun.current.container_id
+        elif crun.stage == "done" and crun.current is not None:
+            state = {"terminated": self._terminated(crun.current)}
+            container_id = crun.current.container_id or None
+        else:
+            waiting: Obj = {"reason": crun.waiting_reason}
+            if crun.waiting_message:
+                waiting["message"] = crun.waiting_message
+            state = {"waiting": waiting}
+        if (crun.current is not None and crun.current.container_id) or crun.last is not None:
+            image = crun.image_name
+            repo = crun.image_name.split("@", 1)[0]
+            if "@" not in crun.image_name:
+                repo = repo.rsplit(":", 1)[0]
+            image_id = f"{repo}@sha256:{_digest('image', crun.image_name)}"
+        status: Obj = {"name": crun.name, "state": state, "lastState": {}, "ready": ready,
+                       "restartCount": crun.restart_count, "image": image, "imageID": image_id}
+        if crun.last is not None:
+            status["lastState"] = {"terminated": self._terminated(crun.last)}
+        if container_id:
+            status["containerID"] = container_id
+        status["started"] = started
+        return status
+
+    def _terminated(self, instance: Instance) -> Obj:
+        state: Obj = {"exitCode": instance.exit_code, "reason": instance.reason}
+        if instance.message:
+            state["message"] = instance.message
+        if instance.container_id:
+            state["startedAt"] = self._ts(instance.started_at)
+        state["finishedAt"] = self._ts(
+            instance.started_at if instance.finished_at is None else instance.finished_at)
+        if instance.container_id:
+            state["containerID"] = instance.container_id
+        return state
+
+    def _ts(self, at: float) -> str:
+        return self.state.clock.timestamp(at)
+
+    def _status(self, pod: Obj, run: PodRun, now: float) -> Obj:
+        old = pod.get("status") or {}
+        spec = pod.get("spec") or {}
+        init_statuses = [self._container_status(c) for c in run.init]
+        main_statuses = [self._container_status(c) for c in run.main]
+        terminal = run.killed_at is not None
+        phase = _phase(spec, init_statuses, main_statuses, terminal)
+        if phase not in TERMINAL and old.get("phase") in TERMINAL:
+            phase = old["phase"]
+        status: Obj = {k: v for k, v in old.items()
+                       if k not in ("conditions", "initContainerStatuses", "containerStatuses")}
+        status["phase"] = phase
+        if run.deadline_exceeded:
+            status["reason"] = "DeadlineExceeded"
+            status["message"] = "Pod was active on the node longer than the specified deadline"
+        status["conditions"] = self._conditions(old, run, phase, init_statuses, main_statuses)
+        status["hostIP"] = run.host_ip
+        status["hostIPs"] = [{"ip": run.host_ip}]
+        status["podIP"] = run.pod_ip
+        status["podIPs"] = [{"ip": run.pod_ip}]
+        status["startTime"] = self._ts(run.acked_at)
+        if init_statuses:
+            status["initContainerStatuses"] = init_statuses
+        status["containerStatuses"] = main_statuses
+        return status
+
+    def _conditions(self, old: Obj, run: PodRun, phase: str, init_statuses: list[Obj],
+                    main_statuses: list[Obj]) -> list[Obj]:
+        previous = {c.get("type"): c for c in old.get("conditions") or []}
+        out = [c for c in old.get("conditions") or [] if c.get("type") not in KUBELET_CONDITIONS]
+        now = self.state.clock.timestamp()
+
+        def condition(kind: str, ok: bool, reason: str | None = None,
+                      message: str | None = None) -> Obj:
+            value = "True" if ok else "False"
+            before = previous.get(kind)
+            since = before.get("lastTransitionTime") if before and before.get(
+                "status") == value else now
+            cond: Obj = {"type": kind, "status": value, "lastProbeTime": None,
+                         "lastTransitionTime": since}
+            if reason:
+                cond["reason"] = reason
+            if message:
+                cond["message"] = message
+            return cond
+
+        out.append(condition("PodReadyToStartContainers", phase not in TERMINAL))
+        incomplete = [s["name"] for s in init_statuses
+                      if (s["state"].get("terminated") or {}).get("exitCode") != 0]
+        if not init_statuses:
+            out.append(condition("Initialized", True,
+                                 "PodCompleted" if phase == "Succeeded" else None))
+        elif incomplete and phase != "Succeeded":
+            out.append(condition("Initialized", False, "ContainersNotInitialized",
+                                 f"containers with incomplete status: [{' '.join(incomplete)}]"))
+        else:
+            out.append(condition("Initialized", True))
+        unready = [s["name"] for s in main_statuses if not s["ready"]]
+        ready: list[tuple[str, bool, str | None, str | None]]
+        if phase == "Succeeded":
+            ready = [("Ready", False, "PodCompleted", None),
+                     ("ContainersReady", False, "PodCompleted", None)]
+        elif unready:
+            unready_message = f"containers with unready status: [{' '.join(unready)}]"
+            ready = [("Ready", False, "ContainersNotReady", unready_message),
+                     ("ContainersReady", False, "ContainersNotReady", unready_message)]
+        else:
+            ready = [("Ready", True, None, None), ("ContainersReady", True, None, None)]
+        for kind, ok, reason, why in ready:
+            out.append(condition(kind, ok, reason, why))
+        out.append(condition("PodScheduled", True))
+        return out
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _event(self, pod: Obj, run: PodRun, kind: str, reason: str, message: str,
+               crun: ContainerRun | None = None) -> None:
+        current = self.state.store.peek(PODS, run.namespace, run.name) or pod
+        self.state.events.record(current, kind, reason, message, component="kubelet",
+                                 host=run.node,
+                                 field_path=crun.field_path if crun is not None else None)
+
+
+def _node_ready(node: Obj) -> bool:
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return True
+
+
+def _phase(spec: Obj, init_statuses: Iterable[Obj], main_statuses: list[Obj],
+           terminal: bool) -> str:
+    """The kubelet's ``getPhase`` (regular init containers; no sidecars)."""
+    pending_init = failed_init = 0
+    for status in init_statuses:
+        state, last = status["state"], status.get("lastState") or {}
+        if "running" in state:
+            pending_init += 1
+        elif "terminated" in state:
+            if state["terminated"].get("exitCode") != 0:
+                failed_init += 1
+        elif "waiting" in state:
+            if "terminated" in last:
+                if last["terminated"].get("exitCode") != 0:
+                    failed_init += 1
+            else:
+                pending_init += 1
+        else:
+            pending_init += 1
+    running = waiting = stopped = succeeded = 0
+    for status in main_statuses:
+        state, last = status["state"], status.get("lastState") or {}
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            if state["terminated"].get("exitCode") == 0:
+                succeeded += 1
+        elif "terminated" in last:
+            stopped += 1
+        else:
+            waiting += 1
+    policy = spec.get("restartPolicy", "Always")
+    if failed_init > 0 and policy == "Never":
+        return "Failed"
+    regular_started = any(
+        "running" in s["state"] or "terminated" in s["state"]
+        or "terminated" in (s.get("lastState") or {}) for s in main_statuses)
+    if pending_init > 0 and not regular_started:
+        return "Pending"
+    if waiting > 0:
+        return "Pending"
+    if running > 0:
+        return "Running"
+    if stopped > 0:
+        if terminal:
+            return "Succeeded" if stopped == succeeded else "Failed"
+        if policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        if policy == "Never":
+            return "Failed"
+        return "Running"
+    return "Pending"
