@@ -125,10 +125,19 @@ class SimulatedCluster:
                                                self.loop_controllers)
         self._controller_task = asyncio.get_running_loop().create_task(
             self._controller_loop.run())
+        await self._start_server()
+
+    async def _start_server(self) -> None:
         self._runner = web.AppRunner(self.server.app(), handle_signals=False,
                                      access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await self._start_site()
+
+    async def _stop_server(self) -> None:
+        """Close the listening socket and every open connection (keep-alive ones too)."""
+        if self._runner is not None:
+            runner, self._runner, self._site = self._runner, None, None
+            await runner.cleanup()
 
     async def _start_site(self) -> None:
         assert self._runner is not None
@@ -343,10 +352,11 @@ class SimulatedCluster:
             store = self.state.store
             store.drop_watches()
             store.compact()
-            if outage_seconds > 0 and self._site is not None:
-                await self._site.stop()
+            # A restarted API server drops every connection, idle keep-alive ones included.
+            await self._stop_server()
+            if outage_seconds > 0:
                 await asyncio.sleep(outage_seconds)
-                await self._start_site()
+            await self._start_server()
 
         loop = self._loop
         assert loop is not None, "the cluster is not running"
