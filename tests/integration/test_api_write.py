@@ -357,11 +357,13 @@ def test_job_delete_without_policy_orphans(simulated_cluster: Any,
         "spec": {"suspend": True, "template": {"spec": _pod("x")["spec"]}}})
     ref = {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": job.metadata.uid,
            "controller": True, "blockOwnerDeletion": True}
-    v1.create_namespaced_pod("batch", _pod("j-pod", ownerReferences=[ref]))
+    # A ConfigMap rather than a pod, so that the Job controller leaves it alone.
+    v1.create_namespaced_config_map("batch", {"metadata": {"name": "j-data",
+                                                           "ownerReferences": [ref]}})
     batch.delete_namespaced_job("j", "batch")
     simulated_cluster.wait_for(lambda: _gone(batch.read_namespaced_job, "j", "batch"),
                                message="the job to go")
-    assert v1.read_namespaced_pod("j-pod", "batch").metadata.owner_references is None
+    assert v1.read_namespaced_config_map("j-data", "batch").metadata.owner_references is None
 
 
 def test_delete_collection(v1: kubernetes.client.CoreV1Api) -> None:
