@@ -76,6 +76,9 @@ def parse_label_selector(text: str | None) -> list[Requirement]:
             if not (value.startswith("(") and value.endswith(")")):
                 raise ApiError(400, f"unable to parse requirement: {part.strip()!r}")
             values = tuple(v.strip() for v in value[1:-1].split(",") if v.strip())
+            if not values:
+                raise ApiError(400, f"unable to parse requirement: {part.strip()!r}: for "
+                                    "'in', 'notin' operators, values set can't be empty")
             requirements.append(Requirement(key, "In" if op == "in" else "NotIn", values))
     return requirements
 
