@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from . import admission, patching, schema
-from .resources import NAMESPACES, PODS, ApiError, ResourceType
+from .resources import NAMESPACES, NODES, PODS, ApiError, ResourceType
 from .selectors import object_filter, parse_field_selector, parse_label_selector
 from .state import ClusterState
 from .store import ResourceVersionTooOld
@@ -489,8 +489,8 @@ class ApiServer:
                              "deletionGracePeriodSeconds", "generation", "managedFields",
                              "selfLink"):
             meta.pop(server_field, None)
-        if "status" in resource.subresources:
-            obj["status"] = {}
+        if "status" in resource.subresources and resource is not NODES:
+            obj["status"] = {}  # nodes alone may be created with a status (nodeStrategy)
         if not meta.get("name") and meta.get("generateName"):
             for _ in range(10):
                 meta["name"] = admission.generate_name(meta["generateName"])
