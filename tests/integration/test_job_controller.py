@@ -18,7 +18,6 @@ import pytest
 
 from airflow_k8s_jobs.testing.cluster import SimulatedCluster
 from airflow_k8s_jobs.testing.controllers.jobs import format_indexes, parse_indexes
-from airflow_k8s_jobs.testing.resources import PODS
 
 NS = "batch"
 NO_NODES = {"timeScale": 0, "namespaces": [NS], "nodePools": [{"name": "default", "nodes": 0}]}
@@ -27,6 +26,7 @@ pytestmark = pytest.mark.simulated_cluster(NO_NODES)
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 FAILURE_COUNT_KEY = "batch.kubernetes.io/job-index-failure-count"
+HOLD = "example.com/hold"
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -52,7 +52,8 @@ def core(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
 @pytest.fixture
 async def aapi(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.ApiClient]:
     client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig))
+        config_file=str(simulated_kubeconfig)
+    )
     yield client
     await client.close()
 
@@ -87,20 +88,30 @@ def conditions(batch: kubernetes.client.BatchV1Api, name: str) -> dict[str, dict
 
 
 def condition_types(batch: kubernetes.client.BatchV1Api, name: str) -> list[str]:
-    return [c["type"] for c in job_status(batch, name).get("conditions") or []
-            if c["status"] == "True"]
+    return [
+        c["type"] for c in job_status(batch, name).get("conditions") or [] if c["status"] == "True"
+    ]
 
 
 def pods_of(core: kubernetes.client.CoreV1Api, job: str, active_only: bool = True) -> list[Any]:
     pods = core.list_namespaced_pod(NS, label_selector=f"{JOB_NAME_LABEL}={job}").items
     if active_only:
-        pods = [p for p in pods if p.status.phase not in ("Succeeded", "Failed")
-                and p.metadata.deletion_timestamp is None]
+        pods = [
+            p
+            for p in pods
+            if p.status.phase not in ("Succeeded", "Failed")
+            and p.metadata.deletion_timestamp is None
+        ]
     return sorted(pods, key=lambda p: p.metadata.creation_timestamp or 0)
 
 
-def wait_pods(cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, job: str,
-              count: int, message: str = "") -> list[Any]:
+def wait_pods(
+    cluster: SimulatedCluster,
+    core: kubernetes.client.CoreV1Api,
+    job: str,
+    count: int,
+    message: str = "",
+) -> list[Any]:
     result: list[Any] = []
 
     def check() -> bool:
@@ -111,19 +122,34 @@ def wait_pods(cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, job:
     return result
 
 
-def finish(core: kubernetes.client.CoreV1Api, pod: str, phase: str = "Succeeded",
-           exit_code: int | None = None, conditions: list[dict[str, Any]] | None = None,
-           container: str = "main") -> None:
+def finish(
+    core: kubernetes.client.CoreV1Api,
+    pod: str,
+    phase: str = "Succeeded",
+    exit_code: int | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+    container: str = "main",
+) -> None:
     """Report a pod outcome the way a kubelet does: through the status subresource."""
     code = exit_code if exit_code is not None else (0 if phase == "Succeeded" else 1)
     status: dict[str, Any] = {
         "phase": phase,
-        "containerStatuses": [{
-            "name": container, "image": "busybox:1.36", "imageID": "", "ready": False,
-            "restartCount": 0, "started": False,
-            "state": {"terminated": {"exitCode": code,
-                                     "reason": "Completed" if code == 0 else "Error"}},
-        }],
+        "containerStatuses": [
+            {
+                "name": container,
+                "image": "busybox:1.36",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {
+                    "terminated": {
+                        "exitCode": code,
+                        "reason": "Completed" if code == 0 else "Error",
+                    }
+                },
+            }
+        ],
     }
     if conditions:
         status["conditions"] = conditions
@@ -131,14 +157,19 @@ def finish(core: kubernetes.client.CoreV1Api, pod: str, phase: str = "Succeeded"
 
 
 def events(cluster: SimulatedCluster, job: str, reason: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in cluster.events(NS, involved_name=job, reason=reason)
-            if e["involvedObject"].get("kind") == "Job"]
+    return [
+        e
+        for e in cluster.events(NS, involved_name=job, reason=reason)
+        if e["involvedObject"].get("kind") == "Job"
+    ]
 
 
-def wait_condition(cluster: SimulatedCluster, batch: kubernetes.client.BatchV1Api, job: str,
-                   ctype: str) -> dict[str, Any]:
-    return cluster.wait_for(lambda: conditions(batch, job).get(ctype), timeout=10,
-                            message=f"condition {ctype} on {job}")
+def wait_condition(
+    cluster: SimulatedCluster, batch: kubernetes.client.BatchV1Api, job: str, ctype: str
+) -> dict[str, Any]:
+    return cluster.wait_for(
+        lambda: conditions(batch, job).get(ctype), timeout=10, message=f"condition {ctype} on {job}"
+    )
 
 
 # --- unit-level checks of the index notation --------------------------------------------------
@@ -146,7 +177,13 @@ def wait_condition(cluster: SimulatedCluster, batch: kubernetes.client.BatchV1Ap
 
 @pytest.mark.parametrize(
     ("indexes", "text"),
-    [([], ""), ([0], "0"), ([0, 1], "0,1"), ([0, 1, 2, 4], "0-2,4"), ([1, 3, 4, 5, 7, 8], "1,3-5,7,8")],
+    [
+        ([], ""),
+        ([0], "0"),
+        ([0, 1], "0,1"),
+        ([0, 1, 2, 4], "0-2,4"),
+        ([1, 3, 4, 5, 7, 8], "1,3-5,7,8"),
+    ],
 )
 def test_index_notation(indexes: list[int], text: str) -> None:
     assert format_indexes(indexes) == text
@@ -179,12 +216,15 @@ def test_creates_pods_owned_by_the_job(
 
     created = events(simulated_cluster, "owned", "SuccessfulCreate")
     assert sorted(e["message"] for e in created) == sorted(
-        f"Created pod: {p.metadata.name}" for p in pods)
-    assert all(e["type"] == "Normal" and e["source"]["component"] == "job-controller"
-               for e in created)
+        f"Created pod: {p.metadata.name}" for p in pods
+    )
+    assert all(
+        e["type"] == "Normal" and e["source"]["component"] == "job-controller" for e in created
+    )
 
-    status = simulated_cluster.wait_for(lambda: job_status(batch, "owned").get("active") == 2
-                                        and job_status(batch, "owned"))
+    status = simulated_cluster.wait_for(
+        lambda: job_status(batch, "owned").get("active") == 2 and job_status(batch, "owned")
+    )
     assert status["startTime"]
     assert status["ready"] == 0
     assert status["terminating"] == 0
@@ -199,8 +239,11 @@ def test_never_more_pods_than_remaining_completions(
     create_job(batch, "three", completions=3, parallelism=2)
     first, second = wait_pods(simulated_cluster, core, "three", 2)
     finish(core, first.metadata.name)
-    third = next(p for p in wait_pods(simulated_cluster, core, "three", 2)
-                 if p.metadata.name != second.metadata.name)
+    third = next(
+        p
+        for p in wait_pods(simulated_cluster, core, "three", 2)
+        if p.metadata.name != second.metadata.name
+    )
     finish(core, second.metadata.name)
     # Two completions left to reach, one pod running: no new pod.
     simulated_cluster.wait_for(lambda: job_status(batch, "three").get("succeeded") == 2)
@@ -213,10 +256,16 @@ def test_ready_pods_are_reported(
 ) -> None:
     create_job(batch, "ready", completions=2, parallelism=2)
     first, _ = wait_pods(simulated_cluster, core, "ready", 2)
-    core.patch_namespaced_pod_status(first.metadata.name, NS, {"status": {
-        "phase": "Running",
-        "conditions": [{"type": "Ready", "status": "True"}],
-    }})
+    core.patch_namespaced_pod_status(
+        first.metadata.name,
+        NS,
+        {
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            }
+        },
+    )
     simulated_cluster.wait_for(lambda: job_status(batch, "ready").get("ready") == 1)
     assert job_status(batch, "ready")["active"] == 2
 
@@ -231,8 +280,7 @@ def test_job_completes_after_all_completions(
     for _ in range(3):
         pod = wait_pods(simulated_cluster, core, "done", 1 if _ == 2 else 2)[0]
         finish(core, pod.metadata.name)
-        simulated_cluster.wait_for(
-            lambda n=_ + 1: job_status(batch, "done").get("succeeded") == n)
+        simulated_cluster.wait_for(lambda n=_ + 1: job_status(batch, "done").get("succeeded") == n)
 
     complete = wait_condition(simulated_cluster, batch, "done", "Complete")
     status = job_status(batch, "done")
@@ -305,9 +353,7 @@ def test_indexed_job_pods_and_completed_indexes(
 # --- failures and backoffLimit ----------------------------------------------------------------
 
 
-def test_backoff_limit_exceeded(
-    simulated_cluster: SimulatedCluster, batch: Any, core: Any
-) -> None:
+def test_backoff_limit_exceeded(simulated_cluster: SimulatedCluster, batch: Any, core: Any) -> None:
     create_job(batch, "flaky", backoffLimit=1)
     (first,) = wait_pods(simulated_cluster, core, "flaky", 1)
     finish(core, first.metadata.name, "Failed", exit_code=3)
@@ -332,7 +378,9 @@ def test_backoff_limit_exceeded(
     assert "completionTime" not in status
     (event,) = events(simulated_cluster, "flaky", "BackoffLimitExceeded")
     assert (event["type"], event["message"]) == (
-        "Warning", "Job has reached the specified backoff limit")
+        "Warning",
+        "Job has reached the specified backoff limit",
+    )
     # No more pods once failed.
     simulated_cluster.advance(600)
     assert not pods_of(core, "flaky")
@@ -383,33 +431,91 @@ def test_pod_deleted_behind_the_controllers_back_is_replaced(
 # --- terminating pods delay the terminal condition ------------------------------------------
 
 
+def held_job(name: str, **spec: Any) -> dict[str, Any]:
+    """A Job whose pods carry a finalizer: deleted, they stay terminating until released."""
+    body = job_body(name, **spec)
+    body["spec"]["template"]["metadata"] = {"finalizers": [HOLD]}
+    return body
+
+
+def release(core: kubernetes.client.CoreV1Api, pod: str) -> None:
+    core.patch_namespaced_pod(pod, NS, {"metadata": {"finalizers": None}})
+
+
 def test_failed_condition_waits_for_terminating_pods(
     simulated_cluster: SimulatedCluster, batch: Any, core: Any
 ) -> None:
-    create_job(batch, "slow-stop", completions=2, parallelism=2, backoffLimit=0)
+    batch.create_namespaced_job(
+        NS, held_job("slow-stop", completions=2, parallelism=2, backoffLimit=0)
+    )
     first, second = wait_pods(simulated_cluster, core, "slow-stop", 2)
-    # The second pod is bound to a node, so deleting it is graceful: it keeps a
-    # deletionTimestamp until the kubelet confirms it is gone.
-    core.patch_namespaced_pod(second.metadata.name, NS, {"spec": {"nodeName": "node-a"}})
+    assert second.metadata.finalizers == [HOLD]
     finish(core, first.metadata.name, "Failed")
 
     wait_condition(simulated_cluster, batch, "slow-stop", "FailureTarget")
     simulated_cluster.wait_for(lambda: job_status(batch, "slow-stop").get("terminating") == 1)
+    simulated_cluster.advance(5)
     assert "Failed" not in conditions(batch, "slow-stop")
     assert core.read_namespaced_pod(second.metadata.name, NS).metadata.deletion_timestamp
     assert not events(simulated_cluster, "slow-stop", "BackoffLimitExceeded")
+    # The pod deleted because the Job failed counts as failed at once.
+    assert job_status(batch, "slow-stop")["failed"] == 2
 
-    simulated_cluster.advance(5)
-    simulated_cluster.call(simulated_cluster.state.store.finish_deletion, PODS, NS,
-                           second.metadata.name)
+    release(core, second.metadata.name)
     failed = wait_condition(simulated_cluster, batch, "slow-stop", "Failed")
     target = conditions(batch, "slow-stop")["FailureTarget"]
     assert failed["reason"] == target["reason"] == "BackoffLimitExceeded"
+    assert failed["message"] == target["message"]
     assert failed["lastTransitionTime"] > target["lastTransitionTime"]
     status = job_status(batch, "slow-stop")
     assert status["terminating"] == 0
     assert status["failed"] == 2
     assert len(events(simulated_cluster, "slow-stop", "BackoffLimitExceeded")) == 1
+
+
+def test_replacement_waits_for_nothing_with_terminating_or_failed(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any
+) -> None:
+    """The default podReplacementPolicy replaces a terminating pod (after the back-off) and
+    counts it as failed without waiting for it to go."""
+    batch.create_namespaced_job(NS, held_job("replace-early"))
+    (pod,) = wait_pods(simulated_cluster, core, "replace-early", 1)
+    core.delete_namespaced_pod(pod.metadata.name, NS)
+    simulated_cluster.wait_for(lambda: job_status(batch, "replace-early").get("failed") == 1)
+    assert job_status(batch, "replace-early")["terminating"] == 1
+    simulated_cluster.advance(10)
+    wait_pods(simulated_cluster, core, "replace-early", 1)
+    release(core, pod.metadata.name)
+    simulated_cluster.wait_for(lambda: job_status(batch, "replace-early").get("terminating") == 0)
+    assert job_status(batch, "replace-early")["failed"] == 1
+
+
+def test_replacement_waits_for_terminating_pods_with_policy_failed(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any
+) -> None:
+    """With a podFailurePolicy (podReplacementPolicy Failed) a terminating pod is neither a
+    failure nor replaced until it reaches phase Failed."""
+    policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    batch.create_namespaced_job(NS, held_job("graceful", podFailurePolicy=policy))
+    (pod,) = wait_pods(simulated_cluster, core, "graceful", 1)
+    core.delete_namespaced_pod(pod.metadata.name, NS)
+    simulated_cluster.wait_for(lambda: job_status(batch, "graceful").get("terminating") == 1)
+    simulated_cluster.advance(60)
+    assert not pods_of(core, "graceful")
+    assert "failed" not in job_status(batch, "graceful")
+    finish(
+        core,
+        pod.metadata.name,
+        "Failed",
+        exit_code=137,
+        conditions=[
+            {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"}
+        ],
+    )
+    release(core, pod.metadata.name)
+    simulated_cluster.advance(10)
+    wait_pods(simulated_cluster, core, "graceful", 1)
+    assert "failed" not in job_status(batch, "graceful")
 
 
 # --- podFailurePolicy -----------------------------------------------------------------------
@@ -418,17 +524,23 @@ def test_failed_condition_waits_for_terminating_pods(
 def test_pod_failure_policy_fail_job(
     simulated_cluster: SimulatedCluster, batch: Any, core: Any
 ) -> None:
-    policy = {"rules": [
-        {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In",
-                                              "values": [42]}},
-    ]}
+    policy = {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]},
+            },
+        ]
+    }
     create_job(batch, "fatal", completions=2, parallelism=2, podFailurePolicy=policy)
     first, _ = wait_pods(simulated_cluster, core, "fatal", 2)
     finish(core, first.metadata.name, "Failed", exit_code=42)
 
     failed = wait_condition(simulated_cluster, batch, "fatal", "Failed")
-    message = (f"Container main for pod {NS}/{first.metadata.name} failed with exit code 42 "
-               "matching FailJob rule at index 0")
+    message = (
+        f"Container main for pod {NS}/{first.metadata.name} failed with exit code 42 "
+        "matching FailJob rule at index 0"
+    )
     assert (failed["reason"], failed["message"]) == ("PodFailurePolicy", message)
     assert conditions(batch, "fatal")["FailureTarget"]["message"] == message
     assert not pods_of(core, "fatal")
@@ -442,21 +554,25 @@ def test_pod_failure_policy_fail_job_on_pod_condition(
     policy = {"rules": [{"action": "FailJob", "onPodConditions": [{"type": "ConfigIssue"}]}]}
     create_job(batch, "config", podFailurePolicy=policy)
     (pod,) = wait_pods(simulated_cluster, core, "config", 1)
-    finish(core, pod.metadata.name, "Failed",
-           conditions=[{"type": "ConfigIssue", "status": "True"}])
+    finish(
+        core, pod.metadata.name, "Failed", conditions=[{"type": "ConfigIssue", "status": "True"}]
+    )
     failed = wait_condition(simulated_cluster, batch, "config", "Failed")
-    assert failed["message"] == (f"Pod {NS}/{pod.metadata.name} has condition ConfigIssue "
-                                 "matching FailJob rule at index 0")
+    assert failed["message"] == (
+        f"Pod {NS}/{pod.metadata.name} has condition ConfigIssue matching FailJob rule at index 0"
+    )
 
 
 def test_pod_failure_policy_rules_apply_in_order(
     simulated_cluster: SimulatedCluster, batch: Any, core: Any
 ) -> None:
-    policy = {"rules": [
-        {"action": "Count", "onExitCodes": {"operator": "In", "values": [1]}},
-        {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [5]}},
-        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [5]}},
-    ]}
+    policy = {
+        "rules": [
+            {"action": "Count", "onExitCodes": {"operator": "In", "values": [1]}},
+            {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [5]}},
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [5]}},
+        ]
+    }
     create_job(batch, "ordered", backoffLimit=3, podFailurePolicy=policy)
     (pod,) = wait_pods(simulated_cluster, core, "ordered", 1)
     # Exit code 1: the Count rule comes first, the FailJob rule (NotIn [5]) is never reached.
@@ -481,8 +597,12 @@ def test_ignored_disruption_does_not_count(
     policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
     create_job(batch, "preemptible", backoffLimit=0, podFailurePolicy=policy)
     (pod,) = wait_pods(simulated_cluster, core, "preemptible", 1)
-    disruption = {"type": "DisruptionTarget", "status": "True",
-                  "reason": "PreemptionByScheduler", "message": "preempted"}
+    disruption = {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "PreemptionByScheduler",
+        "message": "preempted",
+    }
     finish(core, pod.metadata.name, "Failed", exit_code=137, conditions=[disruption])
     simulated_cluster.advance(10)
     (replacement,) = wait_pods(simulated_cluster, core, "preemptible", 1)
@@ -496,35 +616,16 @@ def test_disruption_counts_without_a_policy(
 ) -> None:
     create_job(batch, "disrupted", backoffLimit=0)
     (pod,) = wait_pods(simulated_cluster, core, "disrupted", 1)
-    disruption = {"type": "DisruptionTarget", "status": "True",
-                  "reason": "PreemptionByScheduler", "message": "preempted"}
+    disruption = {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "PreemptionByScheduler",
+        "message": "preempted",
+    }
     finish(core, pod.metadata.name, "Failed", exit_code=137, conditions=[disruption])
     failed = wait_condition(simulated_cluster, batch, "disrupted", "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
     assert job_status(batch, "disrupted")["failed"] == 1
-
-
-def test_policy_waits_for_terminating_pods_to_fail(
-    simulated_cluster: SimulatedCluster, batch: Any, core: Any
-) -> None:
-    """With a podFailurePolicy (podReplacementPolicy Failed) a terminating pod is neither a
-    failure nor replaced until it reaches phase Failed."""
-    policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
-    create_job(batch, "graceful", podFailurePolicy=policy)
-    (pod,) = wait_pods(simulated_cluster, core, "graceful", 1)
-    core.patch_namespaced_pod(pod.metadata.name, NS, {"spec": {"nodeName": "node-a"}})
-    core.delete_namespaced_pod(pod.metadata.name, NS)
-    simulated_cluster.wait_for(lambda: job_status(batch, "graceful").get("terminating") == 1)
-    simulated_cluster.advance(60)
-    assert not pods_of(core, "graceful")
-    assert "failed" not in job_status(batch, "graceful")
-    finish(core, pod.metadata.name, "Failed", exit_code=137, conditions=[
-        {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"}])
-    simulated_cluster.call(simulated_cluster.state.store.finish_deletion, PODS, NS,
-                           pod.metadata.name)
-    simulated_cluster.advance(10)
-    wait_pods(simulated_cluster, core, "graceful", 1)
-    assert "failed" not in job_status(batch, "graceful")
 
 
 # --- backoffLimitPerIndex -------------------------------------------------------------------
@@ -533,16 +634,27 @@ def test_policy_waits_for_terminating_pods_to_fail(
 def test_backoff_limit_per_index(
     simulated_cluster: SimulatedCluster, batch: Any, core: Any
 ) -> None:
-    create_job(batch, "per-index", completions=3, parallelism=3, completionMode="Indexed",
-               backoffLimitPerIndex=1)
-    pods = {int(p.metadata.annotations[INDEX_KEY]): p
-            for p in wait_pods(simulated_cluster, core, "per-index", 3)}
+    create_job(
+        batch,
+        "per-index",
+        completions=3,
+        parallelism=3,
+        completionMode="Indexed",
+        backoffLimitPerIndex=1,
+    )
+    pods = {
+        int(p.metadata.annotations[INDEX_KEY]): p
+        for p in wait_pods(simulated_cluster, core, "per-index", 3)
+    }
     assert all(p.metadata.annotations[FAILURE_COUNT_KEY] == "0" for p in pods.values())
     finish(core, pods[1].metadata.name, "Failed")
     simulated_cluster.advance(10)
-    retry = simulated_cluster.wait_for(lambda: next(
-        (p for p in pods_of(core, "per-index") if p.metadata.annotations[INDEX_KEY] == "1"),
-        None))
+    retry = simulated_cluster.wait_for(
+        lambda: next(
+            (p for p in pods_of(core, "per-index") if p.metadata.annotations[INDEX_KEY] == "1"),
+            None,
+        )
+    )
     assert retry.metadata.annotations[FAILURE_COUNT_KEY] == "1"
     finish(core, retry.metadata.name, "Failed")
     simulated_cluster.wait_for(lambda: job_status(batch, "per-index").get("failedIndexes") == "1")
@@ -562,8 +674,15 @@ def test_backoff_limit_per_index(
 def test_max_failed_indexes_exceeded(
     simulated_cluster: SimulatedCluster, batch: Any, core: Any
 ) -> None:
-    create_job(batch, "max-idx", completions=4, parallelism=2, completionMode="Indexed",
-               backoffLimitPerIndex=0, maxFailedIndexes=1)
+    create_job(
+        batch,
+        "max-idx",
+        completions=4,
+        parallelism=2,
+        completionMode="Indexed",
+        backoffLimitPerIndex=0,
+        maxFailedIndexes=1,
+    )
     first, second = wait_pods(simulated_cluster, core, "max-idx", 2)
     finish(core, first.metadata.name, "Failed")
     simulated_cluster.wait_for(lambda: job_status(batch, "max-idx").get("failedIndexes") == "0")
@@ -578,15 +697,21 @@ def test_max_failed_indexes_exceeded(
     assert job_status(batch, "max-idx")["failedIndexes"] == "0,1"
 
 
-def test_fail_index_action(
-    simulated_cluster: SimulatedCluster, batch: Any, core: Any
-) -> None:
-    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In",
-                                                               "values": [7]}}]}
-    create_job(batch, "fail-idx", completions=2, parallelism=2, completionMode="Indexed",
-               backoffLimitPerIndex=5, podFailurePolicy=policy)
-    pods = {int(p.metadata.annotations[INDEX_KEY]): p
-            for p in wait_pods(simulated_cluster, core, "fail-idx", 2)}
+def test_fail_index_action(simulated_cluster: SimulatedCluster, batch: Any, core: Any) -> None:
+    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [7]}}]}
+    create_job(
+        batch,
+        "fail-idx",
+        completions=2,
+        parallelism=2,
+        completionMode="Indexed",
+        backoffLimitPerIndex=5,
+        podFailurePolicy=policy,
+    )
+    pods = {
+        int(p.metadata.annotations[INDEX_KEY]): p
+        for p in wait_pods(simulated_cluster, core, "fail-idx", 2)
+    }
     finish(core, pods[0].metadata.name, "Failed", exit_code=7)
     simulated_cluster.wait_for(lambda: job_status(batch, "fail-idx").get("failedIndexes") == "0")
     simulated_cluster.advance(60)
@@ -596,16 +721,25 @@ def test_fail_index_action(
     assert failed["reason"] == "FailedIndexes"
 
 
-def test_success_policy(
-    simulated_cluster: SimulatedCluster, batch: Any, core: Any
-) -> None:
-    create_job(batch, "leader", completions=3, parallelism=3, completionMode="Indexed",
-               successPolicy={"rules": [{"succeededIndexes": "0"}]})
-    pods = {int(p.metadata.annotations[INDEX_KEY]): p
-            for p in wait_pods(simulated_cluster, core, "leader", 3)}
+def test_success_policy(simulated_cluster: SimulatedCluster, batch: Any, core: Any) -> None:
+    create_job(
+        batch,
+        "leader",
+        completions=3,
+        parallelism=3,
+        completionMode="Indexed",
+        successPolicy={"rules": [{"succeededIndexes": "0"}]},
+    )
+    pods = {
+        int(p.metadata.annotations[INDEX_KEY]): p
+        for p in wait_pods(simulated_cluster, core, "leader", 3)
+    }
     finish(core, pods[0].metadata.name)
     complete = wait_condition(simulated_cluster, batch, "leader", "Complete")
-    assert (complete["reason"], complete["message"]) == ("SuccessPolicy", "Matched rules at index 0")
+    assert (complete["reason"], complete["message"]) == (
+        "SuccessPolicy",
+        "Matched rules at index 0",
+    )
     assert conditions(batch, "leader")["SuccessCriteriaMet"]["reason"] == "SuccessPolicy"
     assert not pods_of(core, "leader")
 
@@ -613,9 +747,7 @@ def test_success_policy(
 # --- activeDeadlineSeconds and suspend ------------------------------------------------------
 
 
-def test_active_deadline(
-    simulated_cluster: SimulatedCluster, batch: Any, core: Any
-) -> None:
+def test_active_deadline(simulated_cluster: SimulatedCluster, batch: Any, core: Any) -> None:
     create_job(batch, "deadline", activeDeadlineSeconds=30)
     wait_pods(simulated_cluster, core, "deadline", 1)
     simulated_cluster.advance(29)
@@ -623,20 +755,24 @@ def test_active_deadline(
     simulated_cluster.advance(1)
     failed = wait_condition(simulated_cluster, batch, "deadline", "Failed")
     assert (failed["reason"], failed["message"]) == (
-        "DeadlineExceeded", "Job was active longer than specified deadline")
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+    )
     assert not pods_of(core, "deadline")
     (event,) = events(simulated_cluster, "deadline", "DeadlineExceeded")
     assert event["type"] == "Warning"
 
 
-def test_suspend_and_resume(
-    simulated_cluster: SimulatedCluster, batch: Any, core: Any
-) -> None:
-    create_job(batch, "queued", suspend=True, completions=2, parallelism=2,
-               activeDeadlineSeconds=100)
+def test_suspend_and_resume(simulated_cluster: SimulatedCluster, batch: Any, core: Any) -> None:
+    create_job(
+        batch, "queued", suspend=True, completions=2, parallelism=2, activeDeadlineSeconds=100
+    )
     suspended = wait_condition(simulated_cluster, batch, "queued", "Suspended")
     assert (suspended["status"], suspended["reason"], suspended["message"]) == (
-        "True", "JobSuspended", "Job suspended")
+        "True",
+        "JobSuspended",
+        "Job suspended",
+    )
     assert "startTime" not in job_status(batch, "queued")
     simulated_cluster.advance(500)  # the deadline clock does not run while suspended
     assert not pods_of(core, "queued", active_only=False)
@@ -646,7 +782,10 @@ def test_suspend_and_resume(
     wait_pods(simulated_cluster, core, "queued", 2)
     resumed = conditions(batch, "queued")["Suspended"]
     assert (resumed["status"], resumed["reason"], resumed["message"]) == (
-        "False", "JobResumed", "Job resumed")
+        "False",
+        "JobResumed",
+        "Job resumed",
+    )
     started = job_status(batch, "queued")["startTime"]
     assert started == resumed["lastTransitionTime"]
     assert events(simulated_cluster, "queued", "Resumed")[0]["message"] == "Job resumed"
@@ -654,8 +793,7 @@ def test_suspend_and_resume(
     # Suspending again deletes the active pods; they do not count as failures.
     simulated_cluster.advance(50)
     batch.patch_namespaced_job("queued", NS, {"spec": {"suspend": True}})
-    simulated_cluster.wait_for(
-        lambda: conditions(batch, "queued")["Suspended"]["status"] == "True")
+    simulated_cluster.wait_for(lambda: conditions(batch, "queued")["Suspended"]["status"] == "True")
     simulated_cluster.wait_for(lambda: not pods_of(core, "queued", active_only=False))
     status = job_status(batch, "queued")
     assert "failed" not in status and "active" not in status
@@ -670,7 +808,8 @@ def test_suspend_and_resume(
     assert "FailureTarget" not in conditions(batch, "queued")
     simulated_cluster.advance(1)
     assert wait_condition(simulated_cluster, batch, "queued", "Failed")["reason"] == (
-        "DeadlineExceeded")
+        "DeadlineExceeded"
+    )
 
 
 # --- kubernetes_asyncio ----------------------------------------------------------------------
@@ -684,30 +823,44 @@ async def test_async_client_sees_the_job_complete(
     await abatch.create_namespaced_job(NS, job_body("async-job", completions=2, parallelism=2))
     watch = kubernetes_asyncio.watch.Watch()
     created: list[str] = []
-    async for event in watch.stream(acore.list_namespaced_pod, NS,
-                                    label_selector=f"{JOB_NAME_LABEL}=async-job",
-                                    timeout_seconds=10):
+    async for event in watch.stream(
+        acore.list_namespaced_pod,
+        NS,
+        label_selector=f"{JOB_NAME_LABEL}=async-job",
+        timeout_seconds=10,
+    ):
         if event["type"] == "ADDED":
             created.append(event["object"].metadata.name)
         if len(created) == 2:
             break
     await watch.close()
     for name in created:
-        await acore.patch_namespaced_pod_status(name, NS, {"status": {
-            "phase": "Succeeded",
-            "containerStatuses": [{"name": "main", "image": "busybox:1.36", "imageID": "",
-                                   "ready": False, "restartCount": 0,
-                                   "state": {"terminated": {"exitCode": 0,
-                                                            "reason": "Completed"}}}],
-        }})
+        await acore.patch_namespaced_pod_status(
+            name,
+            NS,
+            {
+                "status": {
+                    "phase": "Succeeded",
+                    "containerStatuses": [
+                        {
+                            "name": "main",
+                            "image": "busybox:1.36",
+                            "imageID": "",
+                            "ready": False,
+                            "restartCount": 0,
+                            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                        }
+                    ],
+                }
+            },
+        )
     watch = kubernetes_asyncio.watch.Watch()
     job = None
-    async for event in watch.stream(abatch.list_namespaced_job, NS,
-                                    field_selector="metadata.name=async-job",
-                                    timeout_seconds=10):
+    async for event in watch.stream(
+        abatch.list_namespaced_job, NS, field_selector="metadata.name=async-job", timeout_seconds=10
+    ):
         job = event["object"]
-        if any(c.type == "Complete" and c.status == "True"
-               for c in job.status.conditions or []):
+        if any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or []):
             break
     await watch.close()
     assert job is not None

@@ -13,7 +13,8 @@ What it does, as the upstream controller (v1.31+ behaviour, feature gates at the
   pods count as failed), applies ``podFailurePolicy`` rules in order to pods in phase Failed;
 * adds ``FailureTarget`` / ``SuccessCriteriaMet`` first and ``Failed`` / ``Complete`` (same reason
   and message) only once no pod of the Job is terminating;
-* ``suspend`` deletes active pods and creates none; resuming resets ``startTime``;
+* ``suspend`` deletes active pods, creates none and clears ``startTime`` (1.36 default);
+  resuming sets ``startTime`` again;
 * ``activeDeadlineSeconds`` from ``startTime``.
 
 Pods are tracked without the ``batch.kubernetes.io/job-tracking`` finalizer: the controller keeps
@@ -161,9 +162,7 @@ def job_finished(job: Obj) -> bool:
     return bool(_true_condition(job, "Complete") or _true_condition(job, "Failed"))
 
 
-def match_pod_failure_policy(
-    policy: Obj | None, pod: Obj
-) -> tuple[str | None, bool, str | None]:
+def match_pod_failure_policy(policy: Obj | None, pod: Obj) -> tuple[str | None, bool, str | None]:
     """``(FailJob message, counts towards backoffLimit, matched action)`` for a failed pod."""
     if not policy:
         return None, True, None
@@ -181,7 +180,8 @@ def match_pod_failure_policy(
                     f"Container {matched.get('name')} for pod {meta.get('namespace')}/"
                     f"{meta['name']} failed with exit code {code} matching FailJob rule at "
                     f"index {index}",
-                    True, action,
+                    True,
+                    action,
                 )
         elif rule.get("onPodConditions") is not None:
             condition = _match_pod_conditions(status, rule["onPodConditions"])
@@ -191,7 +191,8 @@ def match_pod_failure_policy(
                 return (
                     f"Pod {meta.get('namespace')}/{meta['name']} has condition "
                     f"{condition.get('type')} matching FailJob rule at index {index}",
-                    True, action,
+                    True,
+                    action,
                 )
         else:
             continue
@@ -218,7 +219,8 @@ def _match_exit_codes(status: Obj, requirement: Obj) -> Obj | None:
             if code == 0:
                 continue
             if (operator == "In" and code in values) or (
-                    operator == "NotIn" and code not in values):
+                operator == "NotIn" and code not in values
+            ):
                 return dict(container)
     return None
 
@@ -226,8 +228,9 @@ def _match_exit_codes(status: Obj, requirement: Obj) -> Obj | None:
 def _match_pod_conditions(status: Obj, patterns: list[Obj]) -> Obj | None:
     for condition in status.get("conditions") or []:
         for pattern in patterns:
-            if (condition.get("type") == pattern.get("type")
-                    and condition.get("status") == pattern.get("status", "True")):
+            if condition.get("type") == pattern.get("type") and condition.get(
+                "status"
+            ) == pattern.get("status", "True"):
                 return dict(condition)
     return None
 
@@ -245,8 +248,9 @@ class _Tracking:
     """Last seen version of every pod not counted yet (to notice pods that vanish)."""
     failures_after_success: int = 0
     last_failure: float | None = None
-    index_last_failed: dict[int, Obj] = field(default_factory=dict)
-    """Per index, the last failed pod: the base of the replacement's failure-count annotation."""
+    index_last_failed: dict[int, tuple[Obj, float]] = field(default_factory=dict)
+    """Per index, the last failed pod and when it finished: the base of the replacement's
+    failure-count annotation and of the per-index back-off."""
 
 
 @dataclass
@@ -285,8 +289,9 @@ class JobController:
             try:
                 wanted = self._sync(job)
             except ApiError as exc:  # e.g. the namespace is being deleted
-                log.debug("job %s/%s: %s", job["metadata"].get("namespace"),
-                          job["metadata"]["name"], exc)
+                log.debug(
+                    "job %s/%s: %s", job["metadata"].get("namespace"), job["metadata"]["name"], exc
+                )
                 wanted = None
             if wanted is not None and (wake_at is None or wanted < wake_at):
                 wake_at = wanted
@@ -320,8 +325,7 @@ class JobController:
 
         indexed = spec.get("completionMode") == "Indexed"
         completions: int | None = spec.get("completions")
-        backoff_limit = int(spec.get("backoffLimit") if spec.get("backoffLimit") is not None
-                            else 6)
+        backoff_limit = int(spec.get("backoffLimit") if spec.get("backoffLimit") is not None else 6)
         per_index = indexed and spec.get("backoffLimitPerIndex") is not None
         policy = spec.get("podFailurePolicy")
         only_failed = bool(policy) or spec.get("podReplacementPolicy") == "Failed"
@@ -333,13 +337,13 @@ class JobController:
         # Pods that vanished before they were counted count as failed (the tracking finalizer
         # would have kept them around until the controller saw them terminate).
         vanished: list[Obj] = []
-        for pod_uid, last in list(t.seen.items()):
+        for pod_uid, seen_pod in list(t.seen.items()):
             if pod_uid in present:
                 continue
             del t.seen[pod_uid]
             if pod_uid in t.counted:
                 continue
-            vanished.append(self._as_vanished(last, now))
+            vanished.append(self._as_vanished(seen_pod, now))
 
         def valid(pod: Obj) -> bool:
             if not indexed:
@@ -363,8 +367,9 @@ class JobController:
         matches = {p["metadata"]["uid"]: match_pod_failure_policy(policy, p) for p in new_failed}
 
         # --- counters ---
-        prev_completed = (parse_indexes(status.get("completedIndexes"), completions or 0)
-                          if indexed else set())
+        prev_completed = (
+            parse_indexes(status.get("completedIndexes"), completions or 0) if indexed else set()
+        )
         completed = set(prev_completed)
         if indexed:
             for pod in new_succeeded:
@@ -375,7 +380,8 @@ class JobController:
         else:
             succeeded = int(status.get("succeeded") or 0) + len(new_succeeded)
         failed = int(status.get("failed") or 0) + sum(
-            1 for p in new_failed if matches[p["metadata"]["uid"]][1])
+            1 for p in new_failed if matches[p["metadata"]["uid"]][1]
+        )
 
         if not status.get("startTime") and not suspended:
             status["startTime"] = clock.timestamp(now)
@@ -388,24 +394,26 @@ class JobController:
         criteria = _true_condition(job, "SuccessCriteriaMet")
         target = _true_condition(job, "FailureTarget")
         if criteria:
-            finished = _Finished("SuccessCriteriaMet", criteria.get("reason", ""),
-                                 criteria.get("message", ""))
+            finished = _Finished(
+                "SuccessCriteriaMet", criteria.get("reason", ""), criteria.get("message", "")
+            )
             persisted = True
         elif target:
-            finished = _Finished("FailureTarget", target.get("reason", ""),
-                                 target.get("message", ""))
+            finished = _Finished(
+                "FailureTarget", target.get("reason", ""), target.get("message", "")
+            )
             persisted = True
         elif policy:
             for pod in [*pods, *vanished]:
                 if is_failed(pod):
-                    message = (matches.get(pod["metadata"]["uid"])
-                               or match_pod_failure_policy(policy, pod))[0]
+                    message = (
+                        matches.get(pod["metadata"]["uid"]) or match_pod_failure_policy(policy, pod)
+                    )[0]
                     if message:
                         finished = _Finished("FailureTarget", "PodFailurePolicy", message)
                         break
         if finished is None:
-            if failed > backoff_limit or self._past_backoff_on_failure(spec, pods,
-                                                                       backoff_limit):
+            if failed > backoff_limit or self._past_backoff_on_failure(spec, pods, backoff_limit):
                 finished = _Finished("FailureTarget", "BackoffLimitExceeded", MSG_BACKOFF)
             elif spec.get("activeDeadlineSeconds") is not None and not suspended:
                 deadline = clock.parse(status["startTime"]) + spec["activeDeadlineSeconds"]
@@ -427,20 +435,25 @@ class JobController:
                 if finished is None:
                     max_failed = spec.get("maxFailedIndexes")
                     if max_failed is not None and len(failed_indexes) > max_failed:
-                        finished = _Finished("FailureTarget", "MaxFailedIndexesExceeded",
-                                             MSG_MAX_FAILED_INDEXES)
+                        finished = _Finished(
+                            "FailureTarget", "MaxFailedIndexesExceeded", MSG_MAX_FAILED_INDEXES
+                        )
                     elif failed_indexes and len(failed_indexes | completed) >= completions:
-                        finished = _Finished("FailureTarget", "FailedIndexes",
-                                             MSG_FAILED_INDEXES)
+                        finished = _Finished("FailureTarget", "FailedIndexes", MSG_FAILED_INDEXES)
             for pod in new_failed:
                 ix = completion_index(pod)
                 assert ix is not None
                 last = t.index_last_failed.get(ix)
-                if last is None or self._absolute_failures(last) <= self._absolute_failures(pod):
-                    t.index_last_failed[ix] = pod
+                finished_at = self._finish_time(pod, now)
+                if last is None or (
+                    self._absolute_failures(last[0]) <= self._absolute_failures(pod)
+                    and finished_at >= last[1]
+                ):
+                    t.index_last_failed[ix] = (pod, finished_at)
             if finished is None:
-                message = self._match_success_policy(spec.get("successPolicy"), completions,
-                                                     completed)
+                message = self._match_success_policy(
+                    spec.get("successPolicy"), completions, completed
+                )
                 if message:
                     finished = _Finished("SuccessCriteriaMet", "SuccessPolicy", message)
 
@@ -474,8 +487,17 @@ class JobController:
             if not meta.get("deletionTimestamp"):
                 manage_called = True
                 active, ready, wake_manage = self._manage(
-                    job, t, pods, active_pods, ready, succeeded, completed, failed_indexes,
-                    only_failed, now)
+                    job,
+                    t,
+                    pods,
+                    active_pods,
+                    ready,
+                    succeeded,
+                    completed,
+                    failed_indexes,
+                    only_failed,
+                    now,
+                )
                 if wake_manage is not None:
                     wake.append(wake_manage)
             if completions is None:
@@ -483,18 +505,30 @@ class JobController:
             else:
                 complete = succeeded >= completions and active == 0
             if complete:
-                finished = _Finished("SuccessCriteriaMet", "CompletionsReached",
-                                     MSG_COMPLETIONS)
+                finished = _Finished("SuccessCriteriaMet", "CompletionsReached", MSG_COMPLETIONS)
             elif manage_called:
                 conditions = status.setdefault("conditions", [])
                 if suspended:
                     suspend_changed = _ensure_condition(
-                        conditions, "Suspended", "True", "JobSuspended", "Job suspended",
-                        clock.timestamp(now))
+                        conditions,
+                        "Suspended",
+                        "True",
+                        "JobSuspended",
+                        "Job suspended",
+                        clock.timestamp(now),
+                    )
+                    # Since 1.35 (MutableSchedulingDirectivesForSuspendedJobs, on by default
+                    # from 1.36) a suspended Job has no startTime.
+                    status.pop("startTime", None)
                 else:
                     suspend_changed = _ensure_condition(
-                        conditions, "Suspended", "False", "JobResumed", "Job resumed",
-                        clock.timestamp(now))
+                        conditions,
+                        "Suspended",
+                        "False",
+                        "JobResumed",
+                        "Job resumed",
+                        clock.timestamp(now),
+                    )
                     if suspend_changed:
                         resumed = True
                         status["startTime"] = clock.timestamp(now)
@@ -508,8 +542,10 @@ class JobController:
 
         # --- the new status ---
         terminating = sum(
-            1 for p in store.objects(PODS, namespace)
-            if _controller_uid(p) == uid and _deleting(p) and not _terminal(p))
+            1
+            for p in store.objects(PODS, namespace)
+            if _controller_uid(p) == uid and _deleting(p) and not _terminal(p)
+        )
         _set_count(status, "active", active)
         status["ready"] = max(ready, 0)
         _set_count(status, "succeeded", succeeded)
@@ -528,11 +564,18 @@ class JobController:
             conditions = status.setdefault("conditions", [])
             stamp = clock.timestamp(now)
             if not persisted:
-                conditions.append(_condition(finished.type, "True", finished.reason,
-                                             finished.message, stamp))
+                conditions.append(
+                    _condition(finished.type, "True", finished.reason, finished.message, stamp)
+                )
             if terminating == 0:
-                _ensure_condition(conditions, finished.final_type, "True", finished.reason,
-                                  finished.message, stamp)
+                _ensure_condition(
+                    conditions,
+                    finished.final_type,
+                    "True",
+                    finished.reason,
+                    finished.message,
+                    stamp,
+                )
                 if not finished.failure:
                     status["completionTime"] = stamp
                 enacted = True
@@ -548,13 +591,18 @@ class JobController:
                 events.record(job, "Normal", "Resumed", "Job resumed", component=COMPONENT)
         if enacted and finished is not None:
             if finished.failure:
-                events.record(job, "Warning", finished.reason, finished.message,
-                              component=COMPONENT)
+                events.record(
+                    job, "Warning", finished.reason, finished.message, component=COMPONENT
+                )
             else:
                 if completions is not None and succeeded > completions:
-                    events.record(job, "Warning", "TooManySucceededPods",
-                                  "Too many succeeded pods running after completion count "
-                                  "reached", component=COMPONENT)
+                    events.record(
+                        job,
+                        "Warning",
+                        "TooManySucceededPods",
+                        "Too many succeeded pods running after completion count reached",
+                        component=COMPONENT,
+                    )
                 events.record(job, "Normal", "Completed", "Job completed", component=COMPONENT)
             self._tracking.pop(uid, None)
         return min(wake) if wake else None
@@ -562,9 +610,17 @@ class JobController:
     # --- managing pods -------------------------------------------------------------------------
 
     def _manage(
-        self, job: Obj, t: _Tracking, pods: list[Obj], active_pods: list[Obj], ready: int,
-        succeeded: int, completed: set[int], failed_indexes: set[int] | None,
-        only_failed: bool, now: float,
+        self,
+        job: Obj,
+        t: _Tracking,
+        pods: list[Obj],
+        active_pods: list[Obj],
+        ready: int,
+        succeeded: int,
+        completed: set[int],
+        failed_indexes: set[int] | None,
+        only_failed: bool,
+        now: float,
     ) -> tuple[int, int, float | None]:
         """``manageJob``: delete or create pods; returns ``(active, ready, wake-up)``."""
         spec = job["spec"]
@@ -606,8 +662,7 @@ class JobController:
             busy = set(completed)
             busy.update(ix for p in active_pods if (ix := completion_index(p)) is not None)
             if only_failed:
-                busy.update(ix for p in terminating_pods
-                            if (ix := completion_index(p)) is not None)
+                busy.update(ix for p in terminating_pods if (ix := completion_index(p)) is not None)
             if failed_indexes:
                 busy.update(failed_indexes)
             pending = [ix for ix in range(completions) if ix not in busy][:diff]
@@ -618,8 +673,9 @@ class JobController:
                     last = t.index_last_failed.get(ix)
                     wait = 0.0
                     if last is not None:
-                        wait = self._remaining_backoff(self._absolute_failures(last) + 1,
-                                                       self._finish_time(last, now), now)
+                        wait = self._remaining_backoff(
+                            self._absolute_failures(last[0]) + 1, last[1], now
+                        )
                     if wait <= 0:
                         ready_now.append(ix)
                     elif soonest is None or now + wait < soonest:
@@ -651,27 +707,43 @@ class JobController:
             suffix = f"-{index}-"
             prefix = meta["name"] + suffix
             if len(prefix) > MAX_GENERATED_NAME_LENGTH:
-                prefix = prefix[:MAX_GENERATED_NAME_LENGTH - len(suffix)] + suffix
+                prefix = prefix[: MAX_GENERATED_NAME_LENGTH - len(suffix)] + suffix
             for group in ("initContainers", "containers"):
                 for container in pod_spec.get(group) or []:
                     env = container.setdefault("env", [])
                     if not any(e.get("name") == COMPLETION_INDEX_ENV for e in env):
-                        env.append({"name": COMPLETION_INDEX_ENV, "valueFrom": {"fieldRef": {
-                            "apiVersion": "v1",
-                            "fieldPath": f"metadata.labels['{COMPLETION_INDEX}']"}}})
+                        env.append(
+                            {
+                                "name": COMPLETION_INDEX_ENV,
+                                "valueFrom": {
+                                    "fieldRef": {
+                                        "apiVersion": "v1",
+                                        "fieldPath": f"metadata.labels['{COMPLETION_INDEX}']",
+                                    }
+                                },
+                            }
+                        )
             if spec.get("backoffLimitPerIndex") is not None:
+                last = t.index_last_failed.get(index)
                 count, ignored = self._replacement_failure_counts(
-                    spec.get("podFailurePolicy"), t.index_last_failed.get(index))
+                    spec.get("podFailurePolicy"), last[0] if last else None
+                )
                 annotations[INDEX_FAILURE_COUNT] = str(count)
                 if ignored > 0:
                     annotations[INDEX_IGNORED_FAILURE_COUNT] = str(ignored)
         pod_meta: Obj = {
             "namespace": meta["namespace"],
             "labels": labels,
-            "ownerReferences": [{
-                "apiVersion": JOBS.api_version, "kind": JOBS.kind, "name": meta["name"],
-                "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": JOBS.api_version,
+                    "kind": JOBS.kind,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         }
         if annotations:
             pod_meta["annotations"] = annotations
@@ -686,13 +758,22 @@ class JobController:
         try:
             created = store.create(PODS, admit_create(PODS, pod))
         except ApiError as exc:
-            self.state.events.record(job, "Warning", "FailedCreate",
-                                     f"Error creating: {exc.message}", component=COMPONENT)
+            self.state.events.record(
+                job,
+                "Warning",
+                "FailedCreate",
+                f"Error creating: {exc.message}",
+                component=COMPONENT,
+            )
             return False
         t.seen[created["metadata"]["uid"]] = created
-        self.state.events.record(job, "Normal", "SuccessfulCreate",
-                                 f"Created pod: {created['metadata']['name']}",
-                                 component=COMPONENT)
+        self.state.events.record(
+            job,
+            "Normal",
+            "SuccessfulCreate",
+            f"Created pod: {created['metadata']['name']}",
+            component=COMPONENT,
+        )
         return True
 
     def _delete_pods(self, job: Obj, pods: list[Obj], counted: bool) -> tuple[int, int]:
@@ -709,13 +790,22 @@ class JobController:
                 store.delete(PODS, meta["namespace"], meta["name"])
             except ApiError as exc:
                 if exc.code != 404:
-                    self.state.events.record(job, "Warning", "FailedDelete",
-                                             f"Error deleting: {exc.message}",
-                                             component=COMPONENT)
+                    self.state.events.record(
+                        job,
+                        "Warning",
+                        "FailedDelete",
+                        f"Error deleting: {exc.message}",
+                        component=COMPONENT,
+                    )
                     continue
             else:
-                self.state.events.record(job, "Normal", "SuccessfulDelete",
-                                         f"Deleted pod: {meta['name']}", component=COMPONENT)
+                self.state.events.record(
+                    job,
+                    "Normal",
+                    "SuccessfulDelete",
+                    f"Deleted pod: {meta['name']}",
+                    component=COMPONENT,
+                )
             deleted += 1
             if _ready(pod):
                 deleted_ready += 1
@@ -744,7 +834,7 @@ class JobController:
                 left.append(group[-1])
         if len(remove) < at_least:
             left.sort(key=_removal_order)
-            remove.extend(left[:at_least - len(remove)])
+            remove.extend(left[: at_least - len(remove)])
         return remove
 
     # --- failures and back-off ---------------------------------------------------------------
@@ -760,11 +850,15 @@ class JobController:
             status["phase"] = "Failed"
             conditions = status.setdefault("conditions", [])
             if not any(c.get("type") == "DisruptionTarget" for c in conditions):
-                conditions.append({
-                    "type": "DisruptionTarget", "status": "True", "reason": "DeletionByPodGC",
-                    "message": "PodGC: node no longer exists",
-                    "lastTransitionTime": self.state.clock.timestamp(now),
-                })
+                conditions.append(
+                    {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "reason": "DeletionByPodGC",
+                        "message": "PodGC: node no longer exists",
+                        "lastTransitionTime": self.state.clock.timestamp(now),
+                    }
+                )
         return pod
 
     @staticmethod
@@ -778,8 +872,9 @@ class JobController:
             if _phase(pod) in ("Running", "Pending"):
                 status = pod.get("status") or {}
                 for group in ("initContainerStatuses", "containerStatuses"):
-                    restarts += sum(int(c.get("restartCount") or 0)
-                                    for c in status.get(group) or [])
+                    restarts += sum(
+                        int(c.get("restartCount") or 0) for c in status.get(group) or []
+                    )
         if backoff_limit == 0:
             return restarts > 0
         return restarts >= backoff_limit
@@ -791,8 +886,7 @@ class JobController:
         latest: float | None = None
         statuses = status.get("containerStatuses") or []
         for container in statuses:
-            finished_at = ((container.get("state") or {}).get("terminated") or {}).get(
-                "finishedAt")
+            finished_at = ((container.get("state") or {}).get("terminated") or {}).get("finishedAt")
             if not finished_at:
                 latest = None
                 break
@@ -805,8 +899,11 @@ class JobController:
         if latest is not None:
             return latest
         for condition in status.get("conditions") or []:
-            if (condition.get("type") == "Ready" and condition.get("status") == "False"
-                    and condition.get("lastTransitionTime")):
+            if (
+                condition.get("type") == "Ready"
+                and condition.get("status") == "False"
+                and condition.get("lastTransitionTime")
+            ):
                 try:
                     return clock.parse(condition["lastTransitionTime"])
                 except ValueError:
@@ -815,13 +912,15 @@ class JobController:
         if deletion:
             try:
                 return clock.parse(deletion) - float(
-                    pod["metadata"].get("deletionGracePeriodSeconds") or 0)
+                    pod["metadata"].get("deletionGracePeriodSeconds") or 0
+                )
             except ValueError:
                 pass
         return default
 
-    def _update_backoff(self, t: _Tracking, succeeded: list[Obj], failed: list[Obj],
-                        now: float) -> None:
+    def _update_backoff(
+        self, t: _Tracking, succeeded: list[Obj], failed: list[Obj], now: float
+    ) -> None:
         """``newBackoffRecord``: consecutive failures since the last success."""
         failed_times = sorted(self._finish_time(p, now) for p in failed)
         if not succeeded:
@@ -853,8 +952,9 @@ class JobController:
 
     @staticmethod
     def _absolute_failures(pod: Obj) -> int:
-        return (_annotation_count(pod, INDEX_FAILURE_COUNT)
-                + _annotation_count(pod, INDEX_IGNORED_FAILURE_COUNT))
+        return _annotation_count(pod, INDEX_FAILURE_COUNT) + _annotation_count(
+            pod, INDEX_IGNORED_FAILURE_COUNT
+        )
 
     @staticmethod
     def _replacement_failure_counts(policy: Obj | None, replaced: Obj | None) -> tuple[int, int]:
@@ -875,11 +975,13 @@ class JobController:
         if action == "FailIndex":
             return True
         return counts and _annotation_count(pod, INDEX_FAILURE_COUNT) >= int(
-            spec.get("backoffLimitPerIndex") or 0)
+            spec.get("backoffLimitPerIndex") or 0
+        )
 
     @staticmethod
-    def _match_success_policy(policy: Obj | None, completions: int,
-                              succeeded: set[int]) -> str | None:
+    def _match_success_policy(
+        policy: Obj | None, completions: int, succeeded: set[int]
+    ) -> str | None:
         if not policy or not succeeded:
             return None
         for index, rule in enumerate(policy.get("rules") or []):
@@ -900,17 +1002,27 @@ class JobController:
 
 
 def _condition(ctype: str, status: str, reason: str, message: str, stamp: str) -> Obj:
-    return {"type": ctype, "status": status, "lastProbeTime": stamp,
-            "lastTransitionTime": stamp, "reason": reason, "message": message}
+    return {
+        "type": ctype,
+        "status": status,
+        "lastProbeTime": stamp,
+        "lastTransitionTime": stamp,
+        "reason": reason,
+        "message": message,
+    }
 
 
-def _ensure_condition(conditions: list[Obj], ctype: str, status: str, reason: str,
-                      message: str, stamp: str) -> bool:
+def _ensure_condition(
+    conditions: list[Obj], ctype: str, status: str, reason: str, message: str, stamp: str
+) -> bool:
     """``ensureJobConditionStatus``: update or append; a False condition is never added."""
     for i, condition in enumerate(conditions):
         if condition.get("type") == ctype:
-            if (condition.get("status"), condition.get("reason"),
-                    condition.get("message")) != (status, reason, message):
+            if (condition.get("status"), condition.get("reason"), condition.get("message")) != (
+                status,
+                reason,
+                message,
+            ):
                 conditions[i] = _condition(ctype, status, reason, message, stamp)
                 return True
             return False
