@@ -20,7 +20,9 @@ behaviours:                # what containers do; see behaviours.py
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,58 +94,161 @@ class ClusterConfig:
     def from_dict(cls, data: dict[str, Any], origin: str = "cluster config") -> ClusterConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{origin}: expected a mapping at the top level")
-        known = {
-            "timeScale": "time_scale", "namespaces": "namespaces", "token": "token",
-            "tls": "tls", "host": "host", "port": "port", "clusterName": "cluster_name",
-            "kubernetesVersion": "kubernetes_version",
-            "bookmarkIntervalSeconds": "bookmark_interval_seconds",
-            "autoscalerScanSeconds": "autoscaler_scan_seconds", "historySize": "history_size",
-        }
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
-            if key in known:
-                kwargs[known[key]] = value
+            if key in _TOP_LEVEL:
+                attribute, check = _TOP_LEVEL[key]
+                kwargs[attribute] = check(value, f"{origin}: {key}")
             elif key == "nodePools":
-                kwargs["node_pools"] = [_pool(p, f"{origin}: nodePools[{i}]")
-                                        for i, p in enumerate(value or [])]
+                pools = _list(value, f"{origin}: nodePools", "a list of node pools")
+                kwargs["node_pools"] = [
+                    _pool(p, f"{origin}: nodePools[{i}]") for i, p in enumerate(pools)
+                ]
             elif key == "behaviours":
-                if not isinstance(value, list):
-                    raise ConfigError(f"{origin}: behaviours must be a list of rules")
-                kwargs["behaviours"] = list(value)
+                rules = _list(value, f"{origin}: behaviours", "a list of rules")
+                for i, rule in enumerate(rules):
+                    if not isinstance(rule, dict):
+                        raise ConfigError(
+                            f"{origin}: behaviours[{i}] must be a mapping, got {rule!r}"
+                        )
+                kwargs["behaviours"] = rules
             elif key in ("kueue", "argo"):
                 extra[key] = value
             else:
                 raise ConfigError(
                     f"{origin}: unknown key {key!r}; known keys: "
-                    + ", ".join(sorted([*known, "nodePools", "behaviours", "kueue", "argo"]))
+                    + ", ".join(sorted([*_TOP_LEVEL, "nodePools", "behaviours", "kueue", "argo"]))
                 )
         config = cls(**kwargs, extra=extra)
-        if not isinstance(config.time_scale, (int, float)) or config.time_scale < 0:
-            raise ConfigError(f"{origin}: timeScale must be a number >= 0")
         names = [p.name for p in config.node_pools]
         if len(set(names)) != len(names):
-            raise ConfigError(f"{origin}: node pool names must be unique, got {names}")
+            raise ConfigError(f"{origin}: nodePools: node pool names must be unique, got {names}")
         return config
 
 
+# --- value checks: each returns the (normalised) value or raises a ConfigError naming the key --
+
+
+def _number(minimum: float, strict: bool = False) -> Callable[[Any, str], float]:
+    def check(value: Any, where: str) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or value < minimum or (strict and value == minimum):
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+            raise ConfigError(f"{where} must be a number {bound}, got {value!r}")
+        return value
+
+    return check
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any, str], int]:
+    def check(value: Any, where: str) -> int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(f"{where} must be a whole number {bound}, got {value!r}")
+        return value
+
+    return check
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _version(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\d+\.\d+(\.\d+)?", value):
+        raise ConfigError(f'{where} must be a version like "1.33.2", got {value!r}')
+    return value
+
+
+def _list(value: Any, where: str, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be {what}, got {value!r}")
+    return value
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    items = _list(value, where, "a list of strings")
+    for item in items:
+        _string(item, f"{where} item")
+    return items
+
+
+def _scalar_map(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {value!r}")
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise ConfigError(f"{where}.{key} must be a string or a number, got {item!r}")
+        out[str(key)] = str(item)
+    return out
+
+
+_TOP_LEVEL: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "timeScale": ("time_scale", _number(0)),
+    "namespaces": ("namespaces", _strings),
+    "token": ("token", _string),
+    "tls": ("tls", _boolean),
+    "host": ("host", _string),
+    "port": ("port", _integer(0, 65535)),
+    "clusterName": ("cluster_name", _string),
+    "kubernetesVersion": ("kubernetes_version", _version),
+    "bookmarkIntervalSeconds": ("bookmark_interval_seconds", _number(0, strict=True)),
+    "autoscalerScanSeconds": ("autoscaler_scan_seconds", _number(0, strict=True)),
+    "historySize": ("history_size", _integer(1)),
+}
+
+_POOL_KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "name": ("name", _string),
+    "nodes": ("nodes", _integer(0)),
+    "maxNodes": ("max_nodes", _integer(0)),
+    "scaleUpSeconds": ("scale_up_seconds", _number(0)),
+    "capacity": ("capacity", _scalar_map),
+    "labels": ("labels", _scalar_map),
+    "taints": ("taints", lambda v, where: _list(v, where, "a list of taints")),
+}
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
 def _pool(data: Any, where: str) -> NodePoolConfig:
-    if not isinstance(data, dict) or not data.get("name"):
-        raise ConfigError(f"{where}: a node pool needs at least a name")
-    known = {
-        "name": "name", "nodes": "nodes", "maxNodes": "max_nodes",
-        "scaleUpSeconds": "scale_up_seconds", "capacity": "capacity", "labels": "labels",
-        "taints": "taints",
-    }
-    unknown = set(data) - set(known)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping with at least a name, got {data!r}")
+    if "name" not in data:
+        raise ConfigError(f"{where}: a node pool needs a name")
+    unknown = set(data) - set(_POOL_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    pool = NodePoolConfig(**{known[k]: v for k, v in data.items()})
-    pool.capacity = {k: str(v) for k, v in (pool.capacity or {}).items()}
-    if pool.nodes < 0 or pool.ceiling < pool.nodes:
-        raise ConfigError(f"{where}: need 0 <= nodes <= maxNodes")
-    for taint in pool.taints:
-        if taint.get("effect") not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise ConfigError(f"{where}: taint {taint} needs effect NoSchedule, "
-                              "PreferNoSchedule or NoExecute")
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_POOL_KEYS)}")
+    kwargs = {}
+    for key, value in data.items():
+        attribute, check = _POOL_KEYS[key]
+        if value is None and key == "maxNodes":
+            continue
+        kwargs[attribute] = check(value, f"{where}.{key}")
+    pool = NodePoolConfig(**kwargs)
+    if pool.ceiling < pool.nodes:
+        raise ConfigError(f"{where}: maxNodes ({pool.max_nodes}) must be >= nodes ({pool.nodes})")
+    for i, taint in enumerate(pool.taints):
+        if not isinstance(taint, dict):
+            raise ConfigError(f"{where}.taints[{i}] must be a mapping, got {taint!r}")
+        if not taint.get("key"):
+            raise ConfigError(f"{where}.taints[{i}] needs a key")
+        if taint.get("effect") not in _TAINT_EFFECTS:
+            raise ConfigError(
+                f"{where}.taints[{i}]: effect must be NoSchedule, "
+                f"PreferNoSchedule or NoExecute, got {taint.get('effect')!r}"
+            )
     return pool
