@@ -94,8 +94,16 @@ def test_discovery_sync(api: kubernetes.client.ApiClient) -> None:
 
     core_resources = kubernetes.client.CoreV1Api(api).get_api_resources()
     names = {r.name for r in core_resources.resources}
-    assert {"pods", "pods/log", "pods/status", "configmaps", "secrets", "namespaces",
-            "events", "nodes"} <= names
+    assert {
+        "pods",
+        "pods/log",
+        "pods/status",
+        "configmaps",
+        "secrets",
+        "namespaces",
+        "events",
+        "nodes",
+    } <= names
 
     version = kubernetes.client.VersionApi(api).get_code()
     assert version.major == "1"
@@ -115,8 +123,12 @@ async def test_discovery_async(aapi: kubernetes_asyncio.client.ApiClient) -> Non
 
 def test_unknown_paths_are_404(api: kubernetes.client.ApiClient) -> None:
     with pytest.raises(ApiException) as err:
-        api.call_api("/apis/nothing.example.com/v1/widgets", "GET",
-                     auth_settings=["BearerToken"], _preload_content=False)
+        api.call_api(
+            "/apis/nothing.example.com/v1/widgets",
+            "GET",
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+        )
     assert err.value.status == 404
 
 
@@ -152,8 +164,9 @@ def test_configmap_and_secret_crud(api: kubernetes.client.ApiClient) -> None:
     assert got.metadata.uid == cm.metadata.uid
 
     secret = v1.create_namespaced_secret(
-        "batch", {"metadata": {"name": "creds"}, "stringData": {"password": "hunter2"},
-                  "type": "Opaque"})
+        "batch",
+        {"metadata": {"name": "creds"}, "stringData": {"password": "hunter2"}, "type": "Opaque"},
+    )
     assert secret.metadata.name == "creds"
     assert v1.read_namespaced_secret("creds", "batch").type == "Opaque"
 
@@ -193,7 +206,8 @@ def test_pod_defaults_and_job_crud(api: kubernetes.client.ApiClient) -> None:
     assert labels["batch.kubernetes.io/job-name"] == "crud-job"
     assert labels["batch.kubernetes.io/controller-uid"] == job.metadata.uid
     assert job.spec.selector.match_labels == {
-        "batch.kubernetes.io/controller-uid": job.metadata.uid}
+        "batch.kubernetes.io/controller-uid": job.metadata.uid
+    }
     assert batch.read_namespaced_job("crud-job", "batch").metadata.uid == job.metadata.uid
     assert [j.metadata.name for j in batch.list_namespaced_job("batch").items] == ["crud-job"]
 
@@ -203,7 +217,8 @@ def test_generate_name(api: kubernetes.client.ApiClient) -> None:
     names = set()
     for _ in range(5):
         created = v1.create_namespaced_config_map(
-            "batch", {"metadata": {"generateName": "run-"}, "data": {}})
+            "batch", {"metadata": {"generateName": "run-"}, "data": {}}
+        )
         assert created.metadata.name.startswith("run-")
         assert len(created.metadata.name) == len("run-") + 5
         assert created.metadata.generate_name == "run-"
@@ -217,8 +232,9 @@ async def test_generate_name_async(aapi: kubernetes_asyncio.client.ApiClient) ->
     v1 = kubernetes_asyncio.client.CoreV1Api(aapi)
     pod = await v1.create_namespaced_pod("batch", _pod())
     assert pod.metadata.name.startswith("p-")
-    assert (await v1.read_namespaced_pod(pod.metadata.name, "batch")).metadata.uid == \
-        pod.metadata.uid
+    assert (
+        await v1.read_namespaced_pod(pod.metadata.name, "batch")
+    ).metadata.uid == pod.metadata.uid
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -315,13 +331,21 @@ def test_namespace_mismatch_is_400(api: kubernetes.client.ApiClient) -> None:
     assert err.value.status == 400
 
 
-def test_get_reads_what_was_written(simulated_cluster: Any,
-                                    api: kubernetes.client.ApiClient) -> None:
+def test_get_reads_what_was_written(
+    simulated_cluster: Any, api: kubernetes.client.ApiClient
+) -> None:
     v1 = kubernetes.client.CoreV1Api(api)
-    simulated_cluster.create({"apiVersion": "v1", "kind": "ConfigMap",
-                              "metadata": {"name": "direct", "namespace": "batch"},
-                              "data": {"a": "1"}})
+    simulated_cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "direct", "namespace": "batch"},
+            "data": {"a": "1"},
+        }
+    )
     got = v1.read_namespaced_config_map("direct", "batch")
     assert got.data == {"a": "1"}
-    assert simulated_cluster.get("configmaps", "batch", "direct")["metadata"]["uid"] == \
-        got.metadata.uid
+    assert (
+        simulated_cluster.get("configmaps", "batch", "direct")["metadata"]["uid"]
+        == got.metadata.uid
+    )

@@ -59,8 +59,9 @@ def v1_no_retries(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.Core
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_fail_next(simulated_cluster: Any, v1_no_retries: kubernetes.client.CoreV1Api,
-                   status: int) -> None:
+def test_fail_next(
+    simulated_cluster: Any, v1_no_retries: kubernetes.client.CoreV1Api, status: int
+) -> None:
     v1 = v1_no_retries
     simulated_cluster.fail_next(2, status=status, retry_after=3)
     for _ in range(2):
@@ -76,7 +77,8 @@ def test_fail_next(simulated_cluster: Any, v1_no_retries: kubernetes.client.Core
 
 
 def test_sync_client_retries_after_retry_after_by_itself(
-        simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     # urllib3's default Retry honours Retry-After on 429/503 (up to 3 times): the sync client
     # never sees these failures, but the server does count them.
     simulated_cluster.fail_next(2, status=429, retry_after=0)
@@ -84,8 +86,9 @@ def test_sync_client_retries_after_retry_after_by_itself(
     assert simulated_cluster.requests(verb="list", resource="pods") == 3
 
 
-async def test_fail_next_async(simulated_cluster: Any,
-                               av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+async def test_fail_next_async(
+    simulated_cluster: Any, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     simulated_cluster.fail_next(1, status=429, retry_after=7)
     with pytest.raises(kubernetes_asyncio.client.ApiException) as err:
         await av1.list_namespaced_config_map("batch")
@@ -94,8 +97,9 @@ async def test_fail_next_async(simulated_cluster: Any,
     assert (await av1.list_namespaced_config_map("batch")).items == []
 
 
-def test_fail_next_without_retry_after(simulated_cluster: Any,
-                                       v1: kubernetes.client.CoreV1Api) -> None:
+def test_fail_next_without_retry_after(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     simulated_cluster.fail_next(1, status=500)
     with pytest.raises(ApiException) as err:
         v1.read_namespace("batch")
@@ -104,8 +108,9 @@ def test_fail_next_without_retry_after(simulated_cluster: Any,
     assert v1.read_namespace("batch").metadata.name == "batch"
 
 
-def test_fail_next_only_matching_requests(simulated_cluster: Any,
-                                          v1: kubernetes.client.CoreV1Api) -> None:
+def test_fail_next_only_matching_requests(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     simulated_cluster.fail_next(1, status=503, verb="create", resource="configmaps")
     assert v1.list_namespaced_config_map("batch").items == []  # not a create: unaffected
     v1.create_namespaced_secret("batch", {"metadata": {"name": "s"}})  # other resource
@@ -119,16 +124,18 @@ def test_fail_next_only_matching_requests(simulated_cluster: Any,
 # --- API server restarts ------------------------------------------------------------------------
 
 
-def test_restart_with_outage_refuses_connections(simulated_cluster: Any,
-                                                 simulated_kubeconfig: Path) -> None:
+def test_restart_with_outage_refuses_connections(
+    simulated_cluster: Any, simulated_kubeconfig: Path
+) -> None:
     client = _sync_client(simulated_kubeconfig, retries=False)
     v1 = kubernetes.client.CoreV1Api(client)
     v1.create_namespaced_config_map("batch", {"metadata": {"name": "before"}})
     rv = v1.list_namespaced_config_map("batch").metadata.resource_version
     v1.create_namespaced_config_map("batch", {"metadata": {"name": "after"}})
 
-    restart = threading.Thread(target=simulated_cluster.restart_api_server,
-                               kwargs={"outage_seconds": 0.5})
+    restart = threading.Thread(
+        target=simulated_cluster.restart_api_server, kwargs={"outage_seconds": 0.5}
+    )
     restart.start()
 
     def refused() -> bool:
@@ -145,18 +152,23 @@ def test_restart_with_outage_refuses_connections(simulated_cluster: Any,
     names = [cm.metadata.name for cm in v1.list_namespaced_config_map("batch").items]
     assert names == ["after", "before"]
     with pytest.raises(ApiException) as err:
-        list(kubernetes.watch.Watch().stream(v1.list_namespaced_config_map, "batch",
-                                             resource_version=rv, timeout_seconds=5))
+        list(
+            kubernetes.watch.Watch().stream(
+                v1.list_namespaced_config_map, "batch", resource_version=rv, timeout_seconds=5
+            )
+        )
     assert err.value.status == 410
     client.close()
 
 
-async def test_restart_with_outage_async(simulated_cluster: Any,
-                                         av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+async def test_restart_with_outage_async(
+    simulated_cluster: Any, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     import asyncio
 
     restart = asyncio.ensure_future(
-        asyncio.to_thread(simulated_cluster.restart_api_server, outage_seconds=0.5))
+        asyncio.to_thread(simulated_cluster.restart_api_server, outage_seconds=0.5)
+    )
     refused = False
     deadline = asyncio.get_running_loop().time() + 10
     while not refused and asyncio.get_running_loop().time() < deadline:
@@ -193,8 +205,9 @@ def test_expire_token(simulated_cluster: Any, simulated_kubeconfig: Path) -> Non
     new_client.close()
 
 
-async def test_expire_token_async(simulated_cluster: Any, simulated_kubeconfig: Path,
-                                  av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+async def test_expire_token_async(
+    simulated_cluster: Any, simulated_kubeconfig: Path, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     import asyncio
 
     await asyncio.to_thread(simulated_cluster.expire_token)
@@ -202,7 +215,8 @@ async def test_expire_token_async(simulated_cluster: Any, simulated_kubeconfig: 
         await av1.list_namespaced_pod("batch")
     assert err.value.status == 401
     fresh = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig))
+        config_file=str(simulated_kubeconfig)
+    )
     try:
         pods = await kubernetes_asyncio.client.CoreV1Api(fresh).list_namespaced_pod("batch")
         assert pods.items == []
@@ -223,10 +237,16 @@ def test_no_token_is_401_but_version_is_public(simulated_cluster: Any) -> None:
 
 def test_request_counters(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
     simulated_cluster.reset_counters()
-    v1.create_namespaced_pod("batch", {
-        "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}],
-                 "restartPolicy": "Never"}})
+    v1.create_namespaced_pod(
+        "batch",
+        {
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox:1.36"}],
+                "restartPolicy": "Never",
+            },
+        },
+    )
     v1.read_namespaced_pod("p", "batch")
     v1.read_namespaced_pod("p", "batch")
     v1.list_namespaced_pod("batch")
@@ -267,8 +287,7 @@ def test_tls_sync(simulated_cluster: Any, simulated_kubeconfig: Path) -> None:
     assert client.configuration.verify_ssl
     v1 = kubernetes.client.CoreV1Api(client)
     v1.create_namespaced_config_map("batch", {"metadata": {"name": "secure"}})
-    assert [cm.metadata.name for cm in v1.list_namespaced_config_map("batch").items] == [
-        "secure"]
+    assert [cm.metadata.name for cm in v1.list_namespaced_config_map("batch").items] == ["secure"]
     client.close()
     # Without the CA the certificate does not verify: it really is served over TLS.
     with pytest.raises(urllib3.exceptions.MaxRetryError) as err:
@@ -279,7 +298,8 @@ def test_tls_sync(simulated_cluster: Any, simulated_kubeconfig: Path) -> None:
 @pytest.mark.simulated_cluster({**QUIET, "tls": True})
 async def test_tls_async(simulated_cluster: Any, simulated_kubeconfig: Path) -> None:
     client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig))
+        config_file=str(simulated_kubeconfig)
+    )
     try:
         assert client.configuration.verify_ssl
         namespaces = await kubernetes_asyncio.client.CoreV1Api(client).list_namespace()
@@ -296,8 +316,9 @@ async def test_tls_async(simulated_cluster: Any, simulated_kubeconfig: Path) -> 
 # --- time ---------------------------------------------------------------------------------------
 
 
-def test_frozen_time_moves_only_by_advance(simulated_cluster: Any,
-                                           v1: kubernetes.client.CoreV1Api) -> None:
+def test_frozen_time_moves_only_by_advance(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     assert simulated_cluster.now() == 0
     first = v1.create_namespaced_config_map("batch", {"metadata": {"name": "t0"}})
     assert simulated_cluster.now() == 0
@@ -313,5 +334,6 @@ def test_frozen_time_moves_only_by_advance(simulated_cluster: Any,
 @pytest.mark.simulated_cluster({**QUIET, "timeScale": 0.001})
 def test_scaled_time_runs_faster_than_wall_time(simulated_cluster: Any) -> None:
     # 1 ms of wall time per simulated second: a simulated minute passes in 60 ms.
-    simulated_cluster.wait_for(lambda: simulated_cluster.now() >= 60, timeout=5,
-                               message="a simulated minute")
+    simulated_cluster.wait_for(
+        lambda: simulated_cluster.now() >= 60, timeout=5, message="a simulated minute"
+    )

@@ -16,8 +16,7 @@ import kubernetes_asyncio
 import pytest
 from kubernetes.client.rest import ApiException
 
-CONFIG = {"timeScale": 0, "namespaces": ["batch"], "nodePools": [],
-          "bookmarkIntervalSeconds": 0.2}
+CONFIG = {"timeScale": 0, "namespaces": ["batch"], "nodePools": [], "bookmarkIntervalSeconds": 0.2}
 pytestmark = pytest.mark.simulated_cluster(CONFIG)
 DEADLINE = 10.0
 
@@ -113,8 +112,9 @@ def test_initial_added_events_sync(v1: kubernetes.client.CoreV1Api) -> None:
     assert w.until("a") == [("MODIFIED", "b"), ("DELETED", "a")]
 
 
-async def test_initial_added_events_async(v1: kubernetes.client.CoreV1Api,
-                                          av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+async def test_initial_added_events_async(
+    v1: kubernetes.client.CoreV1Api, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     for name in ("a", "b"):
         v1.create_namespaced_config_map("batch", _cm(name))
     async with kubernetes_asyncio.watch.Watch() as w:
@@ -149,18 +149,21 @@ def test_resume_from_resource_version_sync(v1: kubernetes.client.CoreV1Api) -> N
 
 
 async def test_resume_from_resource_version_async(
-        v1: kubernetes.client.CoreV1Api, av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+    v1: kubernetes.client.CoreV1Api, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     rv = _history(v1)
     async with kubernetes_asyncio.watch.Watch() as w:
-        stream = w.stream(av1.list_namespaced_config_map, "batch", resource_version=rv,
-                          timeout_seconds=30)
+        stream = w.stream(
+            av1.list_namespaced_config_map, "batch", resource_version=rv, timeout_seconds=30
+        )
         assert await _until_async(stream, "marker") == MISSED
         # The helper remembers where it is: the last event's version.
         assert int(w.resource_version) > int(rv)
 
 
 def test_resume_replays_only_the_watched_resource_and_namespace(
-        simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     rv = v1.list_namespaced_config_map("batch").metadata.resource_version
     v1.create_namespaced_config_map("default", _cm("elsewhere"))
     v1.create_namespaced_secret("batch", {"metadata": {"name": "not-a-cm"}})
@@ -183,29 +186,54 @@ def test_selector_aware_events_sync(v1: kubernetes.client.CoreV1Api) -> None:
     v1.create_namespaced_config_map("batch", _cm("ignored", app="db"))
     v1.create_namespaced_config_map("batch", _cm("marker", app="web"))
     assert w.until("marker") == [
-        ("ADDED", "x"), ("MODIFIED", "x"), ("DELETED", "x"), ("ADDED", "marker")]
+        ("ADDED", "x"),
+        ("MODIFIED", "x"),
+        ("DELETED", "x"),
+        ("ADDED", "marker"),
+    ]
 
 
-async def test_selector_aware_events_async(v1: kubernetes.client.CoreV1Api,
-                                           av1: kubernetes_asyncio.client.CoreV1Api) -> None:
-    v1.create_namespaced_pod("batch", {
-        "metadata": {"name": "p"},
-        "spec": {"restartPolicy": "Never",
-                 "containers": [{"name": "main", "image": "busybox:1.36"}]}})
+async def test_selector_aware_events_async(
+    v1: kubernetes.client.CoreV1Api, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
+    v1.create_namespaced_pod(
+        "batch",
+        {
+            "metadata": {"name": "p"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox:1.36"}],
+            },
+        },
+    )
     rv = v1.list_namespaced_pod("batch").metadata.resource_version
     # Changes after rv, replayed selector-aware from history.
     v1.patch_namespaced_pod_status("p", "batch", {"status": {"phase": "Running"}})
     v1.patch_namespaced_pod_status("p", "batch", {"status": {"phase": "Succeeded"}})
-    v1.create_namespaced_pod("batch", {
-        "metadata": {"name": "marker"},
-        "spec": {"restartPolicy": "Never",
-                 "containers": [{"name": "main", "image": "busybox:1.36"}]}})
+    v1.create_namespaced_pod(
+        "batch",
+        {
+            "metadata": {"name": "marker"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox:1.36"}],
+            },
+        },
+    )
     v1.patch_namespaced_pod_status("marker", "batch", {"status": {"phase": "Running"}})
     async with kubernetes_asyncio.watch.Watch() as w:
-        stream = w.stream(av1.list_namespaced_pod, "batch", resource_version=rv,
-                          field_selector="status.phase=Running", timeout_seconds=30)
+        stream = w.stream(
+            av1.list_namespaced_pod,
+            "batch",
+            resource_version=rv,
+            field_selector="status.phase=Running",
+            timeout_seconds=30,
+        )
         assert await _until_async(stream, "marker") == [
-            ("ADDED", "p"), ("DELETED", "p"), ("ADDED", "marker")]
+            ("ADDED", "p"),
+            ("DELETED", "p"),
+            ("ADDED", "marker"),
+        ]
 
 
 # --- bookmarks, timeouts, 410 -------------------------------------------------------------------
@@ -223,8 +251,7 @@ def test_bookmarks_sync(v1: kubernetes.client.CoreV1Api) -> None:
     assert w.watch.resource_version == expected
 
 
-def test_no_bookmarks_unless_asked(simulated_cluster: Any,
-                                   v1: kubernetes.client.CoreV1Api) -> None:
+def test_no_bookmarks_unless_asked(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
     w = SyncWatch(v1.list_namespaced_config_map, "batch", timeout_seconds=1)
     assert w.ended(DEADLINE)
     assert w.next() is None  # the stream ended without a single event
@@ -232,8 +259,9 @@ def test_no_bookmarks_unless_asked(simulated_cluster: Any,
 
 async def test_bookmarks_async(av1: kubernetes_asyncio.client.CoreV1Api) -> None:
     async with kubernetes_asyncio.watch.Watch() as w:
-        stream = w.stream(av1.list_namespaced_config_map, "batch", allow_watch_bookmarks=True,
-                          timeout_seconds=30)
+        stream = w.stream(
+            av1.list_namespaced_config_map, "batch", allow_watch_bookmarks=True, timeout_seconds=30
+        )
         event = await asyncio.wait_for(stream.__anext__(), DEADLINE)
         assert event["type"] == "BOOKMARK"
         assert w.resource_version == event["raw_object"]["metadata"]["resourceVersion"]
@@ -241,32 +269,38 @@ async def test_bookmarks_async(av1: kubernetes_asyncio.client.CoreV1Api) -> None
 
 def test_timeout_seconds_ends_stream_sync(v1: kubernetes.client.CoreV1Api) -> None:
     started = time.monotonic()
-    events = list(kubernetes.watch.Watch().stream(v1.list_namespaced_config_map, "batch",
-                                                  timeout_seconds=1))
+    events = list(
+        kubernetes.watch.Watch().stream(v1.list_namespaced_config_map, "batch", timeout_seconds=1)
+    )
     elapsed = time.monotonic() - started
     assert events == []
     assert 0.9 <= elapsed < 5
 
 
-async def test_timeout_seconds_ends_stream_async(av1: kubernetes_asyncio.client.CoreV1Api
-                                                 ) -> None:
+async def test_timeout_seconds_ends_stream_async(av1: kubernetes_asyncio.client.CoreV1Api) -> None:
     await av1.create_namespaced_config_map("batch", _cm("a"))
     started = time.monotonic()
     async with kubernetes_asyncio.watch.Watch() as w:
-        events = [e["type"] async for e in w.stream(av1.list_namespaced_config_map, "batch",
-                                                    timeout_seconds=1)]
+        events = [
+            e["type"]
+            async for e in w.stream(av1.list_namespaced_config_map, "batch", timeout_seconds=1)
+        ]
     assert events == ["ADDED"]
     assert 0.9 <= time.monotonic() - started < 5
 
 
-def test_expired_resource_version_is_410_sync(simulated_cluster: Any,
-                                              v1: kubernetes.client.CoreV1Api) -> None:
+def test_expired_resource_version_is_410_sync(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     rv = v1.list_namespaced_config_map("batch").metadata.resource_version
     v1.create_namespaced_config_map("batch", _cm("after"))
     simulated_cluster.restart_api_server()
     with pytest.raises(ApiException) as err:
-        list(kubernetes.watch.Watch().stream(v1.list_namespaced_config_map, "batch",
-                                             resource_version=rv, timeout_seconds=5))
+        list(
+            kubernetes.watch.Watch().stream(
+                v1.list_namespaced_config_map, "batch", resource_version=rv, timeout_seconds=5
+            )
+        )
     assert err.value.status == 410
     # The current version is still good.
     current = v1.list_namespaced_config_map("batch").metadata.resource_version
@@ -276,13 +310,15 @@ def test_expired_resource_version_is_410_sync(simulated_cluster: Any,
 
 
 async def test_expired_resource_version_is_410_async(
-        simulated_cluster: Any, av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+    simulated_cluster: Any, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     rv = (await av1.list_namespaced_config_map("batch")).metadata.resource_version
     await av1.create_namespaced_config_map("batch", _cm("after"))
     await asyncio.to_thread(simulated_cluster.restart_api_server)
     async with kubernetes_asyncio.watch.Watch() as w:
-        stream = w.stream(av1.list_namespaced_config_map, "batch", resource_version=rv,
-                          timeout_seconds=5)
+        stream = w.stream(
+            av1.list_namespaced_config_map, "batch", resource_version=rv, timeout_seconds=5
+        )
         with pytest.raises(kubernetes_asyncio.client.ApiException) as err:
             await asyncio.wait_for(stream.__anext__(), DEADLINE)
     assert err.value.status == 410
@@ -292,19 +328,22 @@ async def test_expired_resource_version_is_410_async(
 # --- restarts and deletions behind the client's back --------------------------------------------
 
 
-def test_restart_ends_open_watches_sync(simulated_cluster: Any,
-                                        v1: kubernetes.client.CoreV1Api) -> None:
+def test_restart_ends_open_watches_sync(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     w = SyncWatch(v1.list_namespaced_config_map, "batch", timeout_seconds=60)
-    simulated_cluster.wait_for(lambda: simulated_cluster.open_watches == 1,
-                               message="the watch to open")
+    simulated_cluster.wait_for(
+        lambda: simulated_cluster.open_watches == 1, message="the watch to open"
+    )
     simulated_cluster.restart_api_server()
     assert w.ended(DEADLINE), "the watch stream did not end on restart"
     assert w.next() is None
     assert simulated_cluster.open_watches == 0
 
 
-async def test_restart_ends_open_watches_async(simulated_cluster: Any,
-                                               av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+async def test_restart_ends_open_watches_async(
+    simulated_cluster: Any, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     async with kubernetes_asyncio.watch.Watch() as w:
         stream = w.stream(av1.list_namespaced_config_map, "batch", timeout_seconds=60)
         consumer = asyncio.ensure_future(asyncio.wait_for(stream.__anext__(), DEADLINE))
@@ -314,8 +353,9 @@ async def test_restart_ends_open_watches_async(simulated_cluster: Any,
             await consumer
 
 
-def test_delete_behind_the_back_sync(simulated_cluster: Any,
-                                     v1: kubernetes.client.CoreV1Api) -> None:
+def test_delete_behind_the_back_sync(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     v1.create_namespaced_config_map("batch", _cm("victim"))
     w = SyncWatch(v1.list_namespaced_config_map, "batch")
     assert w.until("victim") == [("ADDED", "victim")]
@@ -326,8 +366,9 @@ def test_delete_behind_the_back_sync(simulated_cluster: Any,
     assert simulated_cluster.get("configmaps", "batch", "victim") is None
 
 
-async def test_delete_behind_the_back_async(simulated_cluster: Any,
-                                            av1: kubernetes_asyncio.client.CoreV1Api) -> None:
+async def test_delete_behind_the_back_async(
+    simulated_cluster: Any, av1: kubernetes_asyncio.client.CoreV1Api
+) -> None:
     await av1.create_namespaced_config_map("batch", _cm("victim"))
     async with kubernetes_asyncio.watch.Watch() as w:
         stream = w.stream(av1.list_namespaced_config_map, "batch", timeout_seconds=30)
@@ -337,12 +378,14 @@ async def test_delete_behind_the_back_async(simulated_cluster: Any,
         assert event["type"] == "DELETED"
 
 
-def test_watch_counters_and_open_watches(simulated_cluster: Any,
-                                         v1: kubernetes.client.CoreV1Api) -> None:
+def test_watch_counters_and_open_watches(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
+) -> None:
     simulated_cluster.reset_counters()
     watches = [SyncWatch(v1.list_namespaced_pod, "batch", timeout_seconds=60) for _ in range(2)]
-    simulated_cluster.wait_for(lambda: simulated_cluster.open_watches == 2,
-                               message="two open watches")
+    simulated_cluster.wait_for(
+        lambda: simulated_cluster.open_watches == 2, message="two open watches"
+    )
     assert simulated_cluster.requests(verb="watch", resource="pods") == 2
     assert simulated_cluster.requests(verb="list", resource="pods") == 0
     assert simulated_cluster.counters.snapshot() == {"watch pods": 2}

@@ -43,8 +43,10 @@ async def aapi(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.c
 def _pod(name: str, containers: tuple[str, ...] = ("main",), **meta: Any) -> dict[str, Any]:
     return {
         "metadata": {"name": name, **meta},
-        "spec": {"restartPolicy": "Never",
-                 "containers": [{"name": c, "image": "busybox:1.36"} for c in containers]},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": c, "image": "busybox:1.36"} for c in containers],
+        },
     }
 
 
@@ -62,39 +64,50 @@ def _gone(read: Any, *args: Any) -> bool:
 
 
 def test_merge_patch(v1: kubernetes.client.CoreV1Api) -> None:
-    v1.create_namespaced_config_map("batch", {
-        "metadata": {"name": "m", "labels": {"a": "1", "b": "2"}},
-        "data": {"keep": "x", "drop": "y"}})
+    v1.create_namespaced_config_map(
+        "batch",
+        {
+            "metadata": {"name": "m", "labels": {"a": "1", "b": "2"}},
+            "data": {"keep": "x", "drop": "y"},
+        },
+    )
     patched = v1.patch_namespaced_config_map(
-        "m", "batch", {"metadata": {"labels": {"b": None, "c": "3"}},
-                       "data": {"drop": None, "new": "z"}},
-        _content_type=MERGE)
+        "m",
+        "batch",
+        {"metadata": {"labels": {"b": None, "c": "3"}}, "data": {"drop": None, "new": "z"}},
+        _content_type=MERGE,
+    )
     assert patched.metadata.labels == {"a": "1", "c": "3"}
     assert patched.data == {"keep": "x", "new": "z"}
 
 
 async def test_merge_patch_async(aapi: kubernetes_asyncio.client.ApiClient) -> None:
     v1 = kubernetes_asyncio.client.CoreV1Api(aapi)
-    await v1.create_namespaced_config_map("batch", {"metadata": {"name": "m"},
-                                                    "data": {"a": "1"}})
-    patched = await v1.patch_namespaced_config_map("m", "batch", {"data": {"a": None, "b": "2"}},
-                                                   _content_type=MERGE)
+    await v1.create_namespaced_config_map("batch", {"metadata": {"name": "m"}, "data": {"a": "1"}})
+    patched = await v1.patch_namespaced_config_map(
+        "m", "batch", {"data": {"a": None, "b": "2"}}, _content_type=MERGE
+    )
     assert patched.data == {"b": "2"}
 
 
-def test_strategic_merge_patch_merges_containers_by_name(v1: kubernetes.client.CoreV1Api
-                                                         ) -> None:
+def test_strategic_merge_patch_merges_containers_by_name(v1: kubernetes.client.CoreV1Api) -> None:
     v1.create_namespaced_pod("batch", _pod("two", ("a", "b")))
     # A dict body is a strategic merge patch: container "b" is updated in place.
     patched = v1.patch_namespaced_pod(
-        "two", "batch", {"spec": {"containers": [{"name": "b", "image": "busybox:1.37"}]}})
+        "two", "batch", {"spec": {"containers": [{"name": "b", "image": "busybox:1.37"}]}}
+    )
     assert [(c.name, c.image) for c in patched.spec.containers] == [
-        ("a", "busybox:1.36"), ("b", "busybox:1.37")]
+        ("a", "busybox:1.36"),
+        ("b", "busybox:1.37"),
+    ]
     # The same body as a merge patch replaces the whole list, which a pod update may not do.
     with pytest.raises(ApiException) as err:
         v1.patch_namespaced_pod(
-            "two", "batch", {"spec": {"containers": [{"name": "b", "image": "busybox:1.37"}]}},
-            _content_type=MERGE)
+            "two",
+            "batch",
+            {"spec": {"containers": [{"name": "b", "image": "busybox:1.37"}]}},
+            _content_type=MERGE,
+        )
     assert err.value.status == 422
     assert json.loads(err.value.body)["details"]["causes"][0]["field"] == "spec"
 
@@ -103,39 +116,48 @@ async def test_strategic_merge_patch_async(aapi: kubernetes_asyncio.client.ApiCl
     v1 = kubernetes_asyncio.client.CoreV1Api(aapi)
     await v1.create_namespaced_pod("batch", _pod("two", ("a", "b")))
     patched = await v1.patch_namespaced_pod(
-        "two", "batch", {"spec": {"containers": [{"name": "a", "image": "busybox:1.37"}]}})
+        "two", "batch", {"spec": {"containers": [{"name": "a", "image": "busybox:1.37"}]}}
+    )
     assert [(c.name, c.image) for c in patched.spec.containers] == [
-        ("a", "busybox:1.37"), ("b", "busybox:1.36")]
+        ("a", "busybox:1.37"),
+        ("b", "busybox:1.36"),
+    ]
 
 
 def test_json_patch(v1: kubernetes.client.CoreV1Api) -> None:
     v1.create_namespaced_config_map("batch", {"metadata": {"name": "j"}, "data": {"a": "1"}})
-    patched = v1.patch_namespaced_config_map("j", "batch", [
-        {"op": "add", "path": "/data/b", "value": "2"},
-        {"op": "remove", "path": "/data/a"},
-        {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
-    ])
+    patched = v1.patch_namespaced_config_map(
+        "j",
+        "batch",
+        [
+            {"op": "add", "path": "/data/b", "value": "2"},
+            {"op": "remove", "path": "/data/a"},
+            {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+        ],
+    )
     assert patched.data == {"b": "2"}
     assert patched.metadata.labels == {"x": "y"}
     with pytest.raises(ApiException) as err:
-        v1.patch_namespaced_config_map("j", "batch", [
-            {"op": "test", "path": "/data/b", "value": "not-2"}])
+        v1.patch_namespaced_config_map(
+            "j", "batch", [{"op": "test", "path": "/data/b", "value": "not-2"}]
+        )
     assert err.value.status == 422
     assert v1.read_namespaced_config_map("j", "batch").data == {"b": "2"}
 
 
 async def test_json_patch_async(aapi: kubernetes_asyncio.client.ApiClient) -> None:
     v1 = kubernetes_asyncio.client.CoreV1Api(aapi)
-    await v1.create_namespaced_config_map("batch", {"metadata": {"name": "j"},
-                                                    "data": {"a": "1"}})
+    await v1.create_namespaced_config_map("batch", {"metadata": {"name": "j"}, "data": {"a": "1"}})
     patched = await v1.patch_namespaced_config_map(
-        "j", "batch", [{"op": "replace", "path": "/data/a", "value": "9"}])
+        "j", "batch", [{"op": "replace", "path": "/data/a", "value": "9"}]
+    )
     assert patched.data == {"a": "9"}
 
 
 def test_patch_bumps_resource_version_only_on_change(v1: kubernetes.client.CoreV1Api) -> None:
-    created = v1.create_namespaced_config_map("batch", {"metadata": {"name": "n"},
-                                                        "data": {"a": "1"}})
+    created = v1.create_namespaced_config_map(
+        "batch", {"metadata": {"name": "n"}, "data": {"a": "1"}}
+    )
     same = v1.patch_namespaced_config_map("n", "batch", {"data": {"a": "1"}})
     assert same.metadata.resource_version == created.metadata.resource_version
     changed = v1.patch_namespaced_config_map("n", "batch", {"data": {"a": "2"}})
@@ -184,17 +206,26 @@ def test_status_subresource(v1: kubernetes.client.CoreV1Api) -> None:
     assert replaced.status.phase == "Pending"  # the main resource ignores status
 
     patched = v1.patch_namespaced_pod_status(
-        "s", "batch", {"metadata": {"labels": {"via": "status"}},
-                       "spec": {"activeDeadlineSeconds": 5},
-                       "status": {"phase": "Running"}})
+        "s",
+        "batch",
+        {
+            "metadata": {"labels": {"via": "status"}},
+            "spec": {"activeDeadlineSeconds": 5},
+            "status": {"phase": "Running"},
+        },
+    )
     assert patched.status.phase == "Running"
     assert patched.spec.active_deadline_seconds is None  # /status ignores the rest
     assert patched.metadata.labels == {"changed": "yes"}
 
     job = kubernetes.client.BatchV1Api(v1.api_client)
-    job.create_namespaced_job("batch", {
-        "metadata": {"name": "j"},
-        "spec": {"suspend": True, "template": {"spec": _pod("x")["spec"]}}})
+    job.create_namespaced_job(
+        "batch",
+        {
+            "metadata": {"name": "j"},
+            "spec": {"suspend": True, "template": {"spec": _pod("x")["spec"]}},
+        },
+    )
     result = job.patch_namespaced_job("j", "batch", {"status": {"active": 3}})
     assert result.status.active is None
     result = job.patch_namespaced_job_status("j", "batch", {"status": {"active": 3}})
@@ -217,16 +248,14 @@ async def test_status_subresource_async(aapi: kubernetes_asyncio.client.ApiClien
 
 def test_dry_run_changes_nothing(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
     before = simulated_cluster.state.store.resource_version
-    created = v1.create_namespaced_config_map("batch", {"metadata": {"name": "dry"}},
-                                              dry_run="All")
+    created = v1.create_namespaced_config_map("batch", {"metadata": {"name": "dry"}}, dry_run="All")
     assert created.metadata.name == "dry"
     assert v1.list_namespaced_config_map("batch").items == []
 
     v1.create_namespaced_config_map("batch", {"metadata": {"name": "real"}, "data": {"a": "1"}})
     after_create = simulated_cluster.state.store.resource_version
     assert after_create == before + 1
-    patched = v1.patch_namespaced_config_map("real", "batch", {"data": {"a": "2"}},
-                                             dry_run="All")
+    patched = v1.patch_namespaced_config_map("real", "batch", {"data": {"a": "2"}}, dry_run="All")
     assert patched.data == {"a": "2"}
     v1.delete_namespaced_config_map("real", "batch", dry_run="All")
     assert v1.read_namespaced_config_map("real", "batch").data == {"a": "1"}
@@ -239,8 +268,9 @@ def test_dry_run_still_validates(v1: kubernetes.client.CoreV1Api) -> None:
     assert err.value.status == 422
 
 
-def test_field_validation(api: kubernetes.client.ApiClient, v1: kubernetes.client.CoreV1Api
-                          ) -> None:
+def test_field_validation(
+    api: kubernetes.client.ApiClient, v1: kubernetes.client.CoreV1Api
+) -> None:
     body = {"metadata": {"name": "f", "bogus": 1}, "data": {"a": "1"}, "extra": True}
     with pytest.raises(ApiException) as err:
         v1.create_namespaced_config_map("batch", body, field_validation="Strict")
@@ -261,9 +291,10 @@ def test_field_validation(api: kubernetes.client.ApiClient, v1: kubernetes.clien
 
 async def test_field_validation_strict_async(aapi: kubernetes_asyncio.client.ApiClient) -> None:
     batch = kubernetes_asyncio.client.BatchV1Api(aapi)
-    body = {"metadata": {"name": "j"},
-            "spec": {"suspend": True, "backoffLimitt": 2,
-                     "template": {"spec": _pod("x")["spec"]}}}
+    body = {
+        "metadata": {"name": "j"},
+        "spec": {"suspend": True, "backoffLimitt": 2, "template": {"spec": _pod("x")["spec"]}},
+    }
     with pytest.raises(kubernetes_asyncio.client.ApiException) as err:
         await batch.create_namespaced_job("batch", body, field_validation="Strict")
     assert err.value.status == 400
@@ -275,12 +306,16 @@ async def test_field_validation_strict_async(aapi: kubernetes_asyncio.client.Api
 # --- deletion -----------------------------------------------------------------------------------
 
 
-def _family(v1: kubernetes.client.CoreV1Api, owner: str = "owner",
-            hold: bool = False) -> str:
+def _family(v1: kubernetes.client.CoreV1Api, owner: str = "owner", hold: bool = False) -> str:
     """A ConfigMap owning a ConfigMap and a Pod; returns the owner's uid."""
     uid: str = v1.create_namespaced_config_map("batch", {"metadata": {"name": owner}}).metadata.uid
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid,
-           "blockOwnerDeletion": True}
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": owner,
+        "uid": uid,
+        "blockOwnerDeletion": True,
+    }
     meta: dict[str, Any] = {"ownerReferences": [ref]}
     if hold:
         meta["finalizers"] = ["example.com/hold"]
@@ -292,8 +327,9 @@ def _family(v1: kubernetes.client.CoreV1Api, owner: str = "owner",
 def test_delete_orphan(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
     _family(v1)
     v1.delete_namespaced_config_map("owner", "batch", propagation_policy="Orphan")
-    simulated_cluster.wait_for(lambda: _gone(v1.read_namespaced_config_map, "owner", "batch"),
-                               message="the owner to go")
+    simulated_cluster.wait_for(
+        lambda: _gone(v1.read_namespaced_config_map, "owner", "batch"), message="the owner to go"
+    )
     cm = v1.read_namespaced_config_map("owner-cm", "batch")
     pod = v1.read_namespaced_pod("owner-pod", "batch")
     assert cm.metadata.owner_references is None
@@ -306,9 +342,12 @@ def test_delete_background(simulated_cluster: Any, v1: kubernetes.client.CoreV1A
     v1.delete_namespaced_config_map("owner", "batch", propagation_policy="Background")
     assert _gone(v1.read_namespaced_config_map, "owner", "batch")
     simulated_cluster.wait_for(
-        lambda: _gone(v1.read_namespaced_config_map, "owner-cm", "batch")
-        and _gone(v1.read_namespaced_pod, "owner-pod", "batch"),
-        message="the dependents to be garbage-collected")
+        lambda: (
+            _gone(v1.read_namespaced_config_map, "owner-cm", "batch")
+            and _gone(v1.read_namespaced_pod, "owner-pod", "batch")
+        ),
+        message="the dependents to be garbage-collected",
+    )
 
 
 def test_delete_foreground(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
@@ -317,29 +356,39 @@ def test_delete_foreground(simulated_cluster: Any, v1: kubernetes.client.CoreV1A
     # The held dependent keeps the owner around, marked for deletion.
     simulated_cluster.wait_for(
         lambda: v1.read_namespaced_config_map("owner-cm", "batch").metadata.deletion_timestamp,
-        message="the dependent to be deleting")
-    simulated_cluster.wait_for(lambda: _gone(v1.read_namespaced_pod, "owner-pod", "batch"),
-                               message="the unheld dependent to go")
+        message="the dependent to be deleting",
+    )
+    simulated_cluster.wait_for(
+        lambda: _gone(v1.read_namespaced_pod, "owner-pod", "batch"),
+        message="the unheld dependent to go",
+    )
     owner = v1.read_namespaced_config_map("owner", "batch")
     assert owner.metadata.deletion_timestamp is not None
     assert "foregroundDeletion" in owner.metadata.finalizers
     # Release the dependent: then the owner goes too.
-    v1.patch_namespaced_config_map("owner-cm", "batch", {"metadata": {"finalizers": None}},
-                                   _content_type=MERGE)
+    v1.patch_namespaced_config_map(
+        "owner-cm", "batch", {"metadata": {"finalizers": None}}, _content_type=MERGE
+    )
     simulated_cluster.wait_for(
-        lambda: _gone(v1.read_namespaced_config_map, "owner-cm", "batch")
-        and _gone(v1.read_namespaced_config_map, "owner", "batch"),
-        message="the dependent and then the owner to go")
+        lambda: (
+            _gone(v1.read_namespaced_config_map, "owner-cm", "batch")
+            and _gone(v1.read_namespaced_config_map, "owner", "batch")
+        ),
+        message="the dependent and then the owner to go",
+    )
 
 
-async def test_delete_foreground_async(simulated_cluster: Any,
-                                       aapi: kubernetes_asyncio.client.ApiClient,
-                                       v1: kubernetes.client.CoreV1Api) -> None:
+async def test_delete_foreground_async(
+    simulated_cluster: Any,
+    aapi: kubernetes_asyncio.client.ApiClient,
+    v1: kubernetes.client.CoreV1Api,
+) -> None:
     _family(v1, hold=True)
     av1 = kubernetes_asyncio.client.CoreV1Api(aapi)
     # The response is the object itself (the client's V1Status model does not fit it).
     response = await av1.delete_namespaced_config_map(
-        "owner", "batch", propagation_policy="Foreground", _preload_content=False)
+        "owner", "batch", propagation_policy="Foreground", _preload_content=False
+    )
     assert response.status == 202
     body = json.loads(await response.read())
     assert body["metadata"]["deletionTimestamp"]
@@ -348,30 +397,45 @@ async def test_delete_foreground_async(simulated_cluster: Any,
     assert "foregroundDeletion" in owner.metadata.finalizers
 
 
-def test_job_delete_without_policy_orphans(simulated_cluster: Any,
-                                           api: kubernetes.client.ApiClient) -> None:
+def test_job_delete_without_policy_orphans(
+    simulated_cluster: Any, api: kubernetes.client.ApiClient
+) -> None:
     v1 = kubernetes.client.CoreV1Api(api)
     batch = kubernetes.client.BatchV1Api(api)
-    job = batch.create_namespaced_job("batch", {
-        "metadata": {"name": "j"},
-        "spec": {"suspend": True, "template": {"spec": _pod("x")["spec"]}}})
-    ref = {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": job.metadata.uid,
-           "controller": True, "blockOwnerDeletion": True}
+    job = batch.create_namespaced_job(
+        "batch",
+        {
+            "metadata": {"name": "j"},
+            "spec": {"suspend": True, "template": {"spec": _pod("x")["spec"]}},
+        },
+    )
+    ref = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": "j",
+        "uid": job.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     # A ConfigMap rather than a pod, so that the Job controller leaves it alone.
-    v1.create_namespaced_config_map("batch", {"metadata": {"name": "j-data",
-                                                           "ownerReferences": [ref]}})
+    v1.create_namespaced_config_map(
+        "batch", {"metadata": {"name": "j-data", "ownerReferences": [ref]}}
+    )
     batch.delete_namespaced_job("j", "batch")
-    simulated_cluster.wait_for(lambda: _gone(batch.read_namespaced_job, "j", "batch"),
-                               message="the job to go")
+    simulated_cluster.wait_for(
+        lambda: _gone(batch.read_namespaced_job, "j", "batch"), message="the job to go"
+    )
     assert v1.read_namespaced_config_map("j-data", "batch").metadata.owner_references is None
 
 
 def test_delete_collection(v1: kubernetes.client.CoreV1Api) -> None:
     for name, app in (("a", "web"), ("b", "web"), ("c", "db")):
-        v1.create_namespaced_config_map("batch", {"metadata": {"name": name,
-                                                               "labels": {"app": app}}})
-    v1.create_namespaced_config_map("default", {"metadata": {"name": "d",
-                                                             "labels": {"app": "web"}}})
+        v1.create_namespaced_config_map(
+            "batch", {"metadata": {"name": name, "labels": {"app": app}}}
+        )
+    v1.create_namespaced_config_map(
+        "default", {"metadata": {"name": "d", "labels": {"app": "web"}}}
+    )
     v1.delete_collection_namespaced_config_map("batch", label_selector="app=web")
     assert [cm.metadata.name for cm in v1.list_namespaced_config_map("batch").items] == ["c"]
     assert v1.read_namespaced_config_map("d", "default").metadata.name == "d"
@@ -382,30 +446,34 @@ async def test_delete_collection_async(aapi: kubernetes_asyncio.client.ApiClient
     for name in ("a", "b"):
         await v1.create_namespaced_pod("batch", _pod(name, labels={"run": "1"}))
     await v1.create_namespaced_pod("batch", _pod("c", labels={"run": "2"}))
-    await v1.delete_collection_namespaced_pod("batch", label_selector="run=1",
-                                              grace_period_seconds=0)
+    await v1.delete_collection_namespaced_pod(
+        "batch", label_selector="run=1", grace_period_seconds=0
+    )
     pods = await v1.list_namespaced_pod("batch")
     assert [p.metadata.name for p in pods.items] == ["c"]
 
 
-def test_finalizers_keep_an_object(simulated_cluster: Any,
-                                   v1: kubernetes.client.CoreV1Api) -> None:
-    v1.create_namespaced_config_map("batch", {"metadata": {"name": "kept",
-                                                           "finalizers": ["example.com/a",
-                                                                          "example.com/b"]}})
+def test_finalizers_keep_an_object(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
+    v1.create_namespaced_config_map(
+        "batch", {"metadata": {"name": "kept", "finalizers": ["example.com/a", "example.com/b"]}}
+    )
     _, status, _ = v1.delete_namespaced_config_map_with_http_info("kept", "batch")
     assert status == 202
     kept = v1.read_namespaced_config_map("kept", "batch")
     assert kept.metadata.deletion_timestamp is not None
     # Deleting again changes nothing.
     v1.delete_namespaced_config_map("kept", "batch")
-    assert v1.read_namespaced_config_map("kept", "batch").metadata.resource_version == \
-        kept.metadata.resource_version
-    v1.patch_namespaced_config_map("kept", "batch", [
-        {"op": "remove", "path": "/metadata/finalizers/0"}])
+    assert (
+        v1.read_namespaced_config_map("kept", "batch").metadata.resource_version
+        == kept.metadata.resource_version
+    )
+    v1.patch_namespaced_config_map(
+        "kept", "batch", [{"op": "remove", "path": "/metadata/finalizers/0"}]
+    )
     assert v1.read_namespaced_config_map("kept", "batch").metadata.finalizers == ["example.com/b"]
-    v1.patch_namespaced_config_map("kept", "batch", [
-        {"op": "remove", "path": "/metadata/finalizers"}])
+    v1.patch_namespaced_config_map(
+        "kept", "batch", [{"op": "remove", "path": "/metadata/finalizers"}]
+    )
     assert _gone(v1.read_namespaced_config_map, "kept", "batch")
 
 
@@ -413,8 +481,8 @@ def test_delete_preconditions(v1: kubernetes.client.CoreV1Api) -> None:
     cm = v1.create_namespaced_config_map("batch", {"metadata": {"name": "p"}})
     with pytest.raises(ApiException) as err:
         v1.delete_namespaced_config_map(
-            "p", "batch", body={"preconditions": {"uid": "not-the-uid"}})
+            "p", "batch", body={"preconditions": {"uid": "not-the-uid"}}
+        )
     assert err.value.status == 409
-    v1.delete_namespaced_config_map("p", "batch",
-                                    body={"preconditions": {"uid": cm.metadata.uid}})
+    v1.delete_namespaced_config_map("p", "batch", body={"preconditions": {"uid": cm.metadata.uid}})
     assert _gone(v1.read_namespaced_config_map, "p", "batch")

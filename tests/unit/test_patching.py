@@ -55,8 +55,12 @@ def _pod() -> dict[str, Any]:
         "metadata": {"name": "p", "labels": {"a": "1"}, "finalizers": ["x"]},
         "spec": {
             "containers": [
-                {"name": "main", "image": "busybox:1", "args": ["a", "b"],
-                 "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                {
+                    "name": "main",
+                    "image": "busybox:1",
+                    "args": ["a", "b"],
+                    "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                },
                 {"name": "side", "image": "envoy:1"},
             ],
             "tolerations": [{"key": "t", "operator": "Exists"}],
@@ -65,34 +69,71 @@ def _pod() -> dict[str, Any]:
 
 
 def test_smp_merges_containers_by_name() -> None:
-    patched = strategic_merge_patch(_pod(), {"spec": {"containers": [
-        {"name": "side", "image": "envoy:2"}, {"name": "new", "image": "x:1"}]}})
+    patched = strategic_merge_patch(
+        _pod(),
+        {
+            "spec": {
+                "containers": [
+                    {"name": "side", "image": "envoy:2"},
+                    {"name": "new", "image": "x:1"},
+                ]
+            }
+        },
+    )
     containers = patched["spec"]["containers"]
     assert [(c["name"], c["image"]) for c in containers] == [
-        ("main", "busybox:1"), ("side", "envoy:2"), ("new", "x:1")]
+        ("main", "busybox:1"),
+        ("side", "envoy:2"),
+        ("new", "x:1"),
+    ]
     assert containers[0]["args"] == ["a", "b"]
 
 
 def test_smp_merges_nested_keyed_lists() -> None:
-    patched = strategic_merge_patch(_pod(), {"spec": {"containers": [
-        {"name": "main", "env": [{"name": "B", "value": "22"}, {"name": "C", "value": "3"}]}]}})
+    patched = strategic_merge_patch(
+        _pod(),
+        {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "main",
+                        "env": [{"name": "B", "value": "22"}, {"name": "C", "value": "3"}],
+                    }
+                ]
+            }
+        },
+    )
     env = patched["spec"]["containers"][0]["env"]
-    assert env == [{"name": "A", "value": "1"}, {"name": "B", "value": "22"},
-                   {"name": "C", "value": "3"}]
+    assert env == [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "22"},
+        {"name": "C", "value": "3"},
+    ]
 
 
 def test_smp_patch_delete_in_keyed_list() -> None:
-    patched = strategic_merge_patch(_pod(), {"spec": {"containers": [
-        {"name": "side", "$patch": "delete"}, {"name": "absent", "$patch": "delete"}]}})
+    patched = strategic_merge_patch(
+        _pod(),
+        {
+            "spec": {
+                "containers": [
+                    {"name": "side", "$patch": "delete"},
+                    {"name": "absent", "$patch": "delete"},
+                ]
+            }
+        },
+    )
     assert [c["name"] for c in patched["spec"]["containers"]] == ["main"]
 
 
 def test_smp_patch_replace_list_and_map() -> None:
-    patched = strategic_merge_patch(_pod(), {"spec": {"containers": [
-        {"$patch": "replace"}, {"name": "only", "image": "x:1"}]}})
+    patched = strategic_merge_patch(
+        _pod(), {"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x:1"}]}}
+    )
     assert patched["spec"]["containers"] == [{"name": "only", "image": "x:1"}]
-    patched = strategic_merge_patch(_pod(), {"metadata": {"labels": {"$patch": "replace",
-                                                                     "b": "2"}}})
+    patched = strategic_merge_patch(
+        _pod(), {"metadata": {"labels": {"$patch": "replace", "b": "2"}}}
+    )
     assert patched["metadata"]["labels"] == {"b": "2"}
 
 
@@ -102,9 +143,15 @@ def test_smp_patch_delete_map() -> None:
 
 
 def test_smp_replaces_lists_without_a_merge_key() -> None:
-    patched = strategic_merge_patch(_pod(), {"spec": {
-        "tolerations": [{"key": "u", "operator": "Exists"}],
-        "containers": [{"name": "main", "args": ["c"]}]}})
+    patched = strategic_merge_patch(
+        _pod(),
+        {
+            "spec": {
+                "tolerations": [{"key": "u", "operator": "Exists"}],
+                "containers": [{"name": "main", "args": ["c"]}],
+            }
+        },
+    )
     assert patched["spec"]["tolerations"] == [{"key": "u", "operator": "Exists"}]
     assert patched["spec"]["containers"][0]["args"] == ["c"]
 
@@ -117,15 +164,22 @@ def test_smp_null_deletes_and_maps_merge() -> None:
 def test_smp_finalizers_merge_as_a_set_and_delete_from_primitive_list() -> None:
     patched = strategic_merge_patch(_pod(), {"metadata": {"finalizers": ["x", "y"]}})
     assert patched["metadata"]["finalizers"] == ["x", "y"]
-    patched = strategic_merge_patch(patched, {"metadata": {
-        "$deleteFromPrimitiveList/finalizers": ["x"]}})
+    patched = strategic_merge_patch(
+        patched, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}
+    )
     assert patched["metadata"]["finalizers"] == ["y"]
 
 
 def test_smp_ignores_set_element_order_directives() -> None:
-    patched = strategic_merge_patch(_pod(), {"spec": {
-        "$setElementOrder/containers": [{"name": "side"}, {"name": "main"}],
-        "containers": [{"name": "side", "image": "envoy:3"}]}})
+    patched = strategic_merge_patch(
+        _pod(),
+        {
+            "spec": {
+                "$setElementOrder/containers": [{"name": "side"}, {"name": "main"}],
+                "containers": [{"name": "side", "image": "envoy:3"}],
+            }
+        },
+    )
     assert [c["name"] for c in patched["spec"]["containers"]] == ["main", "side"]
     assert not any(k.startswith("$") for k in patched["spec"])
 
@@ -135,22 +189,30 @@ def test_smp_ignores_set_element_order_directives() -> None:
 
 def test_apply_json_patch() -> None:
     obj = {"metadata": {"name": "c"}, "data": {"a": "1"}}
-    patched = apply_patch(obj, [
-        {"op": "add", "path": "/data/b", "value": "2"},
-        {"op": "replace", "path": "/data/a", "value": "9"},
-        {"op": "test", "path": "/metadata/name", "value": "c"},
-        {"op": "copy", "from": "/data/a", "path": "/data/c"},
-        {"op": "remove", "path": "/data/b"},
-    ], JSON_PATCH, custom_resource=False)
+    patched = apply_patch(
+        obj,
+        [
+            {"op": "add", "path": "/data/b", "value": "2"},
+            {"op": "replace", "path": "/data/a", "value": "9"},
+            {"op": "test", "path": "/metadata/name", "value": "c"},
+            {"op": "copy", "from": "/data/a", "path": "/data/c"},
+            {"op": "remove", "path": "/data/b"},
+        ],
+        JSON_PATCH,
+        custom_resource=False,
+    )
     assert patched["data"] == {"a": "9", "c": "9"}
     assert obj["data"] == {"a": "1"}
 
 
-@pytest.mark.parametrize("operations", [
-    [{"op": "test", "path": "/data/a", "value": "2"}],
-    [{"op": "remove", "path": "/data/missing"}],
-    [{"op": "replace", "path": "/nope/x", "value": 1}],
-])
+@pytest.mark.parametrize(
+    "operations",
+    [
+        [{"op": "test", "path": "/data/a", "value": "2"}],
+        [{"op": "remove", "path": "/data/missing"}],
+        [{"op": "replace", "path": "/nope/x", "value": 1}],
+    ],
+)
 def test_failing_json_patch_is_422(operations: list[dict[str, Any]]) -> None:
     with pytest.raises(ApiError) as err:
         apply_patch({"data": {"a": "1"}}, operations, JSON_PATCH, custom_resource=False)

@@ -29,8 +29,10 @@ LABELS = {"app": "web", "tier": "front", "example.com/team": "data"}
         ("app notin (web)", [Requirement("app", "NotIn", ("web",))]),
         ("tier", [Requirement("tier", "Exists")]),
         ("!tier", [Requirement("tier", "DoesNotExist")]),
-        ("example.com/team=data,!gone",
-         [Requirement("example.com/team", "In", ("data",)), Requirement("gone", "DoesNotExist")]),
+        (
+            "example.com/team=data,!gone",
+            [Requirement("example.com/team", "In", ("data",)), Requirement("gone", "DoesNotExist")],
+        ),
         ("a in (x,y),b", [Requirement("a", "In", ("x", "y")), Requirement("b", "Exists")]),
         ("", []),
         (None, []),
@@ -68,8 +70,8 @@ def test_empty_selector_matches_everything() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["app in web", "app in (web", "!app=web", "=web", "app web", "app notin web",
-             "app in ()"],
+    "text",
+    ["app in web", "app in (web", "!app=web", "=web", "app web", "app notin web", "app in ()"],
 )
 def test_malformed_label_selectors_are_400(text: str) -> None:
     with pytest.raises(ApiError) as err:
@@ -124,13 +126,16 @@ def test_pod_field_selectors(text: str, matches: bool) -> None:
 
 
 def test_event_field_selectors() -> None:
-    event = {"metadata": {"name": "e", "namespace": "batch"},
-             "involvedObject": {"kind": "Job", "name": "j"}, "reason": "Completed",
-             "source": {"component": "job-controller"}, "type": "Normal"}
+    event = {
+        "metadata": {"name": "e", "namespace": "batch"},
+        "involvedObject": {"kind": "Job", "name": "j"},
+        "reason": "Completed",
+        "source": {"component": "job-controller"},
+        "type": "Normal",
+    }
     assert fields_match(parse_field_selector("involvedObject.name=j", EVENTS), event)
     assert not fields_match(parse_field_selector("involvedObject.name=k", EVENTS), event)
-    assert fields_match(parse_field_selector("source=job-controller,type=Normal", EVENTS),
-                        event)
+    assert fields_match(parse_field_selector("source=job-controller,type=Normal", EVENTS), event)
 
 
 @pytest.mark.parametrize("text", ["status.phase=Running", "data.key=x", "spec.nodeName=n"])
@@ -155,9 +160,12 @@ def test_field_value() -> None:
 
 def test_object_filter_combines_both() -> None:
     obj = {**POD, "metadata": {**POD["metadata"], "labels": {"app": "web"}}}
-    assert object_filter(parse_label_selector("app=web"),
-                         parse_field_selector("status.phase=Running", PODS))(obj)
-    assert not object_filter(parse_label_selector("app=db"),
-                             parse_field_selector("status.phase=Running", PODS))(obj)
-    assert not object_filter(parse_label_selector("app=web"),
-                             parse_field_selector("status.phase=Failed", PODS))(obj)
+    assert object_filter(
+        parse_label_selector("app=web"), parse_field_selector("status.phase=Running", PODS)
+    )(obj)
+    assert not object_filter(
+        parse_label_selector("app=db"), parse_field_selector("status.phase=Running", PODS)
+    )(obj)
+    assert not object_filter(
+        parse_label_selector("app=web"), parse_field_selector("status.phase=Failed", PODS)
+    )(obj)

@@ -43,8 +43,13 @@ def test_resource_versions_increase_on_every_write() -> None:
     assert obj is not None
     obj["data"] = {"a": "2"}
     versions.append(int(store.update(CONFIGMAPS, obj)["metadata"]["resourceVersion"]))
-    versions.append(int(store.create(SECRETS, {"metadata": {"name": "s", "namespace": "ns"}})
-                        ["metadata"]["resourceVersion"]))
+    versions.append(
+        int(
+            store.create(SECRETS, {"metadata": {"name": "s", "namespace": "ns"}})["metadata"][
+                "resourceVersion"
+            ]
+        )
+    )
     versions.append(int(store.delete(CONFIGMAPS, "ns", "a")["metadata"]["resourceVersion"]))
     assert versions == sorted(versions)
     assert len(set(versions)) == 4
@@ -110,9 +115,16 @@ def test_update_keeps_immutable_metadata() -> None:
 
 def test_generation_counts_spec_changes() -> None:
     store = _store()
-    pod = store.create(PODS, admit_create(PODS, {
-        "metadata": {"name": "p", "namespace": "ns"},
-        "spec": {"containers": [{"name": "c", "image": "i:1"}]}}))
+    pod = store.create(
+        PODS,
+        admit_create(
+            PODS,
+            {
+                "metadata": {"name": "p", "namespace": "ns"},
+                "spec": {"containers": [{"name": "c", "image": "i:1"}]},
+            },
+        ),
+    )
     assert pod["metadata"]["generation"] == 1
     pod["status"]["phase"] = "Running"
     pod = store.update(PODS, pod)
@@ -140,12 +152,11 @@ def test_watch_replays_history_after_a_version() -> None:
 
 def test_selector_aware_watch() -> None:
     store = _store()
-    watcher = store.open_watch(CONFIGMAPS, "ns",
-                               lambda o: (o["metadata"].get("labels") or {}).get("app") == "web",
-                               None)
+    watcher = store.open_watch(
+        CONFIGMAPS, "ns", lambda o: (o["metadata"].get("labels") or {}).get("app") == "web", None
+    )
     obj = store.create(CONFIGMAPS, _cm("a"))
-    obj = store.update(CONFIGMAPS, dict(obj, metadata=dict(obj["metadata"],
-                                                           labels={"app": "web"})))
+    obj = store.update(CONFIGMAPS, dict(obj, metadata=dict(obj["metadata"], labels={"app": "web"})))
     obj = store.update(CONFIGMAPS, dict(obj, data={"a": "2"}))
     obj = store.update(CONFIGMAPS, dict(obj, metadata=dict(obj["metadata"], labels={})))
     store.delete(CONFIGMAPS, "ns", "a")
@@ -170,8 +181,9 @@ def test_history_limit_and_compaction() -> None:
     with pytest.raises(ResourceVersionTooOld):
         store.open_watch(CONFIGMAPS, "ns", _everything, str(current))
     assert store.oldest_resource_version == store.resource_version
-    assert _drain(store.open_watch(CONFIGMAPS, "ns", _everything,
-                                   str(store.resource_version))) == []
+    assert (
+        _drain(store.open_watch(CONFIGMAPS, "ns", _everything, str(store.resource_version))) == []
+    )
 
 
 def test_invalid_resource_version_is_400() -> None:
@@ -218,8 +230,12 @@ def test_orphan_removes_owner_references() -> None:
     store = _store()
     owner = store.create(CONFIGMAPS, _cm("owner"))
     other = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "other-uid"}
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
-           "uid": owner["metadata"]["uid"]}
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
     store.create(CONFIGMAPS, _cm("only", ownerReferences=[ref]))
     store.create(CONFIGMAPS, _cm("both", ownerReferences=[ref, other]))
     store.delete(CONFIGMAPS, "ns", "owner", propagation="Orphan")
