@@ -29,8 +29,9 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"
 
 def node(name: str = "n1", labels: dict[str, str] | None = None,
          taints: list[dict[str, Any]] | None = None, ready: bool = True,
-         unschedulable: bool = False, **allocatable: str) -> dict[str, Any]:
-    alloc = {"cpu": "4", "memory": "16Gi", "pods": "110", **allocatable}
+         unschedulable: bool = False, allocatable: dict[str, str] | None = None
+         ) -> dict[str, Any]:
+    alloc = {"cpu": "4", "memory": "16Gi", "pods": "110", **(allocatable or {})}
     spec: dict[str, Any] = {}
     if taints:
         spec["taints"] = taints
@@ -209,17 +210,17 @@ def test_request_beyond_allocatable_is_unresolvable() -> None:
 def test_extended_resource_missing_on_node() -> None:
     spec = {"containers": [container(limits={"nvidia.com/gpu": "1"})]}
     assert filter_node(spec, node()).reasons == ["Insufficient nvidia.com/gpu"]
-    assert filter_node(spec, node(**{"nvidia.com/gpu": "1"})).fits
+    assert filter_node(spec, node(allocatable={"nvidia.com/gpu": "1"})).fits
 
 
 def test_too_many_pods() -> None:
-    verdict = filter_node({"containers": [container()]}, node(pods="2"), {}, 2)
+    verdict = filter_node({"containers": [container()]}, node(allocatable={"pods": "2"}), {}, 2)
     assert verdict.reasons == [REASON_TOO_MANY_PODS]
 
 
 def test_gpu_pool_seed_case() -> None:
     gpu = node("gpu", labels={"cloud.google.com/gke-accelerator": "nvidia-l4"},
-               taints=[GPU_TAINT], **{"nvidia.com/gpu": "1"})
+               taints=[GPU_TAINT], allocatable={"nvidia.com/gpu": "1"})
     term = {"matchExpressions": [{"key": "cloud.google.com/gke-accelerator",
                                   "operator": "In", "values": ["nvidia-l4"]}]}
     spec = {"containers": [container(limits={"nvidia.com/gpu": "1"})],
