@@ -416,6 +416,8 @@ class Kubelet:
                 return None
             run = self._admit(pod, node, now)
             self._pods[run.uid] = run
+        if (pod.get("status") or {}).get("phase") in TERMINAL:
+            run.terminal = True  # made terminal by someone else (the pod GC of a lost node)
         if run.terminal:
             if deleting:
                 store.finish_deletion(PODS, namespace, name)
