@@ -867,3 +867,127 @@ async def test_async_client_sees_the_job_complete(
     assert job.status.succeeded == 2
     assert job.status.completion_time is not None
     assert [c.type for c in job.status.conditions] == ["SuccessCriteriaMet", "Complete"]
+
+
+# --- end to end with the scheduler and the kubelet ----------------------------------------------
+
+WITH_NODES = {
+    "timeScale": 0.01,
+    "namespaces": [NS],
+    "nodePools": [{"name": "default", "nodes": 2, "capacity": {"cpu": "8", "memory": "32Gi"}}],
+}
+
+
+@pytest.mark.simulated_cluster(WITH_NODES)
+def test_e2e_parallel_job_succeeds(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any
+) -> None:
+    create_job(batch, "e2e-ok", completions=3, parallelism=2)
+    complete = wait_condition(simulated_cluster, batch, "e2e-ok", "Complete")
+    assert complete["reason"] == "CompletionsReached"
+    status = job_status(batch, "e2e-ok")
+    assert status["succeeded"] == 3
+    assert "failed" not in status and "active" not in status
+    assert condition_types(batch, "e2e-ok") == ["SuccessCriteriaMet", "Complete"]
+    pods = pods_of(core, "e2e-ok", active_only=False)
+    assert [p.status.phase for p in pods] == ["Succeeded"] * 3
+    assert all(p.spec.node_name for p in pods)
+    assert len(events(simulated_cluster, "e2e-ok", "SuccessfulCreate")) == 3
+    assert len(events(simulated_cluster, "e2e-ok", "Completed")) == 1
+
+
+@pytest.mark.simulated_cluster(WITH_NODES)
+def test_e2e_indexed_job_with_a_failing_index(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any
+) -> None:
+    simulated_cluster.add_behaviour(
+        {"match": {"env": {"JOB_COMPLETION_INDEX": "1"}}, "exitCode": 3, "seconds": 2}
+    )
+    create_job(
+        batch,
+        "e2e-idx",
+        completions=3,
+        parallelism=3,
+        completionMode="Indexed",
+        backoffLimitPerIndex=1,
+    )
+    failed = wait_condition(simulated_cluster, batch, "e2e-idx", "Failed")
+    assert (failed["reason"], failed["message"]) == ("FailedIndexes", "Job has failed indexes")
+    status = job_status(batch, "e2e-idx")
+    assert status["completedIndexes"] == "0,2"
+    assert status["failedIndexes"] == "1"
+    assert (status["succeeded"], status["failed"]) == (2, 2)
+    attempts = [
+        p
+        for p in pods_of(core, "e2e-idx", active_only=False)
+        if p.metadata.annotations[INDEX_KEY] == "1"
+    ]
+    assert [p.metadata.annotations[FAILURE_COUNT_KEY] for p in attempts] == ["0", "1"]
+    assert all(p.status.phase == "Failed" for p in attempts)
+    exit_codes = [p.status.container_statuses[0].state.terminated.exit_code for p in attempts]
+    assert exit_codes == [3, 3]
+
+
+@pytest.mark.simulated_cluster(WITH_NODES)
+def test_e2e_fail_job_rule_reports_failure_target_before_failed(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any
+) -> None:
+    simulated_cluster.add_behaviour(
+        {"match": {"env": {"JOB_COMPLETION_INDEX": "0"}}, "exitCode": 42, "seconds": 1}
+    )
+    simulated_cluster.add_behaviour(
+        {"match": {"env": {"JOB_COMPLETION_INDEX": "1"}}, "seconds": 1000}
+    )
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
+    start_rv = batch.list_namespaced_job(NS).metadata.resource_version
+    create_job(
+        batch,
+        "e2e-fatal",
+        completions=2,
+        parallelism=2,
+        completionMode="Indexed",
+        podFailurePolicy=policy,
+    )
+    failed = wait_condition(simulated_cluster, batch, "e2e-fatal", "Failed")
+    assert failed["reason"] == "PodFailurePolicy"
+    assert "failed with exit code 42 matching FailJob rule at index 0" in failed["message"]
+
+    # Through a watch: the Job had FailureTarget while its other pod was still terminating.
+    seen: list[dict[str, Any]] = []
+    watch = kubernetes.watch.Watch()
+    for event in watch.stream(
+        batch.list_namespaced_job,
+        NS,
+        field_selector="metadata.name=e2e-fatal",
+        resource_version=start_rv,
+        timeout_seconds=5,
+    ):
+        status = event["object"].status
+        types = [c.type for c in status.conditions or [] if c.status == "True"]
+        seen.append({"types": types, "terminating": status.terminating})
+        if "Failed" in types:
+            watch.stop()
+    assert {"types": ["FailureTarget"], "terminating": 1} in seen
+    assert seen[-1] == {"types": ["FailureTarget", "Failed"], "terminating": 0}
+    assert job_status(batch, "e2e-fatal")["failed"] == 2
+    assert not pods_of(core, "e2e-fatal")
+
+
+@pytest.mark.simulated_cluster(WITH_NODES)
+@pytest.mark.parametrize("ignore_disruptions", [True, False])
+def test_e2e_preempted_pod_is_replaced(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any, ignore_disruptions: bool
+) -> None:
+    simulated_cluster.add_behaviour(
+        {"match": {"labels": {"job-name": "e2e-preempt"}}, "preemptAfterSeconds": 1, "seconds": 5}
+    )
+    spec: dict[str, Any] = {"backoffLimit": 1}
+    if ignore_disruptions:
+        spec["podFailurePolicy"] = {
+            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        }
+    create_job(batch, "e2e-preempt", **spec)
+    wait_condition(simulated_cluster, batch, "e2e-preempt", "Complete")
+    status = job_status(batch, "e2e-preempt")
+    assert status["succeeded"] == 1
+    assert status.get("failed", 0) == (0 if ignore_disruptions else 1)
