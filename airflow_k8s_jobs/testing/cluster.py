@@ -89,7 +89,8 @@ class SimulatedCluster:
         self._controller_loop: ControllerLoop | None = None
         for namespace in [*SYSTEM_NAMESPACES, *config.namespaces]:
             if store.peek(NAMESPACES, "", namespace) is None:
-                store.create(NAMESPACES, admit_create(NAMESPACES, {"metadata": {"name": namespace}}))
+                namespace_obj = {"metadata": {"name": namespace}}
+                store.create(NAMESPACES, admit_create(NAMESPACES, namespace_obj))
 
     # --- lifecycle -------------------------------------------------------------------------
 

@@ -111,16 +111,24 @@ def apply_patch(
     content_type = content_type.split(";")[0].strip().lower()
     if content_type == JSON_PATCH:
         if not isinstance(body, list):
-            raise ApiError(400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            raise ApiError(
+                400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+            )
         try:
             result = jsonpatch.apply_patch(obj, body)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise ApiError(422, f"the server rejected our request due to an error in our request: {exc}") from exc
+            raise ApiError(
+                422, f"the server rejected our request due to an error in our request: {exc}"
+            ) from exc
         if not isinstance(result, dict):
             raise ApiError(422, "the patch turned the object into a non-object")
         return result
     if not isinstance(body, dict):
-        raise ApiError(400, f"json: cannot unmarshal {type(body).__name__} into Go value of type map[string]interface {{}}")
+        raise ApiError(
+            400,
+            f"json: cannot unmarshal {type(body).__name__} into Go value of type "
+            "map[string]interface {}",
+        )
     if content_type == MERGE_PATCH:
         return merge_patch(obj, body)
     if content_type == STRATEGIC_MERGE_PATCH:

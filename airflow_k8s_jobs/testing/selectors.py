@@ -142,16 +142,14 @@ def parse_field_selector(text: str | None, resource: ResourceType) -> list[Field
         part = part.strip()
         if not part:
             continue
-        for op, equal in (("!=", False), ("==", True), ("=", True)):
-            if op in part:
-                path, value = part.split(op, 1)
-                break
-        else:
+        op = next((op for op in ("!=", "==", "=") if op in part), None)
+        if op is None:
             raise ApiError(400, f"invalid selector: '{text}'; can't understand '{part}'")
+        path, value = part.split(op, 1)
         path = path.strip()
         if path not in allowed:
             raise ApiError(400, f"field label not supported: {path}")
-        requirements.append(FieldRequirement(path, equal, value.strip()))
+        requirements.append(FieldRequirement(path, op != "!=", value.strip()))
     return requirements
 
 

@@ -217,7 +217,8 @@ class Store:
             raise not_found(resource, obj["metadata"]["name"])
         meta = obj["metadata"]
         requested_rv = meta.get("resourceVersion")
-        if check_version and requested_rv and requested_rv != current["metadata"]["resourceVersion"]:
+        current_rv = current["metadata"]["resourceVersion"]
+        if check_version and requested_rv and requested_rv != current_rv:
             raise conflict(resource, meta["name"],
                            "the object has been modified; please apply your changes to the "
                            "latest version and try again")
