@@ -493,7 +493,7 @@ def test_on_failure_restarts_in_place(simulated_cluster: SimulatedCluster,
                          "CrashLoopBackOff")
     main = container(status)
     assert main["restartCount"] == 2 and status["phase"] == "Running"
-    uid = cluster.get("pods", NS, "crashy")["metadata"]["uid"]  # type: ignore[index]
+    uid = core.read_namespaced_pod("crashy", NS).metadata.uid
     assert main["state"]["waiting"]["message"] == (
         f"back-off 10s restarting failed container=main pod=crashy_batch({uid})")
     assert ("Warning", "BackOff", f"Back-off restarting failed container main in pod "
@@ -719,6 +719,30 @@ def test_preempt_after_seconds_hits_the_first_pod_only(
 
 
 # --- wake-ups and other clients -----------------------------------------------------------------
+
+
+def test_unchanged_status_is_not_rewritten(simulated_cluster: SimulatedCluster,
+                                           core: kubernetes.client.CoreV1Api,
+                                           node: str) -> None:
+    cluster = simulated_cluster
+    cluster.add_behaviour({"seconds": 600})
+    core.create_namespaced_pod(NS, pod_body("steady"))
+    cluster.advance(0.5)
+    wait_status(cluster, "steady", phase_is("Running"), "Running")
+    version = core.read_namespaced_pod("steady", NS).metadata.resource_version
+    for _ in range(3):
+        cluster.advance(100)
+    # A pod the kubelet starts after the advances proves it has reconciled since.
+    core.create_namespaced_pod(NS, pod_body("probe-1"))
+    wait_status(cluster, "probe-1", lambda s: "containerStatuses" in s, "probe-1 seen")
+    assert core.read_namespaced_pod("steady", NS).metadata.resource_version == version
+    cluster.advance(300)
+    wait_status(cluster, "steady", phase_is("Succeeded"), "Succeeded")
+    version = core.read_namespaced_pod("steady", NS).metadata.resource_version
+    cluster.advance(1000)
+    core.create_namespaced_pod(NS, pod_body("probe-2"))
+    wait_status(cluster, "probe-2", lambda s: "containerStatuses" in s, "probe-2 seen")
+    assert core.read_namespaced_pod("steady", NS).metadata.resource_version == version
 
 
 @pytest.mark.simulated_cluster({"timeScale": 0.01, "namespaces": [NS], "nodePools": []})
