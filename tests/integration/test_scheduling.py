@@ -458,3 +458,71 @@ def test_lost_node_fails_and_deletes_its_pods(simulated_cluster: SimulatedCluste
 
     with pytest.raises(KeyError, match="no such node"):
         cluster.lose_node("gke-simulated-default-00000000-zzzz")
+
+
+# --- end to end, with the kubelet running the pods ----------------------------------------------
+
+RUNNING = {"timeScale": 0.01, "namespaces": [NS], "autoscalerScanSeconds": 10,
+           "nodePools": [default_pool(nodes=2), gpu_pool()]}
+BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
+
+
+@pytest.mark.simulated_cluster(RUNNING)
+def test_gpu_pod_waits_for_its_node_then_runs_and_succeeds(
+        simulated_cluster: SimulatedCluster, v1: kubernetes.client.CoreV1Api) -> None:
+    cluster = simulated_cluster
+    manifest = gpu_pod("trainer")
+    manifest["metadata"]["annotations"] = {BEHAVIOUR: '{"seconds": 5, "stdout": "trained"}'}
+    v1.create_namespaced_pod(NS, manifest)
+    created = cluster.now()
+    cluster.wait_for(lambda: events(v1, NS, "trainer", "FailedScheduling"), timeout=DEADLINE)
+    assert v1.read_namespaced_pod("trainer", NS).status.phase == "Pending"
+    scale_up = _wait_event(cluster, v1, "trainer", "TriggeredScaleUp")
+    assert scale_up.message == "pod triggered scale-up: [{gpu 0->1 (max: 2)}]"
+
+    cluster.wait_for(lambda: v1.read_namespaced_pod("trainer", NS).status.phase == "Succeeded",
+                     timeout=30, message="the GPU pod to succeed")
+    (gpu_node,) = _nodes(v1, "gpu")
+    assert _bound(v1, "trainer") == gpu_node.metadata.name
+    assert cluster.now() - created >= 60 + 5  # the pool's scale-up delay, then the run
+    log = v1.read_namespaced_pod_log("trainer", NS, _preload_content=False)
+    assert log.data.decode().strip() == "trained"
+    by_reason = {e.reason: e for e in events(v1, NS, "trainer")}
+    assert {"FailedScheduling", "TriggeredScaleUp", "Scheduled", "Started"} <= set(by_reason)
+    first = {reason: e.first_timestamp for reason, e in by_reason.items()}
+    assert first["FailedScheduling"] <= first["TriggeredScaleUp"] < first["Scheduled"] <= \
+        first["Started"]
+
+
+@pytest.mark.simulated_cluster(RUNNING)
+def test_job_replaces_the_pod_of_a_lost_node(simulated_cluster: SimulatedCluster,
+                                             simulated_kubeconfig: Path,
+                                             v1: kubernetes.client.CoreV1Api) -> None:
+    cluster = simulated_cluster
+    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
+    batch = kubernetes.client.BatchV1Api(client)
+    template = pod("worker", cpu="3")
+    template["metadata"] = {"annotations": {BEHAVIOUR: '{"seconds": 30}'}}
+    batch.create_namespaced_job(NS, {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "etl"},
+        "spec": {"backoffLimit": 1, "template": template},
+    })
+
+    def pods() -> list[Any]:
+        return list(v1.list_namespaced_pod(NS, label_selector="job-name=etl").items)
+
+    first = cluster.wait_for(
+        lambda: [p for p in pods() if p.status.phase == "Running"], timeout=DEADLINE)[0]
+    cluster.lose_node(first.spec.node_name)
+
+    def replacement() -> Any:
+        return [p for p in pods() if p.metadata.name != first.metadata.name
+                and p.spec.node_name]
+
+    (second,) = cluster.wait_for(replacement, timeout=DEADLINE, message="a replacement pod")
+    assert second.spec.node_name != first.spec.node_name
+    cluster.wait_for(lambda: (batch.read_namespaced_job_status("etl", NS).status.succeeded
+                              or 0) == 1, timeout=30, message="the Job to succeed")
+    job = batch.read_namespaced_job_status("etl", NS)
+    assert job.status.failed == 1
+    client.close()
