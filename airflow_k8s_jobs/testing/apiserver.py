@@ -288,7 +288,7 @@ class ApiServer:
         items: list[Obj] = []
         remaining = 0
         next_token = None
-        for obj in store.objects(route.resource, route.namespace):
+        for obj in store.objects(route.resource, route.namespace, ordered=True):
             key = f"{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
             if start_after and key <= start_after:
                 continue

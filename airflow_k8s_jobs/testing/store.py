@@ -84,6 +84,10 @@ class ResourceVersionTooOld(Exception):
         self.oldest = oldest
 
 
+ObjectRef = tuple[ResourceType, str, str]
+"""(resource, namespace, name)."""
+
+
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj["metadata"]
     return meta.get("namespace") or "", meta["name"]
@@ -104,6 +108,10 @@ class Store:
         self._watchers: set[Watcher] = set()
         self._listeners: list[Callable[[], None]] = []
         self._by_uid: dict[str, tuple[ResourceType, str, str]] = {}
+        # Indexes for the garbage collector: owner uid → dependents, and objects being deleted.
+        self._dependents: dict[str, set[ObjectRef]] = {}
+        self._owners_of: dict[ObjectRef, tuple[str, ...]] = {}
+        self._deleting: set[ObjectRef] = set()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -116,11 +124,40 @@ class Store:
         """Watches from a version older than this get ``410 Gone``."""
         return max(self._oldest_rv, self._history[0].rv - 1 if self._history else self._rv)
 
-    def objects(self, resource: ResourceType, namespace: str | None = None) -> Iterator[Obj]:
-        """Stored objects, not copies: read them, never mutate them."""
-        for (ns, _), obj in sorted(self._objects.get(resource, {}).items()):
+    def objects(
+        self, resource: ResourceType, namespace: str | None = None, ordered: bool = False
+    ) -> Iterator[Obj]:
+        """Stored objects, not copies: read them, never mutate them.
+
+        In creation order, or by (namespace, name) with ``ordered`` (what list paging needs).
+        """
+        bucket = self._objects.get(resource, {})
+        items = sorted(bucket.items()) if ordered else list(bucket.items())
+        for (ns, _), obj in items:
             if namespace is None or ns == namespace:
                 yield obj
+
+    def dependents(self, owner_uid: str) -> list[tuple[ResourceType, Obj]]:
+        """Objects whose ownerReferences name ``owner_uid`` (stored objects, read-only)."""
+        found = []
+        for resource, namespace, name in self._dependents.get(owner_uid, ()):
+            obj = self.peek(resource, namespace, name)
+            if obj is not None:
+                found.append((resource, obj))
+        return found
+
+    def referenced_owner_uids(self) -> list[str]:
+        """Every uid some object names as its owner."""
+        return list(self._dependents)
+
+    def being_deleted(self) -> list[tuple[ResourceType, Obj]]:
+        """Objects with a ``deletionTimestamp`` (held by finalizers or graceful deletion)."""
+        found = []
+        for resource, namespace, name in list(self._deleting):
+            obj = self.peek(resource, namespace, name)
+            if obj is not None:
+                found.append((resource, obj))
+        return found
 
     def get(self, resource: ResourceType, namespace: str, name: str) -> Obj | None:
         obj = self._objects.get(resource, {}).get((namespace or "", name))
@@ -156,7 +193,28 @@ class Store:
     def add_listener(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
+    def _index(self, resource: ResourceType, event_type: str, obj: Obj) -> None:
+        meta = obj["metadata"]
+        ref = (resource, meta.get("namespace") or "", meta["name"])
+        for uid in self._owners_of.pop(ref, ()):
+            dependents = self._dependents.get(uid)
+            if dependents is not None:
+                dependents.discard(ref)
+                if not dependents:
+                    del self._dependents[uid]
+        self._deleting.discard(ref)
+        if event_type == "DELETED":
+            return
+        uids = tuple(r.get("uid", "") for r in meta.get("ownerReferences") or [])
+        if uids:
+            self._owners_of[ref] = uids
+            for uid in uids:
+                self._dependents.setdefault(uid, set()).add(ref)
+        if meta.get("deletionTimestamp"):
+            self._deleting.add(ref)
+
     def _record(self, resource: ResourceType, event_type: str, obj: Obj, old: Obj | None) -> None:
+        self._index(resource, event_type, obj)
         self._history.append(HistoryEntry(self._rv, resource, event_type, obj, old))
         for watcher in list(self._watchers):
             if watcher.resource is resource:

@@ -29,49 +29,36 @@ class GarbageCollector:
 
     def reconcile(self) -> float | None:
         store = self.state.store
-        dependents: dict[str, list[tuple[Any, Obj]]] = {}
-        for resource in list(self.state.registry.types.values()):
-            for obj in list(store.objects(resource)):
-                for ref in obj["metadata"].get("ownerReferences") or []:
-                    dependents.setdefault(ref.get("uid", ""), []).append((resource, obj))
         # Dependents whose owners no longer exist.
-        for owner_uid, children in dependents.items():
+        for owner_uid in store.referenced_owner_uids():
             if store.by_uid(owner_uid) is not None:
                 continue
-            for resource, child in children:
-                refs = child["metadata"].get("ownerReferences") or []
-                if child["metadata"].get("deletionTimestamp"):
+            for resource, child in store.dependents(owner_uid):
+                meta = child["metadata"]
+                if meta.get("deletionTimestamp"):
                     continue
+                refs = meta.get("ownerReferences") or []
                 if all(store.by_uid(ref.get("uid", "")) is None for ref in refs):
-                    meta = child["metadata"]
-                    if store.peek(resource, meta.get("namespace", ""), meta["name"]) is not None:
-                        store.delete(resource, meta.get("namespace", ""), meta["name"],
-                                     propagation="Background")
+                    store.delete(resource, meta.get("namespace", ""), meta["name"],
+                                 propagation="Background")
         # Foreground deletions: delete dependents first, then release the owner.
-        for resource in list(self.state.registry.types.values()):
-            for owner in list(store.objects(resource)):
-                meta = owner["metadata"]
-                if not meta.get("deletionTimestamp"):
-                    continue
-                if FOREGROUND_FINALIZER not in (meta.get("finalizers") or []):
-                    continue
-                remaining = [
-                    (r, c) for r, c in dependents.get(meta["uid"], [])
-                    if store.peek(r, c["metadata"].get("namespace", ""),
-                                  c["metadata"]["name"]) is not None
-                ]
-                for child_resource, child in remaining:
-                    if not child["metadata"].get("deletionTimestamp"):
-                        store.delete(child_resource, child["metadata"].get("namespace", ""),
-                                     child["metadata"]["name"], propagation="Foreground")
-                if not remaining:
-                    released = store.get(resource, meta.get("namespace", ""), meta["name"])
-                    if released is not None:
-                        released["metadata"]["finalizers"] = [
-                            f for f in released["metadata"].get("finalizers") or []
-                            if f != FOREGROUND_FINALIZER
-                        ]
-                        store.update(resource, released)
+        for resource, owner in store.being_deleted():
+            meta = owner["metadata"]
+            if FOREGROUND_FINALIZER not in (meta.get("finalizers") or []):
+                continue
+            remaining = store.dependents(meta["uid"])
+            for child_resource, child in remaining:
+                if not child["metadata"].get("deletionTimestamp"):
+                    store.delete(child_resource, child["metadata"].get("namespace", ""),
+                                 child["metadata"]["name"], propagation="Foreground")
+            if not remaining:
+                released = store.get(resource, meta.get("namespace", ""), meta["name"])
+                if released is not None:
+                    released["metadata"]["finalizers"] = [
+                        f for f in released["metadata"].get("finalizers") or []
+                        if f != FOREGROUND_FINALIZER
+                    ]
+                    store.update(resource, released)
         return None
 
 
