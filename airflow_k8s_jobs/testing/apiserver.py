@@ -213,10 +213,10 @@ class ApiServer:
                                "preferredVersion": entries[0]})
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         if len(parts) == 2 and parts[0] == "apis":
-            versions = registry.groups().get(parts[1])
-            if not versions:
+            served = registry.groups().get(parts[1])
+            if not served:
                 return None
-            entries = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in versions]
+            entries = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in served]
             return {"kind": "APIGroup", "apiVersion": "v1", "name": parts[1],
                     "versions": entries, "preferredVersion": entries[0]}
         if parts[:1] == ["api"] and len(parts) == 2:

@@ -4,6 +4,7 @@ steer it (time, faults, behaviours) from Python."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import secrets
 import ssl
@@ -21,7 +22,7 @@ from .admission import admit_create
 from .apiserver import ApiServer
 from .clock import SimClock
 from .config import ClusterConfig
-from .controllers.base import ControllerLoop
+from .controllers.base import Controller, ControllerLoop
 from .controllers.gc import GarbageCollector, TtlAfterFinishedController
 from .controllers.jobs import JobController
 from .controllers.kubelet import Kubelet
@@ -74,7 +75,7 @@ class SimulatedCluster:
         self.node_pools = NodePoolManager(self.state)
         self.kubelet = Kubelet(self.state)
         self.state.log_source = self.kubelet
-        controllers = [
+        controllers: list[Controller] = [
             self.node_pools,
             GarbageCollector(self.state),
             JobController(self.state),
@@ -289,7 +290,7 @@ class SimulatedCluster:
         return self.call(create)
 
     def events(self, namespace: str | None = None, involved_name: str | None = None,
-               reason: str | None = None) -> list[Obj]:
+               reason: str | None = None) -> builtins.list[Obj]:
         return [
             e for e in self.list("events", namespace)
             if (involved_name is None or e["involvedObject"].get("name") == involved_name)
