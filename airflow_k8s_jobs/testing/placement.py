@@ -273,11 +273,12 @@ def effective_taints(node: Obj) -> list[Obj]:
 
 
 def filter_node(pod_spec: Obj, node: Obj, requested: Mapping[str, Decimal] | None = None,
-                pod_count: int = 0, requests: Mapping[str, Decimal] | None = None
-                ) -> NodeVerdict:
+                pod_count: int = 0, requests: Mapping[str, Decimal] | None = None,
+                allocatable: Mapping[str, Decimal] | None = None) -> NodeVerdict:
     """Run the filters for one pod on one node already holding ``requested`` / ``pod_count``.
 
-    ``requests`` is the pod's own (``pod_requests(pod_spec)`` when not given).
+    ``requests`` is the pod's own (``pod_requests(pod_spec)`` when not given), ``allocatable``
+    the node's (``node_allocatable(node)`` when not given).
     """
     node_spec = node.get("spec") or {}
     tolerations = pod_spec.get("tolerations") or []
@@ -289,7 +290,8 @@ def filter_node(pod_spec: Obj, node: Obj, requested: Mapping[str, Decimal] | Non
     if not matches_node_affinity(pod_spec, node):
         return NodeVerdict([REASON_AFFINITY])
     return fit_resources(requests if requests is not None else pod_requests(pod_spec),
-                         node_allocatable(node), requested or {}, pod_count)
+                         allocatable if allocatable is not None else node_allocatable(node),
+                         requested or {}, pod_count)
 
 
 def fit_resources(requests: Mapping[str, Decimal], allocatable: Mapping[str, Decimal],

@@ -87,7 +87,25 @@ def _is_bound_and_running(pod: Obj) -> bool:
         (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES)
 
 
-def _usage(pods: Iterable[Obj]) -> dict[str, tuple[Resources, int]]:
+class _RequestCache:
+    """Pod uid → its requests (a pod's resources do not change once it exists)."""
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, Resources] = {}
+
+    def of(self, pod: Obj) -> Resources:
+        uid = pod["metadata"].get("uid", "")
+        requests = self._by_uid.get(uid)
+        if requests is None:
+            requests = self._by_uid[uid] = pod_requests(pod.get("spec") or {})
+        return requests
+
+    def keep_only(self, uids: set[str]) -> None:
+        for uid in set(self._by_uid) - uids:
+            del self._by_uid[uid]
+
+
+def _usage(pods: Iterable[Obj], cache: _RequestCache) -> dict[str, tuple[Resources, int]]:
     """Node name → (sum of requests, number of pods) of the non-terminal pods bound to it."""
     usage: dict[str, tuple[Resources, int]] = {}
     for pod in pods:
@@ -95,7 +113,7 @@ def _usage(pods: Iterable[Obj]) -> dict[str, tuple[Resources, int]]:
             continue
         node = pod["spec"]["nodeName"]
         requested, count = usage.get(node, ({}, 0))
-        usage[node] = (add(requested, pod_requests(pod["spec"])), count + 1)
+        usage[node] = (add(requested, cache.of(pod)), count + 1)
     return usage
 
 
@@ -359,10 +377,23 @@ class Scheduler:
         self._arrival: dict[str, int] = {}
         self._serial = itertools.count()
         self._last_event: dict[str, tuple[str, float]] = {}
+        self._requests = _RequestCache()
+        self._allocatable: dict[tuple[str, str], Resources] = {}
+
+    def _node_allocatable(self, node: Obj) -> Resources:
+        meta = node["metadata"]
+        key = (meta["name"], meta.get("resourceVersion", ""))
+        allocatable = self._allocatable.get(key)
+        if allocatable is None:
+            if len(self._allocatable) > 1000:
+                self._allocatable.clear()
+            allocatable = self._allocatable[key] = node_allocatable(node)
+        return allocatable
 
     def reconcile(self) -> float | None:
         store = self.state.store
         pods = list(store.objects(PODS))
+        self._requests.keep_only({pod["metadata"].get("uid", "") for pod in pods})
         pending = [pod for pod in pods if self._wants_scheduling(pod)]
         live = {pod["metadata"]["uid"] for pod in pending}
         for uid in set(self._arrival) - live:
@@ -376,7 +407,7 @@ class Scheduler:
         if not pending:
             return None
         nodes = sorted(store.objects(NODES), key=lambda n: n["metadata"]["name"])
-        usage = _usage(pods)
+        usage = _usage(pods, self._requests)
         wake: float | None = None
         for pod in pending:
             if (pod.get("spec") or {}).get("schedulingGates"):
@@ -414,7 +445,7 @@ class Scheduler:
     def _schedule_one(self, pod: Obj, nodes: list[Obj],
                       usage: dict[str, tuple[Resources, int]]) -> float | None:
         spec = pod.get("spec") or {}
-        requests = pod_requests(spec)
+        requests = self._requests.of(pod)
         allowed = prefilter_node_names(spec)
         verdicts: list[NodeVerdict] = []
         feasible: list[Obj] = []
@@ -424,13 +455,16 @@ class Scheduler:
                 verdicts.append(NodeVerdict([REASON_AFFINITY_PREFILTER]))
                 continue
             requested, count = usage.get(name, ({}, 0))
-            verdict = filter_node(spec, node, requested, count, requests)
+            verdict = filter_node(spec, node, requested, count, requests,
+                                  self._node_allocatable(node))
             if verdict.fits:
                 feasible.append(node)
             else:
                 verdicts.append(verdict)
         if feasible:
-            best = max(feasible, key=lambda n: self._score(n, usage, requests))
+            best = max(feasible, key=lambda n: self._score(
+                self._node_allocatable(n), usage.get(n["metadata"]["name"], ({}, 0))[0],
+                requests))
             self._bind(pod, best["metadata"]["name"])
             requested, count = usage.get(best["metadata"]["name"], ({}, 0))
             usage[best["metadata"]["name"]] = (add(requested, requests), count + 1)
@@ -440,12 +474,9 @@ class Scheduler:
         return self._mark_unschedulable(pod, message)
 
     @staticmethod
-    def _score(node: Obj, usage: dict[str, tuple[Resources, int]],
-               requests: Resources) -> Decimal:
+    def _score(allocatable: Resources, requested: Resources, requests: Resources) -> Decimal:
         """NodeResourcesFit's LeastAllocated on cpu and memory (``max`` keeps the first node,
         in name order, of equal scores)."""
-        allocatable = node_allocatable(node)
-        requested, _ = usage.get(node["metadata"]["name"], ({}, 0))
         free = Decimal(0)
         for resource in ("cpu", "memory"):
             total = allocatable.get(resource, Decimal(0))
@@ -532,6 +563,7 @@ class ClusterAutoscaler:
         self.pools = pools
         self._next_scan = 0.0
         self._empty_since: dict[str, float] = {}
+        self._requests = _RequestCache()
 
     def reconcile(self) -> float | None:
         if not any(pool.autoscaled for pool in self.pools.pools):
@@ -548,6 +580,7 @@ class ClusterAutoscaler:
     def _scan(self) -> None:
         store = self.state.store
         pods = list(store.objects(PODS))
+        self._requests.keep_only({pod["metadata"].get("uid", "") for pod in pods})
         nodes = sorted(store.objects(NODES), key=lambda n: n["metadata"]["name"])
         unschedulable = sorted(
             (pod for pod in pods if self._is_unschedulable(pod)),
@@ -574,7 +607,7 @@ class ClusterAutoscaler:
 
     def _scale_up(self, unschedulable: list[Obj], pods: list[Obj], nodes: list[Obj]) -> bool:
         """One scale-up decision; True when a node group was scaled up."""
-        usage = _usage(pods)
+        usage = _usage(pods, self._requests)
         existing = [
             _Bin(node, *usage.get(node["metadata"]["name"], ({}, 0)))
             for node in nodes if node_is_ready(node)
@@ -588,7 +621,7 @@ class ClusterAutoscaler:
         remaining: list[Obj] = []
         for pod in unschedulable:
             spec = pod.get("spec") or {}
-            requests = pod_requests(spec)
+            requests = self._requests.of(pod)
             if any(b.try_place(spec, requests) for b in existing):
                 continue
             if any(b.try_place(spec, requests) for b in upcoming):
@@ -613,7 +646,7 @@ class ClusterAutoscaler:
             covered: list[Obj] = []
             for pod in remaining:
                 spec = pod.get("spec") or {}
-                requests = pod_requests(spec)
+                requests = self._requests.of(pod)
                 verdict = filter_node(spec, template, {}, 0, requests)
                 if not verdict.fits:
                     rejected.setdefault(pod["metadata"]["uid"], {})[pool.name] = verdict.reasons
