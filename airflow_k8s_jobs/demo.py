@@ -24,23 +24,44 @@ DEMO_CLUSTER: dict[str, Any] = {
     "timeScale": 0.02,
     "namespaces": [NAMESPACE],
     "nodePools": [
-        {"name": "default", "nodes": 2, "maxNodes": 2,
-         "capacity": {"cpu": "4", "memory": "16Gi"},
-         "labels": {"cloud.google.com/gke-nodepool": "default"}},
-        {"name": "gpu", "nodes": 0, "maxNodes": 2, "scaleUpSeconds": 90,
-         "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
-         "labels": {"cloud.google.com/gke-nodepool": "gpu",
-                    "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
-         "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+        {
+            "name": "default",
+            "nodes": 2,
+            "maxNodes": 2,
+            "capacity": {"cpu": "4", "memory": "16Gi"},
+            "labels": {"cloud.google.com/gke-nodepool": "default"},
+        },
+        {
+            "name": "gpu",
+            "nodes": 0,
+            "maxNodes": 2,
+            "scaleUpSeconds": 90,
+            "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+            "labels": {
+                "cloud.google.com/gke-nodepool": "gpu",
+                "cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+            },
+            "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+        },
     ],
     "behaviours": [
-        {"match": {"image": "task-python:1.0", "args": "shard.py"}, "seconds": 20,
-         "stdout": "loading shard $(JOB_COMPLETION_INDEX)\nshard $(JOB_COMPLETION_INDEX) done",
-         "terminationMessage": "{\"shard\": $(JOB_COMPLETION_INDEX), \"rows\": 1000}"},
-        {"match": {"image": "task-python:1.0", "args": "broken.py"}, "seconds": 5,
-         "exitCode": 2, "stdout": "reading input\nValueError: column 'ts' missing"},
-        {"match": {"image": "task-python:1.0", "args": "train.py"}, "seconds": 120,
-         "stdout": "epoch 1/2\nepoch 2/2\nmodel saved"},
+        {
+            "match": {"image": "task-python:1.0", "args": "shard.py"},
+            "seconds": 20,
+            "stdout": "loading shard $(JOB_COMPLETION_INDEX)\nshard $(JOB_COMPLETION_INDEX) done",
+            "terminationMessage": '{"shard": $(JOB_COMPLETION_INDEX), "rows": 1000}',
+        },
+        {
+            "match": {"image": "task-python:1.0", "args": "broken.py"},
+            "seconds": 5,
+            "exitCode": 2,
+            "stdout": "reading input\nValueError: column 'ts' missing",
+        },
+        {
+            "match": {"image": "task-python:1.0", "args": "train.py"},
+            "seconds": 120,
+            "stdout": "epoch 1/2\nepoch 2/2\nmodel saved",
+        },
     ],
 }
 
@@ -56,22 +77,42 @@ def indexed_job() -> dict[str, Any]:
             "completionMode": "Indexed",
             "backoffLimit": 2,
             "ttlSecondsAfterFinished": 3600,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{
-                    "name": "main", "image": "task-python:1.0",
-                    "command": ["python"], "args": ["shard.py"],
-                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-                }],
-            }},
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "task-python:1.0",
+                            "command": ["python"],
+                            "args": ["shard.py"],
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                        }
+                    ],
+                }
+            },
         },
     }
 
 
 def gpu_job() -> dict[str, Any]:
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [{
-            "key": "cloud.google.com/gke-nodepool", "operator": "In", "values": ["gpu"]}]}]}}}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "cloud.google.com/gke-nodepool",
+                                "operator": "In",
+                                "values": ["gpu"],
+                            }
+                        ]
+                    }
+                ]
+            }
+        }
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -79,17 +120,29 @@ def gpu_job() -> dict[str, Any]:
         "spec": {
             "backoffLimit": 1,
             "ttlSecondsAfterFinished": 3600,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "affinity": affinity,
-                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Equal",
-                                 "value": "present", "effect": "NoSchedule"}],
-                "containers": [{
-                    "name": "main", "image": "task-python:1.0",
-                    "command": ["python"], "args": ["train.py"],
-                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                }],
-            }},
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "affinity": affinity,
+                    "tolerations": [
+                        {
+                            "key": "nvidia.com/gpu",
+                            "operator": "Equal",
+                            "value": "present",
+                            "effect": "NoSchedule",
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "task-python:1.0",
+                            "command": ["python"],
+                            "args": ["train.py"],
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ],
+                }
+            },
         },
     }
 
@@ -102,11 +155,19 @@ def failing_job() -> dict[str, Any]:
         "spec": {
             "backoffLimit": 1,
             "ttlSecondsAfterFinished": 3600,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{"name": "main", "image": "task-python:1.0",
-                                "command": ["python"], "args": ["broken.py"]}],
-            }},
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "task-python:1.0",
+                            "command": ["python"],
+                            "args": ["broken.py"],
+                        }
+                    ],
+                }
+            },
         },
     }
 
@@ -121,31 +182,52 @@ def _finished(job: Any) -> str | None:
     return None
 
 
-SHOWN_EVENTS = ("FailedScheduling", "TriggeredScaleUp", "NotTriggerScaleUp", "Scheduled",
-               "SuccessfulCreate", "Completed", "BackoffLimitExceeded", "DeadlineExceeded")
+SHOWN_EVENTS = (
+    "FailedScheduling",
+    "TriggeredScaleUp",
+    "NotTriggerScaleUp",
+    "Scheduled",
+    "SuccessfulCreate",
+    "Completed",
+    "BackoffLimitExceeded",
+    "DeadlineExceeded",
+)
 
 
-def follow(batch: client.BatchV1Api, core: client.CoreV1Api, name: str, resource_version: str,
-           started: float, deadline_seconds: float = 60.0) -> str:
+def follow(
+    batch: client.BatchV1Api,
+    core: client.CoreV1Api,
+    name: str,
+    resource_version: str,
+    started: float,
+    deadline_seconds: float = 60.0,
+) -> str:
     """Follow one Job by watching the namespace's events until the Job finishes."""
     last_line = ""
     deadline = time.monotonic() + deadline_seconds
     outcome = None
     stream = watch.Watch()
     while outcome is None and time.monotonic() < deadline:
-        for event in stream.stream(core.list_namespaced_event, NAMESPACE,
-                                   resource_version=resource_version, timeout_seconds=5):
+        for event in stream.stream(
+            core.list_namespaced_event,
+            NAMESPACE,
+            resource_version=resource_version,
+            timeout_seconds=5,
+        ):
             ev = event["object"]
             resource_version = ev.metadata.resource_version
             involved = ev.involved_object.name or ""
             if not involved.startswith(name):
                 continue
             if ev.reason in SHOWN_EVENTS and event["type"] == "ADDED":
-                print(f"  [{time.monotonic() - started:5.1f}s] {ev.reason}: {involved}: "
-                      f"{ev.message}")
+                print(
+                    f"  [{time.monotonic() - started:5.1f}s] {ev.reason}: {involved}: {ev.message}"
+                )
             status = batch.read_namespaced_job_status(name, NAMESPACE).status
-            line = (f"active={status.active or 0} succeeded={status.succeeded or 0} "
-                    f"failed={status.failed or 0}")
+            line = (
+                f"active={status.active or 0} succeeded={status.succeeded or 0} "
+                f"failed={status.failed or 0}"
+            )
             if line != last_line:
                 print(f"  [{time.monotonic() - started:5.1f}s] job/{name}: {line}")
                 last_line = line
@@ -161,14 +243,16 @@ def follow(batch: client.BatchV1Api, core: client.CoreV1Api, name: str, resource
 
 def print_logs(core: client.CoreV1Api, job_name: str) -> None:
     pods = core.list_namespaced_pod(
-        NAMESPACE, label_selector=f"batch.kubernetes.io/job-name={job_name}").items
+        NAMESPACE, label_selector=f"batch.kubernetes.io/job-name={job_name}"
+    ).items
     for pod in sorted(pods, key=lambda p: p.metadata.name):
         index = (pod.metadata.annotations or {}).get("batch.kubernetes.io/job-completion-index")
         prefix = f"{pod.metadata.name}" + (f" [index {index}]" if index is not None else "")
         # Read raw bytes: kubernetes 36.0.x returns a bytes repr from read_namespaced_pod_log
         # (kubernetes-client/python#2596).
-        response = core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE,
-                                                _preload_content=False)
+        response = core.read_namespaced_pod_log(
+            pod.metadata.name, NAMESPACE, _preload_content=False
+        )
         text = response.data.decode()
         message = ""
         for status in pod.status.container_statuses or []:
@@ -186,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with SimulatedCluster(DEMO_CLUSTER) as cluster:
         kubeconfig = cluster.write_kubeconfig(Path(args.workdir) / "kubeconfig.yaml")
-        print(f"simulated cluster at {cluster.url} (kubeconfig: {kubeconfig}); "
-              f"1 simulated minute = {60 * cluster.config.time_scale:.1f}s")
+        print(
+            f"simulated cluster at {cluster.url} (kubeconfig: {kubeconfig}); "
+            f"1 simulated minute = {60 * cluster.config.time_scale:.1f}s"
+        )
         config.load_kube_config(str(kubeconfig))
         core, batch = client.CoreV1Api(), client.BatchV1Api()
         nodes = core.list_node().items
@@ -202,11 +288,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  outcome: {results[name]}")
             print_logs(core, name)
         print("\nnodes now:", ", ".join(n.metadata.name for n in core.list_node().items))
-        print("API requests:", ", ".join(f"{k}={v}" for k, v in
-                                         cluster.counters.snapshot().items()))
+        print(
+            "API requests:", ", ".join(f"{k}={v}" for k, v in cluster.counters.snapshot().items())
+        )
     ok = results == EXPECTED
-    print(f"\ndemo {'succeeded' if ok else 'FAILED'} (expected {EXPECTED}): "
-          + ", ".join(f"{k}={v}" for k, v in results.items()))
+    print(
+        f"\ndemo {'succeeded' if ok else 'FAILED'} (expected {EXPECTED}): "
+        + ", ".join(f"{k}={v}" for k, v in results.items())
+    )
     return 0 if ok else 1
 
 

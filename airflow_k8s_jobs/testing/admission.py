@@ -78,14 +78,14 @@ def label_errors(labels: Any, field: str) -> list[FieldError]:
         if "/" in key:
             errors += dns_subdomain_errors(key.split("/", 1)[0], field)
         if len(name) > 63:
-            errors.append(FieldError(field, "Invalid", "name part must be no more than 63 "
-                                                       "characters", key))
+            errors.append(
+                FieldError(field, "Invalid", "name part must be no more than 63 characters", key)
+            )
         elif not _QUALIFIED_NAME.match(name):
             errors.append(FieldError(field, "Invalid", _QUALIFIED_MSG, key))
         value = "" if value is None else str(value)
         if len(value) > 63:
-            errors.append(FieldError(field, "Invalid", "must be no more than 63 characters",
-                                     value))
+            errors.append(FieldError(field, "Invalid", "must be no more than 63 characters", value))
         elif not _LABEL_VALUE.match(value):
             errors.append(FieldError(field, "Invalid", _LABEL_VALUE_MSG, value))
     return errors
@@ -140,17 +140,26 @@ def _quantity_errors(resources: Any, field: str) -> list[FieldError]:
             try:
                 parsed.setdefault(section, {})[name] = parse_quantity(value)
             except (ValueError, TypeError):
-                errors.append(FieldError(
-                    f"{field}.{section}[{name}]", "Invalid",
-                    "quantities must match the regular expression "
-                    "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'", value))
+                errors.append(
+                    FieldError(
+                        f"{field}.{section}[{name}]",
+                        "Invalid",
+                        "quantities must match the regular expression "
+                        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                        value,
+                    )
+                )
     for name, request in parsed.get("requests", {}).items():
         limit = parsed.get("limits", {}).get(name)
         if limit is not None and request > limit:
-            errors.append(FieldError(
-                f"{field}.requests", "Invalid",
-                f"must be less than or equal to {name} limit of {resources['limits'][name]}",
-                resources["requests"][name]))
+            errors.append(
+                FieldError(
+                    f"{field}.requests",
+                    "Invalid",
+                    f"must be less than or equal to {name} limit of {resources['limits'][name]}",
+                    resources["requests"][name],
+                )
+            )
     return errors
 
 
@@ -181,8 +190,14 @@ def pod_spec_errors(spec: Any, field: str) -> list[FieldError]:
             errors += _quantity_errors(container.get("resources"), f"{path}.resources")
     policy = spec.get("restartPolicy")
     if policy not in ("Always", "OnFailure", "Never"):
-        errors.append(FieldError(f"{field}.restartPolicy", "NotSupported",
-                                 'supported values: "Always", "OnFailure", "Never"', policy))
+        errors.append(
+            FieldError(
+                f"{field}.restartPolicy",
+                "NotSupported",
+                'supported values: "Always", "OnFailure", "Never"',
+                policy,
+            )
+        )
     return errors
 
 
@@ -195,8 +210,9 @@ def prepare_pod(obj: Obj) -> list[FieldError]:
     tolerations = spec.setdefault("tolerations", [])
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         if not any(t.get("key") == key for t in tolerations if isinstance(t, dict)):
-            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                                "tolerationSeconds": 300})
+            tolerations.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            )
     status = obj.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", qos_class(spec))
@@ -231,12 +247,17 @@ def pod_update_errors(old: Obj, new: Obj) -> list[FieldError]:
                 {k: v for k, v in c.items() if k != "image"} for c in spec.get(group) or []
             ]
     if old_spec != new_spec:
-        return [FieldError("spec", "Forbidden",
-                           "pod updates may not change fields other than "
-                           "`spec.containers[*].image`,`spec.initContainers[*].image`,"
-                           "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
-                           "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it "
-                           "to be set to 1 if it was previously negative)")]
+        return [
+            FieldError(
+                "spec",
+                "Forbidden",
+                "pod updates may not change fields other than "
+                "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
+                "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it "
+                "to be set to 1 if it was previously negative)",
+            )
+        ]
     return []
 
 
@@ -270,12 +291,14 @@ def prepare_job(obj: Obj) -> list[FieldError]:
     if not spec.get("manualSelector"):
         uid = meta["uid"]
         spec["selector"] = {"matchLabels": {JOB_UID_LABEL: uid}}
-        labels.update({
-            JOB_UID_LABEL: uid,
-            LEGACY_JOB_UID_LABEL: uid,
-            JOB_NAME_LABEL: meta["name"],
-            LEGACY_JOB_NAME_LABEL: meta["name"],
-        })
+        labels.update(
+            {
+                JOB_UID_LABEL: uid,
+                LEGACY_JOB_UID_LABEL: uid,
+                JOB_NAME_LABEL: meta["name"],
+                LEGACY_JOB_NAME_LABEL: meta["name"],
+            }
+        )
     default_pod_spec(template.setdefault("spec", {}))
     return job_spec_errors(spec)
 
@@ -291,30 +314,50 @@ def _non_negative(spec: Obj, key: str, errors: list[FieldError], positive: bool 
 
 def job_spec_errors(spec: Obj) -> list[FieldError]:
     errors: list[FieldError] = []
-    for key in ("parallelism", "completions", "backoffLimit", "ttlSecondsAfterFinished",
-                "backoffLimitPerIndex", "maxFailedIndexes"):
+    for key in (
+        "parallelism",
+        "completions",
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+        "backoffLimitPerIndex",
+        "maxFailedIndexes",
+    ):
         _non_negative(spec, key, errors)
     _non_negative(spec, "activeDeadlineSeconds", errors, positive=True)
     mode = spec.get("completionMode")
     if mode not in ("NonIndexed", "Indexed"):
-        errors.append(FieldError("spec.completionMode", "NotSupported",
-                                 'supported values: "NonIndexed", "Indexed"', mode))
+        errors.append(
+            FieldError(
+                "spec.completionMode",
+                "NotSupported",
+                'supported values: "NonIndexed", "Indexed"',
+                mode,
+            )
+        )
     if mode == "Indexed" and spec.get("completions") is None:
-        errors.append(FieldError("spec.completions", "Required",
-                                 "when completion mode is Indexed"))
+        errors.append(FieldError("spec.completions", "Required", "when completion mode is Indexed"))
     if spec.get("backoffLimitPerIndex") is not None and mode != "Indexed":
-        errors.append(FieldError("spec.backoffLimitPerIndex", "Forbidden",
-                                 "requires indexed completion mode"))
+        errors.append(
+            FieldError("spec.backoffLimitPerIndex", "Forbidden", "requires indexed completion mode")
+        )
     if spec.get("maxFailedIndexes") is not None:
         if spec.get("backoffLimitPerIndex") is None:
-            errors.append(FieldError("spec.maxFailedIndexes", "Forbidden",
-                                     "cannot set maxFailedIndexes when backoffLimitPerIndex "
-                                     "is unset"))
-        elif (spec.get("completions") is not None
-              and spec["maxFailedIndexes"] > spec["completions"]):
-            errors.append(FieldError("spec.maxFailedIndexes", "Invalid",
-                                     "must be less than or equal to completions",
-                                     spec["maxFailedIndexes"]))
+            errors.append(
+                FieldError(
+                    "spec.maxFailedIndexes",
+                    "Forbidden",
+                    "cannot set maxFailedIndexes when backoffLimitPerIndex is unset",
+                )
+            )
+        elif spec.get("completions") is not None and spec["maxFailedIndexes"] > spec["completions"]:
+            errors.append(
+                FieldError(
+                    "spec.maxFailedIndexes",
+                    "Invalid",
+                    "must be less than or equal to completions",
+                    spec["maxFailedIndexes"],
+                )
+            )
     template = spec.get("template") or {}
     pod_spec = template.get("spec") or {}
     errors += label_errors((template.get("metadata") or {}).get("labels"), "spec.template.labels")
@@ -322,14 +365,25 @@ def job_spec_errors(spec: Obj) -> list[FieldError]:
     policy = pod_spec.get("restartPolicy")
     if policy not in ("OnFailure", "Never"):
         errors = [e for e in errors if e.field != "spec.template.spec.restartPolicy"]
-        errors.append(FieldError("spec.template.spec.restartPolicy", "NotSupported",
-                                 'supported values: "OnFailure", "Never"', policy))
+        errors.append(
+            FieldError(
+                "spec.template.spec.restartPolicy",
+                "NotSupported",
+                'supported values: "OnFailure", "Never"',
+                policy,
+            )
+        )
     failure_policy = spec.get("podFailurePolicy")
     if failure_policy is not None:
         if policy != "Never":
-            errors.append(FieldError("spec.template.spec.restartPolicy", "Invalid",
-                                     'only "Never" is supported when podFailurePolicy is '
-                                     "specified", policy))
+            errors.append(
+                FieldError(
+                    "spec.template.spec.restartPolicy",
+                    "Invalid",
+                    'only "Never" is supported when podFailurePolicy is specified',
+                    policy,
+                )
+            )
         errors += _pod_failure_policy_errors(failure_policy, spec)
     return errors
 
@@ -340,37 +394,65 @@ def _pod_failure_policy_errors(policy: Any, spec: Obj) -> list[FieldError]:
     if not isinstance(rules, list):
         return [FieldError("spec.podFailurePolicy.rules", "Required")]
     if len(rules) > 20:
-        errors.append(FieldError("spec.podFailurePolicy.rules", "TooMany",
-                                 "must have at most 20 items"))
+        errors.append(
+            FieldError("spec.podFailurePolicy.rules", "TooMany", "must have at most 20 items")
+        )
     for i, rule in enumerate(rules):
         path = f"spec.podFailurePolicy.rules[{i}]"
         action = rule.get("action")
         if action not in ("FailJob", "FailIndex", "Ignore", "Count"):
-            errors.append(FieldError(f"{path}.action", "NotSupported",
-                                     'supported values: "Count", "FailIndex", "FailJob", '
-                                     '"Ignore"', action))
+            errors.append(
+                FieldError(
+                    f"{path}.action",
+                    "NotSupported",
+                    'supported values: "Count", "FailIndex", "FailJob", "Ignore"',
+                    action,
+                )
+            )
         if action == "FailIndex" and spec.get("backoffLimitPerIndex") is None:
-            errors.append(FieldError(f"{path}.action", "Invalid",
-                                     "requires the backoffLimitPerIndex to be set", action))
+            errors.append(
+                FieldError(
+                    f"{path}.action",
+                    "Invalid",
+                    "requires the backoffLimitPerIndex to be set",
+                    action,
+                )
+            )
         exit_codes, conditions = rule.get("onExitCodes"), rule.get("onPodConditions")
         if (exit_codes is None) == (conditions is None):
-            errors.append(FieldError(path, "Invalid",
-                                     "specifying one of OnExitCodes and OnPodConditions is "
-                                     "required", None))
+            errors.append(
+                FieldError(
+                    path,
+                    "Invalid",
+                    "specifying one of OnExitCodes and OnPodConditions is required",
+                    None,
+                )
+            )
         if exit_codes is not None:
             operator = exit_codes.get("operator")
             if operator not in ("In", "NotIn"):
-                errors.append(FieldError(f"{path}.onExitCodes.operator", "NotSupported",
-                                         'supported values: "In", "NotIn"', operator))
+                errors.append(
+                    FieldError(
+                        f"{path}.onExitCodes.operator",
+                        "NotSupported",
+                        'supported values: "In", "NotIn"',
+                        operator,
+                    )
+                )
             values = exit_codes.get("values") or []
             if not values:
                 errors.append(FieldError(f"{path}.onExitCodes.values", "Required"))
             if operator == "In" and 0 in values:
-                errors.append(FieldError(f"{path}.onExitCodes.values[{values.index(0)}]",
-                                         "Invalid", "must not be 0 for the In operator", 0))
+                errors.append(
+                    FieldError(
+                        f"{path}.onExitCodes.values[{values.index(0)}]",
+                        "Invalid",
+                        "must not be 0 for the In operator",
+                        0,
+                    )
+                )
             if len(set(values)) != len(values):
-                errors.append(FieldError(f"{path}.onExitCodes.values", "Duplicate",
-                                         value=values))
+                errors.append(FieldError(f"{path}.onExitCodes.values", "Duplicate", value=values))
         for j, pattern in enumerate(conditions or []):
             if not pattern.get("type"):
                 errors.append(FieldError(f"{path}.onPodConditions[{j}].type", "Required"))
@@ -382,8 +464,11 @@ def job_name_errors(obj: Obj) -> list[FieldError]:
     """The Job name becomes a label value on its pods: at most 63 characters."""
     name = obj["metadata"].get("name") or ""
     if len(name) > 63:
-        return [FieldError("spec.template.labels", "Invalid",
-                           "must be no more than 63 characters", name)]
+        return [
+            FieldError(
+                "spec.template.labels", "Invalid", "must be no more than 63 characters", name
+            )
+        ]
     return []
 
 
@@ -395,16 +480,21 @@ def job_update_errors(old: Obj, new: Obj) -> list[FieldError]:
     old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
     for key in _JOB_IMMUTABLE:
         if old_spec.get(key) != new_spec.get(key):
-            errors.append(FieldError(f"spec.{key}", "Invalid", "field is immutable",
-                                     new_spec.get(key)))
+            errors.append(
+                FieldError(f"spec.{key}", "Invalid", "field is immutable", new_spec.get(key))
+            )
     suspended = old_spec.get("suspend") and not (old.get("status") or {}).get("startTime")
     if old_spec.get("template") != new_spec.get("template") and not suspended:
-        errors.append(FieldError("spec.template", "Invalid", "field is immutable",
-                                 "<template>"))
-    if (old_spec.get("completions") != new_spec.get("completions")
-            and old_spec.get("completionMode") != "Indexed"):
-        errors.append(FieldError("spec.completions", "Invalid", "field is immutable",
-                                 new_spec.get("completions")))
+        errors.append(FieldError("spec.template", "Invalid", "field is immutable", "<template>"))
+    if (
+        old_spec.get("completions") != new_spec.get("completions")
+        and old_spec.get("completionMode") != "Indexed"
+    ):
+        errors.append(
+            FieldError(
+                "spec.completions", "Invalid", "field is immutable", new_spec.get("completions")
+            )
+        )
     return errors
 
 
@@ -422,7 +512,7 @@ def prepare_namespace(obj: Obj) -> list[FieldError]:
 Preparer = Callable[[Obj], list[FieldError]]
 _PREPARE: dict[ResourceType, Preparer] = {
     PODS: prepare_pod,
-    JOBS: lambda obj: job_name_errors(obj) + prepare_job(obj),
+    JOBS: lambda obj: job_name_errors(obj) or prepare_job(obj),
     NAMESPACES: prepare_namespace,
 }
 _UPDATE_CHECKS: dict[ResourceType, Callable[[Obj, Obj], list[FieldError]]] = {

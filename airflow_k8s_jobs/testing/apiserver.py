@@ -41,16 +41,20 @@ class Route:
 
     @property
     def counted_resource(self) -> str:
-        return f"{self.resource.plural}/{self.subresource}" if self.subresource else \
-            self.resource.plural
+        return (
+            f"{self.resource.plural}/{self.subresource}"
+            if self.subresource
+            else self.resource.plural
+        )
 
 
 def _bool(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1", "yes")
 
 
-def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
-                   ) -> web.Response:
+def _json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         text=json.dumps(body), status=status, content_type="application/json", headers=headers
     )
@@ -111,8 +115,11 @@ class ApiServer:
         self._count_and_fault(verb, route.counted_resource, route.namespace)
         handler = self._handlers().get(verb)
         if handler is None:
-            raise ApiError(405, f"the server does not allow this method on the requested "
-                                f"resource ({request.method} {route.counted_resource})")
+            raise ApiError(
+                405,
+                f"the server does not allow this method on the requested "
+                f"resource ({request.method} {route.counted_resource})",
+            )
         return await handler(request, route)
 
     def _handlers(self) -> dict[str, Callable[[web.Request, Route], Awaitable[web.StreamResponse]]]:
@@ -139,8 +146,12 @@ class ApiServer:
             503: "the server is currently unable to handle the request",
         }
         details = {"retryAfterSeconds": rule.retry_after} if rule.retry_after is not None else None
-        raise ApiError(rule.status, messages.get(rule.status, "injected fault"), details=details,
-                       headers=headers)
+        raise ApiError(
+            rule.status,
+            messages.get(rule.status, "injected fault"),
+            details=details,
+            headers=headers,
+        )
 
     def _route(self, parts: list[str]) -> Route:
         if parts[:1] == ["api"] and len(parts) >= 3:
@@ -150,8 +161,11 @@ class ApiServer:
         else:
             raise ApiError(404, "the server could not find the requested resource")
         namespace = None
-        if (rest[0] == "namespaces" and len(rest) >= 3
-                and not (group == "" and len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES)):
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (group == "" and len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES)
+        ):
             namespace, rest = rest[1], rest[2:]
         resource = self.state.registry.find(group, version, rest[0])
         if resource is None or len(rest) > 3:
@@ -200,25 +214,33 @@ class ApiServer:
     def _discovery(self, parts: list[str]) -> Obj | None:
         registry = self.state.registry
         if parts == ["api"]:
-            return {"kind": "APIVersions", "versions": ["v1"],
-                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                                    "serverAddress": "127.0.0.1"}]}
+            return {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}
+                ],
+            }
         if parts == ["apis"]:
             groups = []
             for group, versions in sorted(registry.groups().items()):
                 if not group:
                     continue
                 entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-                groups.append({"name": group, "versions": entries,
-                               "preferredVersion": entries[0]})
+                groups.append({"name": group, "versions": entries, "preferredVersion": entries[0]})
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         if len(parts) == 2 and parts[0] == "apis":
             served = registry.groups().get(parts[1])
             if not served:
                 return None
             entries = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in served]
-            return {"kind": "APIGroup", "apiVersion": "v1", "name": parts[1],
-                    "versions": entries, "preferredVersion": entries[0]}
+            return {
+                "kind": "APIGroup",
+                "apiVersion": "v1",
+                "name": parts[1],
+                "versions": entries,
+                "preferredVersion": entries[0],
+            }
         if parts[:1] == ["api"] and len(parts) == 2:
             group, version = "", parts[1]
         elif parts[:1] == ["apis"] and len(parts) == 3:
@@ -230,22 +252,44 @@ class ApiServer:
             return None
         listed: list[Obj] = []
         for r in resources:
-            verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update",
-                     "watch"]
-            entry: Obj = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                          "kind": r.kind, "verbs": verbs}
+            verbs = [
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
+            entry: Obj = {
+                "name": r.plural,
+                "singularName": r.singular,
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": verbs,
+            }
             if r.short_names:
                 entry["shortNames"] = list(r.short_names)
             if r.categories:
                 entry["categories"] = list(r.categories)
             listed.append(entry)
             for sub in sorted(r.subresources):
-                listed.append({"name": f"{r.plural}/{sub}", "singularName": "",
-                               "namespaced": r.namespaced, "kind": r.kind if sub != "log" else
-                               "Pod", "verbs": ["get"] if sub == "log" else
-                               ["get", "patch", "update"]})
-        return {"kind": "APIResourceList", "apiVersion": "v1",
-                "groupVersion": f"{group}/{version}" if group else version, "resources": listed}
+                listed.append(
+                    {
+                        "name": f"{r.plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": r.namespaced,
+                        "kind": r.kind if sub != "log" else "Pod",
+                        "verbs": ["get"] if sub == "log" else ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": listed,
+        }
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -303,7 +347,8 @@ class ApiServer:
             last = items[-1]["metadata"]
             next_key = f"{last.get('namespace', '')}/{last['name']}"
             next_token = base64.urlsafe_b64encode(
-                json.dumps({"rv": snapshot_rv, "start": next_key}).encode()).decode()
+                json.dumps({"rv": snapshot_rv, "start": next_key}).encode()
+            ).decode()
             metadata["continue"] = next_token
             metadata["remainingItemCount"] = remaining
         body = {
@@ -330,8 +375,9 @@ class ApiServer:
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:
-            watcher = store.open_watch(route.resource, route.namespace, matches,
-                                       request.query.get("resourceVersion"))
+            watcher = store.open_watch(
+                route.resource, route.namespace, matches, request.query.get("resourceVersion")
+            )
         except ResourceVersionTooOld as gone:
             status = ApiError(410, str(gone), reason="Expired").status()
             await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
@@ -369,8 +415,11 @@ class ApiServer:
         return response
 
     def _bookmark(self, resource: ResourceType) -> bytes:
-        obj = {"kind": resource.kind, "apiVersion": resource.api_version,
-               "metadata": {"resourceVersion": str(self.state.store.resource_version)}}
+        obj = {
+            "kind": resource.kind,
+            "apiVersion": resource.api_version,
+            "metadata": {"resourceVersion": str(self.state.store.resource_version)},
+        }
         return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
 
     async def _log(self, request: web.Request, route: Route) -> web.StreamResponse:
@@ -403,7 +452,7 @@ class ApiServer:
 
         lines, finished = snapshot()
         if tail is not None:
-            lines = lines[-int(tail):] if int(tail) > 0 else []
+            lines = lines[-int(tail) :] if int(tail) > 0 else []
         if not follow or finished:
             text = render(lines)
             if limit_bytes:
@@ -444,14 +493,20 @@ class ApiServer:
         resource = route.resource
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version and api_version != resource.api_version:
-            raise ApiError(400, f"the API version in the data ({api_version}) does not match "
-                                f"the expected API version ({resource.api_version})")
+            raise ApiError(
+                400,
+                f"the API version in the data ({api_version}) does not match "
+                f"the expected API version ({resource.api_version})",
+            )
         if kind and kind != resource.kind:
-            raise ApiError(400, f"the kind in the data ({kind}) does not match the expected "
-                                f"kind ({resource.kind})")
+            raise ApiError(
+                400,
+                f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})",
+            )
 
-    def _prune(self, request: web.Request, obj: Obj, resource: ResourceType
-               ) -> dict[str, str] | None:
+    def _prune(
+        self, request: web.Request, obj: Obj, resource: ResourceType
+    ) -> dict[str, str] | None:
         """Drop unknown fields; ``fieldValidation=Strict`` rejects them instead."""
         if resource.custom:
             return None
@@ -482,12 +537,21 @@ class ApiServer:
         body_ns = meta.get("namespace")
         if resource.namespaced:
             if body_ns and body_ns != route.namespace:
-                raise ApiError(400, "the namespace of the provided object does not match the "
-                                    "namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request",
+                )
             meta["namespace"] = route.namespace
-        for server_field in ("uid", "creationTimestamp", "deletionTimestamp",
-                             "deletionGracePeriodSeconds", "generation", "managedFields",
-                             "selfLink"):
+        for server_field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "managedFields",
+            "selfLink",
+        ):
             meta.pop(server_field, None)
         if "status" in resource.subresources and resource is not NODES:
             obj["status"] = {}  # nodes alone may be created with a status (nodeStrategy)
@@ -512,7 +576,8 @@ class ApiServer:
             merged = copy.deepcopy(current)
             merged["status"] = new.get("status", {})
             merged["metadata"]["resourceVersion"] = new.get("metadata", {}).get(
-                "resourceVersion", current["metadata"]["resourceVersion"])
+                "resourceVersion", current["metadata"]["resourceVersion"]
+            )
             return merged
         new = copy.deepcopy(new)
         if "status" in current:
@@ -521,8 +586,14 @@ class ApiServer:
             new.pop("status", None)
         return new
 
-    async def _write(self, request: web.Request, route: Route, current: Obj, new: Obj,
-                     warnings: dict[str, str] | None) -> web.StreamResponse:
+    async def _write(
+        self,
+        request: web.Request,
+        route: Route,
+        current: Obj,
+        new: Obj,
+        warnings: dict[str, str] | None,
+    ) -> web.StreamResponse:
         new = self._merge_for_subresource(route, current, new)
         if route.subresource != "status":
             admission.admit_update(route.resource, current, new)
@@ -543,16 +614,22 @@ class ApiServer:
         warnings = self._prune(request, new, route.resource)
         meta = new.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != route.name:
-            raise ApiError(400, f"the name of the object ({meta['name']}) does not match the "
-                                f"name on the URL ({route.name})")
+            raise ApiError(
+                400,
+                f"the name of the object ({meta['name']}) does not match the "
+                f"name on the URL ({route.name})",
+            )
         meta["name"] = route.name
         if route.resource.namespaced:
             meta["namespace"] = route.namespace
         if not meta.get("resourceVersion"):
             if route.resource.custom:
-                raise ApiError(422, f'{route.resource.qualified_kind} "{route.name}" is invalid: '
-                                    "metadata.resourceVersion: Invalid value: 0x0: must be "
-                                    "specified for an update")
+                raise ApiError(
+                    422,
+                    f'{route.resource.qualified_kind} "{route.name}" is invalid: '
+                    "metadata.resourceVersion: Invalid value: 0x0: must be "
+                    "specified for an update",
+                )
             meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         return await self._write(request, route, current, new, warnings)
 
@@ -599,7 +676,9 @@ class ApiServer:
             return _json_response(current)
         preconditions = options.get("preconditions") or {}
         result = store.delete(
-            route.resource, route.namespace or "", route.name,
+            route.resource,
+            route.namespace or "",
+            route.name,
             propagation=options.get("propagationPolicy"),
             grace_period_seconds=options.get("gracePeriodSeconds"),
             precondition_uid=preconditions.get("uid"),
@@ -616,8 +695,13 @@ class ApiServer:
             if not resource.namespaced:
                 continue
             for obj in list(store.objects(resource, namespace)):
-                store.delete(resource, namespace, obj["metadata"]["name"],
-                             propagation="Background", grace_period_seconds=0)
+                store.delete(
+                    resource,
+                    namespace,
+                    obj["metadata"]["name"],
+                    propagation="Background",
+                    grace_period_seconds=0,
+                )
         ns = store.get(NAMESPACES, "", namespace)
         if ns is not None:
             ns["metadata"]["finalizers"] = []
@@ -625,8 +709,7 @@ class ApiServer:
             ns["status"] = {"phase": "Terminating"}
             store.update(NAMESPACES, ns)
 
-    async def _delete_collection(self, request: web.Request, route: Route
-                                 ) -> web.StreamResponse:
+    async def _delete_collection(self, request: web.Request, route: Route) -> web.StreamResponse:
         options = await self._delete_options(request)
         store = self.state.store
         matches = self._filter(request, route.resource)
@@ -635,14 +718,21 @@ class ApiServer:
             if not matches(obj):
                 continue
             meta = obj["metadata"]
-            deleted.append(store.delete(
-                route.resource, meta.get("namespace", ""), meta["name"],
-                propagation=options.get("propagationPolicy"),
-                grace_period_seconds=options.get("gracePeriodSeconds"),
-            ))
-        body = {"kind": f"{route.resource.kind}List", "apiVersion": route.resource.api_version,
-                "metadata": {"resourceVersion": str(store.resource_version)},
-                "items": [self._list_item(o, route.resource) for o in deleted]}
+            deleted.append(
+                store.delete(
+                    route.resource,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    propagation=options.get("propagationPolicy"),
+                    grace_period_seconds=options.get("gracePeriodSeconds"),
+                )
+            )
+        body = {
+            "kind": f"{route.resource.kind}List",
+            "apiVersion": route.resource.api_version,
+            "metadata": {"resourceVersion": str(store.resource_version)},
+            "items": [self._list_item(o, route.resource) for o in deleted],
+        }
         return _json_response(body)
 
 

@@ -67,8 +67,16 @@ IMAGE_PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff")
 
 _MATCH_FIELDS = ("image", "args", "env", "namespace", "container", "labels")
 _BEHAVIOUR_FIELDS = (
-    "seconds", "exitCode", "stdout", "files", "terminationMessage", "imagePull",
-    "imagePullSeconds", "imagePullMessage", "preemptAfterSeconds", "oomKilled",
+    "seconds",
+    "exitCode",
+    "stdout",
+    "files",
+    "terminationMessage",
+    "imagePull",
+    "imagePullSeconds",
+    "imagePullMessage",
+    "preemptAfterSeconds",
+    "oomKilled",
 )
 _RULE_FIELDS = ("match", "times", *_BEHAVIOUR_FIELDS)
 
@@ -194,12 +202,12 @@ def _string_map(data: Mapping[str, Any], key: str, where: str) -> dict[str, str]
 def _unknown(data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown field; known fields: "
-                          + ", ".join(known))
+        raise ConfigError(f"{where}.{unknown[0]}: unknown field; known fields: " + ", ".join(known))
 
 
-def parse_behaviour(data: Any, where: str, allowed: tuple[str, ...] = _BEHAVIOUR_FIELDS
-                    ) -> Behaviour:
+def parse_behaviour(
+    data: Any, where: str, allowed: tuple[str, ...] = _BEHAVIOUR_FIELDS
+) -> Behaviour:
     """The behaviour fields of a rule (or of a pod annotation)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: must be a mapping, got {data!r}")
@@ -220,8 +228,9 @@ def parse_behaviour(data: Any, where: str, allowed: tuple[str, ...] = _BEHAVIOUR
         raise ConfigError(f"{where}.stdout: must be a string or a list of strings, got {stdout!r}")
     image_pull = _string(data, "imagePull", where)
     if image_pull is not None and image_pull not in IMAGE_PULL_ERRORS:
-        raise ConfigError(f"{where}.imagePull: must be one of {', '.join(IMAGE_PULL_ERRORS)}, "
-                          f"got {image_pull!r}")
+        raise ConfigError(
+            f"{where}.imagePull: must be one of {', '.join(IMAGE_PULL_ERRORS)}, got {image_pull!r}"
+        )
     image_pull_seconds = _number(data, "imagePullSeconds", where)
     if image_pull_seconds is not None and image_pull is None:
         raise ConfigError(f"{where}.imagePullSeconds: needs imagePull")
@@ -230,8 +239,10 @@ def parse_behaviour(data: Any, where: str, allowed: tuple[str, ...] = _BEHAVIOUR
         raise ConfigError(f"{where}.oomKilled: must be true or false, got {oom_killed!r}")
     if oom_killed:
         if "exitCode" in data and exit_code != 137:
-            raise ConfigError(f"{where}.oomKilled: an OOM-killed container exits with 137, "
-                              f"not exitCode {exit_code}")
+            raise ConfigError(
+                f"{where}.oomKilled: an OOM-killed container exits with 137, "
+                f"not exitCode {exit_code}"
+            )
         exit_code = 137
     return Behaviour(
         seconds=1.0 if seconds is None else seconds,
@@ -268,8 +279,9 @@ def parse_rule(data: Any, where: str) -> Rule:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a behaviour rule must be a mapping, got {data!r}")
     _unknown(data, _RULE_FIELDS, where)
-    behaviour = parse_behaviour({k: v for k, v in data.items() if k not in ("match", "times")},
-                                where)
+    behaviour = parse_behaviour(
+        {k: v for k, v in data.items() if k not in ("match", "times")}, where
+    )
     times = data.get("times")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
         raise ConfigError(f"{where}.times: must be an integer >= 1, got {times!r}")
@@ -286,8 +298,9 @@ def parse_rules(data: Any, origin: str = "behaviours") -> list[Rule]:
     return [parse_rule(rule, f"{origin}[{i}]") for i, rule in enumerate(data)]
 
 
-def parse_annotation(value: str, containers: list[str], init_containers: list[str]
-                     ) -> dict[str, Behaviour]:
+def parse_annotation(
+    value: str, containers: list[str], init_containers: list[str]
+) -> dict[str, Behaviour]:
     """The behaviours a pod's annotation sets, by container name.
 
     A plain object applies to every regular container; an object keyed by container names

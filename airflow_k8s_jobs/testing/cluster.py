@@ -69,8 +69,12 @@ class SimulatedCluster:
         registry = default_registry()
         store = Store(registry, self.clock, config.history_size)
         self.state = ClusterState(
-            config=config, clock=self.clock, registry=registry, store=store,
-            events=EventRecorder(store, self.clock), tokens={config.token},
+            config=config,
+            clock=self.clock,
+            registry=registry,
+            store=store,
+            events=EventRecorder(store, self.clock),
+            tokens={config.token},
         )
         self.node_pools = NodePoolManager(self.state)
         self.kubelet = Kubelet(self.state)
@@ -123,15 +127,14 @@ class SimulatedCluster:
     async def _serve(self) -> None:
         if self.config.tls:
             self._ssl = self._make_tls()
-        self._controller_loop = ControllerLoop(self.state.store, self.clock,
-                                               self.loop_controllers)
-        self._controller_task = asyncio.get_running_loop().create_task(
-            self._controller_loop.run())
+        self._controller_loop = ControllerLoop(self.state.store, self.clock, self.loop_controllers)
+        self._controller_task = asyncio.get_running_loop().create_task(self._controller_loop.run())
         await self._start_server()
 
     async def _start_server(self) -> None:
-        self._runner = web.AppRunner(self.server.app(), handle_signals=False,
-                                     access_log=None, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(
+            self.server.app(), handle_signals=False, access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         await self._start_site()
 
@@ -143,8 +146,9 @@ class SimulatedCluster:
 
     async def _start_site(self) -> None:
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, self.config.host, self._port,
-                                 ssl_context=self._ssl, reuse_address=True)
+        self._site = web.TCPSite(
+            self._runner, self.config.host, self._port, ssl_context=self._ssl, reuse_address=True
+        )
         await self._site.start()
         if not self._port:
             self._port = self._runner.addresses[0][1]
@@ -231,14 +235,16 @@ class SimulatedCluster:
             "kind": "Config",
             "clusters": [{"name": name, "cluster": cluster}],
             "users": [{"name": name, "user": {"token": self.token}}],
-            "contexts": [{"name": name, "context": {"cluster": name, "user": name,
-                                                    "namespace": namespace}}],
+            "contexts": [
+                {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}
+            ],
             "current-context": name,
             "preferences": {},
         }
 
-    def write_kubeconfig(self, path: str | Path, context: str | None = None,
-                         namespace: str = "default") -> Path:
+    def write_kubeconfig(
+        self, path: str | Path, context: str | None = None, namespace: str = "default"
+    ) -> Path:
         """Write a kubeconfig file; it is rewritten when the token is rotated."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -261,16 +267,25 @@ class SimulatedCluster:
     def resource(self, name: str) -> ResourceType:
         """``pods``, ``jobs``, ``jobs.batch``, ``Job`` … → the resource type."""
         for resource in self.state.registry.types.values():
-            if name in (resource.plural, resource.group_resource, resource.kind,
-                        resource.singular, *resource.short_names):
+            if name in (
+                resource.plural,
+                resource.group_resource,
+                resource.kind,
+                resource.singular,
+                *resource.short_names,
+            ):
                 return resource
         raise KeyError(f"the simulated cluster has no resource {name!r}")
 
     def get(self, resource: str, namespace: str | None, name: str) -> Obj | None:
         return self.call(self.state.store.get, self.resource(resource), namespace or "", name)
 
-    def list(self, resource: str, namespace: str | None = None,
-             label_selector: dict[str, str] | None = None) -> list[Obj]:
+    def list(
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: dict[str, str] | None = None,
+    ) -> list[Obj]:
         def matches(obj: Obj) -> bool:
             labels = obj["metadata"].get("labels") or {}
             return all(labels.get(k) == v for k, v in (label_selector or {}).items())
@@ -289,16 +304,26 @@ class SimulatedCluster:
 
         return self.call(create)
 
-    def events(self, namespace: str | None = None, involved_name: str | None = None,
-               reason: str | None = None) -> builtins.list[Obj]:
+    def events(
+        self,
+        namespace: str | None = None,
+        involved_name: str | None = None,
+        reason: str | None = None,
+    ) -> builtins.list[Obj]:
         return [
-            e for e in self.list("events", namespace)
+            e
+            for e in self.list("events", namespace)
             if (involved_name is None or e["involvedObject"].get("name") == involved_name)
             and (reason is None or e.get("reason") == reason)
         ]
 
-    def wait_for(self, condition: Callable[[], T], timeout: float = 10.0,
-                 interval: float = 0.02, message: str = "condition") -> T:
+    def wait_for(
+        self,
+        condition: Callable[[], T],
+        timeout: float = 10.0,
+        interval: float = 0.02,
+        message: str = "condition",
+    ) -> T:
         """Poll ``condition`` (in the caller's thread) until truthy; ``TimeoutError`` after
         ``timeout`` wall seconds."""
         deadline = time.monotonic() + timeout
@@ -317,8 +342,22 @@ class SimulatedCluster:
         return self.clock.now()
 
     def advance(self, seconds: float) -> None:
-        """Move simulated time forward (works with any time scale, and with ``timeScale: 0``)."""
+        """Move simulated time forward (works with any time scale, and with ``timeScale: 0``).
+
+        Returns once the controllers have caught up with the new instant.
+        """
         self.call(self.clock.advance, seconds)
+        self.settle()
+
+    def settle(self) -> None:
+        """Run every controller until nothing changes at the current simulated instant.
+
+        Useful before asserting that something has *not* happened yet (with ``timeScale: 0``).
+        """
+        loop = self._controller_loop
+        if loop is None:
+            return
+        self.call(loop.run_once)
         self._kick()
 
     # --- accounting ------------------------------------------------------------------------
@@ -340,9 +379,15 @@ class SimulatedCluster:
 
     # --- faults ----------------------------------------------------------------------------
 
-    def fail_next(self, count: int = 1, status: int = 503, retry_after: int | None = None,
-                  verb: str | None = None, resource: str | None = None,
-                  namespace: str | None = None) -> None:
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        retry_after: int | None = None,
+        verb: str | None = None,
+        resource: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
         """Answer the next ``count`` matching requests with ``status`` (429/500/503 …)."""
         self.state.faults.add(FailureRule(count, status, retry_after, verb, resource, namespace))
 
@@ -380,11 +425,13 @@ class SimulatedCluster:
             self.write_kubeconfig(path, context, namespace)
         return new_token
 
-    def delete(self, resource: str, namespace: str | None, name: str,
-               propagation: str = "Background") -> None:
+    def delete(
+        self, resource: str, namespace: str | None, name: str, propagation: str = "Background"
+    ) -> None:
         """Delete an object behind the clients' backs."""
-        self.call(self.state.store.delete, self.resource(resource), namespace or "", name,
-                  propagation, 0)
+        self.call(
+            self.state.store.delete, self.resource(resource), namespace or "", name, propagation, 0
+        )
 
     def preempt_pod(self, namespace: str, name: str) -> None:
         """Preempt a pod: ``DisruptionTarget`` (``PreemptionByScheduler``), then Failed."""

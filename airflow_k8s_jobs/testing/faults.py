@@ -49,7 +49,8 @@ class RequestCounters:
         """Requests matching the verb and/or resource (None matches all)."""
         with self._lock:
             return sum(
-                n for (v, r), n in self.counts.items()
+                n
+                for (v, r), n in self.counts.items()
                 if (verb is None or v == verb) and (resource is None or r == resource)
             )
 

@@ -90,8 +90,11 @@ def _merge_keyed_list(target: list[Any], patch: list[Any], key: str) -> list[Any
             result.append(copy.deepcopy(item))
             continue
         index = next(
-            (i for i, existing in enumerate(result)
-             if isinstance(existing, dict) and existing.get(key) == item[key]),
+            (
+                i
+                for i, existing in enumerate(result)
+                if isinstance(existing, dict) and existing.get(key) == item[key]
+            ),
             None,
         )
         if item.get("$patch") == "delete":

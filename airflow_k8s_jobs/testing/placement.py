@@ -136,8 +136,11 @@ def tolerates(toleration: Obj, taint: Obj) -> bool:
     return False
 
 
-def untolerated_taint(taints: Iterable[Obj], tolerations: Iterable[Obj] | None,
-                      effects: tuple[str, ...] = _SCHEDULING_EFFECTS) -> Obj | None:
+def untolerated_taint(
+    taints: Iterable[Obj],
+    tolerations: Iterable[Obj] | None,
+    effects: tuple[str, ...] = _SCHEDULING_EFFECTS,
+) -> Obj | None:
     """The first taint with one of ``effects`` that no toleration tolerates, or None."""
     tolerations = list(tolerations or [])
     for taint in taints:
@@ -196,13 +199,14 @@ def matches_term(term: Obj, node: Obj) -> bool:
     if not expressions and not fields_:
         return False
     labels = node.get("metadata", {}).get("labels") or {}
-    return (all(match_expression(e, labels) for e in expressions)
-            and all(match_expression(f, node_fields(node)) for f in fields_))
+    return all(match_expression(e, labels) for e in expressions) and all(
+        match_expression(f, node_fields(node)) for f in fields_
+    )
 
 
 def required_terms(spec: Obj) -> list[Obj] | None:
     """The pod's required node affinity terms, or None when it has none."""
-    affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {})
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
     required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
     if not required:
         return None
@@ -272,9 +276,14 @@ def effective_taints(node: Obj) -> list[Obj]:
     return taints
 
 
-def filter_node(pod_spec: Obj, node: Obj, requested: Mapping[str, Decimal] | None = None,
-                pod_count: int = 0, requests: Mapping[str, Decimal] | None = None,
-                allocatable: Mapping[str, Decimal] | None = None) -> NodeVerdict:
+def filter_node(
+    pod_spec: Obj,
+    node: Obj,
+    requested: Mapping[str, Decimal] | None = None,
+    pod_count: int = 0,
+    requests: Mapping[str, Decimal] | None = None,
+    allocatable: Mapping[str, Decimal] | None = None,
+) -> NodeVerdict:
     """Run the filters for one pod on one node already holding ``requested`` / ``pod_count``.
 
     ``requests`` is the pod's own (``pod_requests(pod_spec)`` when not given), ``allocatable``
@@ -283,19 +292,27 @@ def filter_node(pod_spec: Obj, node: Obj, requested: Mapping[str, Decimal] | Non
     node_spec = node.get("spec") or {}
     tolerations = pod_spec.get("tolerations") or []
     if node_spec.get("unschedulable") and not any(
-            tolerates(t, UNSCHEDULABLE_TAINT) for t in tolerations):
+        tolerates(t, UNSCHEDULABLE_TAINT) for t in tolerations
+    ):
         return NodeVerdict([REASON_UNSCHEDULABLE_NODE])
     if untolerated_taint(effective_taints(node), tolerations) is not None:
         return NodeVerdict([REASON_TAINT])
     if not matches_node_affinity(pod_spec, node):
         return NodeVerdict([REASON_AFFINITY])
-    return fit_resources(requests if requests is not None else pod_requests(pod_spec),
-                         allocatable if allocatable is not None else node_allocatable(node),
-                         requested or {}, pod_count)
+    return fit_resources(
+        requests if requests is not None else pod_requests(pod_spec),
+        allocatable if allocatable is not None else node_allocatable(node),
+        requested or {},
+        pod_count,
+    )
 
 
-def fit_resources(requests: Mapping[str, Decimal], allocatable: Mapping[str, Decimal],
-                  requested: Mapping[str, Decimal], pod_count: int) -> NodeVerdict:
+def fit_resources(
+    requests: Mapping[str, Decimal],
+    allocatable: Mapping[str, Decimal],
+    requested: Mapping[str, Decimal],
+    pod_count: int,
+) -> NodeVerdict:
     """NodeResourcesFit's ``fitsRequest``: pods count, then cpu, memory, storage, extended."""
     verdict = NodeVerdict(resolvable=True)
     unresolvable = False
@@ -303,8 +320,9 @@ def fit_resources(requests: Mapping[str, Decimal], allocatable: Mapping[str, Dec
     if allowed_pods is not None and pod_count + 1 > allowed_pods:
         verdict.reasons.append(REASON_TOO_MANY_PODS)
     ordered = [n for n in ("cpu", "memory", "ephemeral-storage") if n in requests]
-    ordered += sorted(n for n in requests if n not in ("cpu", "memory", "ephemeral-storage",
-                                                      "pods"))
+    ordered += sorted(
+        n for n in requests if n not in ("cpu", "memory", "ephemeral-storage", "pods")
+    )
     for name in ordered:
         want = requests[name]
         if want <= 0:
@@ -317,8 +335,9 @@ def fit_resources(requests: Mapping[str, Decimal], allocatable: Mapping[str, Dec
     return verdict
 
 
-def fit_error_message(num_nodes: int, verdicts: Iterable[NodeVerdict],
-                      preemption_never: bool = False) -> str:
+def fit_error_message(
+    num_nodes: int, verdicts: Iterable[NodeVerdict], preemption_never: bool = False
+) -> str:
     """``FitError.Error()`` plus the DefaultPreemption post-filter message."""
     if num_nodes == 0:
         return "no nodes available to schedule pods"  # schedule_one.go ErrNoNodesAvailable

@@ -24,9 +24,13 @@ DEFAULT_TEST_CONFIG: dict[str, Any] = {
     "timeScale": 0.01,
     "namespaces": ["batch"],
     "nodePools": [
-        {"name": "default", "nodes": 2, "maxNodes": 2,
-         "capacity": {"cpu": "8", "memory": "32Gi"},
-         "labels": {"cloud.google.com/gke-nodepool": "default"}},
+        {
+            "name": "default",
+            "nodes": 2,
+            "maxNodes": 2,
+            "capacity": {"cpu": "8", "memory": "32Gi"},
+            "labels": {"cloud.google.com/gke-nodepool": "default"},
+        },
     ],
 }
 

@@ -45,34 +45,81 @@ def _core(plural: str, kind: str, namespaced: bool = True, **kw: Any) -> Resourc
     return ResourceType("", "v1", plural, kind, namespaced, kind.lower(), **kw)
 
 
-NAMESPACES = _core("namespaces", "Namespace", namespaced=False, short_names=("ns",),
-                   subresources=frozenset({"status"}), field_labels=("status.phase",))
-NODES = _core("nodes", "Node", namespaced=False, short_names=("no",),
-              subresources=frozenset({"status"}), field_labels=("spec.unschedulable",))
+NAMESPACES = _core(
+    "namespaces",
+    "Namespace",
+    namespaced=False,
+    short_names=("ns",),
+    subresources=frozenset({"status"}),
+    field_labels=("status.phase",),
+)
+NODES = _core(
+    "nodes",
+    "Node",
+    namespaced=False,
+    short_names=("no",),
+    subresources=frozenset({"status"}),
+    field_labels=("spec.unschedulable",),
+)
 PODS = _core(
-    "pods", "Pod", short_names=("po",), subresources=frozenset({"status", "log"}),
-    field_labels=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
-                  "spec.serviceAccountName", "status.phase", "status.podIP",
-                  "status.nominatedNodeName"),
+    "pods",
+    "Pod",
+    short_names=("po",),
+    subresources=frozenset({"status", "log"}),
+    field_labels=(
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
     categories=("all",),
 )
 EVENTS = _core(
-    "events", "Event", short_names=("ev",),
-    field_labels=("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-                  "involvedObject.uid", "involvedObject.apiVersion",
-                  "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-                  "reportingComponent", "source", "type"),
+    "events",
+    "Event",
+    short_names=("ev",),
+    field_labels=(
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
 )
 CONFIGMAPS = _core("configmaps", "ConfigMap", short_names=("cm",))
 SECRETS = _core("secrets", "Secret", field_labels=("type",))
 SERVICEACCOUNTS = _core("serviceaccounts", "ServiceAccount", short_names=("sa",))
 JOBS = ResourceType(
-    "batch", "v1", "jobs", "Job", True, "job", subresources=frozenset({"status"}),
-    field_labels=("status.successful",), default_propagation="Orphan", categories=("all",),
+    "batch",
+    "v1",
+    "jobs",
+    "Job",
+    True,
+    "job",
+    subresources=frozenset({"status"}),
+    field_labels=("status.successful",),
+    default_propagation="Orphan",
+    categories=("all",),
 )
 
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
-    NAMESPACES, NODES, PODS, EVENTS, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, JOBS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    EVENTS,
+    CONFIGMAPS,
+    SECRETS,
+    SERVICEACCOUNTS,
+    JOBS,
 )
 
 

@@ -77,8 +77,11 @@ def parse_label_selector(text: str | None) -> list[Requirement]:
                 raise ApiError(400, f"unable to parse requirement: {part.strip()!r}")
             values = tuple(v.strip() for v in value[1:-1].split(",") if v.strip())
             if not values:
-                raise ApiError(400, f"unable to parse requirement: {part.strip()!r}: for "
-                                    "'in', 'notin' operators, values set can't be empty")
+                raise ApiError(
+                    400,
+                    f"unable to parse requirement: {part.strip()!r}: for "
+                    "'in', 'notin' operators, values set can't be empty",
+                )
             requirements.append(Requirement(key, "In" if op == "in" else "NotIn", values))
     return requirements
 

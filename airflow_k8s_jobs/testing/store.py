@@ -233,15 +233,18 @@ class Store:
         namespace = meta.get("namespace") or ""
         if resource.namespaced:
             if not namespace:
-                raise ApiError(400, "the namespace of the provided object does not match the "
-                                    "namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request",
+                )
             ns_obj = self.peek(NAMESPACES, "", namespace)
             if ns_obj is None:
                 raise namespace_not_found(namespace)
             if ns_obj["metadata"].get("deletionTimestamp"):
                 raise ApiError(
                     403,
-                    f"{resource.plural} \"{meta['name']}\" is forbidden: unable to create new "
+                    f'{resource.plural} "{meta["name"]}" is forbidden: unable to create new '
                     f"content in namespace {namespace} because it is being terminated",
                     reason="Forbidden",
                 )
@@ -277,9 +280,12 @@ class Store:
         requested_rv = meta.get("resourceVersion")
         current_rv = current["metadata"]["resourceVersion"]
         if check_version and requested_rv and requested_rv != current_rv:
-            raise conflict(resource, meta["name"],
-                           "the object has been modified; please apply your changes to the "
-                           "latest version and try again")
+            raise conflict(
+                resource,
+                meta["name"],
+                "the object has been modified; please apply your changes to the "
+                "latest version and try again",
+            )
         # Immutable metadata is the server's.
         for immutable in ("uid", "creationTimestamp", "namespace", "name"):
             if immutable in current["metadata"]:
@@ -290,7 +296,8 @@ class Store:
             meta["deletionTimestamp"] = current["metadata"]["deletionTimestamp"]
             if "deletionGracePeriodSeconds" in current["metadata"]:
                 meta["deletionGracePeriodSeconds"] = current["metadata"][
-                    "deletionGracePeriodSeconds"]
+                    "deletionGracePeriodSeconds"
+                ]
         obj["apiVersion"] = resource.api_version
         obj["kind"] = resource.kind
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -334,18 +341,27 @@ class Store:
             raise not_found(resource, name)
         meta = current["metadata"]
         if precondition_uid and precondition_uid != meta["uid"]:
-            raise conflict(resource, name,
-                           f"Precondition failed: UID in precondition: {precondition_uid}, "
-                           f"UID in object meta: {meta['uid']}")
+            raise conflict(
+                resource,
+                name,
+                f"Precondition failed: UID in precondition: {precondition_uid}, "
+                f"UID in object meta: {meta['uid']}",
+            )
         if precondition_rv and precondition_rv != meta["resourceVersion"]:
-            raise conflict(resource, name,
-                           f"Precondition failed: ResourceVersion in precondition: "
-                           f"{precondition_rv}, ResourceVersion in object meta: "
-                           f"{meta['resourceVersion']}")
+            raise conflict(
+                resource,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: "
+                f"{precondition_rv}, ResourceVersion in object meta: "
+                f"{meta['resourceVersion']}",
+            )
         policy = propagation or resource.default_propagation
         if policy not in ("Orphan", "Background", "Foreground"):
-            raise ApiError(422, f'propagationPolicy: Unsupported value: "{policy}": supported '
-                                'values: "Foreground", "Background", "Orphan"')
+            raise ApiError(
+                422,
+                f'propagationPolicy: Unsupported value: "{policy}": supported '
+                'values: "Foreground", "Background", "Orphan"',
+            )
         obj = copy.deepcopy(current)
         obj_meta = obj["metadata"]
         if policy == "Orphan":

@@ -45,21 +45,32 @@ def core(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
 @pytest.fixture
 def node(core: kubernetes.client.CoreV1Api) -> str:
     """A Ready node created through the API (the pods of these tests are bound to it)."""
-    core.create_node({
-        "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}},
-        "status": {
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-            "addresses": [{"type": "InternalIP", "address": "10.0.0.5"}],
-        },
-    })
+    core.create_node(
+        {
+            "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                "addresses": [{"type": "InternalIP", "address": "10.0.0.5"}],
+            },
+        }
+    )
     return NODE
 
 
-def pod_body(name: str, image: str = "task:1.0", *, node: str | None = NODE,
-             restart: str = "Never", command: list[str] | None = None,
-             args: list[str] | None = None, env: list[Obj] | None = None,
-             containers: list[Obj] | None = None, init: list[Obj] | None = None,
-             annotations: dict[str, str] | None = None, **spec: Any) -> Obj:
+def pod_body(
+    name: str,
+    image: str = "task:1.0",
+    *,
+    node: str | None = NODE,
+    restart: str = "Never",
+    command: list[str] | None = None,
+    args: list[str] | None = None,
+    env: list[Obj] | None = None,
+    containers: list[Obj] | None = None,
+    init: list[Obj] | None = None,
+    annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> Obj:
     main: Obj = {"name": "main", "image": image}
     if command is not None:
         main["command"] = command
@@ -84,8 +95,13 @@ def status_of(cluster: SimulatedCluster, name: str) -> Obj:
     return pod.get("status") or {}
 
 
-def wait_status(cluster: SimulatedCluster, name: str, check: Callable[[Obj], bool],
-                message: str, timeout: float = 10.0) -> Obj:
+def wait_status(
+    cluster: SimulatedCluster,
+    name: str,
+    check: Callable[[Obj], bool],
+    message: str,
+    timeout: float = 10.0,
+) -> Obj:
     def ready() -> Obj | None:
         pod = cluster.get("pods", NS, name)
         status = (pod or {}).get("status") or {}
@@ -138,20 +154,27 @@ def read_log(core: kubernetes.client.CoreV1Api, name: str, **kwargs: Any) -> str
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
-def test_pod_lifecycle_and_status(simulated_cluster: SimulatedCluster,
-                                  core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_pod_lifecycle_and_status(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     core.create_namespaced_pod(NS, pod_body("p", "busybox:1.36", command=["true"]))
 
-    status = wait_status(cluster, "p", lambda s: waiting_reason(s) == "ContainerCreating",
-                         "ContainerCreating")
+    status = wait_status(
+        cluster, "p", lambda s: waiting_reason(s) == "ContainerCreating", "ContainerCreating"
+    )
     assert status["phase"] == "Pending"
     assert status["hostIP"] == "10.0.0.5" and status["hostIPs"] == [{"ip": "10.0.0.5"}]
     assert status["podIP"] and status["podIPs"] == [{"ip": status["podIP"]}]
     assert status["startTime"]
     cond = conditions(status)
-    assert list(cond) == ["PodReadyToStartContainers", "Initialized", "Ready",
-                          "ContainersReady", "PodScheduled"]
+    assert list(cond) == [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ]
     assert cond["Ready"]["status"] == "False"
     assert cond["Ready"]["reason"] == "ContainersNotReady"
     assert cond["Ready"]["message"] == "containers with unready status: [main]"
@@ -189,8 +212,9 @@ def test_pod_lifecycle_and_status(simulated_cluster: SimulatedCluster,
         ("Normal", "Started", "Started container main"),
     ]
     pulled = events(cluster, "p")[1][2]
-    assert pulled.startswith('Successfully pulled image "busybox:1.36" in 500ms (500ms '
-                             "including waiting). Image size: ")
+    assert pulled.startswith(
+        'Successfully pulled image "busybox:1.36" in 500ms (500ms including waiting). Image size: '
+    )
     started = cluster.events(NS, "p", reason="Started")[0]
     assert started["source"] == {"component": "kubelet", "host": NODE}
     assert started["involvedObject"]["fieldPath"] == "spec.containers{main}"
@@ -199,62 +223,99 @@ def test_pod_lifecycle_and_status(simulated_cluster: SimulatedCluster,
     core.create_namespaced_pod(NS, pod_body("q", "busybox:1.36"))
     cluster.wait_for(lambda: cluster.events(NS, "q", reason="Pulled"), message="q pulled")
     assert cluster.events(NS, "q", reason="Pulled")[0]["message"] == (
-        'Container image "busybox:1.36" already present on machine')
+        'Container image "busybox:1.36" already present on machine'
+    )
     assert not cluster.events(NS, "q", reason="Pulling")
 
 
-def test_phases_seen_by_a_watch(simulated_cluster: SimulatedCluster,
-                                core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_phases_seen_by_a_watch(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     created = core.create_namespaced_pod(NS, pod_body("w"))
     cluster.advance(0.5)
     cluster.advance(1)
     seen: list[tuple[str, str]] = []
     watch = kubernetes.watch.Watch()
-    for event in watch.stream(core.list_namespaced_pod, NS, field_selector="metadata.name=w",
-                              resource_version=created.metadata.resource_version,
-                              timeout_seconds=5):
+    for event in watch.stream(
+        core.list_namespaced_pod,
+        NS,
+        field_selector="metadata.name=w",
+        resource_version=created.metadata.resource_version,
+        timeout_seconds=5,
+    ):
         pod = event["object"]
         statuses = pod.status.container_statuses or []
         state = "none"
         if statuses:
             current = statuses[0].state
-            state = ("running" if current.running else "terminated" if current.terminated
-                     else current.waiting.reason)
+            state = (
+                "running"
+                if current.running
+                else "terminated"
+                if current.terminated
+                else current.waiting.reason
+            )
         if not seen or seen[-1] != (pod.status.phase, state):
             seen.append((pod.status.phase, state))
         if pod.status.phase == "Succeeded":
             watch.stop()
-    assert seen == [("Pending", "ContainerCreating"), ("Running", "running"),
-                    ("Succeeded", "terminated")]
+    assert seen == [
+        ("Pending", "ContainerCreating"),
+        ("Running", "running"),
+        ("Succeeded", "terminated"),
+    ]
 
 
-def test_pods_wait_for_their_node(simulated_cluster: SimulatedCluster,
-                                  core: kubernetes.client.CoreV1Api) -> None:
+def test_pods_wait_for_their_node(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api
+) -> None:
     cluster = simulated_cluster
     core.create_namespaced_pod(NS, pod_body("early"))
     cluster.advance(5)
     assert status_of(cluster, "early") == {"phase": "Pending", "qosClass": "BestEffort"}
-    core.create_node({"metadata": {"name": NODE}, "status": {
-        "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}})
+    core.create_node(
+        {
+            "metadata": {"name": NODE},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]
+            },
+        }
+    )
     cluster.advance(5)
     assert "containerStatuses" not in status_of(cluster, "early")
-    core.patch_node_status(NODE, {"status": {"conditions": [
-        {"type": "Ready", "status": "True", "reason": "KubeletReady"}]}})
-    wait_status(cluster, "early", lambda s: waiting_reason(s) == "ContainerCreating",
-                "started once the node is Ready")
+    core.patch_node_status(
+        NODE,
+        {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}},
+    )
+    wait_status(
+        cluster,
+        "early",
+        lambda s: waiting_reason(s) == "ContainerCreating",
+        "started once the node is Ready",
+    )
 
 
 def test_failure_exit_code_and_termination_messages(
-        simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api,
-        node: str) -> None:
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    cluster.add_behaviour({"match": {"args": "fail"}, "exitCode": 3,
-                           "stdout": [f"line {i}" for i in range(100)]})
-    cluster.add_behaviour({"match": {"args": "explain"}, "exitCode": 2,
-                           "terminationMessage": "bad input in $(POD_NAME)"})
-    fallback = {"name": "main", "image": "task:1.0", "args": ["fail"],
-                "terminationMessagePolicy": "FallbackToLogsOnError"}
+    cluster.add_behaviour(
+        {"match": {"args": "fail"}, "exitCode": 3, "stdout": [f"line {i}" for i in range(100)]}
+    )
+    cluster.add_behaviour(
+        {
+            "match": {"args": "explain"},
+            "exitCode": 2,
+            "terminationMessage": "bad input in $(POD_NAME)",
+        }
+    )
+    fallback = {
+        "name": "main",
+        "image": "task:1.0",
+        "args": ["fail"],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
     core.create_namespaced_pod(NS, pod_body("logs-fallback", containers=[fallback]))
     core.create_namespaced_pod(NS, pod_body("file-policy", args=["fail"]))
     core.create_namespaced_pod(NS, pod_body("explained", args=["explain"]))
@@ -278,8 +339,9 @@ def test_failure_exit_code_and_termination_messages(
     assert cond["Ready"]["reason"] == "ContainersNotReady"
 
 
-def test_oom_killed(simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api,
-                    node: str) -> None:
+def test_oom_killed(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"oomKilled": True, "seconds": 2})
     core.create_namespaced_pod(NS, pod_body("oom"))
@@ -292,21 +354,26 @@ def test_oom_killed(simulated_cluster: SimulatedCluster, core: kubernetes.client
 # --- logs ---------------------------------------------------------------------------------------
 
 
-def test_logs_tail_and_timestamps(simulated_cluster: SimulatedCluster,
-                                  core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_logs_tail_and_timestamps(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    cluster.add_behaviour({"match": {"image": "task-python:*"}, "seconds": 4,
-                           "stdout": "first\nsecond $(POD_NAME) in $(POD_NAMESPACE)\n"
-                                     "third $(DAY)\nfourth"})
-    core.create_namespaced_pod(NS, pod_body(
-        "logged", "task-python:1.0", env=[{"name": "DAY", "value": "2026-01-01"}]))
+    cluster.add_behaviour(
+        {
+            "match": {"image": "task-python:*"},
+            "seconds": 4,
+            "stdout": "first\nsecond $(POD_NAME) in $(POD_NAMESPACE)\nthird $(DAY)\nfourth",
+        }
+    )
+    core.create_namespaced_pod(
+        NS, pod_body("logged", "task-python:1.0", env=[{"name": "DAY", "value": "2026-01-01"}])
+    )
     cluster.advance(0.5)
     wait_status(cluster, "logged", phase_is("Running"), "Running")
     assert read_log(core, "logged") == "first\n"
     cluster.advance(2)
     cluster.wait_for(lambda: "second" in read_log(core, "logged"))
-    assert read_log(core, "logged") == (
-        "first\nsecond logged in batch\nthird 2026-01-01\n")
+    assert read_log(core, "logged") == ("first\nsecond logged in batch\nthird 2026-01-01\n")
     cluster.advance(2)
     wait_status(cluster, "logged", phase_is("Succeeded"), "Succeeded")
 
@@ -320,8 +387,8 @@ def test_logs_tail_and_timestamps(simulated_cluster: SimulatedCluster,
 
 
 def test_logs_follow_streams_until_the_container_ends(
-        simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api,
-        node: str) -> None:
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"seconds": 10, "stdout": [f"tick {i}" for i in range(5)]})
     core.create_namespaced_pod(NS, pod_body("follow"))
@@ -345,8 +412,9 @@ def test_logs_follow_streams_until_the_container_ends(
     stream.release_conn()
 
 
-def test_log_errors(simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api,
-                    node: str) -> None:
+def test_log_errors(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     two = [{"name": "a", "image": "task:1.0"}, {"name": "b", "image": "task:1.0"}]
     init = [{"name": "setup", "image": "task:1.0"}]
@@ -355,15 +423,21 @@ def test_log_errors(simulated_cluster: SimulatedCluster, core: kubernetes.client
     wait_status(cluster, "one", lambda s: waiting_reason(s) == "ContainerCreating", "creating")
 
     cases = [
-        (dict(name="two"), "a container name must be specified for pod two, choose one of: "
-                           "[a b] or one of the init containers: [setup]"),
+        (
+            dict(name="two"),
+            "a container name must be specified for pod two, choose one of: "
+            "[a b] or one of the init containers: [setup]",
+        ),
         (dict(name="two", container="c"), "container c is not valid for pod two"),
-        (dict(name="one"), 'container "main" in pod "one" is waiting to start: '
-                           "ContainerCreating"),
-        (dict(name="two", container="a"), 'container "a" in pod "two" is waiting to start: '
-                                          "PodInitializing"),
-        (dict(name="one", previous=True), 'previous terminated container "main" in pod "one" '
-                                          "not found"),
+        (dict(name="one"), 'container "main" in pod "one" is waiting to start: ContainerCreating'),
+        (
+            dict(name="two", container="a"),
+            'container "a" in pod "two" is waiting to start: PodInitializing',
+        ),
+        (
+            dict(name="one", previous=True),
+            'previous terminated container "main" in pod "one" not found',
+        ),
     ]
     for kwargs, message in cases:
         name = kwargs.pop("name")
@@ -384,8 +458,9 @@ def test_log_errors(simulated_cluster: SimulatedCluster, core: kubernetes.client
     assert read_log(core, "done") == "kept\n"
 
 
-def test_unscheduled_pod_has_an_empty_log(simulated_cluster: SimulatedCluster,
-                                          core: kubernetes.client.CoreV1Api) -> None:
+def test_unscheduled_pod_has_an_empty_log(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api
+) -> None:
     core.create_namespaced_pod(NS, pod_body("floating", node=None))
     assert read_log(core, "floating") == ""
 
@@ -393,15 +468,19 @@ def test_unscheduled_pod_has_an_empty_log(simulated_cluster: SimulatedCluster,
 # --- images -------------------------------------------------------------------------------------
 
 
-def test_invalid_image_name(simulated_cluster: SimulatedCluster,
-                            core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_invalid_image_name(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     core.create_namespaced_pod(NS, pod_body("bad", "Task Python:1.0"))
-    status = wait_status(cluster, "bad", lambda s: waiting_reason(s) == "InvalidImageName",
-                         "InvalidImageName")
-    message = ('Failed to apply default image tag "Task Python:1.0": couldn\'t parse image '
-               'name "Task Python:1.0": invalid reference format: repository name '
-               "(library/Task Python) must be lowercase")
+    status = wait_status(
+        cluster, "bad", lambda s: waiting_reason(s) == "InvalidImageName", "InvalidImageName"
+    )
+    message = (
+        'Failed to apply default image tag "Task Python:1.0": couldn\'t parse image '
+        'name "Task Python:1.0": invalid reference format: repository name '
+        "(library/Task Python) must be lowercase"
+    )
     assert container(status)["state"]["waiting"]["message"] == message
     assert ("Warning", "InspectFailed", message) in events(cluster, "bad")
     assert ("Warning", "Failed", "Error: InvalidImageName") in events(cluster, "bad")
@@ -411,30 +490,38 @@ def test_invalid_image_name(simulated_cluster: SimulatedCluster,
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("bad", NS)
     assert api_error(err.value) == (
-        400, 'container "main" in pod "bad" is waiting to start: InvalidImageName')
+        400,
+        'container "main" in pod "bad" is waiting to start: InvalidImageName',
+    )
 
 
-def test_image_pull_backoff_and_recovery(simulated_cluster: SimulatedCluster,
-                                         core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_image_pull_backoff_and_recovery(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    cluster.add_behaviour({"match": {"image": "flaky:1"}, "imagePull": "ErrImagePull",
-                           "imagePullSeconds": 30})
+    cluster.add_behaviour(
+        {"match": {"image": "flaky:1"}, "imagePull": "ErrImagePull", "imagePullSeconds": 30}
+    )
     core.create_namespaced_pod(NS, pod_body("flaky", "flaky:1"))
-    status = wait_status(cluster, "flaky", lambda s: waiting_reason(s) == "ErrImagePull",
-                         "ErrImagePull")
+    status = wait_status(
+        cluster, "flaky", lambda s: waiting_reason(s) == "ErrImagePull", "ErrImagePull"
+    )
     assert "failed to pull and unpack image" in container(status)["state"]["waiting"]["message"]
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("flaky", NS)
-    assert api_error(err.value)[1] == ('container "main" in pod "flaky" is waiting to start: '
-                                       "image can't be pulled")
+    assert api_error(err.value)[1] == (
+        'container "main" in pod "flaky" is waiting to start: image can\'t be pulled'
+    )
     cluster.advance(1)
-    status = wait_status(cluster, "flaky", lambda s: waiting_reason(s) == "ImagePullBackOff",
-                         "ImagePullBackOff")
+    status = wait_status(
+        cluster, "flaky", lambda s: waiting_reason(s) == "ImagePullBackOff", "ImagePullBackOff"
+    )
     assert container(status)["state"]["waiting"]["message"] == 'Back-off pulling image "flaky:1"'
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("flaky", NS)
-    assert api_error(err.value)[1] == ('container "main" in pod "flaky" is waiting to start: '
-                                       "trying and failing to pull image")
+    assert api_error(err.value)[1] == (
+        'container "main" in pod "flaky" is waiting to start: trying and failing to pull image'
+    )
     # The second attempt (10 s after the first) fails again; the third (30 s) succeeds.
     cluster.advance(9)
     wait_status(cluster, "flaky", lambda s: waiting_reason(s) == "ErrImagePull", "retry")
@@ -452,36 +539,48 @@ def test_image_pull_backoff_and_recovery(simulated_cluster: SimulatedCluster,
     assert backoff["count"] == 2 and backoff["message"] == 'Back-off pulling image "flaky:1"'
 
 
-def test_image_pull_that_never_recovers(simulated_cluster: SimulatedCluster,
-                                        core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_image_pull_that_never_recovers(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    cluster.add_behaviour({"imagePull": "ImagePullBackOff",
-                           "imagePullMessage": "rpc error: code = Unknown desc = 403 Forbidden"})
+    cluster.add_behaviour(
+        {
+            "imagePull": "ImagePullBackOff",
+            "imagePullMessage": "rpc error: code = Unknown desc = 403 Forbidden",
+        }
+    )
     core.create_namespaced_pod(NS, pod_body("denied"))
-    status = wait_status(cluster, "denied", lambda s: waiting_reason(s) == "ErrImagePull",
-                         "ErrImagePull")
+    status = wait_status(
+        cluster, "denied", lambda s: waiting_reason(s) == "ErrImagePull", "ErrImagePull"
+    )
     assert container(status)["state"]["waiting"]["message"] == (
-        "rpc error: code = Unknown desc = 403 Forbidden")
+        "rpc error: code = Unknown desc = 403 Forbidden"
+    )
     cluster.advance(3600)
-    status = wait_status(cluster, "denied",
-                         lambda s: waiting_reason(s) in ("ImagePullBackOff", "ErrImagePull"),
-                         "still failing")
+    status = wait_status(
+        cluster,
+        "denied",
+        lambda s: waiting_reason(s) in ("ImagePullBackOff", "ErrImagePull"),
+        "still failing",
+    )
     assert status["phase"] == "Pending"
 
 
 # --- restarts and init containers ---------------------------------------------------------------
 
 
-def test_on_failure_restarts_in_place(simulated_cluster: SimulatedCluster,
-                                      core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_on_failure_restarts_in_place(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"exitCode": 1, "seconds": 2, "stdout": "crashing"})
     core.create_namespaced_pod(NS, pod_body("crashy", restart="OnFailure"))
     cluster.advance(0.5)
     first = container(wait_status(cluster, "crashy", phase_is("Running"), "Running"))
     cluster.advance(2)  # first crash: restarted at once
-    status = wait_status(cluster, "crashy", lambda s: container(s)["restartCount"] == 1,
-                         "first restart")
+    status = wait_status(
+        cluster, "crashy", lambda s: container(s)["restartCount"] == 1, "first restart"
+    )
     main = container(status)
     assert status["phase"] == "Running" and "running" in main["state"]
     assert main["lastState"]["terminated"]["exitCode"] == 1
@@ -489,26 +588,34 @@ def test_on_failure_restarts_in_place(simulated_cluster: SimulatedCluster,
     assert main["containerID"] != first["containerID"]
     assert read_log(core, "crashy", previous=True) == "crashing\n"
     cluster.advance(2)  # second crash: CrashLoopBackOff for 10 s
-    status = wait_status(cluster, "crashy", lambda s: waiting_reason(s) == "CrashLoopBackOff",
-                         "CrashLoopBackOff")
+    status = wait_status(
+        cluster, "crashy", lambda s: waiting_reason(s) == "CrashLoopBackOff", "CrashLoopBackOff"
+    )
     main = container(status)
     assert main["restartCount"] == 2 and status["phase"] == "Running"
     uid = core.read_namespaced_pod("crashy", NS).metadata.uid
     assert main["state"]["waiting"]["message"] == (
-        f"back-off 10s restarting failed container=main pod=crashy_batch({uid})")
-    assert ("Warning", "BackOff", f"Back-off restarting failed container main in pod "
-            f"crashy_batch({uid})") in events(cluster, "crashy")
+        f"back-off 10s restarting failed container=main pod=crashy_batch({uid})"
+    )
+    assert (
+        "Warning",
+        "BackOff",
+        f"Back-off restarting failed container main in pod crashy_batch({uid})",
+    ) in events(cluster, "crashy")
     # Logs of a waiting container with a previous run are that run's.
     assert read_log(core, "crashy") == "crashing\n"
     cluster.advance(10)
     wait_status(cluster, "crashy", lambda s: "running" in container(s)["state"], "restarted")
 
 
-def test_init_containers_run_first(simulated_cluster: SimulatedCluster,
-                                   core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_init_containers_run_first(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    init = [{"name": "fetch", "image": "task:1.0", "args": ["fetch"]},
-            {"name": "unpack", "image": "task:1.0", "args": ["unpack"]}]
+    init = [
+        {"name": "fetch", "image": "task:1.0", "args": ["fetch"]},
+        {"name": "unpack", "image": "task:1.0", "args": ["unpack"]},
+    ]
     cluster.add_behaviour({"match": {"container": "fetch"}, "seconds": 3, "stdout": "fetched"})
     core.create_namespaced_pod(NS, pod_body("staged", init=init))
     status = wait_status(cluster, "staged", lambda s: "initContainerStatuses" in s, "statuses")
@@ -517,14 +624,21 @@ def test_init_containers_run_first(simulated_cluster: SimulatedCluster,
     assert cond["status"] == "False" and cond["reason"] == "ContainersNotInitialized"
     assert cond["message"] == "containers with incomplete status: [fetch unpack]"
     cluster.advance(0.5)
-    status = wait_status(cluster, "staged",
-                         lambda s: "running" in container(s, "fetch", init=True)["state"],
-                         "fetch running")
+    status = wait_status(
+        cluster,
+        "staged",
+        lambda s: "running" in container(s, "fetch", init=True)["state"],
+        "fetch running",
+    )
     assert status["phase"] == "Pending"
     assert waiting_reason(status, "unpack", init=True) == "PodInitializing"
     cluster.advance(3)
-    wait_status(cluster, "staged",
-                lambda s: "terminated" in container(s, "fetch", init=True)["state"], "fetched")
+    wait_status(
+        cluster,
+        "staged",
+        lambda s: "terminated" in container(s, "fetch", init=True)["state"],
+        "fetched",
+    )
     cluster.advance(0.5 + 1)
     cluster.advance(0.5)
     status = wait_status(cluster, "staged", phase_is("Running"), "main running")
@@ -534,13 +648,14 @@ def test_init_containers_run_first(simulated_cluster: SimulatedCluster,
     wait_status(cluster, "staged", phase_is("Succeeded"), "Succeeded")
 
 
-def test_failing_init_container_fails_the_pod(simulated_cluster: SimulatedCluster,
-                                              core: kubernetes.client.CoreV1Api,
-                                              node: str) -> None:
+def test_failing_init_container_fails_the_pod(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"match": {"container": "setup"}, "exitCode": 4})
-    core.create_namespaced_pod(NS, pod_body("broken", init=[{"name": "setup",
-                                                              "image": "task:1.0"}]))
+    core.create_namespaced_pod(
+        NS, pod_body("broken", init=[{"name": "setup", "image": "task:1.0"}])
+    )
     cluster.advance(0.5)
     cluster.advance(1)
     status = wait_status(cluster, "broken", phase_is("Failed"), "Failed")
@@ -551,23 +666,42 @@ def test_failing_init_container_fails_the_pod(simulated_cluster: SimulatedCluste
 # --- behaviours ---------------------------------------------------------------------------------
 
 
-@pytest.mark.simulated_cluster({**FROZEN, "behaviours": [
-    {"match": {"env": {"JOB_COMPLETION_INDEX": "3"}}, "exitCode": 7},
-    {"match": {"args": "pre-task.py 2026-01-01"}, "stdout": "[1, 2, 3]",
-     "files": {"/tmp/results": "[1, 2, 3] from $(POD_NAME)"}},
-    {"match": {"namespace": NS}, "times": 1, "exitCode": 9},
-]})
-def test_configured_behaviours(simulated_cluster: SimulatedCluster,
-                               core: kubernetes.client.CoreV1Api, node: str) -> None:
+@pytest.mark.simulated_cluster(
+    {
+        **FROZEN,
+        "behaviours": [
+            {"match": {"env": {"JOB_COMPLETION_INDEX": "3"}}, "exitCode": 7},
+            {
+                "match": {"args": "pre-task.py 2026-01-01"},
+                "stdout": "[1, 2, 3]",
+                "files": {"/tmp/results": "[1, 2, 3] from $(POD_NAME)"},
+            },
+            {"match": {"namespace": NS}, "times": 1, "exitCode": 9},
+        ],
+    }
+)
+def test_configured_behaviours(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    index_env = [{"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
-        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}]
-    indexed = pod_body("indexed-3", env=index_env, annotations={
-        "batch.kubernetes.io/job-completion-index": "3"})
+    index_env = [
+        {
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {
+                "fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                }
+            },
+        }
+    ]
+    indexed = pod_body(
+        "indexed-3", env=index_env, annotations={"batch.kubernetes.io/job-completion-index": "3"}
+    )
     core.create_namespaced_pod(NS, indexed)
     day_env = [{"name": "DAY", "value": "2026-01-01"}]
-    core.create_namespaced_pod(NS, pod_body("pre", command=["python"],
-                                            args=["pre-task.py", "$(DAY)"], env=day_env))
+    core.create_namespaced_pod(
+        NS, pod_body("pre", command=["python"], args=["pre-task.py", "$(DAY)"], env=day_env)
+    )
     core.create_namespaced_pod(NS, pod_body("first-other"))
     cluster.advance(0.5 + 1)
     for name in ("indexed-3", "pre", "first-other"):
@@ -585,19 +719,28 @@ def test_configured_behaviours(simulated_cluster: SimulatedCluster,
     wait_status(cluster, "second-other", phase_is("Succeeded"), "Succeeded")
 
 
-def test_behaviour_annotation(simulated_cluster: SimulatedCluster,
-                              core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_behaviour_annotation(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     annotation = "sim.airflow-k8s-jobs/behaviour"
-    core.create_namespaced_pod(NS, pod_body("plain", annotations={
-        annotation: json.dumps({"seconds": 5, "exitCode": 2})}))
+    core.create_namespaced_pod(
+        NS, pod_body("plain", annotations={annotation: json.dumps({"seconds": 5, "exitCode": 2})})
+    )
     both = [{"name": "main", "image": "task:1.0"}, {"name": "side", "image": "task:1.0"}]
-    core.create_namespaced_pod(NS, pod_body("keyed", containers=both, annotations={
-        annotation: json.dumps({"side": {"stdout": "from side", "seconds": 2}})}))
+    core.create_namespaced_pod(
+        NS,
+        pod_body(
+            "keyed",
+            containers=both,
+            annotations={annotation: json.dumps({"side": {"stdout": "from side", "seconds": 2}})},
+        ),
+    )
     core.create_namespaced_pod(NS, pod_body("invalid", annotations={annotation: "{oops"}))
     cluster.advance(0.5 + 1)
-    status = wait_status(cluster, "keyed", lambda s: "terminated" in container(s)["state"],
-                         "main done")
+    status = wait_status(
+        cluster, "keyed", lambda s: "terminated" in container(s)["state"], "main done"
+    )
     assert status["phase"] == "Running"  # side still runs
     assert status_of(cluster, "plain")["phase"] == "Running"
     cluster.advance(1)
@@ -614,8 +757,9 @@ def test_behaviour_annotation(simulated_cluster: SimulatedCluster,
 # --- deletion, deadlines, preemption ------------------------------------------------------------
 
 
-def test_deleting_a_running_pod(simulated_cluster: SimulatedCluster,
-                                core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_deleting_a_running_pod(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"seconds": 600, "stdout": "working"})
     created = core.create_namespaced_pod(NS, pod_body("victim"))
@@ -624,9 +768,14 @@ def test_deleting_a_running_pod(simulated_cluster: SimulatedCluster,
     core.delete_namespaced_pod("victim", NS)
     seen: list[Obj] = []
     watch = kubernetes.watch.Watch()
-    for event in watch.stream(core.list_namespaced_pod, NS, field_selector="metadata.name=victim",
-                              resource_version=created.metadata.resource_version,
-                              timeout_seconds=5, _preload_content=False):
+    for event in watch.stream(
+        core.list_namespaced_pod,
+        NS,
+        field_selector="metadata.name=victim",
+        resource_version=created.metadata.resource_version,
+        timeout_seconds=5,
+        _preload_content=False,
+    ):
         seen.append(event)
         if event["type"] == "DELETED":
             watch.stop()
@@ -641,11 +790,13 @@ def test_deleting_a_running_pod(simulated_cluster: SimulatedCluster,
     assert err.value.status == 404
 
 
-def test_deleting_a_starting_pod(simulated_cluster: SimulatedCluster,
-                                 core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_deleting_a_starting_pod(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    core.create_namespaced_pod(NS, {**pod_body("young"), "metadata": {
-        "name": "young", "finalizers": ["example.com/keep"]}})
+    core.create_namespaced_pod(
+        NS, {**pod_body("young"), "metadata": {"name": "young", "finalizers": ["example.com/keep"]}}
+    )
     wait_status(cluster, "young", lambda s: waiting_reason(s) == "ContainerCreating", "creating")
     core.delete_namespaced_pod("young", NS)
     status = wait_status(cluster, "young", phase_is("Failed"), "Failed")
@@ -655,8 +806,9 @@ def test_deleting_a_starting_pod(simulated_cluster: SimulatedCluster,
     cluster.wait_for(lambda: cluster.get("pods", NS, "young") is None, message="removed")
 
 
-def test_active_deadline(simulated_cluster: SimulatedCluster,
-                         core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_active_deadline(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"seconds": 600})
     core.create_namespaced_pod(NS, pod_body("slow", activeDeadlineSeconds=30))
@@ -673,8 +825,9 @@ def _keep(body: Obj) -> Obj:
     return body
 
 
-def test_preempt_pod(simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api,
-                     node: str) -> None:
+def test_preempt_pod(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"seconds": 600})
     core.create_namespaced_pod(NS, _keep(pod_body("low")))
@@ -686,7 +839,8 @@ def test_preempt_pod(simulated_cluster: SimulatedCluster, core: kubernetes.clien
     assert disruption["status"] == "True"
     assert disruption["reason"] == "PreemptionByScheduler"
     assert disruption["message"] == (
-        "default-scheduler: preempting to accommodate a higher priority pod")
+        "default-scheduler: preempting to accommodate a higher priority pod"
+    )
     assert container(status)["state"]["terminated"]["exitCode"] == 143
     pod = core.read_namespaced_pod("low", NS)
     assert pod.metadata.deletion_timestamp is not None
@@ -698,11 +852,10 @@ def test_preempt_pod(simulated_cluster: SimulatedCluster, core: kubernetes.clien
 
 
 def test_preempt_after_seconds_hits_the_first_pod_only(
-        simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api,
-        node: str) -> None:
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
-    cluster.add_behaviour({"match": {"image": "spot:*"}, "seconds": 20,
-                           "preemptAfterSeconds": 5})
+    cluster.add_behaviour({"match": {"image": "spot:*"}, "seconds": 20, "preemptAfterSeconds": 5})
     core.create_namespaced_pod(NS, _keep(pod_body("spot-1", "spot:1")))
     cluster.advance(0.5)
     wait_status(cluster, "spot-1", phase_is("Running"), "Running")
@@ -721,9 +874,9 @@ def test_preempt_after_seconds_hits_the_first_pod_only(
 # --- wake-ups and other clients -----------------------------------------------------------------
 
 
-def test_unchanged_status_is_not_rewritten(simulated_cluster: SimulatedCluster,
-                                           core: kubernetes.client.CoreV1Api,
-                                           node: str) -> None:
+def test_unchanged_status_is_not_rewritten(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"seconds": 600})
     core.create_namespaced_pod(NS, pod_body("steady"))
@@ -746,8 +899,9 @@ def test_unchanged_status_is_not_rewritten(simulated_cluster: SimulatedCluster,
 
 
 @pytest.mark.simulated_cluster({"timeScale": 0.01, "namespaces": [NS], "nodePools": []})
-def test_wakes_when_the_container_ends(simulated_cluster: SimulatedCluster,
-                                       core: kubernetes.client.CoreV1Api, node: str) -> None:
+def test_wakes_when_the_container_ends(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
     """Nothing kicks the loop while a container runs: the kubelet's wake-up time ends it."""
     cluster = simulated_cluster
     cluster.add_behaviour({"seconds": 100})
@@ -755,25 +909,31 @@ def test_wakes_when_the_container_ends(simulated_cluster: SimulatedCluster,
     status = wait_status(cluster, "timed", phase_is("Succeeded"), "Succeeded", timeout=10)
     terminated = container(status)["state"]["terminated"]
     assert cluster.clock.parse(terminated["finishedAt"]) - cluster.clock.parse(
-        terminated["startedAt"]) == pytest.approx(100, abs=1)
+        terminated["startedAt"]
+    ) == pytest.approx(100, abs=1)
 
 
-async def test_async_client(simulated_cluster: SimulatedCluster,
-                            simulated_kubeconfig: Path, node: str) -> None:
+async def test_async_client(
+    simulated_cluster: SimulatedCluster, simulated_kubeconfig: Path, node: str
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"stdout": "hello from asyncio", "seconds": 2})
     client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig))
+        config_file=str(simulated_kubeconfig)
+    )
     try:
         v1 = kubernetes_asyncio.client.CoreV1Api(client)
         created = await v1.create_namespaced_pod(NS, pod_body("aio"))
         await asyncio.to_thread(cluster.advance, 3)
         watch = kubernetes_asyncio.watch.Watch()
         phases = []
-        async for event in watch.stream(v1.list_namespaced_pod, NS,
-                                        field_selector="metadata.name=aio",
-                                        resource_version=created.metadata.resource_version,
-                                        timeout_seconds=5):
+        async for event in watch.stream(
+            v1.list_namespaced_pod,
+            NS,
+            field_selector="metadata.name=aio",
+            resource_version=created.metadata.resource_version,
+            timeout_seconds=5,
+        ):
             phases.append(event["object"].status.phase)
             if event["object"].status.phase == "Succeeded":
                 watch.stop()
@@ -788,8 +948,9 @@ async def test_async_client(simulated_cluster: SimulatedCluster,
 
 
 @pytest.mark.simulated_cluster({"timeScale": 0.01, "namespaces": [NS]})
-def test_end_to_end_through_the_scheduler(simulated_cluster: SimulatedCluster,
-                                          core: kubernetes.client.CoreV1Api) -> None:
+def test_end_to_end_through_the_scheduler(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api
+) -> None:
     cluster = simulated_cluster
     cluster.add_behaviour({"stdout": "scheduled and run"})
     core.create_namespaced_pod(NS, pod_body("e2e", node=None))

@@ -24,9 +24,13 @@ from airflow_k8s_jobs.testing.controllers.kubelet import normalize_image
 
 def facts(**overrides: Any) -> ContainerFacts:
     values: dict[str, Any] = {
-        "namespace": "batch", "pod_name": "p", "container": "main",
-        "image": "task-python:1.0", "command_line": "python pre-task.py --day 2026-01-01",
-        "env": {"JOB_COMPLETION_INDEX": "3"}, "labels": {"app": "etl"},
+        "namespace": "batch",
+        "pod_name": "p",
+        "container": "main",
+        "image": "task-python:1.0",
+        "command_line": "python pre-task.py --day 2026-01-01",
+        "env": {"JOB_COMPLETION_INDEX": "3"},
+        "labels": {"app": "etl"},
     }
     values.update(overrides)
     return ContainerFacts(**values)
@@ -41,14 +45,27 @@ def test_defaults() -> None:
 
 
 def test_full_rule() -> None:
-    rule = parse_rule({
-        "match": {"image": "task-python:1.0", "args": "pre-task.py",
-                  "env": {"JOB_COMPLETION_INDEX": 3}, "namespace": "batch",
-                  "container": "main", "labels": {"app": "etl"}},
-        "seconds": 2, "exitCode": 3, "stdout": "[1, 2, 3]\nsecond line",
-        "files": {"/tmp/results": "[1, 2, 3]"}, "terminationMessage": "bye",
-        "imagePull": "ErrImagePull", "imagePullSeconds": 30, "times": 2,
-    }, "behaviours[0]")
+    rule = parse_rule(
+        {
+            "match": {
+                "image": "task-python:1.0",
+                "args": "pre-task.py",
+                "env": {"JOB_COMPLETION_INDEX": 3},
+                "namespace": "batch",
+                "container": "main",
+                "labels": {"app": "etl"},
+            },
+            "seconds": 2,
+            "exitCode": 3,
+            "stdout": "[1, 2, 3]\nsecond line",
+            "files": {"/tmp/results": "[1, 2, 3]"},
+            "terminationMessage": "bye",
+            "imagePull": "ErrImagePull",
+            "imagePullSeconds": 30,
+            "times": 2,
+        },
+        "behaviours[0]",
+    )
     behaviour = rule.behaviour
     assert behaviour.seconds == 2.0
     assert behaviour.exit_code == 3 and behaviour.reason == "Error"
@@ -130,10 +147,12 @@ def test_matching(match: dict[str, Any], expected: bool) -> None:
 
 
 def test_rule_book_order_and_times() -> None:
-    book = RuleBook([
-        {"match": {"image": "task-python:*"}, "exitCode": 1, "times": 2},
-        {"match": {"image": "task-python:*"}, "exitCode": 2},
-    ])
+    book = RuleBook(
+        [
+            {"match": {"image": "task-python:*"}, "exitCode": 1, "times": 2},
+            {"match": {"image": "task-python:*"}, "exitCode": 2},
+        ]
+    )
     assert book.select("pod-a", facts()).exit_code == 1
     # The same pod counts once (another container of it, or a second look).
     assert book.select("pod-a", facts(container="side")).exit_code == 1
@@ -165,15 +184,15 @@ def test_preempting_rule_applies_once() -> None:
 
 
 def test_annotation_plain_object_applies_to_regular_containers() -> None:
-    result = parse_annotation(json.dumps({"seconds": 5, "exitCode": 3}), ["main", "side"],
-                              ["init"])
+    result = parse_annotation(json.dumps({"seconds": 5, "exitCode": 3}), ["main", "side"], ["init"])
     assert set(result) == {"main", "side"}
     assert result["main"].exit_code == 3 and result["main"].seconds == 5
 
 
 def test_annotation_keyed_by_container() -> None:
-    result = parse_annotation(json.dumps({"main": {"exitCode": 1}, "init": {"seconds": 9}}),
-                              ["main", "side"], ["init"])
+    result = parse_annotation(
+        json.dumps({"main": {"exitCode": 1}, "init": {"seconds": 9}}), ["main", "side"], ["init"]
+    )
     assert set(result) == {"main", "init"}
     assert result["main"].exit_code == 1 and result["init"].seconds == 9
 
@@ -230,13 +249,19 @@ def test_valid_images(image: str, normalized: str) -> None:
         ("registry.hub.docker.com/library//nginx:latest", "invalid reference format"),
         ("busybox:", "invalid reference format"),
         ("task python:1.0", "invalid reference format"),
-        ("busyBOX", "invalid reference format: repository name (library/busyBOX) must be "
-                    "lowercase"),
-        ("a" * 64, "invalid repository name (" + "a" * 64 + "), cannot specify 64-byte "
-                   "hexadecimal strings"),
+        (
+            "busyBOX",
+            "invalid reference format: repository name (library/busyBOX) must be lowercase",
+        ),
+        (
+            "a" * 64,
+            "invalid repository name (" + "a" * 64 + "), cannot specify 64-byte "
+            "hexadecimal strings",
+        ),
     ],
 )
 def test_invalid_images(image: str, why: str) -> None:
     error, _ = normalize_image(image)
-    assert error == (f'Failed to apply default image tag "{image}": couldn\'t parse image name '
-                     f'"{image}": {why}')
+    assert error == (
+        f'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": {why}'
+    )

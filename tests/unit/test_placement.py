@@ -27,10 +27,14 @@ from airflow_k8s_jobs.testing.placement import (
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
 
-def node(name: str = "n1", labels: dict[str, str] | None = None,
-         taints: list[dict[str, Any]] | None = None, ready: bool = True,
-         unschedulable: bool = False, allocatable: dict[str, str] | None = None
-         ) -> dict[str, Any]:
+def node(
+    name: str = "n1",
+    labels: dict[str, str] | None = None,
+    taints: list[dict[str, Any]] | None = None,
+    ready: bool = True,
+    unschedulable: bool = False,
+    allocatable: dict[str, str] | None = None,
+) -> dict[str, Any]:
     alloc = {"cpu": "4", "memory": "16Gi", "pods": "110", **(allocatable or {})}
     spec: dict[str, Any] = {}
     if taints:
@@ -40,13 +44,17 @@ def node(name: str = "n1", labels: dict[str, str] | None = None,
     return {
         "metadata": {"name": name, "labels": labels or {}},
         "spec": spec,
-        "status": {"allocatable": alloc, "capacity": alloc,
-                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        "status": {
+            "allocatable": alloc,
+            "capacity": alloc,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
     }
 
 
-def container(requests: dict[str, str] | None = None, limits: dict[str, str] | None = None,
-              **extra: Any) -> dict[str, Any]:
+def container(
+    requests: dict[str, str] | None = None, limits: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     if requests:
         resources["requests"] = requests
@@ -56,31 +64,47 @@ def container(requests: dict[str, str] | None = None, limits: dict[str, str] | N
 
 
 def affinity(*terms: dict[str, Any]) -> dict[str, Any]:
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": list(terms)}}}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": list(terms)}
+        }
+    }
 
 
 # --- requests -------------------------------------------------------------------------------
 
 
 def test_requests_sum_containers_and_default_to_limits() -> None:
-    spec = {"containers": [container({"cpu": "500m"}, {"memory": "1Gi"}),
-                           container(limits={"cpu": "1", "nvidia.com/gpu": "1"})]}
-    assert pod_requests(spec) == {"cpu": Decimal("1.5"), "memory": Decimal(2**30),
-                                  "nvidia.com/gpu": Decimal(1)}
+    spec = {
+        "containers": [
+            container({"cpu": "500m"}, {"memory": "1Gi"}),
+            container(limits={"cpu": "1", "nvidia.com/gpu": "1"}),
+        ]
+    }
+    assert pod_requests(spec) == {
+        "cpu": Decimal("1.5"),
+        "memory": Decimal(2**30),
+        "nvidia.com/gpu": Decimal(1),
+    }
 
 
 def test_init_containers_take_the_max() -> None:
-    spec = {"initContainers": [container({"cpu": "3"}), container({"memory": "8Gi"})],
-            "containers": [container({"cpu": "1", "memory": "1Gi"})]}
+    spec = {
+        "initContainers": [container({"cpu": "3"}), container({"memory": "8Gi"})],
+        "containers": [container({"cpu": "1", "memory": "1Gi"})],
+    }
     assert pod_requests(spec) == {"cpu": Decimal(3), "memory": Decimal(8 * 2**30)}
 
 
 def test_sidecars_add_to_the_app_containers_and_overhead_is_added() -> None:
-    spec = {"initContainers": [container({"cpu": "1"}, restartPolicy="Always"),
-                               container({"cpu": "2"})],
-            "containers": [container({"cpu": "1"})],
-            "overhead": {"cpu": "250m"}}
+    spec = {
+        "initContainers": [
+            container({"cpu": "1"}, restartPolicy="Always"),
+            container({"cpu": "2"}),
+        ],
+        "containers": [container({"cpu": "1"})],
+        "overhead": {"cpu": "250m"},
+    }
     # max(app 1 + sidecar 1, init 2 + sidecar 1) + overhead
     assert pod_requests(spec) == {"cpu": Decimal("3.25")}
 
@@ -92,16 +116,19 @@ def test_no_requests_means_empty() -> None:
 # --- taints and tolerations -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("toleration", "expected"), [
-    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
-    ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),
-    ({"operator": "Exists"}, True),
-    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}, True),
-    ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, True),
-    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent"}, False),
-    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
-    ({"key": "other", "operator": "Exists"}, False),
-])
+@pytest.mark.parametrize(
+    ("toleration", "expected"),
+    [
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
+        ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),
+        ({"operator": "Exists"}, True),
+        ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}, True),
+        ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, True),
+        ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent"}, False),
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
+        ({"key": "other", "operator": "Exists"}, False),
+    ],
+)
 def test_tolerates(toleration: dict[str, Any], expected: bool) -> None:
     assert tolerates(toleration, GPU_TAINT) is expected
 
@@ -121,31 +148,38 @@ def test_no_execute_taint_filters() -> None:
 # --- node affinity --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ({"key": "pool", "operator": "In", "values": ["gpu", "tpu"]}, True),
-    ({"key": "pool", "operator": "In", "values": ["cpu"]}, False),
-    ({"key": "pool", "operator": "NotIn", "values": ["cpu"]}, True),
-    ({"key": "pool", "operator": "NotIn", "values": ["gpu"]}, False),
-    ({"key": "missing", "operator": "NotIn", "values": ["gpu"]}, True),
-    ({"key": "pool", "operator": "Exists"}, True),
-    ({"key": "missing", "operator": "Exists"}, False),
-    ({"key": "missing", "operator": "DoesNotExist"}, True),
-    ({"key": "pool", "operator": "DoesNotExist"}, False),
-    ({"key": "gpus", "operator": "Gt", "values": ["3"]}, True),
-    ({"key": "gpus", "operator": "Gt", "values": ["4"]}, False),
-    ({"key": "gpus", "operator": "Lt", "values": ["5"]}, True),
-    ({"key": "gpus", "operator": "Lt", "values": ["4"]}, False),
-    ({"key": "pool", "operator": "Gt", "values": ["1"]}, False),  # not an integer
-    ({"key": "missing", "operator": "Lt", "values": ["1"]}, False),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ({"key": "pool", "operator": "In", "values": ["gpu", "tpu"]}, True),
+        ({"key": "pool", "operator": "In", "values": ["cpu"]}, False),
+        ({"key": "pool", "operator": "NotIn", "values": ["cpu"]}, True),
+        ({"key": "pool", "operator": "NotIn", "values": ["gpu"]}, False),
+        ({"key": "missing", "operator": "NotIn", "values": ["gpu"]}, True),
+        ({"key": "pool", "operator": "Exists"}, True),
+        ({"key": "missing", "operator": "Exists"}, False),
+        ({"key": "missing", "operator": "DoesNotExist"}, True),
+        ({"key": "pool", "operator": "DoesNotExist"}, False),
+        ({"key": "gpus", "operator": "Gt", "values": ["3"]}, True),
+        ({"key": "gpus", "operator": "Gt", "values": ["4"]}, False),
+        ({"key": "gpus", "operator": "Lt", "values": ["5"]}, True),
+        ({"key": "gpus", "operator": "Lt", "values": ["4"]}, False),
+        ({"key": "pool", "operator": "Gt", "values": ["1"]}, False),  # not an integer
+        ({"key": "missing", "operator": "Lt", "values": ["1"]}, False),
+    ],
+)
 def test_match_expression(expression: dict[str, Any], expected: bool) -> None:
     assert match_expression(expression, {"pool": "gpu", "gpus": "4"}) is expected
 
 
 def test_terms_are_ored_and_expressions_anded() -> None:
     n = node(labels={"pool": "gpu", "zone": "a"})
-    both = {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["gpu"]},
-                                 {"key": "zone", "operator": "In", "values": ["b"]}]}
+    both = {
+        "matchExpressions": [
+            {"key": "pool", "operator": "In", "values": ["gpu"]},
+            {"key": "zone", "operator": "In", "values": ["b"]},
+        ]
+    }
     either = {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
     assert not matches_node_affinity({"affinity": affinity(both)}, n)
     assert matches_node_affinity({"affinity": affinity(both, either)}, n)
@@ -160,7 +194,8 @@ def test_node_selector_and_affinity_must_both_hold() -> None:
     term = {"matchExpressions": [{"key": "pool", "operator": "Exists"}]}
     assert matches_node_affinity({"nodeSelector": {"pool": "gpu"}, "affinity": affinity(term)}, n)
     assert not matches_node_affinity(
-        {"nodeSelector": {"pool": "cpu"}, "affinity": affinity(term)}, n)
+        {"nodeSelector": {"pool": "cpu"}, "affinity": affinity(term)}, n
+    )
 
 
 def test_match_fields_on_metadata_name() -> None:
@@ -187,8 +222,7 @@ def test_filter_order_reports_only_the_first_failing_filter() -> None:
 
 
 def test_not_ready_node_counts_as_tainted() -> None:
-    assert filter_node({"containers": [container()]}, node(ready=False)).reasons == [
-        REASON_TAINT]
+    assert filter_node({"containers": [container()]}, node(ready=False)).reasons == [REASON_TAINT]
 
 
 def test_resources_account_for_what_the_node_already_holds() -> None:
@@ -219,14 +253,22 @@ def test_too_many_pods() -> None:
 
 
 def test_gpu_pool_seed_case() -> None:
-    gpu = node("gpu", labels={"cloud.google.com/gke-accelerator": "nvidia-l4"},
-               taints=[GPU_TAINT], allocatable={"nvidia.com/gpu": "1"})
-    term = {"matchExpressions": [{"key": "cloud.google.com/gke-accelerator",
-                                  "operator": "In", "values": ["nvidia-l4"]}]}
-    spec = {"containers": [container(limits={"nvidia.com/gpu": "1"})],
-            "affinity": affinity(term),
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
-                             "effect": "NoSchedule"}]}
+    gpu = node(
+        "gpu",
+        labels={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+        taints=[GPU_TAINT],
+        allocatable={"nvidia.com/gpu": "1"},
+    )
+    term = {
+        "matchExpressions": [
+            {"key": "cloud.google.com/gke-accelerator", "operator": "In", "values": ["nvidia-l4"]}
+        ]
+    }
+    spec = {
+        "containers": [container(limits={"nvidia.com/gpu": "1"})],
+        "affinity": affinity(term),
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    }
     assert filter_node(spec, gpu).fits
     assert filter_node(spec, node("cpu")).reasons == [REASON_AFFINITY]
     spec.pop("tolerations")
@@ -237,27 +279,37 @@ def test_gpu_pool_seed_case() -> None:
 
 
 def test_fit_error_message_like_kube_scheduler() -> None:
-    verdicts = [NodeVerdict(["Insufficient cpu"], resolvable=True),
-                NodeVerdict([REASON_AFFINITY]), NodeVerdict([REASON_AFFINITY])]
+    verdicts = [
+        NodeVerdict(["Insufficient cpu"], resolvable=True),
+        NodeVerdict([REASON_AFFINITY]),
+        NodeVerdict([REASON_AFFINITY]),
+    ]
     assert fit_error_message(3, verdicts) == (
         "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node "
         "affinity/selector. preemption: 0/3 nodes are available: 1 No preemption victims "
-        "found for incoming pod, 2 Preemption is not helpful for scheduling.")
+        "found for incoming pod, 2 Preemption is not helpful for scheduling."
+    )
 
 
 def test_fit_error_message_sorts_reasons_as_strings_and_counts_each_reason() -> None:
-    verdicts = [NodeVerdict(["Insufficient cpu", "Insufficient memory"]),
-                NodeVerdict([REASON_TAINT]), NodeVerdict([REASON_AFFINITY_PREFILTER])]
+    verdicts = [
+        NodeVerdict(["Insufficient cpu", "Insufficient memory"]),
+        NodeVerdict([REASON_TAINT]),
+        NodeVerdict([REASON_AFFINITY_PREFILTER]),
+    ]
     assert fit_error_message(3, verdicts) == (
         "0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, "
         "1 node(s) didn't satisfy plugin(s) [NodeAffinity], 1 node(s) had untolerated "
         "taint(s). preemption: 0/3 nodes are available: 3 Preemption is not helpful for "
-        "scheduling.")
+        "scheduling."
+    )
 
 
 def test_fit_error_message_edge_cases() -> None:
     assert fit_error_message(0, []) == "no nodes available to schedule pods"
-    assert fit_error_message(1, [NodeVerdict(["Insufficient cpu"], True)],
-                             preemption_never=True) == (
+    assert fit_error_message(
+        1, [NodeVerdict(["Insufficient cpu"], True)], preemption_never=True
+    ) == (
         "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to "
-        "preemptionPolicy=Never.")
+        "preemptionPolicy=Never."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -74,7 +75,5 @@ class ControllerLoop:
                 timeout = self.clock.wall_delay(max(0.0, wake_at - self.clock.now()))
                 if timeout is not None:
                     timeout = max(timeout, 0.001)
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._kicked.wait(), timeout=timeout)
-            except asyncio.TimeoutError:
-                pass

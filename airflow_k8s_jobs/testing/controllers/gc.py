@@ -39,8 +39,9 @@ class GarbageCollector:
                     continue
                 refs = meta.get("ownerReferences") or []
                 if all(store.by_uid(ref.get("uid", "")) is None for ref in refs):
-                    store.delete(resource, meta.get("namespace", ""), meta["name"],
-                                 propagation="Background")
+                    store.delete(
+                        resource, meta.get("namespace", ""), meta["name"], propagation="Background"
+                    )
         # Foreground deletions: delete dependents first, then release the owner.
         for resource, owner in store.being_deleted():
             meta = owner["metadata"]
@@ -49,13 +50,27 @@ class GarbageCollector:
             remaining = store.dependents(meta["uid"])
             for child_resource, child in remaining:
                 if not child["metadata"].get("deletionTimestamp"):
-                    store.delete(child_resource, child["metadata"].get("namespace", ""),
-                                 child["metadata"]["name"], propagation="Foreground")
+                    store.delete(
+                        child_resource,
+                        child["metadata"].get("namespace", ""),
+                        child["metadata"]["name"],
+                        propagation="Foreground",
+                    )
+            # Only dependents with blockOwnerDeletion hold the owner back.
+            remaining = [
+                (r, c)
+                for r, c in store.dependents(meta["uid"])
+                if any(
+                    ref.get("uid") == meta["uid"] and ref.get("blockOwnerDeletion")
+                    for ref in c["metadata"].get("ownerReferences") or []
+                )
+            ]
             if not remaining:
                 released = store.get(resource, meta.get("namespace", ""), meta["name"])
                 if released is not None:
                     released["metadata"]["finalizers"] = [
-                        f for f in released["metadata"].get("finalizers") or []
+                        f
+                        for f in released["metadata"].get("finalizers") or []
                         if f != FOREGROUND_FINALIZER
                     ]
                     store.update(resource, released)

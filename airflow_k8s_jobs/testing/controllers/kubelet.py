@@ -66,8 +66,13 @@ MAX_TERMINATION_LOG_BYTES = 2048
 MAX_TERMINATION_LOG_LINES = 80
 KILLED_EXIT_CODE = 143  # SIGTERM, what a process that exits on the stop signal reports
 TERMINAL = ("Succeeded", "Failed")
-KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                      "PodScheduled")
+KUBELET_CONDITIONS = (
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+)
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
 
@@ -90,11 +95,12 @@ _IDENTIFIER = re.compile(r"^[a-f0-9]{64}$")
 def _split_docker_domain(name: str) -> tuple[str, str]:
     i = name.find("/")
     first = name[:i]
-    if i == -1 or (not any(ch in first for ch in ".:") and first != "localhost"
-                   and first.lower() == first):
+    if i == -1 or (
+        not any(ch in first for ch in ".:") and first != "localhost" and first.lower() == first
+    ):
         domain, remainder = "docker.io", name
     else:
-        domain, remainder = first, name[i + 1:]
+        domain, remainder = first, name[i + 1 :]
     if domain == "index.docker.io":
         domain = "docker.io"
     if domain == "docker.io" and "/" not in remainder:
@@ -112,8 +118,7 @@ def normalize_image(image: str) -> tuple[str | None, str]:
     """
     error: str | None = None
     if _IDENTIFIER.match(image):
-        error = (f"invalid repository name ({image}), cannot specify 64-byte hexadecimal "
-                 "strings")
+        error = f"invalid repository name ({image}), cannot specify 64-byte hexadecimal strings"
     domain, remainder = _split_docker_domain(image)
     remote = remainder.split(":", 1)[0]
     if error is None and remote.lower() != remote:
@@ -128,8 +133,10 @@ def normalize_image(image: str) -> tuple[str | None, str]:
     if error is None and found is not None and len(found.group(1)) > 255:
         error = "repository name must not be more than 255 characters"
     if error is not None:
-        return (f'Failed to apply default image tag "{image}": couldn\'t parse image name '
-                f'"{image}": {error}'), image
+        return (
+            f'Failed to apply default image tag "{image}": couldn\'t parse image name '
+            f'"{image}": {error}'
+        ), image
     assert found is not None
     if found.group(2) is None and found.group(3) is None:
         full += ":latest"
@@ -276,30 +283,41 @@ class Kubelet:
             raise not_found(PODS, name)
         spec = pod.get("spec") or {}
         status = pod.setdefault("status", {})
-        conditions = [c for c in status.get("conditions") or []
-                      if c.get("type") != "DisruptionTarget"]
+        conditions = [
+            c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"
+        ]
         scheduler = spec.get("schedulerName") or "default-scheduler"
-        conditions.insert(0, {
-            "type": "DisruptionTarget",
-            "status": "True",
-            "lastProbeTime": None,
-            "lastTransitionTime": self.state.clock.timestamp(),
-            "reason": "PreemptionByScheduler",
-            "message": f"{scheduler}: preempting to accommodate a higher priority pod",
-        })
+        conditions.insert(
+            0,
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": self.state.clock.timestamp(),
+                "reason": "PreemptionByScheduler",
+                "message": f"{scheduler}: preempting to accommodate a higher priority pod",
+            },
+        )
         status["conditions"] = conditions
         pod = store.update(PODS, pod)
         node = spec.get("nodeName") or ""
         preemptor = _digest("preemptor", pod["metadata"]["uid"])
-        preemptor_uid = (f"{preemptor[:8]}-{preemptor[8:12]}-{preemptor[12:16]}-"
-                         f"{preemptor[16:20]}-{preemptor[20:32]}")
-        self.state.events.record(pod, "Normal", "Preempted",
-                                 f"Preempted by pod {preemptor_uid} on node {node}",
-                                 component="default-scheduler")
+        preemptor_uid = (
+            f"{preemptor[:8]}-{preemptor[8:12]}-{preemptor[12:16]}-"
+            f"{preemptor[16:20]}-{preemptor[20:32]}"
+        )
+        self.state.events.record(
+            pod,
+            "Normal",
+            "Preempted",
+            f"Preempted by pod {preemptor_uid} on node {node}",
+            component="default-scheduler",
+        )
         store.delete(PODS, namespace, name, propagation="Background")
 
-    def lines(self, pod: Obj, container: str | None, previous: bool
-              ) -> tuple[list[tuple[float, str]], bool]:
+    def lines(
+        self, pod: Obj, container: str | None, previous: bool
+    ) -> tuple[list[tuple[float, str]], bool]:
         """Log lines of a container, with the API server's and the kubelet's errors."""
         meta, spec = pod["metadata"], pod.get("spec") or {}
         name = meta["name"]
@@ -311,8 +329,10 @@ class Kubelet:
             elif not containers:
                 raise ApiError(400, f"a container name must be specified for pod {name}")
             else:
-                message = (f"a container name must be specified for pod {name}, choose one of: "
-                           f"[{' '.join(containers)}]")
+                message = (
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(containers)}]"
+                )
                 if init_containers:
                     message += f" or one of the init containers: [{' '.join(init_containers)}]"
                 raise ApiError(400, message)
@@ -321,18 +341,23 @@ class Kubelet:
         if not spec.get("nodeName"):
             return [], True  # not on a node yet: the API server answers with an empty log
         status = pod.get("status") or {}
-        statuses = [*(status.get("containerStatuses") or []),
-                    *(status.get("initContainerStatuses") or [])]
+        statuses = [
+            *(status.get("containerStatuses") or []),
+            *(status.get("initContainerStatuses") or []),
+        ]
         found = next((s for s in statuses if s.get("name") == container), None)
         if found is None:
-            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
-                                "ContainerCreating")
+            raise ApiError(
+                400,
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
+            )
         state, last = found.get("state") or {}, found.get("lastState") or {}
         last_terminated = last.get("terminated") or None
         if previous:
             if not last_terminated or not last_terminated.get("containerID"):
-                raise ApiError(400, f'previous terminated container "{container}" in pod '
-                                    f'"{name}" not found')
+                raise ApiError(
+                    400, f'previous terminated container "{container}" in pod "{name}" not found'
+                )
             container_id = last_terminated["containerID"]
         elif state.get("running"):
             container_id = found.get("containerID", "")
@@ -355,11 +380,13 @@ class Kubelet:
                 why = "trying and failing to pull image"
             else:
                 why = reason
-            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
-                                f"{why}")
+            raise ApiError(
+                400, f'container "{container}" in pod "{name}" is waiting to start: {why}'
+            )
         else:
-            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start - '
-                                "no logs yet")
+            raise ApiError(
+                400, f'container "{container}" in pod "{name}" is waiting to start - no logs yet'
+            )
         run = self._pods.get(meta.get("uid", ""))
         crun = run.by_name(container) if run else None
         instance = None
@@ -462,21 +489,34 @@ class Kubelet:
         self._ip_serial += 1
         serial = self._ip_serial
         run = PodRun(
-            uid=meta.get("uid", ""), namespace=meta.get("namespace", ""), name=meta["name"],
-            node=node_name, acked_at=now, host_ip=self._host_ip(node),
+            uid=meta.get("uid", ""),
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            node=node_name,
+            acked_at=now,
+            host_ip=self._host_ip(node),
             pod_ip=f"10.{64 + serial // 62500 % 64}.{serial // 250 % 250}.{serial % 250 + 2}",
-            init=[], main=[],
+            init=[],
+            main=[],
         )
         overrides: dict[str, Behaviour] = {}
         annotation = (meta.get("annotations") or {}).get(BEHAVIOUR_ANNOTATION)
         if annotation:
             try:
                 overrides = parse_annotation(
-                    annotation, [c["name"] for c in spec.get("containers") or []],
-                    [c["name"] for c in spec.get("initContainers") or []])
+                    annotation,
+                    [c["name"] for c in spec.get("containers") or []],
+                    [c["name"] for c in spec.get("initContainers") or []],
+                )
             except ConfigError as exc:
-                self.state.events.record(pod, "Warning", "InvalidBehaviour", str(exc),
-                                         component="kubelet", host=node_name)
+                self.state.events.record(
+                    pod,
+                    "Warning",
+                    "InvalidBehaviour",
+                    str(exc),
+                    component="kubelet",
+                    host=node_name,
+                )
         labels = meta.get("labels") or {}
         for group, init in (("initContainers", True), ("containers", False)):
             for container in spec.get(group) or []:
@@ -484,23 +524,37 @@ class Kubelet:
                 command = [*(container.get("command") or []), *(container.get("args") or [])]
                 command_line = " ".join(expand(str(part), env) for part in command)
                 facts = ContainerFacts(
-                    namespace=run.namespace, pod_name=run.name, container=container["name"],
-                    image=str(container.get("image") or ""), command_line=command_line,
-                    env=env, labels=labels, init=init,
+                    namespace=run.namespace,
+                    pod_name=run.name,
+                    container=container["name"],
+                    image=str(container.get("image") or ""),
+                    command_line=command_line,
+                    env=env,
+                    labels=labels,
+                    init=init,
                 )
                 behaviour = overrides.get(container["name"]) or self.rules.select(run.uid, facts)
                 error, image_name = normalize_image(facts.image)
                 crun = ContainerRun(
-                    name=container["name"], init=init, spec=container, behaviour=behaviour,
-                    env={"POD_NAME": run.name, "POD_NAMESPACE": run.namespace,
-                         "CONTAINER_NAME": container["name"], **env},
-                    image_error=error, image_name=image_name,
+                    name=container["name"],
+                    init=init,
+                    spec=container,
+                    behaviour=behaviour,
+                    env={
+                        "POD_NAME": run.name,
+                        "POD_NAMESPACE": run.namespace,
+                        "CONTAINER_NAME": container["name"],
+                        **env,
+                    },
+                    image_error=error,
+                    image_name=image_name,
                 )
                 (run.init if init else run.main).append(crun)
                 if not init and behaviour.preempt_after_seconds is not None:
                     after = behaviour.preempt_after_seconds
-                    run.preempt_after = after if run.preempt_after is None else min(
-                        run.preempt_after, after)
+                    run.preempt_after = (
+                        after if run.preempt_after is None else min(run.preempt_after, after)
+                    )
         waiting = "PodInitializing" if run.init else "ContainerCreating"
         for crun in run.containers:
             crun.waiting_reason = waiting
@@ -543,10 +597,13 @@ class Kubelet:
         if field_ref:
             path = str(field_ref.get("fieldPath", ""))
             simple = {
-                "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-                "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
+                "metadata.name": meta.get("name"),
+                "metadata.namespace": meta.get("namespace"),
+                "metadata.uid": meta.get("uid"),
+                "spec.nodeName": spec.get("nodeName"),
                 "spec.serviceAccountName": spec.get("serviceAccountName"),
-                "status.hostIP": run.host_ip, "status.podIP": run.pod_ip,
+                "status.hostIP": run.host_ip,
+                "status.podIP": run.pod_ip,
             }
             if path in simple:
                 value = simple[path]
@@ -621,11 +678,17 @@ class Kubelet:
         elif stage == "creating":
             image = crun.spec.get("image", "")
             if crun.pulling:
-                self._event(pod, run, "Normal", "Pulled",
-                            f'Successfully pulled image "{image}" in '
-                            f"{_go_duration(STARTUP_SECONDS)} ({_go_duration(STARTUP_SECONDS)} "
-                            f"including waiting). Image size: "
-                            f"{10_000_000 + int(_digest(image)[:6], 16) * 10} bytes.", crun)
+                self._event(
+                    pod,
+                    run,
+                    "Normal",
+                    "Pulled",
+                    f'Successfully pulled image "{image}" in '
+                    f"{_go_duration(STARTUP_SECONDS)} ({_go_duration(STARTUP_SECONDS)} "
+                    f"including waiting). Image size: "
+                    f"{10_000_000 + int(_digest(image)[:6], 16) * 10} bytes.",
+                    crun,
+                )
                 self._node_images.setdefault(run.node, set()).add(image)
                 crun.pulling = False
             self._start(pod, run, crun, at)
@@ -641,7 +704,8 @@ class Kubelet:
             crun.pull_first_at = at
         failing = behaviour.image_pull is not None and not (
             behaviour.image_pull_seconds is not None
-            and at - crun.pull_first_at >= behaviour.image_pull_seconds)
+            and at - crun.pull_first_at >= behaviour.image_pull_seconds
+        )
         present = image in self._node_images.get(run.node, set())
         policy = crun.spec.get("imagePullPolicy", "IfNotPresent")
         crun.stage = "creating"
@@ -651,11 +715,13 @@ class Kubelet:
             self._event(pod, run, "Normal", "Pulling", f'Pulling image "{image}"', crun)
             _, normalized = normalize_image(image)
             message = behaviour.image_pull_message or (
-                f'rpc error: code = NotFound desc = failed to pull and unpack image '
+                f"rpc error: code = NotFound desc = failed to pull and unpack image "
                 f'"{normalized}": failed to resolve reference "{normalized}": {normalized}: '
-                "not found")
-            self._event(pod, run, "Warning", "Failed",
-                        f'Failed to pull image "{image}": {message}', crun)
+                "not found"
+            )
+            self._event(
+                pod, run, "Warning", "Failed", f'Failed to pull image "{image}": {message}', crun
+            )
             self._event(pod, run, "Warning", "Failed", "Error: ErrImagePull", crun)
             crun.pull_attempts += 1
             delay = min(BACKOFF_INITIAL * 2 ** (crun.pull_attempts - 1), BACKOFF_MAX)
@@ -668,8 +734,14 @@ class Kubelet:
             self._event(pod, run, "Normal", "Pulling", f'Pulling image "{image}"', crun)
             crun.pulling = True
         else:
-            self._event(pod, run, "Normal", "Pulled",
-                        f'Container image "{image}" already present on machine', crun)
+            self._event(
+                pod,
+                run,
+                "Normal",
+                "Pulled",
+                f'Container image "{image}" already present on machine',
+                crun,
+            )
         crun.next_at = at + STARTUP_SECONDS
 
     def _start(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
@@ -680,8 +752,11 @@ class Kubelet:
         count = len(lines)
         timed = [(at + behaviour.seconds * i / count, line) for i, line in enumerate(lines)]
         instance = Instance(
-            container_id=container_id, started_at=at, planned_end=at + behaviour.seconds,
-            lines=timed, files={k: expand(v, crun.env) for k, v in behaviour.files.items()},
+            container_id=container_id,
+            started_at=at,
+            planned_end=at + behaviour.seconds,
+            lines=timed,
+            files={k: expand(v, crun.env) for k, v in behaviour.files.items()},
         )
         crun.current = instance
         crun.stage = "running"
@@ -690,8 +765,9 @@ class Kubelet:
         self._event(pod, run, "Normal", "Created", f"Created container: {crun.name}", crun)
         self._event(pod, run, "Normal", "Started", f"Started container {crun.name}", crun)
 
-    def _terminate(self, crun: ContainerRun, instance: Instance, at: float, exit_code: int,
-                   reason: str) -> None:
+    def _terminate(
+        self, crun: ContainerRun, instance: Instance, at: float, exit_code: int, reason: str
+    ) -> None:
         instance.finished_at = at
         instance.exit_code = exit_code
         instance.reason = reason
@@ -728,11 +804,19 @@ class Kubelet:
         delay = min(BACKOFF_INITIAL * 2 ** (crun.crashes - 2), BACKOFF_MAX)
         crun.stage = "backoff"
         crun.waiting_reason = "CrashLoopBackOff"
-        crun.waiting_message = (f"back-off {_go_duration(delay)} restarting failed container="
-                                f"{crun.name} pod={run.name}_{run.namespace}({run.uid})")
-        self._event(pod, run, "Warning", "BackOff",
-                    f"Back-off restarting failed container {crun.name} in pod "
-                    f"{run.name}_{run.namespace}({run.uid})", crun)
+        crun.waiting_message = (
+            f"back-off {_go_duration(delay)} restarting failed container="
+            f"{crun.name} pod={run.name}_{run.namespace}({run.uid})"
+        )
+        self._event(
+            pod,
+            run,
+            "Warning",
+            "BackOff",
+            f"Back-off restarting failed container {crun.name} in pod "
+            f"{run.name}_{run.namespace}({run.uid})",
+            crun,
+        )
         crun.next_at = at + delay
 
     def _init_done(self, run: PodRun, crun: ContainerRun, at: float) -> None:
@@ -750,15 +834,20 @@ class Kubelet:
         for crun in run.containers:
             crun.next_at = None
             if crun.stage == "running" and crun.current is not None:
-                self._event(pod, run, "Normal", "Killing", f"Stopping container {crun.name}",
-                            crun)
+                self._event(pod, run, "Normal", "Killing", f"Stopping container {crun.name}", crun)
                 self._terminate(crun, crun.current, now, KILLED_EXIT_CODE, "Error")
             elif crun.stage != "done":
-                crun.current = Instance(container_id="", started_at=now, planned_end=now,
-                                        lines=[], files={}, finished_at=now, exit_code=137,
-                                        reason="ContainerStatusUnknown",
-                                        message="The container could not be located when the "
-                                                "pod was terminated")
+                crun.current = Instance(
+                    container_id="",
+                    started_at=now,
+                    planned_end=now,
+                    lines=[],
+                    files={},
+                    finished_at=now,
+                    exit_code=137,
+                    reason="ContainerStatusUnknown",
+                    message="The container could not be located when the pod was terminated",
+                )
             crun.stage = "done"
 
     # --- status ------------------------------------------------------------------------------
@@ -787,8 +876,15 @@ class Kubelet:
             if "@" not in crun.image_name:
                 repo = repo.rsplit(":", 1)[0]
             image_id = f"{repo}@sha256:{_digest('image', crun.image_name)}"
-        status: Obj = {"name": crun.name, "state": state, "lastState": {}, "ready": ready,
-                       "restartCount": crun.restart_count, "image": image, "imageID": image_id}
+        status: Obj = {
+            "name": crun.name,
+            "state": state,
+            "lastState": {},
+            "ready": ready,
+            "restartCount": crun.restart_count,
+            "image": image,
+            "imageID": image_id,
+        }
         if crun.last is not None:
             status["lastState"] = {"terminated": self._terminated(crun.last)}
         if container_id:
@@ -803,7 +899,8 @@ class Kubelet:
         if instance.container_id:
             state["startedAt"] = self._ts(instance.started_at)
         state["finishedAt"] = self._ts(
-            instance.started_at if instance.finished_at is None else instance.finished_at)
+            instance.started_at if instance.finished_at is None else instance.finished_at
+        )
         if instance.container_id:
             state["containerID"] = instance.container_id
         return state
@@ -820,8 +917,11 @@ class Kubelet:
         phase = _phase(spec, init_statuses, main_statuses, terminal)
         if phase not in TERMINAL and old.get("phase") in TERMINAL:
             phase = old["phase"]
-        status: Obj = {k: v for k, v in old.items()
-                       if k not in ("conditions", "initContainerStatuses", "containerStatuses")}
+        status: Obj = {
+            k: v
+            for k, v in old.items()
+            if k not in ("conditions", "initContainerStatuses", "containerStatuses")
+        }
         status["phase"] = phase
         if run.deadline_exceeded:
             status["reason"] = "DeadlineExceeded"
@@ -837,20 +937,29 @@ class Kubelet:
         status["containerStatuses"] = main_statuses
         return status
 
-    def _conditions(self, old: Obj, run: PodRun, phase: str, init_statuses: list[Obj],
-                    main_statuses: list[Obj]) -> list[Obj]:
+    def _conditions(
+        self, old: Obj, run: PodRun, phase: str, init_statuses: list[Obj], main_statuses: list[Obj]
+    ) -> list[Obj]:
         previous = {c.get("type"): c for c in old.get("conditions") or []}
         out = [c for c in old.get("conditions") or [] if c.get("type") not in KUBELET_CONDITIONS]
         now = self.state.clock.timestamp()
 
-        def condition(kind: str, ok: bool, reason: str | None = None,
-                      message: str | None = None) -> Obj:
+        def condition(
+            kind: str, ok: bool, reason: str | None = None, message: str | None = None
+        ) -> Obj:
             value = "True" if ok else "False"
             before = previous.get(kind)
-            since = before.get("lastTransitionTime") if before and before.get(
-                "status") == value else now
-            cond: Obj = {"type": kind, "status": value, "lastProbeTime": None,
-                         "lastTransitionTime": since}
+            since = (
+                before.get("lastTransitionTime")
+                if before and before.get("status") == value
+                else now
+            )
+            cond: Obj = {
+                "type": kind,
+                "status": value,
+                "lastProbeTime": None,
+                "lastTransitionTime": since,
+            }
             if reason:
                 cond["reason"] = reason
             if message:
@@ -858,25 +967,39 @@ class Kubelet:
             return cond
 
         out.append(condition("PodReadyToStartContainers", phase not in TERMINAL))
-        incomplete = [s["name"] for s in init_statuses
-                      if (s["state"].get("terminated") or {}).get("exitCode") != 0]
+        incomplete = [
+            s["name"]
+            for s in init_statuses
+            if (s["state"].get("terminated") or {}).get("exitCode") != 0
+        ]
         if not init_statuses:
-            out.append(condition("Initialized", True,
-                                 "PodCompleted" if phase == "Succeeded" else None))
+            out.append(
+                condition("Initialized", True, "PodCompleted" if phase == "Succeeded" else None)
+            )
         elif incomplete and phase != "Succeeded":
-            out.append(condition("Initialized", False, "ContainersNotInitialized",
-                                 f"containers with incomplete status: [{' '.join(incomplete)}]"))
+            out.append(
+                condition(
+                    "Initialized",
+                    False,
+                    "ContainersNotInitialized",
+                    f"containers with incomplete status: [{' '.join(incomplete)}]",
+                )
+            )
         else:
             out.append(condition("Initialized", True))
         unready = [s["name"] for s in main_statuses if not s["ready"]]
         ready: list[tuple[str, bool, str | None, str | None]]
         if phase == "Succeeded":
-            ready = [("Ready", False, "PodCompleted", None),
-                     ("ContainersReady", False, "PodCompleted", None)]
+            ready = [
+                ("Ready", False, "PodCompleted", None),
+                ("ContainersReady", False, "PodCompleted", None),
+            ]
         elif unready:
             unready_message = f"containers with unready status: [{' '.join(unready)}]"
-            ready = [("Ready", False, "ContainersNotReady", unready_message),
-                     ("ContainersReady", False, "ContainersNotReady", unready_message)]
+            ready = [
+                ("Ready", False, "ContainersNotReady", unready_message),
+                ("ContainersReady", False, "ContainersNotReady", unready_message),
+            ]
         else:
             ready = [("Ready", True, None, None), ("ContainersReady", True, None, None)]
         for kind, ok, reason, why in ready:
@@ -886,12 +1009,25 @@ class Kubelet:
 
     # --- events ------------------------------------------------------------------------------
 
-    def _event(self, pod: Obj, run: PodRun, kind: str, reason: str, message: str,
-               crun: ContainerRun | None = None) -> None:
+    def _event(
+        self,
+        pod: Obj,
+        run: PodRun,
+        kind: str,
+        reason: str,
+        message: str,
+        crun: ContainerRun | None = None,
+    ) -> None:
         current = self.state.store.peek(PODS, run.namespace, run.name) or pod
-        self.state.events.record(current, kind, reason, message, component="kubelet",
-                                 host=run.node,
-                                 field_path=crun.field_path if crun is not None else None)
+        self.state.events.record(
+            current,
+            kind,
+            reason,
+            message,
+            component="kubelet",
+            host=run.node,
+            field_path=crun.field_path if crun is not None else None,
+        )
 
 
 def _node_ready(node: Obj) -> bool:
@@ -901,8 +1037,9 @@ def _node_ready(node: Obj) -> bool:
     return True
 
 
-def _phase(spec: Obj, init_statuses: Iterable[Obj], main_statuses: list[Obj],
-           terminal: bool) -> str:
+def _phase(
+    spec: Obj, init_statuses: Iterable[Obj], main_statuses: list[Obj], terminal: bool
+) -> str:
     """The kubelet's ``getPhase`` (regular init containers; no sidecars)."""
     pending_init = failed_init = 0
     for status in init_statuses:
@@ -937,8 +1074,11 @@ def _phase(spec: Obj, init_statuses: Iterable[Obj], main_statuses: list[Obj],
     if failed_init > 0 and policy == "Never":
         return "Failed"
     regular_started = any(
-        "running" in s["state"] or "terminated" in s["state"]
-        or "terminated" in (s.get("lastState") or {}) for s in main_statuses)
+        "running" in s["state"]
+        or "terminated" in s["state"]
+        or "terminated" in (s.get("lastState") or {})
+        for s in main_statuses
+    )
     if pending_init > 0 and not regular_started:
         return "Pending"
     if waiting > 0:

@@ -84,7 +84,8 @@ def _set_condition(obj: Obj, condition: Obj, now: str) -> bool:
 
 def _is_bound_and_running(pod: Obj) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName")) and (
-        (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES)
+        (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
+    )
 
 
 class _RequestCache:
@@ -162,8 +163,12 @@ class NodePoolManager:
     def nodes(self, pool: str) -> list[Obj]:
         """The pool's Node objects that exist (read-only)."""
         store = self.state.store
-        return [node for name, owner in sorted(self._pool_of.items()) if owner == pool
-                if (node := store.peek(NODES, "", name)) is not None]
+        return [
+            node
+            for name, owner in sorted(self._pool_of.items())
+            if owner == pool
+            if (node := store.peek(NODES, "", name)) is not None
+        ]
 
     def current(self, pool: str) -> int:
         return len(self.nodes(pool))
@@ -189,8 +194,10 @@ class NodePoolManager:
             raise ValueError(f"scale-up needs a positive node count, got {count}")
         target = self.target_size(pool)
         if target + count > config.ceiling:
-            raise ValueError(f"node pool {pool!r} cannot grow from {target} to {target + count} "
-                             f"nodes (max: {config.ceiling})")
+            raise ValueError(
+                f"node pool {pool!r} cannot grow from {target} to {target + count} "
+                f"nodes (max: {config.ceiling})"
+            )
         ready_at = self.state.clock.now() + float(config.scale_up_seconds)
         self._pending.extend(_PendingNode(pool, ready_at) for _ in range(count))
 
@@ -216,8 +223,11 @@ class NodePoolManager:
         store.delete(NODES, "", name)
         self._pool_of.pop(name, None)
         now = self.state.clock.timestamp()
-        bound = [(p["metadata"]["namespace"], p["metadata"]["name"])
-                 for p in store.objects(PODS) if (p.get("spec") or {}).get("nodeName") == name]
+        bound = [
+            (p["metadata"]["namespace"], p["metadata"]["name"])
+            for p in store.objects(PODS)
+            if (p.get("spec") or {}).get("nodeName") == name
+        ]
         for namespace, pod_name in bound:
             pod = store.get(PODS, namespace, pod_name)
             if pod is None:
@@ -225,10 +235,16 @@ class NodePoolManager:
             status = pod.setdefault("status", {})
             if status.get("phase") not in TERMINAL_PHASES:
                 status["phase"] = "Failed"
-                _set_condition(pod, {
-                    "type": "DisruptionTarget", "status": "True", "reason": "DeletionByPodGC",
-                    "message": "PodGC: node no longer exists",
-                }, now)
+                _set_condition(
+                    pod,
+                    {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "reason": "DeletionByPodGC",
+                        "message": "PodGC: node no longer exists",
+                    },
+                    now,
+                )
                 store.update(PODS, pod)
             if store.peek(PODS, namespace, pod_name) is not None:
                 store.delete(PODS, namespace, pod_name, grace_period_seconds=0)
@@ -278,8 +294,11 @@ class NodePoolManager:
             "kubernetes.io/os": "linux",
         }
         labels.setdefault(NODEPOOL_LABEL, pool.name)
-        capacity = {"ephemeral-storage": "100Gi", "pods": "110",
-                    **{k: str(v) for k, v in (pool.capacity or {}).items()}}
+        capacity = {
+            "ephemeral-storage": "100Gi",
+            "pods": "110",
+            **{k: str(v) for k, v in (pool.capacity or {}).items()},
+        }
         serial = next(self._ip_serial)
         address = f"10.128.{serial // 250}.{serial % 250 + 2}"
         spec: Obj = {
@@ -310,20 +329,41 @@ class NodePoolManager:
                 "capacity": dict(capacity),
                 "allocatable": dict(capacity),
                 "conditions": [
-                    {"type": kind, "status": "False", "reason": reason, "message": message,
-                     "lastHeartbeatTime": now, "lastTransitionTime": now}
+                    {
+                        "type": kind,
+                        "status": "False",
+                        "reason": reason,
+                        "message": message,
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": now,
+                    }
                     for kind, reason, message in (
-                        ("MemoryPressure", "KubeletHasSufficientMemory",
-                         "kubelet has sufficient memory available"),
-                        ("DiskPressure", "KubeletHasNoDiskPressure",
-                         "kubelet has no disk pressure"),
-                        ("PIDPressure", "KubeletHasSufficientPID",
-                         "kubelet has sufficient PID available"),
+                        (
+                            "MemoryPressure",
+                            "KubeletHasSufficientMemory",
+                            "kubelet has sufficient memory available",
+                        ),
+                        (
+                            "DiskPressure",
+                            "KubeletHasNoDiskPressure",
+                            "kubelet has no disk pressure",
+                        ),
+                        (
+                            "PIDPressure",
+                            "KubeletHasSufficientPID",
+                            "kubelet has sufficient PID available",
+                        ),
                     )
-                ] + [
-                    {"type": "Ready", "status": "True", "reason": "KubeletReady",
-                     "message": "kubelet is posting ready status",
-                     "lastHeartbeatTime": now, "lastTransitionTime": now},
+                ]
+                + [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": now,
+                    },
                 ],
                 "addresses": [
                     {"type": "InternalIP", "address": address},
@@ -353,7 +393,9 @@ class NodePoolManager:
         created = self.state.store.create(NODES, admit_create(NODES, node))
         self._pool_of[name] = pool.name
         self.state.events.record(
-            created, "Normal", "RegisteredNode",
+            created,
+            "Normal",
+            "RegisteredNode",
             f"Node {name} event: Registered Node {name} in Controller",
             component="node-controller",
         )
@@ -431,19 +473,29 @@ class Scheduler:
     def _queue_order(self, pod: Obj) -> tuple[int, str, int]:
         """PrioritySort: higher priority first, then the time the pod entered the queue."""
         priority = int((pod.get("spec") or {}).get("priority") or 0)
-        return (-priority, pod["metadata"].get("creationTimestamp") or "",
-                self._arrival[pod["metadata"]["uid"]])
+        return (
+            -priority,
+            pod["metadata"].get("creationTimestamp") or "",
+            self._arrival[pod["metadata"]["uid"]],
+        )
 
     def _mark_gated(self, pod: Obj) -> None:
         updated = copy.deepcopy(pod)
-        if _set_condition(updated, {
-            "type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
-            "message": SCHEDULING_GATED_MESSAGE,
-        }, self.state.clock.timestamp()):
+        if _set_condition(
+            updated,
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "SchedulingGated",
+                "message": SCHEDULING_GATED_MESSAGE,
+            },
+            self.state.clock.timestamp(),
+        ):
             self.state.store.update(PODS, updated)
 
-    def _schedule_one(self, pod: Obj, nodes: list[Obj],
-                      usage: dict[str, tuple[Resources, int]]) -> float | None:
+    def _schedule_one(
+        self, pod: Obj, nodes: list[Obj], usage: dict[str, tuple[Resources, int]]
+    ) -> float | None:
         spec = pod.get("spec") or {}
         requests = self._requests.of(pod)
         allowed = prefilter_node_names(spec)
@@ -455,22 +507,29 @@ class Scheduler:
                 verdicts.append(NodeVerdict([REASON_AFFINITY_PREFILTER]))
                 continue
             requested, count = usage.get(name, ({}, 0))
-            verdict = filter_node(spec, node, requested, count, requests,
-                                  self._node_allocatable(node))
+            verdict = filter_node(
+                spec, node, requested, count, requests, self._node_allocatable(node)
+            )
             if verdict.fits:
                 feasible.append(node)
             else:
                 verdicts.append(verdict)
         if feasible:
-            best = max(feasible, key=lambda n: self._score(
-                self._node_allocatable(n), usage.get(n["metadata"]["name"], ({}, 0))[0],
-                requests))
+            best = max(
+                feasible,
+                key=lambda n: self._score(
+                    self._node_allocatable(n),
+                    usage.get(n["metadata"]["name"], ({}, 0))[0],
+                    requests,
+                ),
+            )
             self._bind(pod, best["metadata"]["name"])
             requested, count = usage.get(best["metadata"]["name"], ({}, 0))
             usage[best["metadata"]["name"]] = (add(requested, requests), count + 1)
             return None
-        message = fit_error_message(len(nodes), verdicts,
-                                    preemption_never=spec.get("preemptionPolicy") == "Never")
+        message = fit_error_message(
+            len(nodes), verdicts, preemption_never=spec.get("preemptionPolicy") == "Never"
+        )
         return self._mark_unschedulable(pod, message)
 
     @staticmethod
@@ -493,8 +552,9 @@ class Scheduler:
         if updated is None:
             return
         updated["spec"]["nodeName"] = node_name
-        _set_condition(updated, {"type": "PodScheduled", "status": "True"},
-                       self.state.clock.timestamp())
+        _set_condition(
+            updated, {"type": "PodScheduled", "status": "True"}, self.state.clock.timestamp()
+        )
         for key in ("reason", "message"):
             for condition in updated["status"]["conditions"]:
                 if condition["type"] == "PodScheduled":
@@ -502,7 +562,9 @@ class Scheduler:
         stored = store.update(PODS, updated)
         self._last_event.pop(meta["uid"], None)
         self.state.events.record(
-            stored, "Normal", "Scheduled",
+            stored,
+            "Normal",
+            "Scheduled",
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {node_name}",
             component=SCHEDULER_NAME,
         )
@@ -513,16 +575,23 @@ class Scheduler:
         now = clock.now()
         uid = pod["metadata"]["uid"]
         updated = copy.deepcopy(pod)
-        changed = _set_condition(updated, {
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": message,
-        }, clock.timestamp())
+        changed = _set_condition(
+            updated,
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+            },
+            clock.timestamp(),
+        )
         if changed:
             pod = store.update(PODS, updated)
         last = self._last_event.get(uid)
         if changed or last is None or last[0] != message or now - last[1] >= self.RETRY_SECONDS:
-            self.state.events.record(pod, "Warning", "FailedScheduling", message,
-                                     component=SCHEDULER_NAME)
+            self.state.events.record(
+                pod, "Warning", "FailedScheduling", message, component=SCHEDULER_NAME
+            )
             self._last_event[uid] = (message, now)
             last = self._last_event[uid]
         return last[1] + self.RETRY_SECONDS
@@ -584,9 +653,12 @@ class ClusterAutoscaler:
         nodes = sorted(store.objects(NODES), key=lambda n: n["metadata"]["name"])
         unschedulable = sorted(
             (pod for pod in pods if self._is_unschedulable(pod)),
-            key=lambda p: (-int((p.get("spec") or {}).get("priority") or 0),
-                           p["metadata"].get("creationTimestamp") or "",
-                           p["metadata"]["namespace"], p["metadata"]["name"]),
+            key=lambda p: (
+                -int((p.get("spec") or {}).get("priority") or 0),
+                p["metadata"].get("creationTimestamp") or "",
+                p["metadata"]["namespace"],
+                p["metadata"]["name"],
+            ),
         )
         scaled = False
         if unschedulable:
@@ -602,19 +674,24 @@ class ClusterAutoscaler:
         if (spec.get("schedulerName") or SCHEDULER_NAME) != SCHEDULER_NAME:
             return False
         condition = _condition(pod, "PodScheduled")
-        return bool(condition and condition.get("status") == "False"
-                    and condition.get("reason") == "Unschedulable")
+        return bool(
+            condition
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        )
 
     def _scale_up(self, unschedulable: list[Obj], pods: list[Obj], nodes: list[Obj]) -> bool:
         """One scale-up decision; True when a node group was scaled up."""
         usage = _usage(pods, self._requests)
         existing = [
             _Bin(node, *usage.get(node["metadata"]["name"], ({}, 0)))
-            for node in nodes if node_is_ready(node)
+            for node in nodes
+            if node_is_ready(node)
         ]
         upcoming = [
             _Bin(self.pools.template(pool.name))
-            for pool in self.pools.pools for _ in range(self.pools.upcoming(pool.name))
+            for pool in self.pools.pools
+            for _ in range(self.pools.upcoming(pool.name))
         ]
         # Pods the scheduler can still place, and pods that will fit on nodes being added,
         # do not trigger anything (filterOutSchedulable / upcoming nodes in the estimator).
@@ -667,9 +744,13 @@ class ClusterAutoscaler:
             self.pools.scale_up(pool.name, count)
             info = f"[{{{pool.name} {target}->{target + count} (max: {pool.ceiling})}}]"
             for pod in covered:
-                self.state.events.record(pod, "Normal", "TriggeredScaleUp",
-                                         f"pod triggered scale-up: {info}",
-                                         component=self.component)
+                self.state.events.record(
+                    pod,
+                    "Normal",
+                    "TriggeredScaleUp",
+                    f"pod triggered scale-up: {info}",
+                    component=self.component,
+                )
             return True
 
         for pod in remaining:
@@ -680,17 +761,20 @@ class ClusterAutoscaler:
             for reason in skipped.values():
                 aggregated[reason] = aggregated.get(reason, 0) + 1
             reasons_text = ", ".join(sorted(f"{n} {reason}" for reason, n in aggregated.items()))
-            self.state.events.record(pod, "Normal", "NotTriggerScaleUp",
-                                     f"pod didn't trigger scale-up: {reasons_text}",
-                                     component=self.component)
+            self.state.events.record(
+                pod,
+                "Normal",
+                "NotTriggerScaleUp",
+                f"pod didn't trigger scale-up: {reasons_text}",
+                component=self.component,
+            )
         return False
 
     def _scale_down(self, pods: list[Obj], nodes: list[Obj]) -> None:
         """Remove nodes of autoscaled pools that stayed empty for the unneeded time, down to the
         pool's configured size (its minimum)."""
         now = self.state.clock.now()
-        busy = {pod["spec"]["nodeName"] for pod in pods
-                if (pod.get("spec") or {}).get("nodeName")}
+        busy = {pod["spec"]["nodeName"] for pod in pods if (pod.get("spec") or {}).get("nodeName")}
         seen: set[str] = set()
         for node in nodes:
             name = node["metadata"]["name"]
@@ -704,9 +788,13 @@ class ClusterAutoscaler:
             pool = self.pools.pool(pool_name)
             unneeded = now - since >= SCALE_DOWN_UNNEEDED_SECONDS
             if unneeded and self.pools.current(pool_name) > pool.nodes:
-                self.state.events.record(node, "Normal", "ScaleDown",
-                                         "marked the node as toBeDeleted/unschedulable",
-                                         component=self.component)
+                self.state.events.record(
+                    node,
+                    "Normal",
+                    "ScaleDown",
+                    "marked the node as toBeDeleted/unschedulable",
+                    component=self.component,
+                )
                 self.pools.remove_node(name)
                 seen.discard(name)
         for name in set(self._empty_since) - seen:
