@@ -70,3 +70,13 @@ def simulated_kubeconfig(
     path = simulated_cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
     monkeypatch.setenv("KUBECONFIG", str(path))
     return path
+
+
+@pytest.fixture
+def simulated_api_client(simulated_kubeconfig: Path) -> Iterator[Any]:
+    """A ``kubernetes.client.ApiClient`` configured for the simulated cluster."""
+    import kubernetes
+
+    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
+    yield client
+    client.close()

@@ -8,8 +8,6 @@ client code differs, ``kubernetes_asyncio``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -20,22 +18,6 @@ from kubernetes.client.rest import ApiException
 # No nodes: pods stay Pending, so nothing but the test changes the objects it looks at.
 QUIET = {"timeScale": 0, "namespaces": ["batch"], "nodePools": []}
 pytestmark = pytest.mark.simulated_cluster(QUIET)
-
-
-@pytest.fixture
-def api(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-async def aapi(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.ApiClient]:
-    client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig)
-    )
-    yield client
-    await client.close()
 
 
 def _status(exc: ApiException | kubernetes_asyncio.client.ApiException) -> dict[str, Any]:

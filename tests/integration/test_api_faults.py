@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,22 +29,6 @@ def _sync_client(kubeconfig: Path, retries: bool = True) -> kubernetes.client.Ap
         client.configuration.retries = False
         client.rest_client = kubernetes.client.rest.RESTClientObject(client.configuration)
     return client
-
-
-@pytest.fixture
-def v1(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.CoreV1Api]:
-    client = _sync_client(simulated_kubeconfig)
-    yield kubernetes.client.CoreV1Api(client)
-    client.close()
-
-
-@pytest.fixture
-async def av1(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.CoreV1Api]:
-    client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig)
-    )
-    yield kubernetes_asyncio.client.CoreV1Api(client)
-    await client.close()
 
 
 # --- injected failures --------------------------------------------------------------------------

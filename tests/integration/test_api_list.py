@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -15,22 +13,6 @@ from kubernetes.client.rest import ApiException
 pytestmark = pytest.mark.simulated_cluster(
     {"timeScale": 0, "namespaces": ["batch", "other"], "nodePools": []}
 )
-
-
-@pytest.fixture
-def v1(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.CoreV1Api]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield kubernetes.client.CoreV1Api(client)
-    client.close()
-
-
-@pytest.fixture
-async def av1(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.CoreV1Api]:
-    client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig)
-    )
-    yield kubernetes_asyncio.client.CoreV1Api(client)
-    await client.close()
 
 
 LABELLED = {

@@ -7,8 +7,7 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -19,22 +18,6 @@ from kubernetes.client.rest import ApiException
 CONFIG = {"timeScale": 0, "namespaces": ["batch"], "nodePools": [], "bookmarkIntervalSeconds": 0.2}
 pytestmark = pytest.mark.simulated_cluster(CONFIG)
 DEADLINE = 10.0
-
-
-@pytest.fixture
-def v1(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.CoreV1Api]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield kubernetes.client.CoreV1Api(client)
-    client.close()
-
-
-@pytest.fixture
-async def av1(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.CoreV1Api]:
-    client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig)
-    )
-    yield kubernetes_asyncio.client.CoreV1Api(client)
-    await client.close()
 
 
 def _cm(name: str, **labels: str) -> dict[str, Any]:

@@ -4,8 +4,6 @@ validation, deletion with propagation policies, ``deletecollection`` and finaliz
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -17,27 +15,6 @@ pytestmark = pytest.mark.simulated_cluster(
     {"timeScale": 0, "namespaces": ["batch"], "nodePools": []}
 )
 MERGE = "application/merge-patch+json"
-
-
-@pytest.fixture
-def api(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def v1(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(api)
-
-
-@pytest.fixture
-async def aapi(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.ApiClient]:
-    client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig)
-    )
-    yield client
-    await client.close()
 
 
 def _pod(name: str, containers: tuple[str, ...] = ("main",), **meta: Any) -> dict[str, Any]:

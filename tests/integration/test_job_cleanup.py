@@ -3,7 +3,6 @@ propagation to the Job's pods, through the real clients (time frozen, moved by `
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,6 @@ def job(name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-@pytest.fixture
-def api(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield client
-    client.close()
 
 
 def condition(batch: kubernetes.client.BatchV1Api, name: str, kind: str) -> bool:

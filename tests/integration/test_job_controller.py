@@ -8,8 +8,6 @@ made of it — pods, Job status, conditions and events — as a client sees them
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -30,32 +28,6 @@ HOLD = "example.com/hold"
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def api(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def batch(api: kubernetes.client.ApiClient) -> kubernetes.client.BatchV1Api:
-    return kubernetes.client.BatchV1Api(api)
-
-
-@pytest.fixture
-def core(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(api)
-
-
-@pytest.fixture
-async def aapi(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.ApiClient]:
-    client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig)
-    )
-    yield client
-    await client.close()
 
 
 def job_body(name: str, **spec: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,6 @@ FROZEN = {"timeScale": 0, "namespaces": [NS], "nodePools": []}
 pytestmark = pytest.mark.simulated_cluster(FROZEN)
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def api(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def core(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(api)
 
 
 @pytest.fixture

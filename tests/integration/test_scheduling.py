@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +31,6 @@ from tests.integration.scheduling_helpers import (
 
 NS = "batch"
 DEADLINE = 10.0
-
-
-@pytest.fixture
-def v1(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.CoreV1Api]:
-    client = kubernetes.config.new_client_from_config(config_file=str(simulated_kubeconfig))
-    yield kubernetes.client.CoreV1Api(client)
-    client.close()
-
-
-@pytest.fixture
-async def av1(simulated_kubeconfig: Path) -> AsyncIterator[kubernetes_asyncio.client.CoreV1Api]:
-    client = await kubernetes_asyncio.config.new_client_from_config(
-        config_file=str(simulated_kubeconfig)
-    )
-    yield kubernetes_asyncio.client.CoreV1Api(client)
-    await client.close()
 
 
 def _bound(v1: kubernetes.client.CoreV1Api, name: str) -> str | None:
