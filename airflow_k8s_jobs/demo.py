@@ -66,110 +66,74 @@ DEMO_CLUSTER: dict[str, Any] = {
 }
 
 
-def indexed_job() -> dict[str, Any]:
+def demo_job(
+    name: str,
+    script: str,
+    resources: dict[str, Any] | None = None,
+    pod_spec: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A Job running ``python <script>`` in the demo image, with a TTL so it cleans up."""
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": "task-python:1.0",
+        "command": ["python"],
+        "args": [script],
+    }
+    if resources:
+        container["resources"] = resources
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "shards", "labels": {"app": "demo"}},
+        "metadata": {"name": name, "labels": {"app": "demo"}},
         "spec": {
-            "completions": 4,
-            "parallelism": 2,
-            "completionMode": "Indexed",
-            "backoffLimit": 2,
             "ttlSecondsAfterFinished": 3600,
+            **spec,
             "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "task-python:1.0",
-                            "command": ["python"],
-                            "args": ["shard.py"],
-                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-                        }
-                    ],
-                }
+                "spec": {"restartPolicy": "Never", **(pod_spec or {}), "containers": [container]}
             },
         },
     }
+
+
+def indexed_job() -> dict[str, Any]:
+    return demo_job(
+        "shards",
+        "shard.py",
+        resources={"requests": {"cpu": "1", "memory": "1Gi"}},
+        completions=4,
+        parallelism=2,
+        completionMode="Indexed",
+        backoffLimit=2,
+    )
 
 
 def gpu_job() -> dict[str, Any]:
+    pool_is_gpu = {"key": "cloud.google.com/gke-nodepool", "operator": "In", "values": ["gpu"]}
     affinity = {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {
-                                "key": "cloud.google.com/gke-nodepool",
-                                "operator": "In",
-                                "values": ["gpu"],
-                            }
-                        ]
-                    }
-                ]
+                "nodeSelectorTerms": [{"matchExpressions": [pool_is_gpu]}]
             }
         }
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "train-gpu", "labels": {"app": "demo"}},
-        "spec": {
-            "backoffLimit": 1,
-            "ttlSecondsAfterFinished": 3600,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "affinity": affinity,
-                    "tolerations": [
-                        {
-                            "key": "nvidia.com/gpu",
-                            "operator": "Equal",
-                            "value": "present",
-                            "effect": "NoSchedule",
-                        }
-                    ],
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "task-python:1.0",
-                            "command": ["python"],
-                            "args": ["train.py"],
-                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                        }
-                    ],
-                }
-            },
-        },
+    toleration = {
+        "key": "nvidia.com/gpu",
+        "operator": "Equal",
+        "value": "present",
+        "effect": "NoSchedule",
     }
+    return demo_job(
+        "train-gpu",
+        "train.py",
+        resources={"limits": {"nvidia.com/gpu": "1"}},
+        pod_spec={"affinity": affinity, "tolerations": [toleration]},
+        backoffLimit=1,
+    )
 
 
 def failing_job() -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "broken", "labels": {"app": "demo"}},
-        "spec": {
-            "backoffLimit": 1,
-            "ttlSecondsAfterFinished": 3600,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "task-python:1.0",
-                            "command": ["python"],
-                            "args": ["broken.py"],
-                        }
-                    ],
-                }
-            },
-        },
-    }
+    return demo_job("broken", "broken.py", backoffLimit=1)
 
 
 EXPECTED = {"shards": "Complete", "train-gpu": "Complete", "broken": "Failed"}
