@@ -1,0 +1,168 @@
+"""A small async layer over ``kubernetes_asyncio``'s ApiClient: paths, JSON requests, watch lines.
+
+Raw JSON (camelCase dicts) in and out — the pure ``status`` and ``manifests`` modules work on the
+same shapes — with Kubernetes ``Status`` answers turned into this provider's errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .errors import KubeApiError, TransientError
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a resource lives in the API."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+        if subresource is not None:
+            base += f"/{subresource}"
+        return base
+
+
+JOBS = Resource("batch", "v1", "jobs", "Job")
+PODS = Resource("", "v1", "pods", "Pod")
+EVENTS = Resource("", "v1", "events", "Event")
+WORKLOADS = Resource("kueue.x-k8s.io", "v1beta1", "workloads", "Workload")
+
+
+class Unauthorized(KubeApiError):
+    """401: the credentials expired or were rotated; refresh them and retry."""
+
+
+class Gone(KubeApiError):
+    """410: the resourceVersion is too old; list again."""
+
+
+def _retry_after(headers: Any, status: dict[str, Any]) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    if value is not None:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    details = status.get("details") or {}
+    seconds = details.get("retryAfterSeconds")
+    return float(seconds) if seconds is not None else None
+
+
+def error_for(code: int, body: bytes | str, headers: Any, what: str) -> Exception:
+    """The error a non-2xx answer means, carrying the parsed ``Status``."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else body
+    try:
+        status = json.loads(text) if text else {}
+        if not isinstance(status, dict):
+            status = {}
+    except json.JSONDecodeError:
+        status = {}
+    message = status.get("message") or text.strip() or f"HTTP {code}"
+    full = f"{what}: {message} (HTTP {code})"
+    if code == 401:
+        return Unauthorized(full, code, status)
+    if code == 410:
+        return Gone(full, code, status)
+    if code == 429 or code >= 500:
+        return TransientError(full, _retry_after(headers, status))
+    return KubeApiError(full, code, status)
+
+
+async def request(
+    api_client: Any,
+    method: str,
+    path: str,
+    *,
+    query: list[tuple[str, Any]] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: float = 60.0,
+    what: str = "",
+) -> Any:
+    """One API call; returns the parsed JSON (or text for non-JSON answers)."""
+    try:
+        response = await api_client.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+        try:
+            data = await response.read()
+            if not 200 <= response.status <= 299:
+                raise error_for(response.status, data, response.headers, what or path)
+        finally:
+            response.release()
+    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        raise TransientError(f"{what or path}: {type(exc).__name__}: {exc}") from exc
+    text = data.decode(errors="replace")
+    if "json" in (response.headers.get("Content-Type") or ""):
+        return json.loads(text) if text else None
+    return text
+
+
+async def watch_lines(
+    api_client: Any,
+    path: str,
+    query: list[tuple[str, Any]],
+    *,
+    timeout: float,
+    what: str = "",
+) -> AsyncIterator[dict[str, Any]]:
+    """The events of one watch request, parsed, until the server ends the stream."""
+    try:
+        response = await api_client.call_api(
+            path,
+            "GET",
+            query_params=[*query, ("watch", "true")],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=timeout, sock_read=timeout
+            ),
+        )
+    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        raise TransientError(f"{what or path}: {type(exc).__name__}: {exc}") from exc
+    try:
+        if not 200 <= response.status <= 299:
+            raise error_for(response.status, await response.read(), response.headers, what or path)
+        while True:
+            try:
+                line = await response.content.readline()
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                raise TransientError(f"{what or path}: watch broken: {exc}") from exc
+            if not line:
+                return
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+    finally:
+        response.release()
