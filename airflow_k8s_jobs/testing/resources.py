@@ -123,6 +123,34 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
 )
 
 
+def _kueue(plural: str, kind: str, namespaced: bool, short_names: tuple[str, ...]) -> ResourceType:
+    return ResourceType(
+        "kueue.x-k8s.io",
+        "v1beta1",
+        plural,
+        kind,
+        namespaced,
+        kind.lower(),
+        short_names=short_names,
+        subresources=frozenset({"status"}),
+        categories=("kueue",),
+        custom=True,
+    )
+
+
+# Kueue's custom resources, served only when the cluster is configured with a ``kueue`` section.
+RESOURCE_FLAVORS = _kueue("resourceflavors", "ResourceFlavor", False, ("flavor", "flavors", "rf"))
+CLUSTER_QUEUES = _kueue("clusterqueues", "ClusterQueue", False, ("cq",))
+LOCAL_QUEUES = _kueue("localqueues", "LocalQueue", True, ("queue", "queues", "lq"))
+WORKLOADS = _kueue("workloads", "Workload", True, ("wl",))
+KUEUE_RESOURCES: tuple[ResourceType, ...] = (
+    RESOURCE_FLAVORS,
+    CLUSTER_QUEUES,
+    LOCAL_QUEUES,
+    WORKLOADS,
+)
+
+
 @dataclass
 class ResourceRegistry:
     """Every resource type served, looked up by (group, version, plural)."""
