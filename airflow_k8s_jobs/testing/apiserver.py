@@ -560,6 +560,7 @@ class ApiServer:
                 meta["name"] = admission.generate_name(meta["generateName"])
                 if store.peek(resource, route.namespace or "", meta["name"]) is None:
                     break
+        self.state.mutate_on_create(resource, obj)
         admission.admit_create(resource, obj)
         if _dry_run(request):
             obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind

@@ -133,7 +133,6 @@ def _kueue(plural: str, kind: str, namespaced: bool, short_names: tuple[str, ...
         kind.lower(),
         short_names=short_names,
         subresources=frozenset({"status"}),
-        categories=("kueue",),
         custom=True,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -9,7 +10,7 @@ from .clock import SimClock
 from .config import ClusterConfig
 from .events import EventRecorder
 from .faults import FaultPlan, RequestCounters
-from .resources import ResourceRegistry
+from .resources import ResourceRegistry, ResourceType
 from .store import Store
 
 Obj = dict[str, Any]
@@ -40,3 +41,10 @@ class ClusterState:
     counters: RequestCounters = field(default_factory=RequestCounters)
     tokens: set[str] = field(default_factory=set)
     log_source: LogSource | None = None
+    create_mutators: dict[ResourceType, list[Callable[[Obj], None]]] = field(default_factory=dict)
+    """Mutating admission on CREATE (what a mutating webhook does), per resource type."""
+
+    def mutate_on_create(self, resource: ResourceType, obj: Obj) -> None:
+        """Run the create mutators of ``resource`` on ``obj`` (before defaulting/validation)."""
+        for mutate in self.create_mutators.get(resource, ()):
+            mutate(obj)
