@@ -26,6 +26,7 @@ from .controllers.base import Controller, ControllerLoop
 from .controllers.gc import GarbageCollector, TtlAfterFinishedController
 from .controllers.jobs import JobController
 from .controllers.kubelet import Kubelet
+from .controllers.kueue import KueueController
 from .controllers.scheduler import ClusterAutoscaler, NodePoolManager, Scheduler
 from .events import EventRecorder
 from .faults import FailureRule
@@ -89,6 +90,11 @@ class SimulatedCluster:
             self.kubelet,
         ]
         self.extensions: dict[str, Any] = {}
+        if "kueue" in config.extra:
+            kueue = KueueController(self.state)
+            kueue.install()
+            controllers.insert(controllers.index(self.kubelet), kueue)
+            self.extensions["kueue"] = kueue
         self.loop_controllers = controllers
         self.server = ApiServer(self.state)
         self._controller_loop: ControllerLoop | None = None
@@ -96,6 +102,8 @@ class SimulatedCluster:
             if store.peek(NAMESPACES, "", namespace) is None:
                 namespace_obj = {"metadata": {"name": namespace}}
                 store.create(NAMESPACES, admit_create(NAMESPACES, namespace_obj))
+        if "kueue" in self.extensions:
+            self.extensions["kueue"].bootstrap(config.extra["kueue"])
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -300,6 +308,7 @@ class SimulatedCluster:
         obj = copy.deepcopy(obj)
 
         def create() -> Obj:
+            self.state.mutate_on_create(resource, obj)
             return self.state.store.create(resource, admit_create(resource, obj))
 
         return self.call(create)

@@ -114,6 +114,10 @@ class ClusterConfig:
                         )
                 kwargs["behaviours"] = rules
             elif key in ("kueue", "argo"):
+                if key == "kueue":
+                    from .controllers.kueue import check_config
+
+                    check_config(value, f"{origin}: kueue")
                 extra[key] = value
             else:
                 raise ConfigError(
