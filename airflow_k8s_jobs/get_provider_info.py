@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_k8s_jobs import __version__
+from airflow_k8s_jobs.clusters.fields import conn_fields, ui_field_behaviour
+from airflow_k8s_jobs.clusters.settings import CONN_TYPE
 
 PACKAGE_NAME = "airflow-k8s-jobs"
+INTEGRATION_NAME = "Kubernetes Jobs"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -25,4 +28,28 @@ def get_provider_info() -> dict[str, Any]:
             "and wait for them without holding a worker slot."
         ),
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "external-doc-url": "https://kubernetes.io/docs/concepts/workloads/controllers/job/",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": ["airflow_k8s_jobs.clusters.hook"],
+            }
+        ],
+        # Airflow 3.2+ builds the connection form from "conn-fields" / "ui-field-behaviour"
+        # without importing the hook; Airflow 2 asks the hook and ignores these keys.
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_k8s_jobs.clusters.hook.KubeClusterHook",
+                "hook-name": "Kubernetes cluster (airflow-k8s-jobs)",
+                "connection-type": CONN_TYPE,
+                "conn-fields": conn_fields(),
+                "ui-field-behaviour": ui_field_behaviour(),
+            }
+        ],
     }

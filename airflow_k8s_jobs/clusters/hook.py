@@ -1,0 +1,387 @@
+"""``KubeClusterHook``: an Airflow connection → configured sync and async Kubernetes clients.
+
+The worker uses :meth:`KubeClusterHook.api_client` (``kubernetes``), the triggerer
+:meth:`KubeClusterHook.async_api_client` (``kubernetes_asyncio``); both are built from the same
+:class:`ClusterSettings`, and for GKE share one process-wide token source, so neither asks
+Google for a token on every call. Triggers are given only the connection id and resolve the
+credentials themselves (trigger arguments are stored in Airflow's database).
+
+Request timeouts: ``settings.request_timeout`` applies to every call that does not pass
+``_request_timeout`` and reads the whole answer; streaming calls (``_preload_content=False``:
+watches, followed logs) get none by default and must pass their own.
+
+A 401 means the credentials went stale (a rotated kubeconfig token, a revoked GKE token):
+:meth:`refresh_credentials` / :meth:`arefresh_credentials` reload them into the client's
+configuration in place, and :meth:`call_with_reauth` / :meth:`acall_with_reauth` retry a call
+once after doing so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes
+import kubernetes_asyncio
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_k8s_jobs.errors import InvalidInputError, PermanentError
+
+from . import gke
+from .fields import CONNECTION_FIELDS, DEFAULTS, HIDDEN_FIELDS
+from .settings import CONN_TYPE, ClusterSettings
+
+T = TypeVar("T")
+
+_TOKEN_KEYS = ("BearerToken", "authorization")  # kubernetes >= 36 / older clients
+
+
+class _SyncApiClient(kubernetes.client.ApiClient):
+    """``kubernetes.client.ApiClient`` with a default timeout for non-streaming calls."""
+
+    default_request_timeout: float | None = None
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        _default_timeout(kwargs, self.default_request_timeout)
+        return super().call_api(*args, **kwargs)
+
+
+class _AsyncApiClient(kubernetes_asyncio.client.ApiClient):
+    """``kubernetes_asyncio.client.ApiClient`` with a default timeout for non-streaming calls."""
+
+    default_request_timeout: float | None = None
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        _default_timeout(kwargs, self.default_request_timeout)
+        return super().call_api(*args, **kwargs)
+
+
+def _default_timeout(kwargs: dict[str, Any], timeout: float | None) -> None:
+    if timeout and kwargs.get("_request_timeout") is None and kwargs.get("_preload_content", True):
+        kwargs["_request_timeout"] = timeout
+
+
+def _set_token(configuration: Any, token: str) -> None:
+    for key in _TOKEN_KEYS:
+        configuration.api_key[key] = token
+        configuration.api_key_prefix[key] = "Bearer"
+
+
+def _ca_file(pem: bytes) -> str:
+    """A file holding a cluster CA (public data), one per distinct certificate."""
+    digest = hashlib.sha256(pem).hexdigest()[:24]
+    path = Path(tempfile.gettempdir()) / f"airflow-k8s-jobs-ca-{digest}.pem"
+    if not path.exists() or path.read_bytes() != pem:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pem)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def configure_gke_sync(
+    configuration: Any, endpoint: gke.GkeEndpoint, tokens: gke.GoogleTokenSource
+) -> None:
+    """Point a ``kubernetes.client.Configuration`` at a GKE endpoint with a refreshing token."""
+    _configure_endpoint(configuration, endpoint)
+
+    def refresh(config: Any) -> None:
+        _set_token(config, tokens.token())
+
+    _set_token(configuration, "")  # the token itself is set by the hook before each request
+    configuration.refresh_api_key_hook = refresh
+
+
+def configure_gke_async(
+    configuration: Any, endpoint: gke.GkeEndpoint, tokens: gke.GoogleTokenSource
+) -> None:
+    """Same for a ``kubernetes_asyncio`` configuration (whose key hook may be a coroutine)."""
+    _configure_endpoint(configuration, endpoint)
+
+    async def refresh(config: Any) -> None:
+        _set_token(config, await tokens.atoken())
+
+    _set_token(configuration, "")
+    configuration.refresh_api_key_hook = refresh
+
+
+def _configure_endpoint(configuration: Any, endpoint: gke.GkeEndpoint) -> None:
+    configuration.host = endpoint.host
+    configuration.verify_ssl = True
+    configuration.ssl_ca_cert = _ca_file(endpoint.ca_pem) if endpoint.ca_pem else None
+
+
+def _kubeconfig_file(settings: ClusterSettings) -> str:
+    # The libraries read $KUBECONFIG once, at import; read it when the client is built.
+    return settings.kubeconfig_path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+
+
+def _config_error(settings: ClusterSettings, exc: Exception) -> InvalidInputError:
+    # ConfigException messages name keys and files, never their secret values.
+    return InvalidInputError(
+        f"Cannot load {settings.display_name} for connection {settings.conn_id!r}: {exc}. "
+        "Check the connection's kubeconfig / context settings."
+    )
+
+
+def load_sync_configuration(settings: ClusterSettings, configuration: Any) -> None:
+    """Load credentials and endpoint for ``settings`` into a ``kubernetes`` configuration."""
+    try:
+        if settings.kind == "kubeconfig":
+            if settings.kubeconfig is not None:
+                kubernetes.config.load_kube_config_from_dict(
+                    settings.kubeconfig,
+                    context=settings.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+            else:
+                kubernetes.config.load_kube_config(
+                    config_file=_kubeconfig_file(settings),
+                    context=settings.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        elif settings.kind == "in_cluster":
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        else:
+            tokens = gke.token_source_for(settings.impersonation_chain)
+            endpoint = gke.cluster_endpoint(settings, tokens.credentials)
+            configure_gke_sync(configuration, endpoint, tokens)
+    except kubernetes.config.ConfigException as exc:
+        raise _config_error(settings, exc) from None
+    if not settings.verify_ssl:
+        configuration.verify_ssl = False
+
+
+async def load_async_configuration(settings: ClusterSettings, configuration: Any) -> None:
+    """Load credentials and endpoint for ``settings`` into a ``kubernetes_asyncio`` one."""
+    try:
+        if settings.kind == "kubeconfig":
+            if settings.kubeconfig is not None:
+                await kubernetes_asyncio.config.load_kube_config_from_dict(
+                    settings.kubeconfig,
+                    context=settings.context,
+                    client_configuration=configuration,
+                )
+            else:
+                await kubernetes_asyncio.config.load_kube_config(
+                    config_file=_kubeconfig_file(settings),
+                    context=settings.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        elif settings.kind == "in_cluster":
+            kubernetes_asyncio.config.load_incluster_config(client_configuration=configuration)
+        else:
+            # ADC discovery and get_cluster block; the results are cached per process.
+            tokens = await asyncio.to_thread(gke.token_source_for, settings.impersonation_chain)
+            endpoint = await asyncio.to_thread(gke.cluster_endpoint, settings, tokens.credentials)
+            configure_gke_async(configuration, endpoint, tokens)
+    except kubernetes_asyncio.config.ConfigException as exc:
+        raise _config_error(settings, exc) from None
+    if not settings.verify_ssl:
+        configuration.verify_ssl = False
+
+
+class KubeClusterHook(BaseHook):
+    """Reach the Kubernetes cluster an Airflow connection describes.
+
+    :param cluster_conn_id: a ``kubernetes_jobs`` connection (GKE, kubeconfig or in-cluster)
+        or a cncf ``kubernetes`` connection.
+    """
+
+    conn_name_attr = "cluster_conn_id"
+    default_conn_name = "kubernetes_jobs_default"
+    conn_type = CONN_TYPE
+    hook_name = "Kubernetes cluster (airflow-k8s-jobs)"
+
+    def __init__(self, cluster_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cluster_conn_id = cluster_conn_id
+        self._api_client: _SyncApiClient | None = None
+
+    def __repr__(self) -> str:
+        return f"<KubeClusterHook cluster_conn_id={self.cluster_conn_id!r}>"
+
+    # -- connection form (Airflow 2; Airflow 3.2+ reads it from the provider info) --------------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form."""
+        from flask_appbuilder.fieldwidgets import (  # type: ignore[import-not-found,unused-ignore]
+            BS3PasswordFieldWidget,
+            BS3TextFieldWidget,
+        )
+        from flask_babel import lazy_gettext  # type: ignore[import-not-found,unused-ignore]
+        from wtforms import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+            BooleanField,
+            PasswordField,
+            StringField,
+        )
+
+        widgets: dict[str, Any] = {}
+        for name, (label, kind, description) in CONNECTION_FIELDS.items():
+            text = lazy_gettext(label)
+            if kind == "boolean":
+                widgets[name] = BooleanField(
+                    text, description=description, default=DEFAULTS.get(name, False)
+                )
+            elif kind == "password":
+                widgets[name] = PasswordField(
+                    text, description=description, widget=BS3PasswordFieldWidget()
+                )
+            else:
+                widgets[name] = StringField(
+                    text, description=description, widget=BS3TextFieldWidget()
+                )
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hide the standard fields: everything lives in the extras."""
+        return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": {}}
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ClusterSettings:
+        """The parsed connection (reads it through Airflow's secrets backends)."""
+        try:
+            conn = self.get_connection(self.cluster_conn_id)
+        except Exception as exc:
+            raise self._missing(exc) from exc
+        return ClusterSettings.from_connection(conn)
+
+    async def asettings(self) -> ClusterSettings:
+        """The parsed connection, fetched without blocking the event loop (triggerer)."""
+        if "settings" in self.__dict__:
+            cached: ClusterSettings = self.__dict__["settings"]
+            return cached
+        from airflow.providers.common.compat.connection import (
+            get_async_connection,
+            get_async_extra_dejson,
+        )
+
+        try:
+            conn = await get_async_connection(self.cluster_conn_id, hook=self)
+        except Exception as exc:
+            raise self._missing(exc) from exc
+        extras = await get_async_extra_dejson(conn)
+        settings = ClusterSettings.from_parts(conn.conn_id, conn.conn_type, extras)
+        self.__dict__["settings"] = settings
+        return settings
+
+    def _missing(self, exc: Exception) -> Exception:
+        if (
+            "not defined" in str(exc)
+            or "NotFound" in type(exc).__name__
+            or ("CONNECTION_NOT_FOUND" in str(exc))
+        ):
+            return InvalidInputError(
+                f"Connection {self.cluster_conn_id!r} is not defined: create it (Admin → "
+                f"Connections, type {self.hook_name!r}) or set "
+                f"AIRFLOW_CONN_{self.cluster_conn_id.upper()}."
+            )
+        return exc
+
+    # -- clients ----------------------------------------------------------------------------------
+
+    def api_client(self) -> kubernetes.client.ApiClient:
+        """A ``kubernetes`` client for this cluster, created once per hook."""
+        if self._api_client is None:
+            settings = self.settings
+            configuration = type.__call__(kubernetes.client.Configuration)
+            load_sync_configuration(settings, configuration)
+            client = _SyncApiClient(configuration=configuration)
+            client.default_request_timeout = settings.request_timeout
+            self._api_client = client
+        return self._api_client
+
+    async def async_api_client(self) -> kubernetes_asyncio.client.ApiClient:
+        """A new ``kubernetes_asyncio`` client for this cluster; the caller closes it."""
+        settings = await self.asettings()
+        configuration = type.__call__(kubernetes_asyncio.client.Configuration)
+        await load_async_configuration(settings, configuration)
+        client = _AsyncApiClient(configuration=configuration)
+        client.default_request_timeout = settings.request_timeout
+        return client
+
+    def close(self) -> None:
+        """Close the cached sync client."""
+        if self._api_client is not None:
+            self._api_client.close()
+            self._api_client = None
+
+    # -- stale credentials (401) ------------------------------------------------------------------
+
+    def refresh_credentials(self, client: kubernetes.client.ApiClient) -> None:
+        """Reload credentials into ``client.configuration`` in place (after a 401).
+
+        A kubeconfig is read again (its token may have been rotated), in-cluster the token
+        file, and a GKE token is fetched anew.
+        """
+        settings = self.settings
+        if settings.kind == "gke":
+            tokens = gke.token_source_for(settings.impersonation_chain)
+            tokens.invalidate()
+            _set_token(client.configuration, tokens.token())
+        else:
+            load_sync_configuration(settings, client.configuration)
+        self.log.info("Reloaded the credentials of %s.", settings.display_name)
+
+    async def arefresh_credentials(self, client: kubernetes_asyncio.client.ApiClient) -> None:
+        """The async counterpart of :meth:`refresh_credentials`."""
+        settings = await self.asettings()
+        if settings.kind == "gke":
+            tokens = await asyncio.to_thread(gke.token_source_for, settings.impersonation_chain)
+            tokens.invalidate()
+            _set_token(client.configuration, await tokens.atoken())
+        else:
+            await load_async_configuration(settings, client.configuration)
+        self.log.info("Reloaded the credentials of %s.", settings.display_name)
+
+    def call_with_reauth(self, client: kubernetes.client.ApiClient, call: Callable[[], T]) -> T:
+        """Run ``call()``; on a 401 reload the credentials and run it once more."""
+        try:
+            return call()
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 401:
+                raise
+        self.refresh_credentials(client)
+        try:
+            return call()
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 401:
+                raise self._unauthorized() from None
+            raise
+
+    async def acall_with_reauth(
+        self, client: kubernetes_asyncio.client.ApiClient, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Await ``call()``; on a 401 reload the credentials and await it once more."""
+        try:
+            return await call()
+        except kubernetes_asyncio.client.ApiException as exc:
+            if exc.status != 401:
+                raise
+        await self.arefresh_credentials(client)
+        try:
+            return await call()
+        except kubernetes_asyncio.client.ApiException as exc:
+            if exc.status == 401:
+                raise self._unauthorized() from None
+            raise
+
+    def _unauthorized(self) -> PermanentError:
+        settings = self.__dict__.get("settings")
+        name = settings.display_name if settings else "the cluster"
+        return PermanentError(
+            f"{name} (connection {self.cluster_conn_id!r}) rejected our credentials (401) even "
+            "after reloading them: check the kubeconfig's user / the service account's access."
+        )
