@@ -227,7 +227,7 @@ def _namespaces(ex: _Extras) -> tuple[str, tuple[str, ...]]:
     allowed = ex.names("allowed_namespaces")
     namespace = ex.text("namespace")
     if namespace is None:
-        namespace = allowed[0] if len(allowed) == 1 else "default"
+        namespace = allowed[0] if allowed else "default"
     if allowed and namespace not in allowed:
         raise ex.fail(
             "namespace",
