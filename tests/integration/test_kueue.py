@@ -558,3 +558,87 @@ def test_quantity_strings() -> None:
     assert quantity_string("memory", 2 * 1024**3) == "2Gi"
     assert quantity_string("memory", 1000) == "1000"
     assert quantity_string("nvidia.com/gpu", 1) == "1"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "third_admitted"), [("BestEffortFIFO", True), ("StrictFIFO", False)]
+)
+def test_queueing_strategy(
+    simulated_cluster: SimulatedCluster,
+    batch: kubernetes.client.BatchV1Api,
+    custom: kubernetes.client.CustomObjectsApi,
+    strategy: str,
+    third_admitted: bool,
+) -> None:
+    custom.patch_cluster_custom_object(
+        GROUP, VERSION, "clusterqueues", "team-a", {"spec": {"queueingStrategy": strategy}}
+    )
+    first = batch.create_namespaced_job(NS, job_body("first", cpu="6", seconds=60))
+    wait_workload(simulated_cluster, custom, first, "Admitted")
+    second = batch.create_namespaced_job(NS, job_body("second", cpu="4"))
+    wait_workload(simulated_cluster, custom, second, "QuotaReserved", "False")
+    third = batch.create_namespaced_job(NS, job_body("third", cpu="1"))
+    simulated_cluster.wait_for(lambda: workload_of(custom, third), message="the third Workload")
+    simulated_cluster.settle()
+    admitted = conditions(workload_of(custom, third) or {}).get("Admitted", {}).get("status")
+    assert (admitted == "True") is third_admitted
+    simulated_cluster.advance(70)
+    wait_workload(simulated_cluster, custom, second, "Admitted")
+    wait_workload(simulated_cluster, custom, third, "Admitted")
+
+
+def test_deleted_workload_stops_the_job_which_gets_a_new_one(
+    simulated_cluster: SimulatedCluster,
+    batch: kubernetes.client.BatchV1Api,
+    custom: kubernetes.client.CustomObjectsApi,
+) -> None:
+    created = batch.create_namespaced_job(NS, job_body("long", seconds=600))
+    workload = wait_workload(simulated_cluster, custom, created, "Admitted")
+    name = workload["metadata"]["name"]
+    custom.delete_namespaced_custom_object(GROUP, VERSION, NS, "workloads", name)
+    simulated_cluster.wait_for(
+        lambda: event_messages(simulated_cluster, "long", "Stopped") == ["Workload is deleted"],
+        message="the Job to be stopped",
+    )
+    simulated_cluster.wait_for(
+        lambda: (
+            [
+                e["count"]
+                for e in simulated_cluster.events(
+                    NS, involved_name="long", reason="CreatedWorkload"
+                )
+            ]
+            == [2]
+        ),  # the same message twice: one aggregated event
+        message="a second Workload",
+    )
+    again = wait_workload(simulated_cluster, custom, created, "Admitted")
+    assert again["metadata"]["name"] == name  # the same deterministic name, a new object
+    assert again["metadata"]["uid"] != workload["metadata"]["uid"]
+    simulated_cluster.wait_for(lambda: batch.read_namespaced_job("long", NS).spec.suspend is False)
+
+
+@pytest.mark.simulated_cluster(
+    {
+        **CLUSTER,
+        "kueue": {
+            **KUEUE,
+            "resourceFlavors": [
+                {"name": "default", "nodeLabels": {"cloud.google.com/gke-nodepool": "default"}}
+            ],
+        },
+    }
+)
+def test_flavor_node_labels_go_to_the_node_selector(
+    simulated_cluster: SimulatedCluster,
+    batch: kubernetes.client.BatchV1Api,
+    custom: kubernetes.client.CustomObjectsApi,
+) -> None:
+    created = batch.create_namespaced_job(NS, job_body("placed"))
+    wait_workload(simulated_cluster, custom, created, "Admitted")
+
+    def selector() -> Any:
+        job = batch.read_namespaced_job("placed", NS)
+        return not job.spec.suspend and job.spec.template.spec.node_selector
+
+    assert simulated_cluster.wait_for(selector) == {"cloud.google.com/gke-nodepool": "default"}

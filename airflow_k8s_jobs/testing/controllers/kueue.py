@@ -441,12 +441,14 @@ class KueueController:
                 self._release(workload, delete=False)
             return
         live = [w for w in workloads if not w["metadata"].get("deletionTimestamp")]
-        for workload in workloads:
-            if workload["metadata"].get("deletionTimestamp"):
-                # A deleted Workload stops its Job first, then lets go.
-                if not live and not _job_finished(job):
-                    self._stop_job(job, "Workload is deleted")
+        deleted = [w for w in workloads if w["metadata"].get("deletionTimestamp")]
+        if deleted:
+            # A deleted Workload stops its Job first, then lets go.
+            if not live and not _job_finished(job):
+                self._stop_job(job, "Workload is deleted")
+            for workload in deleted:
                 self._release(workload, delete=False)
+            return
         for extra in live[1:]:
             self._release(extra, delete=True)
         self._sync_job(job, live[0] if live else None)
