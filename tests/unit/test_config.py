@@ -83,7 +83,7 @@ def test_defaults_and_sources() -> None:
                     "taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}],
                 }
             ],
-            "kueue": {"queues": []},
+            "kueue": {"localQueues": []},
         }
     )
     assert config.time_scale == 0
@@ -93,7 +93,7 @@ def test_defaults_and_sources() -> None:
     pool = config.node_pools[0]
     assert pool.capacity == {"cpu": "8", "nvidia.com/gpu": "1"}  # numbers become quantities
     assert pool.autoscaled and pool.ceiling == 3
-    assert config.extra == {"kueue": {"queues": []}}
+    assert config.extra == {"kueue": {"localQueues": []}}
 
 
 def test_empty_node_pools() -> None:
