@@ -168,8 +168,8 @@ def load_manifest(
             except FileNotFoundError:
                 raise InvalidInputError(
                     f"{origin}: manifest file not found (working directory {os.getcwd()}); give "
-                    "an absolute path, a path relative to the DAG folder that the task's template "
-                    "search path resolves, or the manifest itself"
+                    "an absolute path, a path the task's template search path (the DAG's folder) "
+                    "resolves, or the manifest itself"
                 ) from None
             except (OSError, UnicodeDecodeError) as e:
                 raise InvalidInputError(f"{origin}: cannot read the manifest file: {e}") from None
@@ -183,9 +183,13 @@ def load_manifest(
             f"YAML text, got {type_name(source)}"
         )
     if not isinstance(manifest, dict):
+        hint = ""
+        if isinstance(source, str) and "\n" not in source.strip():
+            hint = " (a manifest file name must end with .yaml, .yml or .json)"
         raise InvalidInputError(
             f"{label}: the manifest is a {_yaml_type(manifest)}, not a mapping; write one "
             f"{expected_api_version} {expected_kind} object (apiVersion, kind, metadata, spec)"
+            f"{hint}"
         )
     _check_kind(manifest, expected_api_version, expected_kind, label)
     return manifest

@@ -111,7 +111,11 @@ def admitted(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_load_dict_is_a_deep_copy() -> None:
-    source = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {}}}}
+    source: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {"template": {"spec": {}}},
+    }
     loaded = load_manifest(source)
     loaded["spec"]["template"]["spec"]["containers"] = []
     assert source["spec"]["template"]["spec"] == {}
@@ -197,6 +201,13 @@ def test_more_than_one_document_is_an_error(tmp_path: Path) -> None:
         f"{path}: contains 2 YAML documents (Job, ConfigMap); a task submits one object, so keep "
         "one document per file"
     )
+
+
+def test_a_single_line_that_is_not_a_manifest_file_gets_a_hint() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        load_manifest("jobs/train.txt")
+    assert "the manifest is a string, not a mapping" in str(info.value)
+    assert "a manifest file name must end with .yaml, .yml or .json" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -641,7 +652,7 @@ def test_cmds_without_image() -> None:
 
 
 def test_cmds_as_a_string() -> None:
-    message = invalid(quick(cmds="python train.py"))  # type: ignore[arg-type]
+    message = invalid(quick(cmds="python train.py"))
     assert "cmds must be a list of strings such as ['python', 'train.py']" in message
 
 
@@ -916,7 +927,7 @@ def test_unknown_field_in_container_resources_from_the_operator() -> None:
 
 
 def test_env_values_must_be_strings() -> None:
-    message = invalid(quick(env={"PORT": 8080, "DEBUG": True}))  # type: ignore[dict-item]
+    message = invalid(quick(env={"PORT": 8080, "DEBUG": True}))
     assert problems_of(message) == [
         "env['PORT'] is 8080 (int); environment values must be strings: pass '8080'",
         "env['DEBUG'] is True (bool); environment values must be strings: pass 'True'",
