@@ -5,6 +5,22 @@ Workload, as plain dicts the API returns — into a :class:`JobState`: the phase
 outcome is decided, why it waits (capacity, quota, image pulls), what fails for good, and a
 status line for the task log. :func:`summarize_failure` writes the exception message of a failed
 Job from that state and the failing pods' logs.
+
+Decisions, in short (details where they are made):
+
+- ``job is None`` → FAILED ``JobDeleted``; so is an unfinished Job with a ``deletionTimestamp``.
+- ``FailureTarget`` / ``SuccessCriteriaMet`` decide the outcome; ``Failed`` / ``Complete``
+  also mean the pods are gone.
+- A suspended Job is QUEUED; its Kueue Workload says why (quota, admission checks, eviction).
+  A missing LocalQueue/ClusterQueue is a permanent problem; an inactive queue, a request over
+  the ClusterQueue's maximum or a deactivated Workload only make it hopeless.
+- Unschedulable and scheduling-gated pods wait for capacity; the newest autoscaler event says
+  how (``TriggeredScaleUp``) or that it cannot help (``NotTriggerScaleUp`` → hopeless).
+- ``InvalidImageName`` / ``ErrImageNeverPull`` fail now; ``ErrImagePull`` / ``ImagePullBackOff``
+  and ``CreateContainerConfigError`` fail once they lasted ``image_pull_grace_seconds`` on the
+  cluster's clock; ``CrashLoopBackOff`` and other start errors are reported, never fatal.
+- Phase precedence when not finished: QUEUED, RUNNING (a pod runs), PENDING (a pod starts),
+  WAITING_FOR_CAPACITY (only waiting pods), PENDING (no pods yet).
 """
 
 from __future__ import annotations

@@ -192,6 +192,18 @@ def _deleted_state(
     )
 
 
+def _owned_by_another_job(pod: Obj, job: Obj | None) -> bool:
+    """True for a pod whose controller is a Job other than ``job`` (an earlier Job of the same
+    name, say): its pods must not be mistaken for this Job's."""
+    uid = meta(job).get("uid")
+    if not uid:
+        return False
+    for ref in meta(pod).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "Job" and ref.get("uid"):
+            return bool(ref.get("uid") != uid)
+    return False
+
+
 def _completions(job: Obj | None) -> int | None:
     value = spec(job).get("completions")
     return None if value is None else as_int(value)
@@ -226,7 +238,7 @@ def interpret_job(
     to :func:`server_now` of the snapshot (workload included); ``name`` / ``namespace`` name the
     Job in messages when ``job`` is None.
     """
-    pods = [p for p in pods if p]
+    pods = [p for p in pods if p and not _owned_by_another_job(p, job)]
     clock = now or newest_time([job, workload, *pods], events)
     view = view_pods(pods, events, clock, image_pull_grace_seconds)
     if job is None:

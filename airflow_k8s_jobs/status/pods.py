@@ -12,6 +12,12 @@ Reasons and messages are the ones kube-scheduler, cluster-autoscaler and the kub
   ``ErrImagePull`` / ``ImagePullBackOff`` and ``CreateContainerConfigError`` are retried by the
   kubelet and become permanent once they have lasted ``grace`` seconds (cluster clock); the
   kubelet's ``Failed`` / ``BackOff`` events date the first failure.
+
+``CreateContainerConfigError`` (a Secret or ConfigMap, or a key of one, that the pod references
+does not exist) gets the same grace as image pulls rather than failing at once: the kubelet
+retries, and a common pattern creates the Secret next to the Job (another task, an external
+secrets operator syncing it), which then fixes it within seconds. Past the grace it rarely
+fixes itself, and waiting longer only hides the mistake.
 """
 
 from __future__ import annotations

@@ -64,7 +64,29 @@ class PodFailure:
 
 @dataclass(frozen=True)
 class JobState:
-    """Everything the waiting code needs to decide and to tell the user, from one snapshot."""
+    """Everything the waiting code needs to decide and to tell the user, from one snapshot.
+
+    - ``finished``: the outcome is decided (``Complete``/``Failed``, or already
+      ``SuccessCriteriaMet``/``FailureTarget``); ``pods_gone``: ``Complete``/``Failed`` is
+      there, so every pod has terminated (logs are final).
+    - ``reason`` / ``message``: the condition's reason and a full sentence for a finished Job;
+      the problem's reason and message when a permanent problem exists (fail now); otherwise
+      what the Job is doing (``Running``, ``TriggeredScaleUp``, ``Pending`` ...).
+    - ``succeeded``, ``failed``, ``active``, ``ready``, ``terminating`` come from the Job's
+      status; ``running`` and ``waiting_for_capacity`` from its pods.
+    - ``capacity_detail``: why pods (or the queued Job) wait: "scale-up triggered 2m ago", "no
+      node pool can fit the pod: 1 max node group size reached", the scheduler's message, or
+      the Kueue verdict.
+    - ``hopeless``: the last word of the cluster autoscaler (or Kueue) is that it cannot help.
+      It can change its mind (back-off after failed scale-ups, quota freed elsewhere), so this
+      only tells the capacity deadline what to say; it is no reason to fail earlier.
+    - ``problems``: what keeps pods from starting; ``permanent`` ones mean fail now.
+    - ``failures`` / ``failed_pods``: pods in phase ``Failed`` and containers restarted after
+      a failure, oldest first (newest last); preempted pods carry ``disruption``.
+    - ``status_line``: one line for the task log that changes only when something meaningful
+      changes (the kubelet's ErrImagePull / ImagePullBackOff flips and scheduler retries do
+      not change it).
+    """
 
     phase: Phase
     finished: bool

@@ -280,6 +280,7 @@ def test_kueue_admission_gate_before_the_scheduler_saw_the_pod():
 def test_unschedulable_detail_wins_over_gates():
     gated = load("scheduling_gated")["pods"][0]
     data = load("not_trigger_scale_up")
+    gated["metadata"]["ownerReferences"][0]["uid"] = data["job"]["metadata"]["uid"]
     data["pods"].append(gated)
     state = interpret_job(data["job"], data["pods"], data["events"])
     assert state.waiting_for_capacity == 2

@@ -417,3 +417,13 @@ def test_states_do_not_depend_on_the_local_clock(name):
     assert other.status_line == state.status_line
     assert other.phase is state.phase
     assert [p.permanent for p in other.problems] == [p.permanent for p in state.problems]
+
+
+def test_pods_of_another_job_with_the_same_name_are_ignored():
+    data = load("success_running")
+    stale = copy.deepcopy(data["pods"][0])
+    stale["metadata"]["name"] = "ok-stale"
+    stale["metadata"]["ownerReferences"][0]["uid"] = "uid-of-an-earlier-job"
+    stale["status"]["phase"] = "Failed"
+    state = interpret_job(data["job"], [*data["pods"], stale], data["events"])
+    assert state.failed_pods == () and state.running == 2
