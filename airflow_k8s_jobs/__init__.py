@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["KubeJobOperator", "__version__"]
+
+if TYPE_CHECKING:
+    from .operators.jobs import KubeJobOperator
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so importing the package (e.g. for the simulated cluster) does not import Airflow.
+    if name == "KubeJobOperator":
+        from .operators.jobs import KubeJobOperator
+
+        return KubeJobOperator
+    raise AttributeError(name)

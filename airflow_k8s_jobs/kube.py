@@ -166,3 +166,46 @@ async def watch_lines(
                 yield json.loads(line)
     finally:
         response.release()
+
+
+def request_sync(
+    api_client: Any,
+    method: str,
+    path: str,
+    *,
+    query: list[tuple[str, Any]] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: float = 60.0,
+    what: str = "",
+) -> Any:
+    """The synchronous twin of :func:`request`, for the worker (``kubernetes`` ApiClient)."""
+    import urllib3
+
+    try:
+        response = api_client.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+    except urllib3.exceptions.HTTPError as exc:
+        raise TransientError(f"{what or path}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        if isinstance(status, int) and status:
+            raise error_for(
+                status, getattr(exc, "body", "") or "", getattr(exc, "headers", None), what or path
+            ) from exc
+        raise
+    data = response.data
+    if not 200 <= response.status <= 299:
+        raise error_for(response.status, data, response.headers, what or path)
+    text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+    if "json" in (response.headers.get("Content-Type") or ""):
+        return json.loads(text) if text else None
+    return text

@@ -18,6 +18,10 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+# The example DAGs are the DAGs folder: Airflow 3's dag.test() runs the serialized DAG from it.
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_dags"
+)
 
 if "airflow" in sys.modules:  # pragma: no cover - only when a plugin imported it earlier
     warnings.warn(

@@ -1,0 +1,1 @@
+"""Operators: thin Airflow glue over manifests/, the cluster connection and the waiting loop."""

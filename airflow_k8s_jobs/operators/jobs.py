@@ -1,0 +1,433 @@
+"""``KubeJobOperator``: run a Kubernetes Job on a separate cluster and wait for it deferrably."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from .._compat import BaseOperator, Context
+from ..clusters import KubeClusterHook
+from ..errors import InvalidInputError, JobFailedError, KubeApiError, TransientError
+from ..kube import JOBS, PODS, request_sync
+from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
+from ..manifests.names import TaskInstanceKey, matches_task
+from ..triggers.jobs import KubeJobTrigger
+from ..waiting import JOB_UID_LABEL, QUEUE_LABEL, JobTarget, WaitPolicy, wait_for_job
+
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+LOG_HEAD_LINES = 50
+LOG_TAIL_LINES = 200
+FAILURE_LOG_LINES = 20
+
+_api_retry = retry(
+    retry=retry_if_exception_type(TransientError),
+    wait=wait_exponential_jitter(initial=1, max=30),
+    stop=stop_after_attempt(6),
+    reraise=True,
+)
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class KubeJobOperator(BaseOperator):
+    """Run a ``batch/v1`` Job on a (separate) Kubernetes cluster and wait for it.
+
+    Give either the quick form (``image``, ``cmds``, ``arguments``, ``env``) or a whole ``job``
+    manifest (a dict, or a ``.yaml``/``.yml``/``.json`` file, rendered with Jinja). The Job gets a
+    deterministic name from dag/task/run/map index/try, labels identifying the task instance, a
+    TTL, ``restartPolicy: Never`` and a pod failure policy that ignores preemption, unless the
+    manifest says otherwise.
+
+    :param cluster_conn_id: a ``kubernetes_jobs`` connection (GKE, kubeconfig, in-cluster) or a
+        cncf ``kubernetes`` connection.
+    :param namespace: where the Job runs (default: the connection's namespace).
+    :param image: container image (quick form).
+    :param cmds: container entrypoint (quick form).
+    :param arguments: container arguments (quick form).
+    :param env: environment variables (quick form).
+    :param job: a Job manifest (dict or file path) instead of the quick form.
+    :param parallelism: pods running at once.
+    :param completions: successful pods needed.
+    :param indexed: ``completionMode: Indexed`` (each pod gets ``JOB_COMPLETION_INDEX``).
+    :param backoff_limit: pod failures tolerated before the Job fails.
+    :param backoff_limit_per_index: pod failures tolerated per index (Indexed Jobs).
+    :param active_deadline_seconds: the Job's own deadline once it runs.
+    :param capacity_timeout: how long pods may wait for nodes or quota before the task fails.
+    :param image_pull_grace: how long an image pull may keep failing before the task fails.
+    :param queue_name: a Kueue LocalQueue to queue the Job in.
+    :param node_pool: a GKE node pool to run on (node affinity + toleration).
+    :param ttl_seconds_after_finished: the Job (and its pods) are deleted this long after it
+        finished.
+    :param ignore_preemption: preempted pods (``DisruptionTarget``) do not count as failures.
+    :param container_resources: requests/limits of the quick-form container.
+    :param service_account_name: the pods' Kubernetes service account.
+    :param labels: extra labels on the Job and its pods.
+    :param annotations: extra annotations on the Job and its pods.
+    :param delete_on_success: delete the Job as soon as it succeeded.
+    :param delete_on_kill: delete the Job when the task is killed (also while deferred).
+    :param deferrable: free the worker slot while waiting (the default).
+    """
+
+    template_fields: Sequence[str] = (
+        "namespace",
+        "image",
+        "cmds",
+        "arguments",
+        "env",
+        "job",
+        "labels",
+        "annotations",
+    )
+    template_ext: Sequence[str] = (".yaml", ".yml", ".json")
+    template_fields_renderers = {"job": "yaml", "env": "json", "labels": "json"}
+    ui_color = "#d6e9ff"
+
+    def __init__(
+        self,
+        *,
+        cluster_conn_id: str = KubeClusterHook.default_conn_name,
+        namespace: str | None = None,
+        image: str | None = None,
+        cmds: list[str] | None = None,
+        arguments: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        job: dict[str, Any] | str | None = None,
+        parallelism: int | None = None,
+        completions: int | None = None,
+        indexed: bool = False,
+        backoff_limit: int | None = None,
+        backoff_limit_per_index: int | None = None,
+        active_deadline_seconds: int | None = None,
+        capacity_timeout: timedelta | float | None = timedelta(hours=1),
+        image_pull_grace: timedelta | float = timedelta(minutes=5),
+        queue_name: str | None = None,
+        node_pool: str | None = None,
+        ttl_seconds_after_finished: int | None = 86400,
+        ignore_preemption: bool = True,
+        container_resources: dict[str, Any] | None = None,
+        service_account_name: str | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        delete_on_success: bool = False,
+        delete_on_kill: bool = True,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster_conn_id = cluster_conn_id
+        self.namespace = namespace
+        self.image = image
+        self.cmds = cmds
+        self.arguments = arguments
+        self.env = env
+        self.job = job
+        self.parallelism = parallelism
+        self.completions = completions
+        self.indexed = indexed
+        self.backoff_limit = backoff_limit
+        self.backoff_limit_per_index = backoff_limit_per_index
+        self.active_deadline_seconds = active_deadline_seconds
+        self.capacity_timeout = _seconds(capacity_timeout)
+        self.image_pull_grace = _seconds(image_pull_grace) or 0.0
+        self.queue_name = queue_name
+        self.node_pool = node_pool
+        self.ttl_seconds_after_finished = ttl_seconds_after_finished
+        self.ignore_preemption = ignore_preemption
+        self.container_resources = container_resources
+        self.service_account_name = service_account_name
+        self.labels = labels
+        self.annotations = annotations
+        self.delete_on_success = delete_on_success
+        self.delete_on_kill = delete_on_kill
+        self.deferrable = deferrable
+        self._target: JobTarget | None = None
+
+    # --- submit -----------------------------------------------------------------------------
+
+    def _hook(self) -> KubeClusterHook:
+        return KubeClusterHook(self.cluster_conn_id)
+
+    def _key(self, context: Context) -> TaskInstanceKey:
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        return TaskInstanceKey(
+            ti.dag_id,
+            ti.task_id,
+            ti.run_id,
+            -1 if map_index is None else int(map_index),
+            int(ti.try_number),
+        )
+
+    def build_manifest(self, context: Context) -> tuple[dict[str, Any], str]:
+        """The Job manifest this task instance submits, and its namespace (no I/O but the
+        connection lookup; raises :class:`InvalidInputError` on bad input)."""
+        settings = self._hook().settings
+        namespace = self.namespace or settings.default_namespace
+        settings.check_namespace(namespace)
+        manifest = None
+        if self.job is not None:
+            manifest = load_manifest(self.job, where=f"task {self.task_id}")
+        spec = JobSpecRequest(
+            image=self.image,
+            cmds=self.cmds,
+            arguments=self.arguments,
+            env=self.env,
+            job=manifest,
+            parallelism=self.parallelism,
+            completions=self.completions,
+            indexed=self.indexed,
+            backoff_limit=self.backoff_limit,
+            backoff_limit_per_index=self.backoff_limit_per_index,
+            active_deadline_seconds=self.active_deadline_seconds,
+            queue_name=self.queue_name,
+            node_pool=self.node_pool,
+            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+            ignore_preemption=self.ignore_preemption,
+            container_resources=self.container_resources,
+            service_account_name=self.service_account_name,
+            labels=self.labels,
+            annotations=self.annotations,
+        )
+        return build_job(spec, self._key(context), namespace, settings.display_name), namespace
+
+    def execute(self, context: Context) -> Any:
+        manifest, namespace = self.build_manifest(context)
+        hook = self._hook()
+        job = self._create_or_adopt(hook, manifest, namespace, self._key(context))
+        labels = job["metadata"].get("labels") or {}
+        self._target = JobTarget(
+            cluster_conn_id=self.cluster_conn_id,
+            cluster_name=hook.settings.display_name,
+            namespace=namespace,
+            name=job["metadata"]["name"],
+            uid=job["metadata"]["uid"],
+            queued=QUEUE_LABEL in labels,
+        )
+        context["ti"].xcom_push(key="job_name", value=self._target.name)
+        context["ti"].xcom_push(key="namespace", value=namespace)
+        if self.deferrable:
+            self.defer(
+                trigger=KubeJobTrigger(
+                    cluster_conn_id=self.cluster_conn_id,
+                    cluster_name=self._target.cluster_name,
+                    namespace=namespace,
+                    job_name=self._target.name,
+                    job_uid=self._target.uid,
+                    queued=self._target.queued,
+                    capacity_timeout=self.capacity_timeout,
+                    image_pull_grace=self.image_pull_grace,
+                    delete_on_kill=self.delete_on_kill,
+                ),
+                method_name="execute_complete",
+            )
+        policy = WaitPolicy(self.capacity_timeout, self.image_pull_grace)
+        event = asyncio.run(wait_for_job(hook, self._target, policy, self.log))
+        return self.execute_complete(context, event)
+
+    def _create_or_adopt(
+        self, hook: KubeClusterHook, manifest: dict[str, Any], namespace: str, key: TaskInstanceKey
+    ) -> dict[str, Any]:
+        api = hook.api_client()
+        name = manifest["metadata"]["name"]
+        where = f"Job {namespace}/{name} on {hook.settings.display_name}"
+        path = JOBS.path(namespace)
+
+        @_api_retry
+        def call(
+            method: str, url: str, query: list[tuple[str, Any]] | None = None, body: Any = None
+        ) -> Any:
+            return request_sync(
+                api,
+                method,
+                url,
+                query=query,
+                body=body,
+                timeout=hook.settings.request_timeout,
+                what=where,
+            )
+
+        try:  # the API server validates everything first; nothing is created by a dry run
+            call("POST", path, [("dryRun", "All"), ("fieldValidation", "Strict")], manifest)
+        except KubeApiError as exc:
+            if exc.code == 409:
+                pass  # it exists already: adoption below decides
+            elif exc.code in (400, 404, 422):
+                raise InvalidInputError(
+                    f"The cluster rejected {where}: {exc.status.get('message') or exc}. "
+                    "Fix the manifest or the operator arguments; nothing was created."
+                ) from exc
+            else:
+                raise
+        try:
+            created = call("POST", path, None, manifest)
+            self.log.info("Created %s (uid %s).", where, created["metadata"]["uid"])
+            return dict(created)
+        except KubeApiError as exc:
+            if exc.code != 409:
+                raise
+        existing = call("GET", JOBS.path(namespace, name))
+        meta = existing["metadata"]
+        if not matches_task(meta.get("labels"), meta.get("annotations"), key):
+            raise InvalidInputError(
+                f"{where} already exists but was not created by this task instance try "
+                f"({key.dag_id}.{key.task_id}, run {key.run_id}, try {key.try_number}). "
+                "Delete it or change the task; it was left untouched."
+            )
+        self.log.info(
+            "Re-attached to %s created earlier by this same try (uid %s).", where, meta["uid"]
+        )
+        return dict(existing)
+
+    # --- finish -----------------------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        hook = self._hook()
+        api = hook.api_client()
+        namespace, name, uid = event["namespace"], event["name"], event["uid"]
+        where = f"Job {namespace}/{name} on {hook.settings.display_name}"
+        pods = self._pods(api, namespace, uid, hook.settings.request_timeout)
+        logs = {pod["metadata"]["name"]: self._pod_log(api, namespace, pod, where) for pod in pods}
+        for pod in pods:
+            self._print_log(pod, logs[pod["metadata"]["name"]])
+        if event["status"] != "success":
+            raise JobFailedError(self._failure_message(event, pods, logs, where))
+        self.log.info("%s succeeded: %s", where, event.get("message") or event.get("status_line"))
+        result = self._termination_messages(pods)
+        if self.delete_on_success:
+            self._delete(hook, namespace, name, uid, where)
+        return result
+
+    def _pods(self, api: Any, namespace: str, uid: str, timeout: float) -> list[dict[str, Any]]:
+        body = request_sync(
+            api,
+            "GET",
+            PODS.path(namespace),
+            query=[("labelSelector", f"{JOB_UID_LABEL}={uid}")],
+            timeout=timeout,
+            what=f"listing the pods of Job {namespace}",
+        )
+        pods = list(body.get("items") or [])
+        return sorted(
+            pods,
+            key=lambda p: (
+                _index(p),
+                p["metadata"].get("creationTimestamp", ""),
+                p["metadata"]["name"],
+            ),
+        )
+
+    def _pod_log(self, api: Any, namespace: str, pod: dict[str, Any], where: str) -> str:
+        name = pod["metadata"]["name"]
+        try:
+            text = request_sync(
+                api,
+                "GET",
+                PODS.path(namespace, name, "log"),
+                query=[("limitBytes", 4 * 1024 * 1024)],
+                what=f"reading the log of pod {name} of {where}",
+            )
+        except (KubeApiError, TransientError) as exc:
+            return f"<no log: {exc}>"
+        return text if isinstance(text, str) else json.dumps(text)
+
+    def _print_log(self, pod: dict[str, Any], text: str) -> None:
+        index = _index(pod)
+        prefix = pod["metadata"]["name"] + (f"[{index}]" if index >= 0 else "")
+        lines = text.splitlines()
+        if len(lines) > LOG_HEAD_LINES + LOG_TAIL_LINES:
+            skipped = len(lines) - LOG_HEAD_LINES - LOG_TAIL_LINES
+            lines = [
+                *lines[:LOG_HEAD_LINES],
+                f"... {skipped} lines skipped ...",
+                *lines[-LOG_TAIL_LINES:],
+            ]
+        phase = (pod.get("status") or {}).get("phase")
+        self.log.info("---- %s (%s): %d log lines", prefix, phase, len(text.splitlines()))
+        for line in lines:
+            self.log.info("%s | %s", prefix, line)
+
+    @staticmethod
+    def _termination_messages(pods: list[dict[str, Any]]) -> Any:
+        """Termination messages of the succeeded pods: a list (by index for Indexed Jobs)."""
+        messages: dict[int, str] = {}
+        plain: list[str] = []
+        for pod in pods:
+            if (pod.get("status") or {}).get("phase") != "Succeeded":
+                continue
+            text = ""
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                terminated = (status.get("state") or {}).get("terminated") or {}
+                if terminated.get("message"):
+                    text = terminated["message"]
+            index = _index(pod)
+            if index >= 0:
+                messages[index] = text
+            else:
+                plain.append(text)
+        if messages:
+            return [messages.get(i, "") for i in range(max(messages) + 1)]
+        return plain
+
+    @staticmethod
+    def _failure_message(
+        event: dict[str, Any], pods: list[dict[str, Any]], logs: dict[str, str], where: str
+    ) -> str:
+        parts = [f"{where} failed: {event.get('reason')}: {event.get('message')}"]
+        failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+        for pod in failed[-3:]:
+            name = pod["metadata"]["name"]
+            index = _index(pod)
+            codes = []
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                terminated = (status.get("state") or {}).get("terminated") or {}
+                if terminated:
+                    codes.append(
+                        f"{status['name']} exit code {terminated.get('exitCode')} "
+                        f"({terminated.get('reason')})"
+                    )
+            label = f"pod {name}" + (f" (index {index})" if index >= 0 else "")
+            parts.append(f"{label}: {', '.join(codes) or 'no exit code'}; last log lines:")
+            tail = logs.get(name, "").splitlines()[-FAILURE_LOG_LINES:]
+            parts.extend(f"  | {line}" for line in tail)
+        return "\n".join(parts)
+
+    def _delete(
+        self, hook: KubeClusterHook, namespace: str, name: str, uid: str, where: str
+    ) -> None:
+        body = {"propagationPolicy": "Foreground", "preconditions": {"uid": uid}}
+        try:
+            request_sync(
+                hook.api_client(),
+                "DELETE",
+                JOBS.path(namespace, name),
+                body=body,
+                what=f"deleting {where}",
+            )
+            self.log.info("Deleted %s and its pods.", where)
+        except KubeApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def on_kill(self) -> None:
+        """Delete the Job when the task is killed while the worker waits (synchronous mode)."""
+        target = self._target
+        if target is None or not self.delete_on_kill:
+            return
+        self._delete(self._hook(), target.namespace, target.name, target.uid, target.where)
+
+
+def _index(pod: dict[str, Any]) -> int:
+    value = (pod["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION)
+    try:
+        return int(value) if value is not None else -1
+    except ValueError:
+        return -1

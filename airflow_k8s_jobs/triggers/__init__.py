@@ -1,0 +1,1 @@
+"""Triggers: what a deferred task waits on in the triggerer (see README.md here)."""

@@ -1,0 +1,174 @@
+"""Waiting for a Job: the one loop behind both the deferred trigger and the synchronous mode.
+
+It subscribes to the shared watch hub (never polls), interprets each change with the pure
+``status`` module, logs the status line when it changes, enforces the capacity deadline with
+its own clock (so it is testable without real waiting), and returns a plain dict — the
+``TriggerEvent`` payload — once the Job's outcome is known.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .kube import EVENTS, JOBS, PODS, WORKLOADS, Resource
+from .manifests.names import MANAGED_BY
+from .status import Phase, interpret_job
+from .watching import ClientSource, WatchHub
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """Which Job to wait for, where (no credentials: only the connection id)."""
+
+    cluster_conn_id: str
+    cluster_name: str
+    namespace: str
+    name: str
+    uid: str
+    queued: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"Job {self.namespace}/{self.name} on {self.cluster_name}"
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    capacity_timeout: float | None = 3600.0
+    """Seconds pods may wait for nodes or quota; None waits for ever."""
+    image_pull_grace: float = 300.0
+    """Seconds an image pull may keep failing before the task fails."""
+    termination_grace: float = 120.0
+    """Seconds to wait for pods to terminate once the outcome is decided."""
+
+
+def _result(
+    target: JobTarget, status: str, reason: str, message: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "namespace": target.namespace,
+        "name": target.name,
+        "uid": target.uid,
+        **extra,
+    }
+
+
+def _involves(uids: set[Any]) -> Callable[[dict[str, Any]], bool]:
+    return lambda event: (event.get("involvedObject") or {}).get("uid") in uids
+
+
+async def wait_for_job(
+    clients: ClientSource,
+    target: JobTarget,
+    policy: WaitPolicy,
+    log: Any,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Wait until the Job's outcome is known; the result dict says success or why not."""
+
+    def is_ours(obj: dict[str, Any]) -> bool:
+        labels = obj["metadata"].get("labels") or {}
+        return labels.get(JOB_UID_LABEL) == target.uid
+
+    def interest(resource: Resource, obj: dict[str, Any]) -> bool:
+        if resource is JOBS:
+            return bool(obj["metadata"]["name"] == target.name)
+        if resource is PODS:
+            return is_ours(obj)
+        if resource is WORKLOADS:
+            labels = obj["metadata"].get("labels") or {}
+            return labels.get(KUEUE_JOB_UID_LABEL) == target.uid
+        name = (obj.get("involvedObject") or {}).get("name") or ""
+        return bool(name == target.name or name.startswith(f"{target.name}-"))
+
+    resources: list[Resource | tuple[Resource, str]] = [
+        (JOBS, MANAGED_SELECTOR),
+        (PODS, MANAGED_SELECTOR),
+        EVENTS,
+    ]
+    if target.queued:
+        resources.append(WORKLOADS)
+    hub = WatchHub.current()
+    last_line = ""
+    capacity_since: float | None = None
+    decided_since: float | None = None
+    async with hub.subscribe(
+        target.cluster_conn_id, clients, target.namespace, resources, interest
+    ) as sub:
+        await sub.wait_synced()
+        while True:
+            job = sub.get(JOBS, target.name)
+            if job is not None and job["metadata"].get("uid") != target.uid:
+                job = None  # a different Job of the same name replaced ours
+            pods = sub.select(PODS, is_ours)
+            uids = {target.uid} | {p["metadata"].get("uid") for p in pods}
+            events = sub.select(EVENTS, _involves(uids))
+            workload = None
+            if target.queued:
+                found = sub.select(WORKLOADS, lambda w: interest(WORKLOADS, w))
+                workload = found[0] if found else None
+            state = interpret_job(
+                job,
+                pods,
+                events,
+                workload,
+                image_pull_grace_seconds=policy.image_pull_grace,
+                name=target.name,
+                namespace=target.namespace,
+            )
+            if state.status_line != last_line:
+                log.info("%s: %s", target.where, state.status_line)
+                last_line = state.status_line
+            extra = {
+                "status_line": state.status_line,
+                "failed_pods": list(state.failed_pods),
+                "succeeded": state.succeeded,
+                "failed": state.failed,
+            }
+            if job is None:
+                return _result(
+                    target, "failed", state.reason or "JobDeleted", state.message, **extra
+                )
+            problem = state.permanent_problem
+            if problem is not None and not state.finished:
+                message = f"{target.where} cannot run: {problem.message}"
+                return _result(target, "failed", problem.reason, message, **extra)
+            if state.finished:
+                decided_since = decided_since if decided_since is not None else clock()
+                if state.pods_gone or clock() - decided_since >= policy.termination_grace:
+                    status = "success" if state.phase is Phase.SUCCEEDED else "failed"
+                    return _result(target, status, state.reason, state.message, **extra)
+            if state.waiting_on_capacity:
+                capacity_since = capacity_since if capacity_since is not None else clock()
+            else:
+                capacity_since = None
+            timeout: float = 60.0
+            if capacity_since is not None and policy.capacity_timeout is not None:
+                left = policy.capacity_timeout - (clock() - capacity_since)
+                if left <= 0:
+                    detail = state.capacity_detail or state.status_line
+                    message = (
+                        f"{target.where} waited {policy.capacity_timeout:.0f}s for "
+                        f"capacity without getting it: {detail}. Raise capacity_timeout, "
+                        "add capacity (node pool size, quota), or lower the requests."
+                    )
+                    return _result(target, "failed", "CapacityTimeout", message, **extra)
+                timeout = min(timeout, left)
+            if decided_since is not None:
+                timeout = min(
+                    timeout, max(0.0, policy.termination_grace - (clock() - decided_since))
+                )
+            await sub.changed(timeout=timeout)
