@@ -18,10 +18,16 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-# The example DAGs are the DAGs folder: Airflow 3's dag.test() runs the serialized DAG from it.
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_dags"
-)
+# Airflow 3's dag.test() runs the DAG as serialized from the DAGs folder, so the folder holds a
+# copy of the example DAGs and of the test-only DAGs in tests/e2e/dags.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_DAGS_FOLDER = os.path.join(_AIRFLOW_HOME, "dags")
+shutil.copytree(os.path.join(_REPO, "example_dags"), os.path.join(_DAGS_FOLDER, "examples"))
+if os.path.isdir(os.path.join(_REPO, "tests", "e2e", "dags")):
+    shutil.copytree(
+        os.path.join(_REPO, "tests", "e2e", "dags"), os.path.join(_DAGS_FOLDER, "tests")
+    )
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = _DAGS_FOLDER
 
 if "airflow" in sys.modules:  # pragma: no cover - only when a plugin imported it earlier
     warnings.warn(

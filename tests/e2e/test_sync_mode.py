@@ -1,0 +1,24 @@
+"""``deferrable=False`` runs the same waiting code in the worker (real Airflow, both versions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_k8s_jobs.testing import SimulatedCluster
+
+from .conftest import load_dag
+
+pytestmark = pytest.mark.e2e
+TEST_DAGS = Path(__file__).parent / "dags"
+
+
+def test_synchronous_mode_waits_in_the_worker(e2e_cluster: SimulatedCluster) -> None:
+    dag = load_dag(str(TEST_DAGS / "sync_mode_job.py"), "sync_mode_job")
+    dag_run = dag.test()
+    (ti,) = dag_run.get_task_instances()
+    assert str(ti.state) == "success"
+    assert ti.xcom_pull(task_ids="preprocess") == ["[1, 2, 3]"]
+    assert e2e_cluster.requests(verb="watch", resource="jobs") >= 1
+    assert e2e_cluster.requests(verb="get", resource="jobs") == 0
