@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["KubeJobOperator", "__version__"]
+__all__ = ["KubeCleanupOperator", "KubeJobOperator", "__version__"]
 
 if TYPE_CHECKING:
+    from .operators.cleanup import KubeCleanupOperator
     from .operators.jobs import KubeJobOperator
 
 
@@ -18,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from .operators.jobs import KubeJobOperator
 
         return KubeJobOperator
+    if name == "KubeCleanupOperator":
+        from .operators.cleanup import KubeCleanupOperator
+
+        return KubeCleanupOperator
     raise AttributeError(name)

@@ -35,6 +35,15 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": [
+                    "airflow_k8s_jobs.operators.jobs",
+                    "airflow_k8s_jobs.operators.cleanup",
+                ],
+            }
+        ],
         "hooks": [
             {
                 "integration-name": INTEGRATION_NAME,
