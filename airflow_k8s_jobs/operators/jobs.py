@@ -150,6 +150,12 @@ class KubeJobOperator(BaseOperator):
         self.delete_on_kill = delete_on_kill
         self.deferrable = deferrable
         self._target: JobTarget | None = None
+        # Rendering replaces a template file's name by its contents: keep the name for messages.
+        self._job_file = (
+            job.strip()
+            if isinstance(job, str) and job.strip().lower().endswith(tuple(self.template_ext))
+            else None
+        )
 
     # --- submit -----------------------------------------------------------------------------
 
@@ -175,7 +181,10 @@ class KubeJobOperator(BaseOperator):
         settings.check_namespace(namespace)
         manifest = None
         if self.job is not None:
-            manifest = load_manifest(self.job, where=f"task {self.task_id}")
+            where = f"task {self.task_id}"
+            if self._job_file is not None and self.job != self._job_file:
+                where += f", job file {self._job_file}"
+            manifest = load_manifest(self.job, where=where)
         spec = JobSpecRequest(
             image=self.image,
             cmds=self.cmds,
