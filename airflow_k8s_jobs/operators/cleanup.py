@@ -279,6 +279,8 @@ class KubeCleanupOperator(BaseOperator):
         instead of the cluster's clock; mainly for tests.
     :param max_attempts: attempts per request on transient errors (429, 5xx, dropped
         connections), with exponential backoff or the server's ``Retry-After``.
+    :param page_size: Jobs per LIST request (``limit``); the rest comes page by page with the
+        ``continue`` token, so a namespace with tens of thousands of Jobs is never read at once.
     """
 
     template_fields: Sequence[str] = ("namespaces", "label_selector")
@@ -299,6 +301,7 @@ class KubeCleanupOperator(BaseOperator):
         propagation_policy: str = "Background",
         clock: Callable[[], datetime] | None = None,
         max_attempts: int = 6,
+        page_size: int = PAGE_SIZE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -324,6 +327,8 @@ class KubeCleanupOperator(BaseOperator):
             raise InvalidInputError(f"{where}: max_deletions must be >= 0, got {max_deletions}.")
         if max_attempts < 1:
             raise InvalidInputError(f"{where}: max_attempts must be >= 1, got {max_attempts}.")
+        if page_size < 1:
+            raise InvalidInputError(f"{where}: page_size must be >= 1, got {page_size}.")
         if not only_managed and label_selector is None:
             raise InvalidInputError(
                 f"{where}: only_managed=False needs a label_selector saying which Jobs to clean "
@@ -341,6 +346,7 @@ class KubeCleanupOperator(BaseOperator):
         self.propagation_policy = propagation_policy
         self.clock = clock
         self.max_attempts = max_attempts
+        self.page_size = page_size
         # Test seams: the rate limiter's and the retries' notion of time.
         self._monotonic: Callable[[], float] = time.monotonic
         self._sleep: Callable[[float], None] = time.sleep
@@ -455,7 +461,7 @@ class KubeCleanupOperator(BaseOperator):
         base: datetime | None = None
         floor: datetime | None = None
         while True:
-            query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+            query: list[tuple[str, Any]] = [("limit", self.page_size)]
             if selector:
                 query.append(("labelSelector", selector))
             if token:
