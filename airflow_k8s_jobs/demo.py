@@ -1,266 +1,799 @@
-"""``python -m airflow_k8s_jobs.demo`` (what ``make demo`` runs).
+"""``python -m airflow_k8s_jobs.demo`` (what ``make demo`` runs): the example DAGs, for real.
 
-Starts a simulated cluster (a GKE-like cluster with a CPU pool and an autoscaled, tainted GPU
-pool), submits Jobs to it through the official ``kubernetes`` client exactly as a real cluster
-would be driven, follows them with a watch and prints what happened: pod waves, capacity
-waits and scale-ups, logs from every pod, and the API requests it took.
+Starts a simulated GKE-like cluster (a CPU pool, a GPU pool that scales from zero and is
+tainted like GKE's GPU nodes, Kueue with a LocalQueue ``team-a-queue`` in ``batch``), points an
+Airflow connection ``gke_batch`` at it, migrates a scratch Airflow database and runs every
+example DAG with ``airflow dags test <dag_id> <date>`` — the command you would run yourself —
+each in its own process, with its output in a log file. Then it prints what happened: the
+outcome of every DAG, the Jobs it created, what they waited for, their XComs, and the API
+requests the cluster served (watches versus GETs).
+
+Run from the root of the repository (``make demo``), or pass ``--dags-folder``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+import yaml
 
+from .manifests.names import DAG_ID, MAP_INDEX, TASK_ID, label_value
 from .testing import SimulatedCluster
 
 NAMESPACE = "batch"
+CONN_ID = "gke_batch"
+TEAM_QUEUE = "team-a-queue"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+REGISTRY = "europe-west1-docker.pkg.dev/my-project"
+"""Where the example DAGs' images come from (their behaviours match on it)."""
 
-DEMO_CLUSTER: dict[str, Any] = {
-    "timeScale": 0.02,
+EXAMPLES_CLUSTER: dict[str, Any] = {
+    "timeScale": 0.01,
     "namespaces": [NAMESPACE],
     "nodePools": [
         {
             "name": "default",
-            "nodes": 2,
-            "maxNodes": 2,
-            "capacity": {"cpu": "4", "memory": "16Gi"},
+            "nodes": 3,
+            "capacity": {"cpu": "8", "memory": "32Gi"},
             "labels": {"cloud.google.com/gke-nodepool": "default"},
         },
         {
             "name": "gpu",
             "nodes": 0,
             "maxNodes": 2,
-            "scaleUpSeconds": 90,
+            "scaleUpSeconds": 120,
             "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
             "labels": {
                 "cloud.google.com/gke-nodepool": "gpu",
-                "cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+                "cloud.google.com/gke-accelerator": "nvidia-l4",
             },
             "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
         },
     ],
+    "kueue": {
+        "resourceFlavors": [
+            {"name": "default", "nodeLabels": {"cloud.google.com/gke-nodepool": "default"}}
+        ],
+        "clusterQueues": [
+            {
+                "name": "team-a",
+                "namespaceSelector": {},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu", "memory"],
+                        "flavors": [
+                            {
+                                "name": "default",
+                                "resources": [
+                                    {"name": "cpu", "nominalQuota": "8"},
+                                    {"name": "memory", "nominalQuota": "32Gi"},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+        "localQueues": [{"namespace": NAMESPACE, "name": TEAM_QUEUE, "clusterQueue": "team-a"}],
+    },
     "behaviours": [
+        # gke_batch_job.py (the seed case)
         {
-            "match": {"image": "task-python:1.0", "args": "shard.py"},
-            "seconds": 20,
-            "stdout": "loading shard $(JOB_COMPLETION_INDEX)\nshard $(JOB_COMPLETION_INDEX) done",
-            "terminationMessage": '{"shard": $(JOB_COMPLETION_INDEX), "rows": 1000}',
-        },
-        {
-            "match": {"image": "task-python:1.0", "args": "broken.py"},
-            "seconds": 5,
-            "exitCode": 2,
-            "stdout": "reading input\nValueError: column 'ts' missing",
+            "match": {"image": "task-python:1.0", "args": "pre-task.py"},
+            "seconds": 30,
+            "stdout": "preprocessing\n[1, 2, 3]",
+            "terminationMessage": "[1, 2, 3]",
         },
         {
             "match": {"image": "task-python:1.0", "args": "train.py"},
-            "seconds": 120,
+            "seconds": 300,
             "stdout": "epoch 1/2\nepoch 2/2\nmodel saved",
+            "terminationMessage": '{"auc": 0.91}',
+        },
+        # indexed_fanout.py: shard 0 is the biggest, shard 5 hits a network error once.
+        {
+            "match": {
+                "image": f"{REGISTRY}/batch/events-preprocess:*",
+                "env": {"JOB_COMPLETION_INDEX": "5"},
+            },
+            "times": 1,
+            "seconds": 20,
+            "exitCode": 1,
+            "stdout": "shard 5: reading gs://my-project-raw/events\n"
+            "ConnectionResetError: [Errno 104] Connection reset by peer",
+        },
+        {
+            "match": {
+                "image": f"{REGISTRY}/batch/events-preprocess:*",
+                "env": {"JOB_COMPLETION_INDEX": "0"},
+            },
+            "seconds": 240,
+            "stdout": "shard 0: 250000 rows in\nshard 0: 249310 rows out",
+            "terminationMessage": '{"shard": 0, "rows_in": 250000, "rows_out": 249310}',
+        },
+        {
+            "match": {"image": f"{REGISTRY}/batch/events-preprocess:*"},
+            "seconds": 60,
+            "stdout": "shard $(JOB_COMPLETION_INDEX): 125000 rows in\n"
+            "shard $(JOB_COMPLETION_INDEX): 124800 rows out",
+            "terminationMessage": '{"shard": $(JOB_COMPLETION_INDEX), "rows_in": 125000, '
+            '"rows_out": 124800}',
+        },
+        # dynamic_mapping.py: one export per region.
+        *(
+            {
+                "match": {
+                    "image": f"{REGISTRY}/batch/region-export:*",
+                    "args": f"--region {region}",
+                },
+                "seconds": seconds,
+                "stdout": f"exporting {region}\n{rows} rows written",
+                "terminationMessage": json.dumps({"region": region, "rows": rows}),
+            }
+            for region, seconds, rows in (
+                ("europe-west1", 90, 48210),
+                ("us-central1", 150, 77002),
+                ("asia-northeast1", 45, 12954),
+            )
+        ),
+        # gpu_scale_up.py
+        {
+            "match": {"image": f"{REGISTRY}/ml/ranker-train:*"},
+            "seconds": 600,
+            "stdout": "loading features\nepoch 1/3 loss=0.61\nepoch 2/3 loss=0.47\n"
+            "epoch 3/3 loss=0.41\ncheckpoint written",
+            "terminationMessage": '{"eval_loss": 0.412, '
+            '"checkpoint": "$(CHECKPOINT_BUCKET)/$(RUN_DATE)/"}',
+        },
+        # kueue_queued.py
+        {
+            "match": {"image": f"{REGISTRY}/batch/feature-backfill:*"},
+            "seconds": 180,
+            "stdout": "backfilling user_daily\ndone",
+            "terminationMessage": '{"rows": 1250000}',
         },
     ],
 }
+"""The simulated cluster the example DAGs run against (the e2e tests use it too)."""
+
+DAG_TIMEOUT = 300.0
+"""Wall seconds one ``airflow dags test`` may take before the demo stops it."""
+
+_print_lock = threading.Lock()
 
 
-def demo_job(
-    name: str,
-    script: str,
-    resources: dict[str, Any] | None = None,
-    pod_spec: dict[str, Any] | None = None,
-    **spec: Any,
-) -> dict[str, Any]:
-    """A Job running ``python <script>`` in the demo image, with a TTL so it cleans up."""
-    container: dict[str, Any] = {
-        "name": "main",
-        "image": "task-python:1.0",
-        "command": ["python"],
-        "args": [script],
+def say(*parts: Any) -> None:
+    with _print_lock:
+        print(*parts, flush=True)
+
+
+# --- which DAGs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExampleDag:
+    dag_id: str
+    file: Path
+
+    @property
+    def cleans_up(self) -> bool:
+        """Cleanup DAGs run last, once the other DAGs' Jobs have finished."""
+        return "cleanup" in self.dag_id
+
+
+def dag_ids_in(path: Path) -> list[str]:
+    """The literal ``dag_id=`` values of ``DAG(...)`` / ``@dag(...)`` in a DAG file."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError):
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name not in ("DAG", "dag"):
+            continue
+        for keyword in node.keywords:
+            if (
+                keyword.arg == "dag_id"
+                and isinstance(keyword.value, ast.Constant)
+                and isinstance(keyword.value.value, str)
+            ):
+                found.append(keyword.value.value)
+    return found
+
+
+FIRST = ("gpu_scale_up", "indexed_fanout", "kueue_queued", "dynamic_mapping", "gke_batch_job")
+"""Run order: ``gpu_scale_up`` first, so that it is the one that finds the GPU pool at 0 nodes."""
+
+
+def find_dags(folder: Path) -> list[ExampleDag]:
+    dags = [
+        ExampleDag(dag_id, path)
+        for path in sorted(folder.glob("*.py"))
+        for dag_id in dag_ids_in(path)
+    ]
+    order = {dag_id: i for i, dag_id in enumerate(FIRST)}
+    return sorted(dags, key=lambda d: (d.cleans_up, order.get(d.dag_id, len(FIRST)), d.dag_id))
+
+
+# --- Airflow ---------------------------------------------------------------------------------
+
+
+def airflow_env(home: Path, dags_folder: Path, kubeconfig: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    connection = {
+        "conn_type": "kubernetes_jobs",
+        "description": "the demo's simulated GKE cluster",
+        "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
     }
-    if resources:
-        container["resources"] = resources
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(connection),
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    return env
+
+
+def airflow_command(*args: str) -> list[str]:
+    """``airflow <args>`` with this interpreter (the same virtualenv as the demo)."""
+    return [sys.executable, "-m", "airflow", *args]
+
+
+def run_logged(command: list[str], env: dict[str, str], log: Path, timeout: float) -> int:
+    with log.open("w") as out:
+        out.write("$ " + " ".join(command[2:] if command[1:2] == ["-m"] else command) + "\n")
+        out.flush()
+        try:
+            return subprocess.run(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+        except subprocess.TimeoutExpired:
+            out.write(f"\n(stopped by the demo after {timeout:.0f}s)\n")
+            return -1
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", "replace")
+    for _ in range(2):  # Airflow 3 may store a JSON document as a JSON string
+        if not isinstance(value, str):
+            break
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
+    return value
+
+
+def read_run(database: Path, dag_id: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The DAG run's state, its task states and its ``return_value`` XComs, from the database."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
+        state = str(rows[-1][0]) if rows else "no run"
+        tasks: dict[str, str] = {}
+        for task_id, map_index, ti_state in db.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? "
+            "ORDER BY task_id, map_index",
+            (dag_id,),
+        ):
+            tasks[task_id if map_index < 0 else f"{task_id}[{map_index}]"] = str(ti_state)
+        xcoms: dict[str, Any] = {}
+        for task_id, map_index, value in db.execute(
+            "SELECT task_id, map_index, value FROM xcom WHERE dag_id = ? AND key = ? "
+            "ORDER BY task_id, map_index",
+            (dag_id, "return_value"),
+        ):
+            xcoms[task_id if map_index < 0 else f"{task_id}[{map_index}]"] = _decode(value)
+    return state, tasks, xcoms
+
+
+# --- what the cluster saw --------------------------------------------------------------------
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
+
+
+def _short(value: Any, limit: int = 150) -> str:
+    """A value for one line: long lists show their first and last items."""
+    text = json.dumps(value)
+    if len(text) > limit and isinstance(value, dict):  # the numbers and flags, then
+        text = json.dumps({k: v for k, v in value.items() if isinstance(v, int | float)})
+    if len(text) > limit and isinstance(value, list) and len(value) > 2:
+        first, last = json.dumps(value[0]), json.dumps(value[-1])
+        text = f"[{first}, ... {len(value) - 2} more ..., {last}]"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return None
+
+
+def jobs_of(cluster: SimulatedCluster, dag_id: str) -> list[dict[str, Any]]:
+    jobs = cluster.list("jobs", NAMESPACE, {DAG_ID: label_value(dag_id)})
+    return sorted(
+        jobs,
+        key=lambda j: (
+            j["metadata"]["labels"].get(TASK_ID, ""),
+            int(j["metadata"]["labels"].get(MAP_INDEX, "-1")),
+            j["metadata"]["name"],
+        ),
+    )
+
+
+def job_facts(cluster: SimulatedCluster, job: dict[str, Any]) -> list[str]:
+    """What is worth telling about one Job: pods, retries, capacity waits, Kueue admission."""
+    meta, spec, status = job["metadata"], job["spec"], job.get("status") or {}
+    labels = meta.get("labels") or {}
+    task = labels.get(TASK_ID, meta["name"])
+    if labels.get(MAP_INDEX, "-1") != "-1":
+        task += f"[{labels[MAP_INDEX]}]"
+    pods = cluster.list("pods", NAMESPACE, {JOB_NAME_LABEL: meta["name"]})
+    failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+    facts = []
+    shape = f"{len(pods)} pod(s)"
+    if spec.get("completionMode") == "Indexed":
+        shape = (
+            f"Indexed Job, {status.get('succeeded', 0)}/{spec.get('completions')} indexes "
+            f"succeeded, {spec.get('parallelism')} at a time, {len(pods)} pods"
+        )
+    if failed:
+        indexes = sorted(
+            (p["metadata"].get("annotations") or {}).get(
+                "batch.kubernetes.io/job-completion-index", "?"
+            )
+            for p in failed
+        )
+        where = f" (index {', '.join(indexes)})" if spec.get("completionMode") == "Indexed" else ""
+        shape += f"; {len(failed)} failed pod(s) retried by Kubernetes{where}"
+    if len(pods) != 1 or failed or spec.get("completionMode") == "Indexed":
+        facts.append(f"{task}: {shape}")
+    for pod in pods:  # the first pod that had to wait for a node tells the story
+        name = pod["metadata"]["name"]
+        unschedulable = cluster.events(NAMESPACE, name, "FailedScheduling")
+        if not unschedulable:
+            continue
+        scale_ups = cluster.events(NAMESPACE, name, "TriggeredScaleUp")
+        created = _parse_time(pod["metadata"].get("creationTimestamp"))
+        started = _parse_time((pod.get("status") or {}).get("startTime"))
+        waited = _duration((started - created).total_seconds()) if created and started else "?"
+        why = (scale_ups or unschedulable)[0].get("message")
+        node = (pod.get("spec") or {}).get("nodeName") or "no node"
+        facts.append(f"{task}: waited {waited} (simulated) for a node: {why}; ran on {node}")
+        break
+    if labels.get(QUEUE_LABEL):
+        workloads = cluster.list("workloads", NAMESPACE, {KUEUE_JOB_UID_LABEL: meta["uid"]})
+        for workload in workloads:
+            admitted = _condition(workload, "Admitted")
+            reserved = _condition(workload, "QuotaReserved")
+            if admitted and admitted.get("status") == "True":
+                created = _parse_time(workload["metadata"].get("creationTimestamp"))
+                at = _parse_time((reserved or admitted).get("lastTransitionTime"))
+                queue = ((workload.get("status") or {}).get("admission") or {}).get(
+                    "clusterQueue", "?"
+                )
+                waited = _duration((at - created).total_seconds()) if created and at else "?"
+                pending = cluster.events(NAMESPACE, workload["metadata"]["name"], "Pending")
+                why = f" ({pending[0].get('message')})" if pending else ""
+                facts.append(
+                    f"{task}: Kueue Workload {workload['metadata']['name']} in "
+                    f"{labels[QUEUE_LABEL]} admitted by ClusterQueue {queue} after "
+                    f"{waited} (simulated){why}"
+                )
+            else:
+                facts.append(
+                    f"{task}: Kueue Workload {workload['metadata']['name']} not admitted: "
+                    f"{(reserved or {}).get('message')}"
+                )
+    return facts
+
+
+# --- a queue that is full ------------------------------------------------------------------
+
+QUOTA_HOLDER = "team-a-nightly-reindex"
+BEHAVIOUR_ANNOTATION = "sim.airflow-k8s-jobs/behaviour"
+
+
+def quota_holder_job(cpu: str = "6") -> dict[str, Any]:
+    """Another Job of team A, queued in the same LocalQueue, that runs until it is deleted."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "labels": {"app": "demo"}},
+        "metadata": {
+            "name": QUOTA_HOLDER,
+            "namespace": NAMESPACE,
+            "labels": {QUEUE_LABEL: TEAM_QUEUE, "app": "nightly-reindex"},
+        },
         "spec": {
-            "ttlSecondsAfterFinished": 3600,
-            **spec,
+            "backoffLimit": 0,
             "template": {
-                "spec": {"restartPolicy": "Never", **(pod_spec or {}), "containers": [container]}
+                "metadata": {
+                    "annotations": {BEHAVIOUR_ANNOTATION: json.dumps({"seconds": 30 * 86400})}
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": f"{REGISTRY}/batch/reindex:1.0",
+                            "resources": {"requests": {"cpu": cpu, "memory": "8Gi"}},
+                        }
+                    ],
+                },
             },
         },
     }
 
 
-def indexed_job() -> dict[str, Any]:
-    return demo_job(
-        "shards",
-        "shard.py",
-        resources={"requests": {"cpu": "1", "memory": "1Gi"}},
-        completions=4,
-        parallelism=2,
-        completionMode="Indexed",
-        backoffLimit=2,
-    )
+class QuotaHolder:
+    """Fills most of team A's CPU quota with another Job before a DAG runs, so that the DAG's
+    queued Job waits in the LocalQueue; deletes that Job once the DAG's Workload has been
+    pending for ``hold`` simulated seconds, which frees the quota and lets Kueue admit it.
 
+    Use as a context manager around the DAG run; leaving it always frees the quota.
+    """
 
-def gpu_job() -> dict[str, Any]:
-    pool_is_gpu = {"key": "cloud.google.com/gke-nodepool", "operator": "In", "values": ["gpu"]}
-    affinity = {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [pool_is_gpu]}]
-            }
-        }
-    }
-    toleration = {
-        "key": "nvidia.com/gpu",
-        "operator": "Equal",
-        "value": "present",
-        "effect": "NoSchedule",
-    }
-    return demo_job(
-        "train-gpu",
-        "train.py",
-        resources={"limits": {"nvidia.com/gpu": "1"}},
-        pod_spec={"affinity": affinity, "tolerations": [toleration]},
-        backoffLimit=1,
-    )
+    def __init__(
+        self,
+        cluster: SimulatedCluster,
+        dag_id: str,
+        hold: float = 180.0,
+        timeout: float = DAG_TIMEOUT,
+    ) -> None:
+        self.cluster = cluster
+        self.dag_id = dag_id
+        self.hold = hold
+        self.timeout = timeout
+        self.waited: float | None = None
+        """Simulated seconds the DAG's Workload was seen pending before the quota was freed."""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._released = False
+        self._thread = threading.Thread(target=self._run, name="quota-holder", daemon=True)
 
-
-def failing_job() -> dict[str, Any]:
-    return demo_job("broken", "broken.py", backoffLimit=1)
-
-
-EXPECTED = {"shards": "Complete", "train-gpu": "Complete", "broken": "Failed"}
-
-
-def _finished(job: Any) -> str | None:
-    for condition in job.status.conditions or []:
-        if condition.type in ("Complete", "Failed") and condition.status == "True":
-            return str(condition.type)
-    return None
-
-
-SHOWN_EVENTS = (
-    "FailedScheduling",
-    "TriggeredScaleUp",
-    "NotTriggerScaleUp",
-    "Scheduled",
-    "SuccessfulCreate",
-    "Completed",
-    "BackoffLimitExceeded",
-    "DeadlineExceeded",
-)
-
-
-def follow(
-    batch: client.BatchV1Api,
-    core: client.CoreV1Api,
-    name: str,
-    resource_version: str,
-    started: float,
-    deadline_seconds: float = 60.0,
-) -> str:
-    """Follow one Job by watching the namespace's events until the Job finishes."""
-    last_line = ""
-    deadline = time.monotonic() + deadline_seconds
-    outcome = None
-    stream = watch.Watch()
-    while outcome is None and time.monotonic() < deadline:
-        for event in stream.stream(
-            core.list_namespaced_event,
-            NAMESPACE,
-            resource_version=resource_version,
-            timeout_seconds=5,
-        ):
-            ev = event["object"]
-            resource_version = ev.metadata.resource_version
-            involved = ev.involved_object.name or ""
-            if not involved.startswith(name):
-                continue
-            if ev.reason in SHOWN_EVENTS and event["type"] == "ADDED":
-                print(
-                    f"  [{time.monotonic() - started:5.1f}s] {ev.reason}: {involved}: {ev.message}"
-                )
-            status = batch.read_namespaced_job_status(name, NAMESPACE).status
-            line = (
-                f"active={status.active or 0} succeeded={status.succeeded or 0} "
-                f"failed={status.failed or 0}"
-            )
-            if line != last_line:
-                print(f"  [{time.monotonic() - started:5.1f}s] job/{name}: {line}")
-                last_line = line
-            outcome = _finished(batch.read_namespaced_job_status(name, NAMESPACE))
-            if outcome or time.monotonic() > deadline:
-                stream.stop()
-                break
-    for condition in batch.read_namespaced_job_status(name, NAMESPACE).status.conditions or []:
-        if condition.status == "True":
-            print(f"  condition {condition.type}: {condition.reason}: {condition.message}")
-    return outcome or "still running"
-
-
-def print_logs(core: client.CoreV1Api, job_name: str) -> None:
-    pods = core.list_namespaced_pod(
-        NAMESPACE, label_selector=f"batch.kubernetes.io/job-name={job_name}"
-    ).items
-    for pod in sorted(pods, key=lambda p: p.metadata.name):
-        index = (pod.metadata.annotations or {}).get("batch.kubernetes.io/job-completion-index")
-        prefix = f"{pod.metadata.name}" + (f" [index {index}]" if index is not None else "")
-        # Read raw bytes: kubernetes 36.0.x returns a bytes repr from read_namespaced_pod_log
-        # (kubernetes-client/python#2596).
-        response = core.read_namespaced_pod_log(
-            pod.metadata.name, NAMESPACE, _preload_content=False
+    def __enter__(self) -> QuotaHolder:
+        self.cluster.create(quota_holder_job())
+        self.cluster.wait_for(
+            lambda: any(
+                (_condition(w, "Admitted") or {}).get("status") == "True"
+                for w in self.cluster.list("workloads", NAMESPACE)
+            ),
+            timeout=30,
+            message=f"Kueue to admit {QUOTA_HOLDER}",
         )
-        text = response.data.decode()
-        message = ""
-        for status in pod.status.container_statuses or []:
-            if status.state.terminated and status.state.terminated.message:
-                message = f"  (termination message: {status.state.terminated.message})"
-        print(f"  {prefix}: {pod.status.phase}{message}")
-        for line in text.splitlines():
-            print(f"    | {line}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.release()
+
+    def pending_workload(self) -> dict[str, Any] | None:
+        """The DAG's Workload while Kueue keeps it waiting for quota."""
+        for job in jobs_of(self.cluster, self.dag_id):
+            uid = job["metadata"]["uid"]
+            for workload in self.cluster.list("workloads", NAMESPACE, {KUEUE_JOB_UID_LABEL: uid}):
+                reserved = _condition(workload, "QuotaReserved") or {}
+                if reserved.get("status") == "False" and reserved.get("reason") == "Pending":
+                    return workload
+        return None
+
+    def _run(self) -> None:
+        try:
+            self.cluster.wait_for(
+                lambda: self._stop.is_set() or self.pending_workload(),
+                timeout=self.timeout,
+                interval=0.05,
+                message=f"a pending Workload of {self.dag_id}",
+            )
+            since = self.cluster.now()
+            self.cluster.wait_for(
+                lambda: self._stop.is_set() or self.cluster.now() >= since + self.hold,
+                timeout=self.hold * self.cluster.config.time_scale + 30,
+                interval=0.05,
+                message=f"{self.hold:.0f} simulated seconds",
+            )
+            if not self._stop.is_set():
+                self.waited = self.cluster.now() - since
+        except TimeoutError:
+            pass
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        if self.cluster.get("jobs", NAMESPACE, QUOTA_HOLDER) is not None:
+            self.cluster.delete("jobs", NAMESPACE, QUOTA_HOLDER, propagation="Background")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--workdir", default=".demo", help="where the kubeconfig is written")
+# --- one DAG ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DagResult:
+    dag: ExampleDag
+    returncode: int
+    seconds: float
+    log: Path
+    state: str = "unknown"
+    tasks: dict[str, str] = field(default_factory=dict)
+    xcoms: dict[str, Any] = field(default_factory=dict)
+    jobs: list[str] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return (
+            self.returncode == 0
+            and self.state == "success"
+            and all(state in ("success", "skipped") for state in self.tasks.values())
+        )
+
+
+def run_dag(
+    dag: ExampleDag,
+    cluster: SimulatedCluster,
+    home: Path,
+    env: dict[str, str],
+    logical_date: str,
+    timeout: float,
+) -> DagResult:
+    """``airflow dags test <dag_id> <date>`` with a database of its own, so DAGs run at once."""
+    database = home / "databases" / f"{dag.dag_id}.db"
+    shutil.copyfile(home / "airflow.db", database)
+    env = {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}"}
+    log = home.parent / "logs" / f"{dag.dag_id}.log"
+    jobs_before = {j["metadata"]["uid"] for j in cluster.list("jobs", NAMESPACE)}
+    say(f"  started  airflow dags test {dag.dag_id} {logical_date}")
+    started = time.monotonic()
+    command = airflow_command("dags", "test", dag.dag_id, logical_date)
+    holder = None
+    if dag.dag_id == "kueue_queued":  # show it waiting in a full queue
+        with QuotaHolder(cluster, dag.dag_id, timeout=timeout) as holder:
+            code = run_logged(command, env, log, timeout)
+    else:
+        code = run_logged(command, env, log, timeout)
+    result = DagResult(dag, code, time.monotonic() - started, log)
+    try:
+        result.state, result.tasks, result.xcoms = read_run(database, dag.dag_id)
+    except sqlite3.Error as exc:
+        result.state = f"unreadable database: {exc}"
+    jobs = jobs_of(cluster, dag.dag_id)
+    result.jobs = [j["metadata"]["name"] for j in jobs]
+    for job in jobs:
+        result.facts += job_facts(cluster, job)
+    if holder is not None and holder.waited is not None:
+        result.facts.append(
+            f"another Job of team A ({QUOTA_HOLDER}, 6 CPUs) held the queue's quota; the demo "
+            f"deleted it after the DAG's Job had queued for {_duration(holder.waited)} (simulated)"
+        )
+    if dag.cleans_up:
+        jobs_after = {j["metadata"]["uid"] for j in cluster.list("jobs", NAMESPACE)}
+        result.facts.append(
+            f"Jobs in namespace {NAMESPACE}: {len(jobs_before)} before, {len(jobs_after)} after "
+            f"({len(jobs_before - jobs_after)} deleted)"
+        )
+    for task, value in result.xcoms.items():
+        result.facts.append(f"XCom {task}: {_short(value)}")
+    mark = "ok    " if result.succeeded else "FAILED"
+    say(f"  {mark}   {dag.dag_id}: {result.state} in {result.seconds:.1f}s (log: {log})")
+    return result
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+def request_summary(counters: dict[str, int]) -> list[str]:
+    by_verb: dict[str, Counter[str]] = {}
+    for key, count in counters.items():
+        verb, _, resource = key.partition(" ")
+        by_verb.setdefault(verb, Counter())[resource] += count
+    lines = []
+    for verb in ("watch", "get", "list", "create", "delete", "patch", "update"):
+        resources = by_verb.get(verb)
+        if not resources:
+            continue
+        detail = ", ".join(f"{r} {n}" for r, n in sorted(resources.items()))
+        lines.append(f"  {verb:<7} {sum(resources.values()):>4}  ({detail})")
+    return lines
+
+
+def print_summary(results: list[DagResult], counters: dict[str, int], seconds: float) -> None:
+    width = max([len(r.dag.dag_id) for r in results] + [3])
+    say()
+    say("=" * 100)
+    say(f"{'DAG':<{width}}  {'OUTCOME':<8}  {'TIME':>6}  JOBS")
+    for r in results:
+        outcome = "success" if r.succeeded else "FAILED"
+        jobs = ", ".join(r.jobs) if r.jobs else "-"
+        say(f"{r.dag.dag_id:<{width}}  {outcome:<8}  {r.seconds:>5.1f}s  {len(r.jobs)}: {jobs}")
+        if not r.succeeded:
+            failed = {t: s for t, s in r.tasks.items() if s != "success"}
+            say(f"    run {r.state}, exit code {r.returncode}; tasks {failed}; see {r.log}")
+        for fact in r.facts:
+            say(f"    - {fact}")
+    say("=" * 100)
+    total = sum(len(r.jobs) for r in results)
+    say(f"API requests the simulated cluster served for {total} Jobs (by verb):")
+    for line in request_summary(counters):
+        say(line)
+    gets = {k: n for k, n in counters.items() if k.startswith("get ")}
+    say(
+        "  Tasks waited on watches, never by polling: no GET of a Job or pod while waiting"
+        + ("" if set(gets) <= {"get pods/log"} else f" (but: {gets})")
+        + ";\n  each pod's log is read once at the end. `airflow dags test` runs every "
+        "trigger in an event loop of its own,\n  so each waiting task opened its own watches; "
+        "in a triggerer, all triggers share one watch\n  per (cluster, namespace, kind). "
+        "Each Job is created twice: a dry run validates it first."
+    )
+    ok = all(r.succeeded for r in results)
+    passed = sum(r.succeeded for r in results)
+    say(
+        f"\ndemo {'succeeded' if ok else 'FAILED'}: {passed}/{len(results)} DAGs succeeded "
+        f"in {seconds:.0f}s"
+    )
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def default_dags_folder() -> Path:
+    return Path.cwd() / "example_dags"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_k8s_jobs.demo",
+        description="Run the example DAGs with real Airflow against a simulated GKE cluster.",
+    )
+    parser.add_argument(
+        "--workdir",
+        default=".demo",
+        help="scratch folder: AIRFLOW_HOME, kubeconfig, one log per DAG (default: .demo)",
+    )
+    parser.add_argument(
+        "--dags-folder",
+        type=Path,
+        help="the DAGs to run (default: ./example_dags, i.e. run from the repository root)",
+    )
+    parser.add_argument(
+        "--dag", action="append", dest="dags", metavar="DAG_ID", help="run only these DAGs"
+    )
+    parser.add_argument(
+        "--date",
+        default=(datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat(),
+        help="logical date of the runs (default: yesterday)",
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=3, help="DAGs run at the same time (default: 3)"
+    )
+    parser.add_argument("--timeout", type=float, default=DAG_TIMEOUT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     started = time.monotonic()
-    with SimulatedCluster(DEMO_CLUSTER) as cluster:
-        kubeconfig = cluster.write_kubeconfig(Path(args.workdir) / "kubeconfig.yaml")
+
+    dags_folder = (args.dags_folder or default_dags_folder()).resolve()
+    if not dags_folder.is_dir():
         print(
-            f"simulated cluster at {cluster.url} (kubeconfig: {kubeconfig}); "
-            f"1 simulated minute = {60 * cluster.config.time_scale:.1f}s"
+            f"error: no DAGs folder {dags_folder}; run from the repository root or pass "
+            "--dags-folder",
+            file=sys.stderr,
         )
-        config.load_kube_config(str(kubeconfig))
-        core, batch = client.CoreV1Api(), client.BatchV1Api()
-        nodes = core.list_node().items
-        print(f"nodes: {', '.join(n.metadata.name for n in nodes)}")
-        results = {}
-        for manifest in (indexed_job(), gpu_job(), failing_job()):
-            name = manifest["metadata"]["name"]
-            print(f"\n== job/{name}: submitting to namespace {NAMESPACE}")
-            since = core.list_namespaced_event(NAMESPACE, limit=1).metadata.resource_version
-            batch.create_namespaced_job(NAMESPACE, manifest)
-            results[name] = follow(batch, core, name, since, started)
-            print(f"  outcome: {results[name]}")
-            print_logs(core, name)
-        print("\nnodes now:", ", ".join(n.metadata.name for n in core.list_node().items))
-        print(
-            "API requests:", ", ".join(f"{k}={v}" for k, v in cluster.counters.snapshot().items())
+        return 2
+    dags = find_dags(dags_folder)
+    if args.dags:
+        unknown = set(args.dags) - {d.dag_id for d in dags}
+        if unknown:
+            print(f"error: no DAG {sorted(unknown)} in {dags_folder}", file=sys.stderr)
+            return 2
+        dags = [d for d in dags if d.dag_id in args.dags]
+    if not dags:
+        print(f"error: no DAGs in {dags_folder}", file=sys.stderr)
+        return 2
+    try:
+        date.fromisoformat(args.date)
+    except ValueError:
+        parser.error(f"--date must be YYYY-MM-DD, got {args.date!r}")
+
+    workdir = Path(args.workdir).resolve()
+    home = workdir / "airflow"
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(workdir / "logs", ignore_errors=True)
+    (home / "databases").mkdir(parents=True)
+    (workdir / "logs").mkdir(parents=True)
+    (workdir / "cluster.yaml").write_text(yaml.safe_dump(EXAMPLES_CLUSTER, sort_keys=False))
+
+    # The cluster's own warnings (e.g. a client that went away mid-answer) go to a file.
+    cluster_log = logging.FileHandler(workdir / "logs" / "cluster.log")
+    cluster_log.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(cluster_log)
+    try:
+        return run_all(args, dags, dags_folder, workdir, home, started)
+    finally:
+        logging.getLogger().removeHandler(cluster_log)
+        cluster_log.close()
+
+
+def run_all(
+    args: argparse.Namespace,
+    dags: list[ExampleDag],
+    dags_folder: Path,
+    workdir: Path,
+    home: Path,
+    started: float,
+) -> int:
+    with SimulatedCluster(EXAMPLES_CLUSTER) as cluster:
+        kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig.yaml", namespace=NAMESPACE)
+        scale = cluster.config.time_scale
+        say(
+            f"simulated cluster at {cluster.url}: pools default (3 nodes) and gpu (0-2 nodes, "
+            f"tainted nvidia.com/gpu), Kueue queue {NAMESPACE}/{TEAM_QUEUE}; "
+            f"1 simulated minute = {60 * scale:.1f}s"
         )
-    ok = results == EXPECTED
-    print(
-        f"\ndemo {'succeeded' if ok else 'FAILED'} (expected {EXPECTED}): "
-        + ", ".join(f"{k}={v}" for k, v in results.items())
-    )
-    return 0 if ok else 1
+        say(f"  kubeconfig {kubeconfig}, configuration {workdir / 'cluster.yaml'}")
+        env = airflow_env(home, dags_folder, kubeconfig)
+        say(f"AIRFLOW_HOME={home}  AIRFLOW__CORE__DAGS_FOLDER={dags_folder}")
+        say(f"AIRFLOW_CONN_{CONN_ID.upper()}={env[f'AIRFLOW_CONN_{CONN_ID.upper()}']}")
+        say("airflow db migrate")
+        migrate_log = workdir / "logs" / "db-migrate.log"
+        if run_logged(airflow_command("db", "migrate"), env, migrate_log, 300) != 0:
+            print(f"error: airflow db migrate failed; see {migrate_log}", file=sys.stderr)
+            return 1
+        say(f"running {len(dags)} DAGs ({', '.join(d.dag_id for d in dags)}):")
+        results: list[DagResult] = []
+        first = [d for d in dags if not d.cleans_up]
+        last = [d for d in dags if d.cleans_up]
+        with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+            results += pool.map(
+                lambda d: run_dag(d, cluster, home, env, args.date, args.timeout), first
+            )
+        for dag in last:  # after the others: their Jobs are finished by now
+            results.append(run_dag(dag, cluster, home, env, args.date, args.timeout))
+        counters = cluster.counters.snapshot()
+    print_summary(results, counters, time.monotonic() - started)
+    return 0 if all(r.succeeded for r in results) else 1
 
 
 if __name__ == "__main__":
