@@ -98,21 +98,32 @@ class KubeJobTrigger(BaseTrigger):
             await self.delete_job()
 
     async def cleanup(self) -> None:
-        """Airflow < 3.3: delete on a kill, but not when the triggerer merely restarts."""
+        """Airflow < 3.3: delete on a kill, but not when the triggerer merely restarts.
+
+        The triggerer calls this whenever the trigger stops. The Job is kept while the try this
+        trigger waits for goes on (still deferred, or resuming from an event another triggerer
+        fired); it is deleted once that try is over: marked failed or successful, timed out,
+        or cleared (state None, or already scheduled again as the next try).
+        """
         if AIRFLOW_V_3_3_PLUS or self._fired or not self.delete_on_kill:
             return
+        if self.task_instance is None:
+            return
         try:
-            state = await self._task_state()
+            state, try_number = await self._task_state()
         except Exception as exc:
             self.log.warning("Cannot tell whether the task was killed (%s); keeping the Job.", exc)
             return
-        if state is not None and str(state) != "deferred":
-            await self.delete_job()
+        same_try = try_number is None or try_number == self.task_instance.try_number
+        if same_try and str(state) in _TRY_GOES_ON:
+            return
+        await self.delete_job()
 
-    async def _task_state(self) -> Any:
+    async def _task_state(self) -> tuple[Any, int | None]:
+        """The task instance's state in the database, and its try number when known."""
         ti = self.task_instance
         if ti is None:
-            return None
+            raise RuntimeError("the trigger was given no task instance")
         if AIRFLOW_V_3_0_PLUS:
             from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
@@ -123,15 +134,15 @@ class KubeJobTrigger(BaseTrigger):
                 map_index=ti.map_index,
             )
             key = f"{ti.task_id}_{ti.map_index}" if ti.map_index >= 0 else ti.task_id
-            return states[ti.run_id][key]
+            return states[ti.run_id][key], None
 
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
 
-        def read_state() -> Any:
+        def read_state() -> tuple[Any, int | None]:
             with create_session() as session:
                 row = (
-                    session.query(TaskInstance.state)
+                    session.query(TaskInstance.state, TaskInstance.try_number)
                     .filter(
                         TaskInstance.dag_id == ti.dag_id,
                         TaskInstance.task_id == ti.task_id,
@@ -140,6 +151,10 @@ class KubeJobTrigger(BaseTrigger):
                     )
                     .one_or_none()
                 )
-                return row[0] if row else None
+                return (row[0], row[1]) if row else (None, None)
 
         return await sync_to_async(read_state)()
+
+
+_TRY_GOES_ON = frozenset({"deferred", "scheduled", "queued", "running"})
+"""States in which the try a trigger waits for is not over (it waits, or resumes)."""
