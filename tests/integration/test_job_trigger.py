@@ -1,0 +1,449 @@
+"""KubeJobTrigger against the simulated cluster, driven as Airflow's triggerer drives it.
+
+``triggerer_run`` below does what ``TriggerRunner.run_trigger`` does around a trigger (Airflow
+2.11 and 3.3): iterate ``run()``; on a cancellation whose message is the user-action marker
+(3.3+: mark failed / success, clear) call ``on_kill()``; always call ``cleanup()`` at the end.
+A triggerer shutting down cancels the task without a message.
+
+Time in the simulated cluster is frozen (``timeScale: 0``) and moves only by ``advance``, so a
+Job is provably still running while the tests look at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import kubernetes_asyncio
+import pytest
+
+from airflow_k8s_jobs._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, TriggerEvent
+from airflow_k8s_jobs.manifests.jobs import JobSpecRequest, build_job
+from airflow_k8s_jobs.manifests.names import TaskInstanceKey
+from airflow_k8s_jobs.testing import SimulatedCluster
+from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
+from airflow_k8s_jobs.watching import WatchHub
+
+CONN_ID = "sim_jobs"
+NAMESPACE = "batch"
+IMAGE = "trigger-test/work:1"
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+if AIRFLOW_V_3_3_PLUS:
+    from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG as USER_ACTION
+else:
+    USER_ACTION = "user-action"  # never sent before 3.3: on_kill() is not called there
+
+
+@pytest.fixture
+def simulated_cluster_config() -> dict[str, Any]:
+    return {
+        "timeScale": 0,
+        "namespaces": [NAMESPACE],
+        "nodePools": [
+            {
+                "name": "default",
+                "nodes": 4,
+                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+            }
+        ],
+        "behaviours": [{"match": {"image": IMAGE}, "seconds": 30, "stdout": "working"}],
+    }
+
+
+@pytest.fixture
+def conn(monkeypatch: pytest.MonkeyPatch, simulated_kubeconfig: Path) -> str:
+    extra = {"kubeconfig_path": str(simulated_kubeconfig), "namespace": NAMESPACE}
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps({"conn_type": "kubernetes_jobs", "extra": extra}),
+    )
+    return CONN_ID
+
+
+def create_job(cluster: SimulatedCluster, task: str) -> dict[str, Any]:
+    """The Job KubeJobOperator would create for a task instance try (created behind the API)."""
+    return create_jobs(cluster, [task])[0]
+
+
+def create_jobs(cluster: SimulatedCluster, tasks: list[str]) -> list[dict[str, Any]]:
+    manifests = [
+        build_job(
+            JobSpecRequest(image=IMAGE),
+            TaskInstanceKey("trigger_tests", task, "manual__2026-11-01", -1, 1),
+            NAMESPACE,
+            "simulated",
+        )
+        for task in tasks
+    ]
+    # One hop to the cluster's thread: the controllers catch up once, not after every Job.
+    return cluster.call(lambda: [cluster.create(m) for m in manifests])
+
+
+def trigger_for(job: dict[str, Any]) -> KubeJobTrigger:
+    return KubeJobTrigger(
+        cluster_conn_id=CONN_ID,
+        cluster_name="simulated",
+        namespace=NAMESPACE,
+        job_name=job["metadata"]["name"],
+        job_uid=job["metadata"]["uid"],
+        capacity_timeout=600.0,
+    )
+
+
+async def triggerer_run(trigger: KubeJobTrigger) -> TriggerEvent | None:
+    """What the triggerer's ``run_trigger`` does around one trigger."""
+    try:
+        async for event in trigger.run():
+            return event
+        return None
+    except asyncio.CancelledError as exc:
+        if exc.args and exc.args[0] == USER_ACTION:
+            await trigger.on_kill()
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            await trigger.cleanup()
+
+
+async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+def subscribers() -> int:
+    """Subscriptions of the running loop's watch hub (the waiting triggers)."""
+    informers = WatchHub.current().informers.values()
+    return min((len(i.subscribers) for i in informers), default=0)
+
+
+async def waiting(cluster: SimulatedCluster, count: int) -> None:
+    """Until ``count`` triggers wait on three synced informers (jobs, pods, events)."""
+    await until(lambda: subscribers() == count and cluster.open_watches >= 3, what="triggers")
+    for informer in WatchHub.current().informers.values():
+        await informer.wait_synced()
+
+
+async def advance(cluster: SimulatedCluster, seconds: float) -> None:
+    await asyncio.to_thread(cluster.advance, seconds)
+
+
+async def cancel(task: asyncio.Task[Any], msg: str | None = None) -> None:
+    task.cancel(msg)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+# --- the Airflow 2.11 task instance in the metadata database ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def deferred_task_instance() -> Any:
+    """A DagRun and a deferred TaskInstance (try 1) in Airflow 2.11's database."""
+    from airflow.models.dag import DAG
+    from airflow.operators.empty import EmptyOperator
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunType
+
+    dag = DAG(f"trigger_kill_{uuid.uuid4().hex[:8]}", schedule=None, start_date=START)
+    EmptyOperator(task_id="job", dag=dag)
+    with create_session() as session:
+        dag_run = dag.create_dagrun(
+            run_id="manual__2026-11-01",
+            run_type=DagRunType.MANUAL,
+            state=DagRunState.RUNNING,
+            execution_date=START,
+            data_interval=(START, START),
+            session=session,
+        )
+        ti = dag_run.get_task_instance("job", session=session)
+        ti.state = TaskInstanceState.DEFERRED
+        ti.try_number = 1
+        session.flush()
+        session.expunge(ti)
+    return ti
+
+
+def set_task_state(ti: Any, state: str | None, try_number: int = 1) -> None:
+    """What the UI / scheduler does to the row while the trigger runs."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(TaskInstance).filter(
+            TaskInstance.dag_id == ti.dag_id,
+            TaskInstance.run_id == ti.run_id,
+            TaskInstance.task_id == ti.task_id,
+        ).update({"state": state, "try_number": try_number}, synchronize_session=False)
+
+
+# --- kill while deferred ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS, reason="the triggerer calls on_kill() from Airflow 3.3 on"
+)
+async def test_user_kill_deletes_the_job_foreground(
+    simulated_cluster: SimulatedCluster, conn: str, aapi: Any
+) -> None:
+    job = create_job(simulated_cluster, "killed")
+    name = job["metadata"]["name"]
+    await advance(simulated_cluster, 1)
+    assert len(simulated_cluster.list("pods", NAMESPACE)) == 1
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def watch_job() -> None:
+        batch = kubernetes_asyncio.client.BatchV1Api(aapi)
+        w = kubernetes_asyncio.watch.Watch()
+        async for event in w.stream(
+            batch.list_namespaced_job, NAMESPACE, field_selector=f"metadata.name={name}"
+        ):
+            seen.append((event["type"], event["raw_object"]["metadata"]))
+            if event["type"] == "DELETED":
+                return
+
+    trigger = trigger_for(job)
+    task = asyncio.create_task(triggerer_run(trigger))
+    await waiting(simulated_cluster, 1)
+    watcher = asyncio.create_task(watch_job())
+    await until(lambda: simulated_cluster.open_watches >= 4, what="the test's own watch")
+
+    await cancel(task, USER_ACTION)  # mark failed / clear while deferred (Airflow 3.3+)
+
+    await asyncio.wait_for(watcher, 10)
+    assert simulated_cluster.get("jobs", NAMESPACE, name) is None
+    assert simulated_cluster.list("pods", NAMESPACE) == []
+    # Foreground: the Job first waited for its pods, with the foregroundDeletion finalizer.
+    assert any(
+        kind == "MODIFIED"
+        and meta.get("deletionTimestamp")
+        and "foregroundDeletion" in (meta.get("finalizers") or [])
+        for kind, meta in seen
+    ), seen
+    assert simulated_cluster.requests(verb="delete", resource="jobs") == 1
+
+
+async def test_on_kill_after_the_trigger_fired_deletes_nothing(
+    simulated_cluster: SimulatedCluster, conn: str
+) -> None:
+    job = create_job(simulated_cluster, "finished")
+    trigger = trigger_for(job)
+    task = asyncio.create_task(triggerer_run(trigger))
+    await waiting(simulated_cluster, 1)
+    await advance(simulated_cluster, 40)
+    event = await asyncio.wait_for(task, 10)
+    assert event is not None and event.payload["status"] == "success"
+    await trigger.on_kill()
+    await trigger.cleanup()
+    assert simulated_cluster.requests(verb="delete", resource="jobs") == 0
+    assert simulated_cluster.get("jobs", NAMESPACE, job["metadata"]["name"]) is not None
+
+
+@pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS,
+    reason="Airflow 2.11 path (task instance row in the metadata database); on 3.3 the "
+    "triggerer calls on_kill() instead, and the 3.0-3.2 path asks the task supervisor "
+    "(RuntimeTaskInstance.get_task_states), which does not run in-process",
+)
+@pytest.mark.parametrize(
+    ("situation", "state", "try_number", "deleted"),
+    [
+        ("triggerer restart: still deferred", "deferred", 1, False),
+        ("fired by another triggerer, resuming", "scheduled", 1, False),
+        ("marked failed", "failed", 1, True),
+        ("marked success", "success", 1, True),
+        ("cleared", None, 1, True),
+        ("cleared and already scheduled as try 2", "scheduled", 2, True),
+    ],
+)
+async def test_cleanup_on_airflow_2_deletes_only_when_the_try_is_over(
+    simulated_cluster: SimulatedCluster,
+    conn: str,
+    airflow_db: None,
+    situation: str,
+    state: str | None,
+    try_number: int,
+    deleted: bool,
+) -> None:
+    job = create_job(simulated_cluster, "cleanup")
+    name = job["metadata"]["name"]
+    trigger = trigger_for(job)
+    trigger.task_instance = deferred_task_instance()
+    task = asyncio.create_task(triggerer_run(trigger))
+    await waiting(simulated_cluster, 1)
+
+    set_task_state(trigger.task_instance, state, try_number)
+    await cancel(task)  # the triggerer cancels the trigger, then calls cleanup()
+
+    if deleted:
+        await until(lambda: simulated_cluster.get("jobs", NAMESPACE, name) is None, what=name)
+        assert simulated_cluster.list("pods", NAMESPACE) == []
+    else:
+        assert simulated_cluster.get("jobs", NAMESPACE, name) is not None
+    expected = 1 if deleted else 0
+    assert simulated_cluster.requests(verb="delete", resource="jobs") == expected, situation
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3+: on_kill() does the deleting")
+async def test_cleanup_on_airflow_3_3_never_deletes(
+    simulated_cluster: SimulatedCluster, conn: str
+) -> None:
+    job = create_job(simulated_cluster, "no-cleanup")
+    task = asyncio.create_task(triggerer_run(trigger_for(job)))
+    await waiting(simulated_cluster, 1)
+    await cancel(task)  # shutdown: no message, so no on_kill(); cleanup() runs
+    assert simulated_cluster.requests(verb="delete", resource="jobs") == 0
+    assert simulated_cluster.get("jobs", NAMESPACE, job["metadata"]["name"]) is not None
+
+
+# --- triggerer restart ----------------------------------------------------------------------------
+
+
+def test_triggerer_restart_resumes_without_side_effects(
+    simulated_cluster: SimulatedCluster, conn: str, request: pytest.FixtureRequest
+) -> None:
+    job = create_job(simulated_cluster, "restarted")
+    name = job["metadata"]["name"]
+    first = trigger_for(job)
+    if not AIRFLOW_V_3_0_PLUS:
+        request.getfixturevalue("airflow_db")
+        first.task_instance = deferred_task_instance()
+
+    async def old_triggerer() -> None:
+        task = asyncio.create_task(triggerer_run(first))
+        await waiting(simulated_cluster, 1)
+        await advance(simulated_cluster, 10)  # a third of the way
+        await cancel(task)  # shutdown
+        assert not WatchHub.current().informers  # its watches were closed
+
+    asyncio.run(old_triggerer())
+    assert (
+        simulated_cluster.get("jobs", NAMESPACE, name)["metadata"]["uid"]
+        == (job["metadata"]["uid"])
+    )
+    classpath, kwargs = first.serialize()
+    assert classpath == "airflow_k8s_jobs.triggers.jobs.KubeJobTrigger"
+    json.dumps(kwargs)  # stored in the database: plain JSON, no credentials
+    assert set(kwargs) >= {"cluster_conn_id", "namespace", "job_name", "job_uid"}
+
+    async def new_triggerer() -> TriggerEvent | None:
+        second = KubeJobTrigger(**kwargs)
+        task = asyncio.create_task(triggerer_run(second))
+        await waiting(simulated_cluster, 1)
+        await advance(simulated_cluster, 30)
+        return await asyncio.wait_for(task, 10)
+
+    event = asyncio.run(new_triggerer())
+
+    assert event is not None and event.payload["status"] == "success", event
+    assert event.payload["uid"] == job["metadata"]["uid"]
+    assert simulated_cluster.requests(verb="create", resource="jobs") == 0
+    assert simulated_cluster.requests(verb="delete", resource="jobs") == 0
+    assert simulated_cluster.requests(verb="get", resource="jobs") == 0
+    assert len(simulated_cluster.list("jobs", NAMESPACE)) == 1
+    assert len(simulated_cluster.list("pods", NAMESPACE)) == 1
+
+
+# --- many triggers, one event loop ----------------------------------------------------------------
+
+
+async def test_200_waiting_triggers_share_three_watches(
+    simulated_cluster: SimulatedCluster, conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = create_jobs(simulated_cluster, [f"task-{n:03d}" for n in range(200)])
+    await advance(simulated_cluster, 1)
+    simulated_cluster.reset_counters()
+    started = time.monotonic()
+
+    tasks = [asyncio.create_task(triggerer_run(trigger_for(job))) for job in jobs]
+    await waiting(simulated_cluster, 200)
+    subscribed = time.monotonic() - started
+    at_start = simulated_cluster.counters.snapshot()
+    await advance(simulated_cluster, 10)  # running, not finished
+    await asyncio.sleep(0)
+    assert not any(t.done() for t in tasks)
+    mid_wait = simulated_cluster.counters.snapshot()
+    await advance(simulated_cluster, 25)  # every pod finishes
+    events = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    total = time.monotonic() - started
+    at_end = simulated_cluster.counters.snapshot()
+
+    assert [e.payload["status"] for e in events] == ["success"] * 200
+    assert {e.payload["name"] for e in events} == {j["metadata"]["name"] for j in jobs}
+    for counters in (at_start, mid_wait, at_end):
+        for resource in ("jobs", "pods", "events"):
+            assert counters.get(f"list {resource}") == 1, counters
+            assert counters.get(f"watch {resource}") == 1, counters
+        assert not counters.get("get jobs"), counters
+        assert not counters.get("get pods"), counters
+    with capsys.disabled():
+        print(
+            f"\n200 triggers: subscribed in {subscribed:.2f}s, all fired {total:.2f}s after "
+            f"start; requests at start {at_start}, while waiting {mid_wait}, at the end {at_end}"
+        )
+
+
+# --- expired credentials ------------------------------------------------------------------------
+
+
+async def test_token_expired_mid_wait_is_reloaded(
+    simulated_cluster: SimulatedCluster, conn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_k8s_jobs.watching")
+    jobs = create_jobs(simulated_cluster, [f"token-{n}" for n in range(5)])
+    tasks = [asyncio.create_task(triggerer_run(trigger_for(job))) for job in jobs]
+    await waiting(simulated_cluster, 5)
+    await advance(simulated_cluster, 10)
+    simulated_cluster.reset_counters()
+
+    new_token = simulated_cluster.expire_token()  # the old one gets 401; kubeconfig rewritten
+    simulated_cluster.restart_api_server()  # drops every watch: they reconnect, get 401
+    await until(lambda: simulated_cluster.open_watches == 3, what="the watches to reconnect")
+    informers = list(WatchHub.current().informers.values())
+    for informer in informers:
+        await informer.wait_synced()
+        assert informer.api_client.configuration.api_key["BearerToken"] in (
+            new_token,
+            f"Bearer {new_token}",
+        )
+    await advance(simulated_cluster, 25)
+    events = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+    assert [e.payload["status"] for e in events] == ["success"] * 5
+    # Each informer's watch was refused (401) with the old token and reconnected with the new.
+    rejected = [r for r in caplog.records if "credentials rejected (401)" in r.getMessage()]
+    assert len(rejected) == 3, [r.getMessage() for r in caplog.records]
+    for resource in ("jobs", "pods", "events"):
+        assert simulated_cluster.requests(verb="watch", resource=resource) >= 1
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_hubs() -> Iterator[None]:
+    yield
+    assert all(not hub.informers for hub in WatchHub._hubs.values())
