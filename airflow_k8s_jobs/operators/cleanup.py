@@ -2,24 +2,28 @@
 
 Clusters that ran batch Jobs for a long time without ``ttlSecondsAfterFinished`` can carry tens
 of thousands of finished Jobs and pods, and every LIST of them weighs on etcd and the API server.
-This operator removes them politely: it pages through the Jobs (``limit`` + ``continue``), never
-touches a Job that has not finished, and spaces its requests with a token bucket.
+This operator removes them politely: per namespace it first lists the Jobs page by page
+(``limit`` + ``continue``; a continue token that expires meanwhile restarts the listing), keeping
+only what deciding needs (name, uid, outcome, finish time), then deletes the finished Jobs old
+enough, each with a ``uid`` precondition. It never touches a Job that has not finished, and every
+request — LIST pages, DELETEs, retries — waits for a token bucket of ``requests_per_second``.
 
 How "now" is chosen
 -------------------
 A Job's age is ``now - finished``, where *finished* is ``status.completionTime`` (Complete) or
-the ``lastTransitionTime`` of the ``Complete`` / ``Failed`` condition. *now* is, in order:
+the ``lastTransitionTime`` of the ``Complete`` / ``Failed`` condition. *now* is, per namespace:
 
-1. ``clock()`` when a clock is given to the operator;
-2. otherwise the cluster's clock: the ``Date`` header of the first LIST answer of the
-   namespace (the API server writes it, so worker clock skew does not matter);
+1. ``clock()`` when a clock is given to the operator (used as is);
+2. otherwise the cluster's clock: the ``Date`` header of the first LIST answer (the API server
+   writes it, so the worker's clock skew does not matter);
 3. otherwise (no usable ``Date`` header) the worker's local clock.
 
-For 2 and 3, *now* is never taken earlier than the newest timestamp the cluster wrote on a Job
-seen so far in that namespace: the cluster's clock has certainly passed that instant. This only
-corrects a clock that is behind (so ages stay lower bounds of the true ages: a Job is never
-deleted for being older than it is). The simulated test cluster needs it: its object timestamps
-run on simulated time while its ``Date`` header is wall time.
+For 2 and 3, *now* is raised to the newest timestamp the cluster wrote on any Job listed in the
+namespace if that is later: the cluster's clock has certainly passed it. This only corrects a
+clock that is behind, so ages stay lower bounds of the true ages — a Job is never deleted for
+being older than it is. (The simulated test cluster relies on it: its object timestamps run on
+simulated time while its ``Date`` header is wall time.) Against a real cluster the ``Date``
+header is normally already the later of the two.
 """
 
 from __future__ import annotations
@@ -202,6 +206,16 @@ def _send(
     return (json.loads(text) if text else None), response.headers
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A finished Job found by the LIST: what deciding and deleting it needs."""
+
+    name: str
+    uid: str
+    outcome: str
+    when: datetime | None
+
+
 @dataclass
 class NamespaceResult:
     """What happened in one namespace (returned to XCom as a dict)."""
@@ -214,6 +228,7 @@ class NamespaceResult:
     kept_failed: int = 0
     kept_owned: int = 0
     kept_recreated: int = 0
+    kept_max_deletions: int = 0
     already_deleting: int = 0
     pages: int = 0
     now: str = ""
@@ -248,6 +263,7 @@ class KubeCleanupOperator(BaseOperator):
          "namespaces": {"batch": {"listed": ..., "deleted": ..., "already_gone": ...,
                                   "kept_running": ..., "kept_too_young": ..., "kept_failed": ...,
                                   "kept_owned": ..., "kept_recreated": ...,
+                                  "kept_max_deletions": ...,
                                   "already_deleting": ..., "pages": ..., "now": ..., "clock": ...,
                                   "names": [...], "names_truncated": False}}}
 
@@ -269,7 +285,8 @@ class KubeCleanupOperator(BaseOperator):
         (created by this provider). Set it to False, with a ``label_selector``, to clean Jobs
         made otherwise (for example by an old ``BashOperator`` + ``kubectl`` pattern).
     :param include_failed: also delete failed Jobs (otherwise they are kept for inspection).
-    :param max_deletions: stop after deleting this many Jobs in total (None: no limit).
+    :param max_deletions: delete at most this many Jobs in total (None: no limit); the Jobs
+        left over are counted as ``kept_max_deletions`` and later namespaces are not visited.
     :param requests_per_second: the request rate limit towards the API server (> 0).
     :param dry_run: only log and return what would be deleted; nothing is deleted.
     :param propagation_policy: ``Background`` (the Job goes at once, the garbage collector
@@ -413,8 +430,8 @@ class KubeCleanupOperator(BaseOperator):
                 budget -= result.deleted
             self.log.info(
                 "%s on %s: %s %d of %d listed Jobs (%d already gone); kept %d unfinished, "
-                "%d too young, %d failed, %d owned by another object, %d recreated; "
-                "%d being deleted already (now = %s from the %s).",
+                "%d too young, %d failed, %d owned by another object, %d recreated, "
+                "%d over max_deletions; %d being deleted already (now = %s from the %s).",
                 namespace,
                 cluster,
                 "would delete" if self.dry_run_only else "deleted",
@@ -426,6 +443,7 @@ class KubeCleanupOperator(BaseOperator):
                 result.kept_failed,
                 result.kept_owned,
                 result.kept_recreated,
+                result.kept_max_deletions,
                 result.already_deleting,
                 result.now,
                 result.clock,
@@ -454,91 +472,104 @@ class KubeCleanupOperator(BaseOperator):
         selector: str,
         budget: int | None,
     ) -> NamespaceResult:
-        result = NamespaceResult()
+        result, candidates, now = self._survey(hook, limiter, namespace, selector)
+        for candidate in candidates:
+            if candidate.when is None or now - candidate.when < self.older_than:
+                result.kept_too_young += 1
+                continue
+            if budget is not None and result.deleted >= budget:
+                result.kept_max_deletions += 1
+                continue
+            self._delete(hook, limiter, namespace, candidate, now - candidate.when, result)
+        return result
+
+    def _survey(
+        self, hook: KubeClusterHook, limiter: RateLimiter, namespace: str, selector: str
+    ) -> tuple[NamespaceResult, list[_Candidate], datetime]:
+        """List every Job of the namespace (page by page) before deleting any: the finished
+        ones are the candidates, and "now" is the same for all of them."""
         cluster = hook.settings.display_name
-        seen: set[str] = set()
-        token: str | None = None
-        base: datetime | None = None
-        floor: datetime | None = None
         while True:
-            query: list[tuple[str, Any]] = [("limit", self.page_size)]
-            if selector:
-                query.append(("labelSelector", selector))
-            if token:
-                query.append(("continue", token))
-            try:
-                body, headers = self._call(
-                    hook,
-                    limiter,
-                    "GET",
-                    JOBS.path(namespace),
-                    query,
-                    None,
-                    f"listing the Jobs of namespace {namespace} on {cluster}",
-                )
-            except KubeApiError as exc:
-                if exc.code == 410 and token:
-                    # The continue token expired (etcd compaction): list again from the start;
-                    # the Jobs handled already are recognised by uid.
-                    self.log.info("The list of Jobs in %s expired; listing again.", namespace)
-                    token = None
-                    continue
-                raise
-            result.pages += 1
-            if base is None:
-                base, result.clock = self._now(headers)
-            for job in (body or {}).get("items") or []:
-                meta = job.get("metadata") or {}
-                uid = meta.get("uid") or ""
-                if uid in seen:
-                    continue
-                seen.add(uid)
-                result.listed += 1
-                if self.clock is None:
+            result = NamespaceResult()
+            candidates: list[_Candidate] = []
+            base: datetime | None = None
+            floor: datetime | None = None
+            token: str | None = None
+            while True:
+                query: list[tuple[str, Any]] = [("limit", self.page_size)]
+                if selector:
+                    query.append(("labelSelector", selector))
+                if token:
+                    query.append(("continue", token))
+                try:
+                    body, headers = self._call(
+                        hook,
+                        limiter,
+                        "GET",
+                        JOBS.path(namespace),
+                        query,
+                        None,
+                        f"listing the Jobs of namespace {namespace} on {cluster}",
+                    )
+                except KubeApiError as exc:
+                    if exc.code == 410 and token:
+                        break  # the continue token expired (etcd compaction): list again
+                    raise
+                result.pages += 1
+                if base is None:
+                    base, result.clock = self._now(headers)
+                for job in (body or {}).get("items") or []:
+                    result.listed += 1
                     newest = newest_timestamp(job)
                     if newest is not None and (floor is None or newest > floor):
                         floor = newest
-                now = max(base, floor) if floor is not None else base
-                result.now = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-                self._consider(hook, limiter, namespace, job, now, result)
-                if budget is not None and result.deleted >= budget:
-                    return result
-            token = ((body or {}).get("metadata") or {}).get("continue") or None
-            if not token:
-                return result
+                    candidate = self._triage(job, namespace, result)
+                    if candidate is not None:
+                        candidates.append(candidate)
+                token = ((body or {}).get("metadata") or {}).get("continue") or None
+                if not token:
+                    assert base is not None
+                    now = base
+                    if self.clock is None and floor is not None and floor > base:
+                        now = floor
+                    result.now = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    return result, candidates, now
+            self.log.info("The list of Jobs in %s expired while paging; listing again.", namespace)
 
-    def _consider(
+    def _triage(
+        self, job: dict[str, Any], namespace: str, result: NamespaceResult
+    ) -> _Candidate | None:
+        """Count a Job that is kept whatever its age; return the finished ones."""
+        meta = job["metadata"]
+        if meta.get("deletionTimestamp"):
+            result.already_deleting += 1
+            return None
+        outcome, when = finished(job)
+        if outcome is None:
+            result.kept_running += 1
+            return None
+        if outcome == "Failed" and not self.include_failed:
+            result.kept_failed += 1
+            return None
+        owner = _controlled(job)
+        if owner is not None:
+            self.log.debug("Keeping Job %s/%s: controlled by %s.", namespace, meta["name"], owner)
+            result.kept_owned += 1
+            return None
+        return _Candidate(meta["name"], meta["uid"], outcome, when)
+
+    def _delete(
         self,
         hook: KubeClusterHook,
         limiter: RateLimiter,
         namespace: str,
-        job: dict[str, Any],
-        now: datetime,
+        job: _Candidate,
+        age: timedelta,
         result: NamespaceResult,
     ) -> None:
-        meta = job["metadata"]
-        name, uid = meta["name"], meta["uid"]
-        outcome, when = finished(job)
-        if meta.get("deletionTimestamp"):
-            result.already_deleting += 1
-            return
-        if outcome is None:
-            result.kept_running += 1
-            return
-        if outcome == "Failed" and not self.include_failed:
-            result.kept_failed += 1
-            return
-        owner = _controlled(job)
-        if owner is not None:
-            self.log.debug("Keeping Job %s/%s: controlled by %s.", namespace, name, owner)
-            result.kept_owned += 1
-            return
-        if when is None or now - when < self.older_than:
-            result.kept_too_young += 1
-            return
-        age = now - when
+        name = job.name
         if self.dry_run_only:
-            self.log.info("Would delete Job %s/%s (%s %s ago).", namespace, name, outcome, age)
+            self.log.info("Would delete Job %s/%s (%s %s ago).", namespace, name, job.outcome, age)
             result.deleted += 1
             result.add_name(name)
             return
@@ -550,7 +581,7 @@ class KubeCleanupOperator(BaseOperator):
                 "DELETE",
                 JOBS.path(namespace, name),
                 None,
-                {"propagationPolicy": self.propagation_policy, "preconditions": {"uid": uid}},
+                {"propagationPolicy": self.propagation_policy, "preconditions": {"uid": job.uid}},
                 f"deleting Job {namespace}/{name} on {cluster}",
             )
         except KubeApiError as exc:
@@ -562,7 +593,7 @@ class KubeCleanupOperator(BaseOperator):
                     "Not deleting Job %s/%s: it was recreated (no longer uid %s).",
                     namespace,
                     name,
-                    uid,
+                    job.uid,
                 )
                 result.kept_recreated += 1
                 return
@@ -573,7 +604,7 @@ class KubeCleanupOperator(BaseOperator):
                 exc.code,
                 exc.status,
             ) from exc
-        self.log.info("Deleted Job %s/%s (%s %s ago).", namespace, name, outcome, age)
+        self.log.info("Deleted Job %s/%s (%s %s ago).", namespace, name, job.outcome, age)
         result.deleted += 1
         result.add_name(name)
 

@@ -243,12 +243,38 @@ def test_max_deletions(populated: SimulatedCluster, connection: str) -> None:
     cluster = populated
     summary = run(operator(cluster, max_deletions=25, page_size=50, namespaces=[BATCH, ETL]))
     assert summary["deleted"] == 25 and summary["max_deletions_reached"]
-    assert summary["namespaces"][BATCH]["names"] == sorted(OLD)[:25]
+    ns = summary["namespaces"][BATCH]
+    assert ns["names"] == sorted(OLD)[:25]
+    assert ns["kept_max_deletions"] == 275
     assert summary["not_visited"] == [ETL]
     assert len(names(cluster)) == len(OLD) + RUNNING + YOUNG + LEGACY - 25
     assert names(cluster, ETL) == ETL_NAMES
     assert cluster.requests(verb="delete", resource="jobs") == 25
-    assert cluster.requests(verb="list", resource="jobs") == 1  # stopped in the first page
+    assert cluster.requests(verb="list", resource="jobs") == 7  # batch is listed whole, etl not
+
+
+def test_expired_continue_token_lists_again(populated: SimulatedCluster, connection: str) -> None:
+    cluster = populated
+    fake = FakeTime()
+
+    def restart(sleep_number: int) -> None:
+        if sleep_number == 1:  # before the second page: a write, then the history is lost
+            cluster.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "x", "namespace": ETL},
+                }
+            )
+            cluster.restart_api_server()
+
+    fake.on_sleep = restart
+    summary = run(operator(cluster, fake, page_size=50))
+    ns = summary["namespaces"][BATCH]
+    assert ns["listed"] == 313 and ns["deleted"] == 300 and ns["pages"] == 7
+    # 1 page, the refused continuation (410 Expired), then all 7 pages again.
+    assert cluster.requests(verb="list", resource="jobs") == 9
+    assert names(cluster) == RUNNING_NAMES | YOUNG_NAMES | LEGACY_NAMES
 
 
 def test_rate_limit_bounds_requests_per_second(
