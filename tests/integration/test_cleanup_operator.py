@@ -390,3 +390,17 @@ def test_age_from_the_clusters_date_header(
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         KubeCleanupOperator(task_id="cleanup", cluster_conn_id=CONN_ID, **kwargs)
+
+
+def test_expired_token_is_reloaded(populated: SimulatedCluster, connection: str) -> None:
+    cluster = populated
+    fake = FakeTime()
+
+    def expire(sleep_number: int) -> None:
+        if sleep_number == 1:  # after the LIST: the token is rotated, the kubeconfig rewritten
+            cluster.expire_token()
+
+    fake.on_sleep = expire
+    summary = run(operator(cluster, fake))
+    assert summary["deleted"] == 300
+    assert summary["requests"] == 1 + 300 + 1  # the DELETE refused with 401, sent again
