@@ -36,7 +36,7 @@ PYTEST_PATHS := tests --ignore=tests/cluster
         test-cluster demo clean
 
 help:
-	@echo "make demo          run the demo (Airflow 3 environment)"
+	@echo "make demo          run the example DAGs against a simulated cluster (Airflow 3)"
 	@echo "make test          lint, type-check and test on Airflow 2.11 and 3.x"
 	@echo "make lint          ruff check + ruff format --check"
 	@echo "make format        ruff format + ruff check --fix"
@@ -130,8 +130,13 @@ test: setup
 
 # --- demo ---------------------------------------------------------------------------------
 
+# Runs every DAG in example_dags/ with `airflow dags test` against a simulated cluster; scratch
+# files (AIRFLOW_HOME, kubeconfig, one log per DAG) go to .demo/. DEMO_ARGS="--dag gpu_scale_up"
+# runs one DAG; `$(AF3)/bin/python -m airflow_k8s_jobs.demo --help` lists the options.
+DEMO_ARGS ?=
+
 demo: setup-af3
-	$(AF3)/bin/python -m airflow_k8s_jobs.demo
+	$(AF3)/bin/python -m airflow_k8s_jobs.demo --workdir .demo --dags-folder example_dags $(DEMO_ARGS)
 
 # --- housekeeping -------------------------------------------------------------------------
 

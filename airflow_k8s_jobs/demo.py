@@ -661,13 +661,13 @@ def print_summary(results: list[DagResult], counters: dict[str, int], seconds: f
     for line in request_summary(counters):
         say(line)
     gets = {k: n for k, n in counters.items() if k.startswith("get ")}
+    polling = "" if set(gets) <= {"get pods/log"} else f" (but: {gets})"
     say(
-        "  Tasks waited on watches, never by polling: no GET of a Job or pod while waiting"
-        + ("" if set(gets) <= {"get pods/log"} else f" (but: {gets})")
-        + ";\n  each pod's log is read once at the end. `airflow dags test` runs every "
-        "trigger in an event loop of its own,\n  so each waiting task opened its own watches; "
-        "in a triggerer, all triggers share one watch\n  per (cluster, namespace, kind). "
-        "Each Job is created twice: a dry run validates it first."
+        f"  Tasks waited on watches: no GET of a Job or pod while waiting{polling}; each pod's\n"
+        "  log is read once at the end. `airflow dags test` runs each trigger in an event loop\n"
+        "  of its own, so every waiting task opened its own watches; in a triggerer, all\n"
+        "  triggers share one watch per (cluster, namespace, kind). Each Job is created twice:\n"
+        "  a dry run validates it first."
     )
     ok = all(r.succeeded for r in results)
     passed = sum(r.succeeded for r in results)
