@@ -242,6 +242,8 @@ def find_dags(folder: Path) -> list[ExampleDag]:
 
 
 def airflow_env(home: Path, dags_folder: Path, kubeconfig: Path) -> dict[str, str]:
+    """The environment of the ``airflow`` commands: a scratch home, none of the caller's
+    ``AIRFLOW*`` settings, and the ``gke_batch`` connection to the simulated cluster."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     connection = {
         "conn_type": "kubernetes_jobs",
@@ -704,11 +706,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--date",
-        default=(datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat(),
+        # Not before the example DAGs' start_date, which Airflow 2.11 enforces.
+        default=max(
+            datetime.now(timezone.utc).date() - timedelta(days=1), date(2026, 11, 1)
+        ).isoformat(),
         help="logical date of the runs (default: yesterday)",
     )
     parser.add_argument(
-        "--parallel", type=int, default=3, help="DAGs run at the same time (default: 3)"
+        "--parallel",
+        type=int,
+        default=3,
+        help="DAGs run at the same time, each an airflow process of about one CPU (default: 3)",
     )
     parser.add_argument("--timeout", type=float, default=DAG_TIMEOUT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
