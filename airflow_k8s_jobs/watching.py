@@ -63,6 +63,22 @@ class Backoff:
 Interest = Callable[[Resource, Obj], bool]
 
 
+async def _wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Until ``event`` is set (True) or ``timeout`` seconds passed (False).
+
+    Not ``asyncio.wait_for``: before Python 3.12 it swallows a cancellation that arrives as the
+    event is set, and a cancelled trigger would then go on waiting.
+    """
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    return event.is_set()
+
+
 @dataclass(eq=False)
 class Subscription:
     """One waiter's view of a set of informers; woken when an object it cares about changes."""
@@ -85,17 +101,12 @@ class Subscription:
         for informer in self.informers.values():
             informer.raise_error()
         try:
-            if timeout is None:
-                await self._changed.wait()
-            else:
-                await asyncio.wait_for(self._changed.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
+            changed = await _wait_event(self._changed, timeout)
         finally:
             self._changed.clear()
         for informer in self.informers.values():
             informer.raise_error()
-        return True
+        return changed
 
     def get(self, resource: Resource, name: str) -> Obj | None:
         return self.informers[resource].objects.get(name)
@@ -143,13 +154,7 @@ class Informer:
     async def wait_synced(self) -> None:
         while not self._synced.is_set():
             self.raise_error()
-            waiter = asyncio.ensure_future(self._synced.wait())
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), 0.5)
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                waiter.cancel()
+            await _wait_event(self._synced, 0.5)
         self.raise_error()
 
     def raise_error(self) -> None:
