@@ -32,7 +32,7 @@ from airflow_k8s_jobs.manifests.jobs import JobSpecRequest, build_job
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
 from airflow_k8s_jobs.testing import SimulatedCluster
 from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
-from airflow_k8s_jobs.watching import WatchHub
+from airflow_k8s_jobs.watching import Subscription, WatchHub
 
 CONN_ID = "sim_jobs"
 NAMESPACE = "batch"
@@ -320,6 +320,22 @@ async def test_cleanup_on_airflow_3_3_never_deletes(
     await cancel(task)  # shutdown: no message, so no on_kill(); cleanup() runs
     assert simulated_cluster.requests(verb="delete", resource="jobs") == 0
     assert simulated_cluster.get("jobs", NAMESPACE, job["metadata"]["name"]) is not None
+
+
+async def test_a_cancellation_arriving_with_a_change_is_not_lost() -> None:
+    """The triggerer cancels a trigger just as its Job changes: the trigger must stop.
+
+    (``asyncio.wait_for`` before Python 3.12 returns the result instead, and the cancelled
+    trigger would go on waiting; the restart test above hung that way now and then.)
+    """
+    for _ in range(20):
+        subscription = Subscription(informers={})
+        waiter = asyncio.create_task(subscription.changed(timeout=60))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        subscription.notify(None, None)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        await cancel(waiter)
 
 
 # --- triggerer restart ----------------------------------------------------------------------------
