@@ -14,9 +14,11 @@ AIRFLOW_V_3_1_PLUS = Version("3.1.0") <= _VERSION
 AIRFLOW_V_3_3_PLUS = Version("3.3.0") <= _VERSION
 
 if TYPE_CHECKING or not AIRFLOW_V_3_1_PLUS:
+    from airflow.exceptions import AirflowTaskTimeout
     from airflow.models import BaseOperator
 else:
     from airflow.sdk import BaseOperator
+    from airflow.sdk.exceptions import AirflowTaskTimeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,6 +29,7 @@ __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_3_PLUS",
+    "AirflowTaskTimeout",
     "BaseOperator",
     "BaseTrigger",
     "Context",

@@ -50,6 +50,8 @@ class WaitPolicy:
     """Seconds an image pull may keep failing before the task fails."""
     termination_grace: float = 120.0
     """Seconds to wait for pods to terminate once the outcome is decided."""
+    deadline: float | None = None
+    """Wall-clock instant (epoch seconds) the task must end by: its ``execution_timeout``."""
 
 
 def _result(
@@ -76,8 +78,12 @@ async def wait_for_job(
     policy: WaitPolicy,
     log: Any,
     clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """Wait until the Job's outcome is known; the result dict says success or why not."""
+    """Wait until the Job's outcome is known; the result dict says success or why not.
+
+    ``status`` is ``success``, ``failed``, or ``timeout`` when ``policy.deadline`` passed first.
+    """
 
     def is_ours(obj: dict[str, Any]) -> bool:
         labels = obj["metadata"].get("labels") or {}
@@ -156,6 +162,15 @@ async def wait_for_job(
             else:
                 capacity_since = None
             timeout: float = 60.0
+            if policy.deadline is not None:
+                left_total = policy.deadline - wall_clock()
+                if left_total <= 0:
+                    message = (
+                        f"{target.where} was still running when the task's "
+                        f"execution_timeout ran out ({state.status_line})."
+                    )
+                    return _result(target, "timeout", "ExecutionTimeout", message, **extra)
+                timeout = min(timeout, left_total)
             if capacity_since is not None and policy.capacity_timeout is not None:
                 left = policy.capacity_timeout - (clock() - capacity_since)
                 if left <= 0:

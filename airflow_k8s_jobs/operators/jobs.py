@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from .._compat import BaseOperator, Context
+from .._compat import AirflowTaskTimeout, BaseOperator, Context
 from ..clusters import KubeClusterHook
 from ..errors import InvalidInputError, JobFailedError, KubeApiError, TransientError
 from ..kube import JOBS, PODS, request_sync
@@ -223,6 +224,7 @@ class KubeJobOperator(BaseOperator):
         )
         context["ti"].xcom_push(key="job_name", value=self._target.name)
         context["ti"].xcom_push(key="namespace", value=namespace)
+        deadline = self._deadline(context)
         if self.deferrable:
             self.defer(
                 trigger=KubeJobTrigger(
@@ -235,12 +237,26 @@ class KubeJobOperator(BaseOperator):
                     capacity_timeout=self.capacity_timeout,
                     image_pull_grace=self.image_pull_grace,
                     delete_on_kill=self.delete_on_kill,
+                    deadline=deadline,
                 ),
                 method_name="execute_complete",
+                # A backstop only: the trigger itself fires at the deadline, so that the Job
+                # is deleted rather than left running by a trigger timeout.
+                timeout=None
+                if deadline is None
+                else timedelta(seconds=max(0.0, deadline - time.time()) + 60),
             )
-        policy = WaitPolicy(self.capacity_timeout, self.image_pull_grace)
+        policy = WaitPolicy(self.capacity_timeout, self.image_pull_grace, deadline=deadline)
         event = asyncio.run(wait_for_job(hook, self._target, policy, self.log))
         return self.execute_complete(context, event)
+
+    def _deadline(self, context: Context) -> float | None:
+        """Epoch seconds at which ``execution_timeout`` runs out (also while deferred)."""
+        if self.execution_timeout is None:
+            return None
+        started = getattr(context["ti"], "start_date", None)
+        start = started.timestamp() if started is not None else time.time()
+        return start + self.execution_timeout.total_seconds()
 
     def _create_or_adopt(
         self, hook: KubeClusterHook, manifest: dict[str, Any], namespace: str, key: TaskInstanceKey
@@ -307,6 +323,15 @@ class KubeJobOperator(BaseOperator):
         logs = {pod["metadata"]["name"]: self._pod_log(api, namespace, pod, where) for pod in pods}
         for pod in pods:
             self._print_log(pod, logs[pod["metadata"]["name"]])
+        if event["status"] == "timeout":
+            self._target = None  # on_kill() (Airflow 2 calls it on a timeout) has nothing to do
+            if self.delete_on_kill:
+                self._delete(hook, namespace, name, uid, where)
+            raise AirflowTaskTimeout(
+                f"{event['message']} The Job was deleted."
+                if self.delete_on_kill
+                else event["message"]
+            )
         if event["status"] != "success":
             raise JobFailedError(self._failure_message(event, pods, logs, where))
         self.log.info("%s succeeded: %s", where, event.get("message") or event.get("status_line"))

@@ -29,6 +29,8 @@ class KubeJobTrigger(BaseTrigger):
     :param capacity_timeout: seconds pods may wait for nodes or quota (None: for ever).
     :param image_pull_grace: seconds an image pull may keep failing.
     :param delete_on_kill: delete the Job (``Foreground``) when the task is killed while deferred.
+    :param deadline: epoch seconds by which the task must end (its ``execution_timeout``); the
+        trigger then fires with status ``timeout`` and the operator deletes the Job.
     """
 
     def __init__(
@@ -42,10 +44,11 @@ class KubeJobTrigger(BaseTrigger):
         capacity_timeout: float | None = 3600.0,
         image_pull_grace: float = 300.0,
         delete_on_kill: bool = True,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.target = JobTarget(cluster_conn_id, cluster_name, namespace, job_name, job_uid, queued)
-        self.policy = WaitPolicy(capacity_timeout, image_pull_grace)
+        self.policy = WaitPolicy(capacity_timeout, image_pull_grace, deadline=deadline)
         self.delete_on_kill = delete_on_kill
         self._fired = False
 
@@ -62,6 +65,7 @@ class KubeJobTrigger(BaseTrigger):
                 "capacity_timeout": self.policy.capacity_timeout,
                 "image_pull_grace": self.policy.image_pull_grace,
                 "delete_on_kill": self.delete_on_kill,
+                "deadline": self.policy.deadline,
             },
         )
 
