@@ -180,6 +180,30 @@ def request_sync(
     what: str = "",
 ) -> Any:
     """The synchronous twin of :func:`request`, for the worker (``kubernetes`` ApiClient)."""
+    return request_sync_with_headers(
+        api_client,
+        method,
+        path,
+        query=query,
+        body=body,
+        content_type=content_type,
+        timeout=timeout,
+        what=what,
+    )[0]
+
+
+def request_sync_with_headers(
+    api_client: Any,
+    method: str,
+    path: str,
+    *,
+    query: list[tuple[str, Any]] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: float = 60.0,
+    what: str = "",
+) -> tuple[Any, Any]:
+    """:func:`request_sync`, also returning the response headers (``Date``, …)."""
     import urllib3
 
     try:
@@ -207,5 +231,5 @@ def request_sync(
         raise error_for(response.status, data, response.headers, what or path)
     text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
     if "json" in (response.headers.get("Content-Type") or ""):
-        return json.loads(text) if text else None
-    return text
+        return (json.loads(text) if text else None), response.headers
+    return text, response.headers

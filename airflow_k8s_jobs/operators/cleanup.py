@@ -28,7 +28,6 @@ header is normally already the later of the two.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from tenacity import (
 from .._compat import BaseOperator, Context
 from ..clusters import ClusterSettings, KubeClusterHook
 from ..errors import InvalidInputError, KubeApiError, TransientError
-from ..kube import JOBS, Unauthorized, error_for
+from ..kube import JOBS, Unauthorized, request_sync_with_headers
 from ..manifests.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
 
 PROPAGATION_POLICIES = ("Background", "Foreground")
@@ -164,46 +163,6 @@ def _wait(state: RetryCallState) -> float:
     if hint is not None and hint >= 0:
         return min(float(hint), MAX_RETRY_AFTER)
     return float(_backoff(state))
-
-
-def _send(
-    api: Any,
-    method: str,
-    path: str,
-    *,
-    query: list[tuple[str, Any]] | None,
-    body: Any,
-    timeout: float,
-    what: str,
-) -> tuple[Any, Mapping[str, str]]:
-    """One call through a ``kubernetes`` ApiClient: the parsed JSON and the response headers."""
-    import urllib3
-
-    try:
-        response = api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=timeout,
-        )
-    except urllib3.exceptions.HTTPError as exc:
-        raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        if isinstance(status, int) and status:
-            raise error_for(
-                status, getattr(exc, "body", "") or "", getattr(exc, "headers", None), what
-            ) from exc
-        raise
-    data = response.data
-    if not 200 <= response.status <= 299:
-        raise error_for(response.status, data, response.headers, what)
-    text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
-    return (json.loads(text) if text else None), response.headers
 
 
 @dataclass(frozen=True)
@@ -649,13 +608,13 @@ class KubeCleanupOperator(BaseOperator):
             with attempt:
                 limiter.acquire()
                 try:
-                    return _send(
+                    return request_sync_with_headers(
                         api, method, path, query=query, body=body, timeout=timeout, what=what
                     )
                 except Unauthorized:
                     hook.refresh_credentials(api)
                     limiter.acquire()
-                    return _send(
+                    return request_sync_with_headers(
                         api, method, path, query=query, body=body, timeout=timeout, what=what
                     )
         raise AssertionError("unreachable")  # pragma: no cover
