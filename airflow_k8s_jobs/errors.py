@@ -51,6 +51,10 @@ class JobFailedError(PermanentError):
     """The Kubernetes Job (or Argo Workflow) finished unsuccessfully."""
 
 
+class WorkflowFailedError(JobFailedError):
+    """The Argo Workflow finished unsuccessfully (Failed or Error, or it was stopped)."""
+
+
 class CapacityTimeoutError(PermanentError):
     """Pods waited for nodes or quota longer than ``capacity_timeout``."""
 

@@ -49,6 +49,11 @@ JOBS = Resource("batch", "v1", "jobs", "Job")
 PODS = Resource("", "v1", "pods", "Pod")
 EVENTS = Resource("", "v1", "events", "Event")
 WORKLOADS = Resource("kueue.x-k8s.io", "v1beta1", "workloads", "Workload")
+WORKFLOWS = Resource("argoproj.io", "v1alpha1", "workflows", "Workflow")
+WORKFLOW_TEMPLATES = Resource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")
+CLUSTER_WORKFLOW_TEMPLATES = Resource(
+    "argoproj.io", "v1alpha1", "clusterworkflowtemplates", "ClusterWorkflowTemplate", False
+)
 
 
 class Unauthorized(KubeApiError):

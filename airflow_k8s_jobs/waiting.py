@@ -1,9 +1,10 @@
-"""Waiting for a Job: the one loop behind both the deferred trigger and the synchronous mode.
+"""Waiting for a Job or an Argo Workflow: the loops behind both the deferred triggers and the
+synchronous mode.
 
-It subscribes to the shared watch hub (never polls), interprets each change with the pure
-``status`` module, logs the status line when it changes, enforces the capacity deadline with
-its own clock (so it is testable without real waiting), and returns a plain dict — the
-``TriggerEvent`` payload — once the Job's outcome is known.
+Each subscribes to the shared watch hub (never polls), interprets each change with the pure
+``status`` module, logs the status line when it changes, enforces its deadlines with its own
+clock (so they are testable without real waiting), and returns a plain dict — the
+``TriggerEvent`` payload — once the outcome is known.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .kube import EVENTS, JOBS, PODS, WORKLOADS, Resource
+from .kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS, Resource
 from .manifests.names import MANAGED_BY
 from .status import Phase, interpret_job
 from .watching import ClientSource, WatchHub
@@ -186,4 +187,101 @@ async def wait_for_job(
                 timeout = min(
                     timeout, max(0.0, policy.termination_grace - (clock() - decided_since))
                 )
+            await sub.changed(timeout=timeout)
+
+
+# --- Argo Workflows -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowTarget:
+    """Which Argo Workflow to wait for, where (no credentials: only the connection id)."""
+
+    cluster_conn_id: str
+    cluster_name: str
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def where(self) -> str:
+        return f"Workflow {self.namespace}/{self.name} on {self.cluster_name}"
+
+
+def _workflow_result(
+    target: WorkflowTarget, status: str, reason: str, message: str, state: Any
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "namespace": target.namespace,
+        "name": target.name,
+        "uid": target.uid,
+        "phase": state.phase,
+        "progress": state.progress,
+        "status_line": state.status_line,
+        "outputs": dict(state.outputs),
+        "node_outputs": {k: dict(v) for k, v in state.node_outputs.items()},
+    }
+
+
+async def wait_for_workflow(
+    clients: ClientSource,
+    target: WorkflowTarget,
+    log: Any,
+    deadline: float | None = None,
+    wall_clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Wait until the Workflow has finished; the result dict says success or why not.
+
+    Finished means ``status.finishedAt`` set with phase Succeeded, Failed or Error: a Pending
+    Workflow (queued, or postponed by the controller's parallelism) keeps waiting. ``status`` is
+    ``success``, ``failed``, or ``timeout`` when ``deadline`` (epoch seconds, the task's
+    ``execution_timeout``) passed first. Every managed Workflow of a namespace shares one watch.
+    """
+
+    from .status.workflows import interpret_workflow
+
+    def interest(resource: Resource, obj: dict[str, Any]) -> bool:
+        return bool(obj["metadata"]["name"] == target.name)
+
+    hub = WatchHub.current()
+    last_line = ""
+    async with hub.subscribe(
+        target.cluster_conn_id,
+        clients,
+        target.namespace,
+        [(WORKFLOWS, MANAGED_SELECTOR)],
+        interest,
+    ) as sub:
+        await sub.wait_synced()
+        while True:
+            workflow = sub.get(WORKFLOWS, target.name)
+            if workflow is not None and workflow["metadata"].get("uid") != target.uid:
+                workflow = None  # a different Workflow of the same name replaced ours
+            state = interpret_workflow(workflow, name=target.name, namespace=target.namespace)
+            if state.status_line != last_line:
+                log.info("%s: %s", target.where, state.status_line)
+                last_line = state.status_line
+            if not state.exists:
+                message = (
+                    f"{target.where} was deleted while the task waited for it (by someone "
+                    "else, or by a TTL shorter than the run); its outcome is unknown. Look for "
+                    "it in the Argo Server's archive, or run the task again."
+                )
+                return _workflow_result(target, "failed", "WorkflowDeleted", message, state)
+            if state.finished:
+                status = "success" if state.succeeded else "failed"
+                return _workflow_result(target, status, state.reason, state.message, state)
+            timeout: float = 60.0
+            if deadline is not None:
+                left = deadline - wall_clock()
+                if left <= 0:
+                    message = (
+                        f"{target.where} was still running when the task's execution_timeout "
+                        f"ran out ({state.status_line})."
+                    )
+                    return _workflow_result(target, "timeout", "ExecutionTimeout", message, state)
+                timeout = min(timeout, left)
             await sub.changed(timeout=timeout)

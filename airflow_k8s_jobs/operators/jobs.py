@@ -3,40 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
-
 from .._compat import AirflowTaskTimeout, BaseOperator, Context
 from ..clusters import KubeClusterHook
-from ..errors import InvalidInputError, JobFailedError, KubeApiError, TransientError
+from ..errors import JobFailedError, KubeApiError
 from ..kube import JOBS, PODS, request_sync
 from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
-from ..manifests.names import TaskInstanceKey, matches_task
+from ..manifests.names import TaskInstanceKey
 from ..triggers.jobs import KubeJobTrigger
 from ..waiting import JOB_UID_LABEL, QUEUE_LABEL, JobTarget, WaitPolicy, wait_for_job
-
-INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-LOG_HEAD_LINES = 50
-LOG_TAIL_LINES = 200
-FAILURE_LOG_LINES = 20
-
-_api_retry = retry(
-    retry=retry_if_exception_type(TransientError),
-    wait=wait_exponential_jitter(initial=1, max=30),
-    stop=stop_after_attempt(6),
-    reraise=True,
+from ._common import (
+    create_or_adopt,
+    execution_deadline,
+    print_pod_log,
+    read_pod_log,
+    seconds,
+    task_instance_key,
 )
 
-
-def _seconds(value: timedelta | float | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+FAILURE_LOG_LINES = 20
 
 
 class KubeJobOperator(BaseOperator):
@@ -137,8 +127,8 @@ class KubeJobOperator(BaseOperator):
         self.backoff_limit = backoff_limit
         self.backoff_limit_per_index = backoff_limit_per_index
         self.active_deadline_seconds = active_deadline_seconds
-        self.capacity_timeout = _seconds(capacity_timeout)
-        self.image_pull_grace = _seconds(image_pull_grace) or 0.0
+        self.capacity_timeout = seconds(capacity_timeout)
+        self.image_pull_grace = seconds(image_pull_grace) or 0.0
         self.queue_name = queue_name
         self.node_pool = node_pool
         self.ttl_seconds_after_finished = ttl_seconds_after_finished
@@ -164,15 +154,7 @@ class KubeJobOperator(BaseOperator):
         return KubeClusterHook(self.cluster_conn_id)
 
     def _key(self, context: Context) -> TaskInstanceKey:
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        return TaskInstanceKey(
-            ti.dag_id,
-            ti.task_id,
-            ti.run_id,
-            -1 if map_index is None else int(map_index),
-            int(ti.try_number),
-        )
+        return task_instance_key(context)
 
     def build_manifest(self, context: Context) -> tuple[dict[str, Any], str]:
         """The Job manifest this task instance submits, and its namespace (no I/O but the
@@ -252,65 +234,22 @@ class KubeJobOperator(BaseOperator):
 
     def _deadline(self, context: Context) -> float | None:
         """Epoch seconds at which ``execution_timeout`` runs out (also while deferred)."""
-        if self.execution_timeout is None:
-            return None
-        started = getattr(context["ti"], "start_date", None)
-        start = started.timestamp() if started is not None else time.time()
-        return start + self.execution_timeout.total_seconds()
+        return execution_deadline(self.execution_timeout, context)
 
     def _create_or_adopt(
         self, hook: KubeClusterHook, manifest: dict[str, Any], namespace: str, key: TaskInstanceKey
     ) -> dict[str, Any]:
-        api = hook.api_client()
         name = manifest["metadata"]["name"]
-        where = f"Job {namespace}/{name} on {hook.settings.display_name}"
-        path = JOBS.path(namespace)
-
-        @_api_retry
-        def call(
-            method: str, url: str, query: list[tuple[str, Any]] | None = None, body: Any = None
-        ) -> Any:
-            return request_sync(
-                api,
-                method,
-                url,
-                query=query,
-                body=body,
-                timeout=hook.settings.request_timeout,
-                what=where,
-            )
-
-        try:  # the API server validates everything first; nothing is created by a dry run
-            call("POST", path, [("dryRun", "All"), ("fieldValidation", "Strict")], manifest)
-        except KubeApiError as exc:
-            if exc.code == 409:
-                pass  # it exists already: adoption below decides
-            elif exc.code in (400, 404, 422):
-                raise InvalidInputError(
-                    f"The cluster rejected {where}: {exc.status.get('message') or exc}. "
-                    "Fix the manifest or the operator arguments; nothing was created."
-                ) from exc
-            else:
-                raise
-        try:
-            created = call("POST", path, None, manifest)
-            self.log.info("Created %s (uid %s).", where, created["metadata"]["uid"])
-            return dict(created)
-        except KubeApiError as exc:
-            if exc.code != 409:
-                raise
-        existing = call("GET", JOBS.path(namespace, name))
-        meta = existing["metadata"]
-        if not matches_task(meta.get("labels"), meta.get("annotations"), key):
-            raise InvalidInputError(
-                f"{where} already exists but was not created by this task instance try "
-                f"({key.dag_id}.{key.task_id}, run {key.run_id}, try {key.try_number}). "
-                "Delete it or change the task; it was left untouched."
-            )
-        self.log.info(
-            "Re-attached to %s created earlier by this same try (uid %s).", where, meta["uid"]
+        return create_or_adopt(
+            hook.api_client(),
+            JOBS,
+            manifest,
+            namespace,
+            key,
+            where=f"Job {namespace}/{name} on {hook.settings.display_name}",
+            timeout=hook.settings.request_timeout,
+            log=self.log,
         )
-        return dict(existing)
 
     # --- finish -----------------------------------------------------------------------------
 
@@ -360,34 +299,12 @@ class KubeJobOperator(BaseOperator):
         )
 
     def _pod_log(self, api: Any, namespace: str, pod: dict[str, Any], where: str) -> str:
-        name = pod["metadata"]["name"]
-        try:
-            text = request_sync(
-                api,
-                "GET",
-                PODS.path(namespace, name, "log"),
-                query=[("limitBytes", 4 * 1024 * 1024)],
-                what=f"reading the log of pod {name} of {where}",
-            )
-        except (KubeApiError, TransientError) as exc:
-            return f"<no log: {exc}>"
-        return text if isinstance(text, str) else json.dumps(text)
+        return read_pod_log(api, namespace, pod["metadata"]["name"], where)
 
     def _print_log(self, pod: dict[str, Any], text: str) -> None:
         index = _index(pod)
         prefix = pod["metadata"]["name"] + (f"[{index}]" if index >= 0 else "")
-        lines = text.splitlines()
-        if len(lines) > LOG_HEAD_LINES + LOG_TAIL_LINES:
-            skipped = len(lines) - LOG_HEAD_LINES - LOG_TAIL_LINES
-            lines = [
-                *lines[:LOG_HEAD_LINES],
-                f"... {skipped} lines skipped ...",
-                *lines[-LOG_TAIL_LINES:],
-            ]
-        phase = (pod.get("status") or {}).get("phase")
-        self.log.info("---- %s (%s): %d log lines", prefix, phase, len(text.splitlines()))
-        for line in lines:
-            self.log.info("%s | %s", prefix, line)
+        print_pod_log(self.log, prefix, (pod.get("status") or {}).get("phase"), text)
 
     @staticmethod
     def _termination_messages(pods: list[dict[str, Any]]) -> Any:

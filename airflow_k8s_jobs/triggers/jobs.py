@@ -6,17 +6,16 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
-from .._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent
+from .._compat import TriggerEvent
 from ..clusters import KubeClusterHook
 from ..kube import JOBS, request
 from ..waiting import JobTarget, WaitPolicy, wait_for_job
+from .base import KillAwareTrigger
 
 log = logging.getLogger(__name__)
 
 
-class KubeJobTrigger(BaseTrigger):
+class KubeJobTrigger(KillAwareTrigger):
     """Fires once the Job's outcome is known (or it cannot run, or it waited too long).
 
     :param cluster_conn_id: the cluster connection; credentials are resolved here, never stored
@@ -96,69 +95,9 @@ class KubeJobTrigger(BaseTrigger):
         finally:
             await client.close()
 
-    async def on_kill(self) -> None:
-        """Airflow >= 3.3 calls this only when a user kills the task."""
-        if self.delete_on_kill and not self._fired:
-            await self.delete_job()
+    @property
+    def act_on_kill(self) -> bool:
+        return self.delete_on_kill
 
-    async def cleanup(self) -> None:
-        """Airflow < 3.3: delete on a kill, but not when the triggerer merely restarts.
-
-        The triggerer calls this whenever the trigger stops. The Job is kept while the try this
-        trigger waits for goes on (still deferred, or resuming from an event another triggerer
-        fired); it is deleted once that try is over: marked failed or successful, timed out,
-        or cleared (state None, or already scheduled again as the next try).
-        """
-        if AIRFLOW_V_3_3_PLUS or self._fired or not self.delete_on_kill:
-            return
-        if self.task_instance is None:
-            return
-        try:
-            state, try_number = await self._task_state()
-        except Exception as exc:
-            self.log.warning("Cannot tell whether the task was killed (%s); keeping the Job.", exc)
-            return
-        same_try = try_number is None or try_number == self.task_instance.try_number
-        if same_try and str(state) in _TRY_GOES_ON:
-            return
+    async def on_task_killed(self) -> None:
         await self.delete_job()
-
-    async def _task_state(self) -> tuple[Any, int | None]:
-        """The task instance's state in the database, and its try number when known."""
-        ti = self.task_instance
-        if ti is None:
-            raise RuntimeError("the trigger was given no task instance")
-        if AIRFLOW_V_3_0_PLUS:
-            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-                dag_id=ti.dag_id,
-                task_ids=[ti.task_id],
-                run_ids=[ti.run_id],
-                map_index=ti.map_index,
-            )
-            key = f"{ti.task_id}_{ti.map_index}" if ti.map_index >= 0 else ti.task_id
-            return states[ti.run_id][key], None
-
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.utils.session import create_session
-
-        def read_state() -> tuple[Any, int | None]:
-            with create_session() as session:
-                row = (
-                    session.query(TaskInstance.state, TaskInstance.try_number)
-                    .filter(
-                        TaskInstance.dag_id == ti.dag_id,
-                        TaskInstance.task_id == ti.task_id,
-                        TaskInstance.run_id == ti.run_id,
-                        TaskInstance.map_index == ti.map_index,
-                    )
-                    .one_or_none()
-                )
-                return (row[0], row[1]) if row else (None, None)
-
-        return await sync_to_async(read_state)()
-
-
-_TRY_GOES_ON = frozenset({"deferred", "scheduled", "queued", "running"})
-"""States in which the try a trigger waits for is not over (it waits, or resumes)."""
