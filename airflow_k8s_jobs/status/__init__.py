@@ -21,6 +21,15 @@ Decisions, in short (details where they are made):
   cluster's clock; ``CrashLoopBackOff`` and other start errors are reported, never fatal.
 - Phase precedence when not finished: QUEUED, RUNNING (a pod runs), PENDING (a pod starts),
   WAITING_FOR_CAPACITY (only waiting pods), PENDING (no pods yet).
+
+Argo Workflows: :func:`interpret_workflow` reads one Workflow object into a
+:class:`WorkflowState` (phase, progress, running and pending Pod nodes, the failed nodes that
+explain a failure, output parameters, a status line); :func:`summarize_workflow_failure` writes
+the exception message from it and the failed pods' logs. Node status may be compressed
+(:func:`decode_nodes`) or offloaded to the Argo Server (then only noted). :func:`pod_name` and
+:func:`node_id` derive names the way the Argo controller does. A missing Workflow, or an
+unfinished one being deleted, is finished with reason ``WorkflowDeleted``; a stopped or
+terminated one has reason ``Stopped`` / ``Terminated``.
 """
 
 from __future__ import annotations
@@ -28,14 +37,38 @@ from __future__ import annotations
 from .jobs import interpret_job, job_outcome, server_now
 from .state import JobState, Phase, PodFailure, PodProblem
 from .summary import summarize_failure
+from .workflows import (
+    NODE_ID_ANNOTATION,
+    NODE_NAME_ANNOTATION,
+    POD_NAME_FORMAT_ANNOTATION,
+    WORKFLOW_LABEL,
+    WorkflowNode,
+    WorkflowState,
+    decode_nodes,
+    interpret_workflow,
+    node_id,
+    pod_name,
+    summarize_workflow_failure,
+)
 
 __all__ = [
+    "NODE_ID_ANNOTATION",
+    "NODE_NAME_ANNOTATION",
+    "POD_NAME_FORMAT_ANNOTATION",
+    "WORKFLOW_LABEL",
     "JobState",
     "Phase",
     "PodFailure",
     "PodProblem",
+    "WorkflowNode",
+    "WorkflowState",
+    "decode_nodes",
     "interpret_job",
+    "interpret_workflow",
     "job_outcome",
+    "node_id",
+    "pod_name",
     "server_now",
     "summarize_failure",
+    "summarize_workflow_failure",
 ]
