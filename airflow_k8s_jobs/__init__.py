@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["KubeCleanupOperator", "KubeJobOperator", "__version__"]
+__all__ = ["ArgoWorkflowOperator", "KubeCleanupOperator", "KubeJobOperator", "__version__"]
 
 if TYPE_CHECKING:
+    from .operators.argo import ArgoWorkflowOperator
     from .operators.cleanup import KubeCleanupOperator
     from .operators.jobs import KubeJobOperator
 
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from .operators.cleanup import KubeCleanupOperator
 
         return KubeCleanupOperator
+    if name == "ArgoWorkflowOperator":
+        from .operators.argo import ArgoWorkflowOperator
+
+        return ArgoWorkflowOperator
     raise AttributeError(name)

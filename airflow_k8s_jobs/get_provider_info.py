@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_k8s_jobs.operators.jobs",
                     "airflow_k8s_jobs.operators.cleanup",
+                    "airflow_k8s_jobs.operators.argo",
                 ],
             }
         ],

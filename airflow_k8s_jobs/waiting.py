@@ -17,6 +17,7 @@ from typing import Any
 from .kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS, Resource
 from .manifests.names import MANAGED_BY
 from .status import Phase, interpret_job
+from .status.workflows import interpret_workflow
 from .watching import ClientSource, WatchHub
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -240,8 +241,6 @@ async def wait_for_workflow(
     ``success``, ``failed``, or ``timeout`` when ``deadline`` (epoch seconds, the task's
     ``execution_timeout``) passed first. Every managed Workflow of a namespace shares one watch.
     """
-
-    from .status.workflows import interpret_workflow
 
     def interest(resource: Resource, obj: dict[str, Any]) -> bool:
         return bool(obj["metadata"]["name"] == target.name)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_k8s_jobs.triggers.argo import ArgoWorkflowTrigger
 from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
 
 TRIGGERS: list[Any] = [
@@ -22,10 +23,20 @@ TRIGGERS: list[Any] = [
         delete_on_kill=False,
     ),
     KubeJobTrigger("c", "kubeconfig", "default", "j", "u", capacity_timeout=None),
+    ArgoWorkflowTrigger(
+        cluster_conn_id="gke_batch",
+        cluster_name="GKE cluster p/europe-west1/batch",
+        namespace="argo",
+        workflow_name="etl-score-t1-0123abcd",
+        workflow_uid="7d5c0f9e-0000-4000-8000-000000000002",
+        shutdown_on_kill="Stop",
+        deadline=1_800_000_000.5,
+    ),
+    ArgoWorkflowTrigger("c", "kubeconfig", "default", "w", "u", shutdown_on_kill=None),
 ]
 
 
-@pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda t: f"{type(t).__name__}-{t.target.name}")
 def test_serialize_round_trip(trigger: Any) -> None:
     classpath, kwargs = trigger.serialize()
     module, _, name = classpath.rpartition(".")

@@ -1,0 +1,516 @@
+"""``ArgoWorkflowOperator``: submit an Argo Workflow to a (separate) cluster and wait deferrably.
+
+It replaces a Kubernetes CronJob running ``argo submit``: the schedule, catch-up, backfill and
+re-runs are Airflow's, each run renders the *current* workflow definition, and the Workflow is
+created through the Kubernetes API with the same connection as Jobs (no Argo Server needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import jinja2
+import jinja2.ext
+
+from .._compat import AirflowTaskTimeout, BaseOperator, Context
+from ..clusters import KubeClusterHook
+from ..errors import InvalidInputError, KubeApiError, ObjectGoneError, WorkflowFailedError
+from ..kube import (
+    CLUSTER_WORKFLOW_TEMPLATES,
+    PODS,
+    WORKFLOW_TEMPLATES,
+    WORKFLOWS,
+    request_sync,
+)
+from ..manifests.names import TaskInstanceKey
+from ..manifests.workflows import (
+    DEFAULT_POD_GC,
+    DEFAULT_TTL_STRATEGY,
+    WorkflowRequest,
+    build_workflow,
+    load_workflow,
+    protect_argo_expressions,
+)
+from ..status.workflows import (
+    NODE_ID_ANNOTATION,
+    NODE_NAME_ANNOTATION,
+    WORKFLOW_LABEL,
+    WorkflowState,
+    interpret_workflow,
+    summarize_workflow_failure,
+)
+from ..triggers.argo import (
+    MERGE_PATCH,
+    SHUTDOWN_STRATEGIES,
+    ArgoWorkflowTrigger,
+    is_finished,
+    shutdown_patch,
+)
+from ..waiting import WorkflowTarget, wait_for_workflow
+from ._common import (
+    api_retry,
+    create_or_adopt,
+    execution_deadline,
+    print_pod_log,
+    read_pod_log,
+    task_instance_key,
+)
+
+MAIN_CONTAINER = "main"
+_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_LOGGED_PODS = 100
+
+
+class _ArgoExpressions(jinja2.ext.Extension):
+    """Leaves Argo's own ``{{…}}`` expressions to Argo when Airflow renders a template."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return protect_argo_expressions(source)
+
+
+def argo_safe(env: jinja2.Environment) -> jinja2.Environment:
+    """An overlay of ``env`` (same loader, macros, undefined) that keeps Argo expressions."""
+    if any(isinstance(ext, _ArgoExpressions) for ext in env.extensions.values()):
+        return env
+    return env.overlay(extensions=[_ArgoExpressions])
+
+
+def _looks_like_file(value: Any) -> bool:
+    return isinstance(value, str) and "\n" not in value and value.strip().endswith(_FILE_SUFFIXES)
+
+
+class ArgoWorkflowOperator(BaseOperator):
+    """Submit an Argo Workflow through the Kubernetes API and wait for it (deferrable).
+
+    Give exactly one of ``workflow`` (a manifest), ``workflow_template`` or
+    ``cluster_workflow_template``. The manifest is rendered with Airflow's Jinja when the task
+    runs, but Argo's own expressions (``{{inputs.parameters.x}}``, ``{{item}}``,
+    ``{{workflow.name}}``, ``{{steps.x.outputs…}}``, ``{{=…}}``) reach the cluster untouched.
+
+    Each task instance try submits its own Workflow, with a deterministic name from
+    dag/task/run/map index/try and labels identifying the try: a worker that dies after
+    submitting re-attaches to it, and an Airflow retry submits a fresh one (the previous one is
+    kept for inspection until its TTL). Unless the manifest or template sets them, the Workflow
+    gets a ``ttlStrategy`` (deleted a day after it finished), a ``podGC`` (pods deleted 5 minutes
+    after the Workflow succeeded; a failed Workflow keeps them) and the
+    ``workflows.argoproj.io/scheduled-time`` annotation from the run's data interval, which feeds
+    ``{{workflow.scheduledTime}}``.
+
+    Returns (XCom ``return_value``) ``{"name", "namespace", "uid", "phase", "outputs",
+    "node_outputs"}``: ``outputs`` are the Workflow's global output parameters, ``node_outputs``
+    each node's output parameters keyed by its name relative to the Workflow (for example
+    ``"[0].task1"``). XCom keys ``workflow_name`` and ``namespace`` are pushed at submit time.
+
+    :param cluster_conn_id: a ``kubernetes_jobs`` connection (GKE, kubeconfig, in-cluster) or a
+        cncf ``kubernetes`` connection — the same as for ``KubeJobOperator``.
+    :param namespace: where the Workflow runs (default: the connection's namespace).
+    :param workflow: a Workflow manifest: a dict, a ``.yaml``/``.yml``/``.json`` file (looked up
+        like Airflow template files: the DAG's folder and ``template_searchpath``), or YAML text.
+    :param workflow_template: submit from this WorkflowTemplate (in ``namespace``).
+    :param cluster_workflow_template: submit from this ClusterWorkflowTemplate.
+    :param parameters: Workflow parameters, like ``argo submit -p name=value`` (templated).
+        Values become strings (lists and dicts JSON). A name the Workflow or template does not
+        declare fails the task before anything is created.
+    :param entrypoint: override the entrypoint template, like ``argo submit --entrypoint``.
+    :param labels: extra labels on the Workflow.
+    :param annotations: extra annotations on the Workflow.
+    :param service_account_name: the Workflow's pods' service account, unless the manifest sets one.
+    :param ttl_strategy: the Workflow's ``ttlStrategy`` unless it sets one (None: none).
+    :param pod_gc: the Workflow's ``podGC`` unless it sets one (None: keep every pod).
+    :param shutdown_on_kill: ``Terminate`` (the default) or ``Stop`` (exit handlers still run)
+        the Workflow when the task is killed, also while deferred, or times out; None leaves it
+        running.
+    :param get_logs: write the pods' logs to the task log when the Workflow has finished.
+    :param argo_ui_url: the Argo UI's base URL, to log a link to the Workflow.
+    :param deferrable: free the worker slot while waiting (the default).
+    """
+
+    template_fields: Sequence[str] = (
+        "namespace",
+        "workflow_template",
+        "cluster_workflow_template",
+        "parameters",
+        "entrypoint",
+        "labels",
+        "annotations",
+    )
+    template_fields_renderers = {"parameters": "json", "labels": "json", "annotations": "json"}
+    ui_color = "#ffe7cc"
+
+    def __init__(
+        self,
+        *,
+        cluster_conn_id: str = KubeClusterHook.default_conn_name,
+        namespace: str | None = None,
+        workflow: dict[str, Any] | str | None = None,
+        workflow_template: str | None = None,
+        cluster_workflow_template: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        entrypoint: str | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        service_account_name: str | None = None,
+        ttl_strategy: Mapping[str, Any] | None = DEFAULT_TTL_STRATEGY,
+        pod_gc: Mapping[str, Any] | None = DEFAULT_POD_GC,
+        shutdown_on_kill: str | None = "Terminate",
+        get_logs: bool = True,
+        argo_ui_url: str | None = None,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if shutdown_on_kill is not None and shutdown_on_kill not in SHUTDOWN_STRATEGIES:
+            raise InvalidInputError(
+                f"task {self.task_id}: shutdown_on_kill must be one of "
+                f"{', '.join(SHUTDOWN_STRATEGIES)} or None, got {shutdown_on_kill!r}"
+            )
+        self.cluster_conn_id = cluster_conn_id
+        self.namespace = namespace
+        self.workflow = workflow
+        self.workflow_template = workflow_template
+        self.cluster_workflow_template = cluster_workflow_template
+        self.parameters = parameters
+        self.entrypoint = entrypoint
+        self.labels = labels
+        self.annotations = annotations
+        self.service_account_name = service_account_name
+        self.ttl_strategy = ttl_strategy
+        self.pod_gc = pod_gc
+        self.shutdown_on_kill = shutdown_on_kill
+        self.get_logs = get_logs
+        self.argo_ui_url = argo_ui_url
+        self.deferrable = deferrable
+        self._target: WorkflowTarget | None = None
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def render_template_fields(
+        self, context: Context, jinja_env: jinja2.Environment | None = None
+    ) -> None:
+        env = jinja_env if jinja_env is not None else self.get_template_env()
+        super().render_template_fields(context, argo_safe(env))
+
+    def _render_workflow(self, context: Context) -> dict[str, Any]:
+        """The ``workflow`` argument loaded and rendered (Argo expressions left alone)."""
+        env = argo_safe(self.get_template_env())
+        where = f"task {self.task_id}, argument workflow"
+        source: Any = self.workflow
+        if _looks_like_file(source):
+            name = str(source).strip()
+            where += f", file {name}"
+            source = self._read_workflow_file(env, name, where)
+        if not isinstance(source, (str, dict)):
+            raise InvalidInputError(
+                f"{where}: expected a dict, a .yaml/.yml/.json file name or YAML text, got "
+                f"{type(source).__name__}"
+            )
+        if isinstance(source, str):
+            source = load_workflow(source, where=where)
+        rendered = self.render_template(source, context, env)
+        return load_workflow(rendered, where=where)
+
+    def _read_workflow_file(self, env: jinja2.Environment, name: str, where: str) -> str:
+        loader = env.loader
+        if loader is not None:
+            try:
+                return loader.get_source(env, name)[0]
+            except jinja2.TemplateNotFound:
+                pass
+        if os.path.isfile(name):
+            with open(name, encoding="utf-8") as handle:
+                return handle.read()
+        searched = ", ".join(getattr(loader, "searchpath", []) or []) or "no template search path"
+        raise InvalidInputError(
+            f"{where}: workflow file not found (searched {searched}); put it next to the DAG "
+            "file, add its folder to the DAG's template_searchpath, or give an absolute path"
+        )
+
+    # --- submit -------------------------------------------------------------------------------
+
+    def _hook(self) -> KubeClusterHook:
+        return KubeClusterHook(self.cluster_conn_id)
+
+    def _key(self, context: Context) -> TaskInstanceKey:
+        return task_instance_key(context)
+
+    def _scheduled_time(self, context: Context) -> datetime | None:
+        for key in ("data_interval_end", "logical_date"):
+            value = context.get(key)
+            if isinstance(value, datetime):
+                return value
+        return None
+
+    def build_manifest(self, context: Context) -> tuple[dict[str, Any], str]:
+        """The Workflow this task instance try submits, and its namespace.
+
+        Reads the connection and, for a template submission, the template (to check the
+        parameters); raises :class:`InvalidInputError` on bad input, before anything is created.
+        """
+        hook = self._hook()
+        settings = hook.settings
+        namespace = self.namespace or settings.default_namespace
+        settings.check_namespace(namespace)
+        manifest = self._render_workflow(context) if self.workflow is not None else None
+        template = None
+        if manifest is None and (self.workflow_template or self.cluster_workflow_template):
+            template = self._fetch_template(hook, namespace)
+        request = WorkflowRequest(
+            workflow=manifest,
+            workflow_template=self.workflow_template,
+            cluster_workflow_template=self.cluster_workflow_template,
+            template=template,
+            parameters=self.parameters,
+            entrypoint=self.entrypoint,
+            labels=self.labels,
+            annotations=self.annotations,
+            service_account_name=self.service_account_name,
+            ttl_strategy=self.ttl_strategy,
+            pod_gc=self.pod_gc,
+            scheduled_time=self._scheduled_time(context),
+        )
+        workflow = build_workflow(request, self._key(context), namespace, settings.display_name)
+        return workflow, namespace
+
+    def _fetch_template(self, hook: KubeClusterHook, namespace: str) -> dict[str, Any]:
+        cluster = hook.settings.display_name
+        if self.workflow_template and self.cluster_workflow_template:
+            raise InvalidInputError(
+                f"task {self.task_id}: give workflow_template or cluster_workflow_template, not "
+                "both; nothing was created"
+            )
+        if self.workflow_template:
+            name, resource, ns = self.workflow_template, WORKFLOW_TEMPLATES, namespace
+            what = f"WorkflowTemplate {namespace}/{name} on {cluster}"
+        else:
+            name, resource, ns = (
+                str(self.cluster_workflow_template),
+                CLUSTER_WORKFLOW_TEMPLATES,
+                None,
+            )
+            what = f"ClusterWorkflowTemplate {name} on {cluster}"
+        api = hook.api_client()
+        timeout = hook.settings.request_timeout
+
+        @api_retry
+        def get(path: str) -> Any:
+            return request_sync(api, "GET", path, timeout=timeout, what=f"reading {what}")
+
+        try:
+            return dict(get(resource.path(ns, name)))
+        except KubeApiError as exc:
+            if exc.code != 404:
+                raise InvalidInputError(
+                    f"Cannot read {what} to check the parameters: {exc}. Grant the connection's "
+                    f"identity 'get' and 'list' on {resource.plural}.argoproj.io; nothing was "
+                    "created."
+                ) from exc
+        try:
+            existing = sorted(o["metadata"]["name"] for o in get(resource.path(ns))["items"])
+        except KubeApiError:
+            existing = []
+        known = f"; there are: {', '.join(existing)}" if existing else "; there are none"
+        raise InvalidInputError(
+            f"{what} not found{known}. Create it (argo template create / kubectl apply) or fix "
+            f"the task's {'workflow_template' if ns else 'cluster_workflow_template'}; nothing "
+            "was created."
+        )
+
+    def execute(self, context: Context) -> Any:
+        manifest, namespace = self.build_manifest(context)
+        hook = self._hook()
+        name = manifest["metadata"]["name"]
+        where = f"Workflow {namespace}/{name} on {hook.settings.display_name}"
+        workflow = create_or_adopt(
+            hook.api_client(),
+            WORKFLOWS,
+            manifest,
+            namespace,
+            self._key(context),
+            where=where,
+            timeout=hook.settings.request_timeout,
+            log=self.log,
+        )
+        self._target = WorkflowTarget(
+            cluster_conn_id=self.cluster_conn_id,
+            cluster_name=hook.settings.display_name,
+            namespace=namespace,
+            name=name,
+            uid=workflow["metadata"]["uid"],
+        )
+        context["ti"].xcom_push(key="workflow_name", value=name)
+        context["ti"].xcom_push(key="namespace", value=namespace)
+        if self.argo_ui_url:
+            self.log.info(
+                "Argo UI: %s/workflows/%s/%s", self.argo_ui_url.rstrip("/"), namespace, name
+            )
+        deadline = execution_deadline(self.execution_timeout, context)
+        if self.deferrable:
+            self.defer(
+                trigger=ArgoWorkflowTrigger(
+                    cluster_conn_id=self.cluster_conn_id,
+                    cluster_name=self._target.cluster_name,
+                    namespace=namespace,
+                    workflow_name=name,
+                    workflow_uid=self._target.uid,
+                    shutdown_on_kill=self.shutdown_on_kill,
+                    deadline=deadline,
+                ),
+                method_name="execute_complete",
+                # A backstop only: the trigger itself fires at the deadline, so that the
+                # Workflow is stopped rather than left running by a trigger timeout.
+                timeout=None
+                if deadline is None
+                else timedelta(seconds=max(0.0, deadline - time.time()) + 60),
+            )
+        event = asyncio.run(wait_for_workflow(hook, self._target, self.log, deadline))
+        return self.execute_complete(context, event)
+
+    # --- finish -------------------------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        hook = self._hook()
+        api = hook.api_client()
+        namespace, name, uid = event["namespace"], event["name"], event["uid"]
+        where = f"Workflow {namespace}/{name} on {hook.settings.display_name}"
+        self._target = None  # finished: on_kill() has nothing left to stop
+        if event["status"] == "timeout":
+            if self.shutdown_on_kill:
+                self._shutdown(hook, namespace, name, uid, where, self.shutdown_on_kill)
+            stopped = f" It was stopped ({self.shutdown_on_kill})." if self.shutdown_on_kill else ""
+            raise AirflowTaskTimeout(f"{event['message']}{stopped}")
+        if event.get("reason") == "WorkflowDeleted":
+            raise ObjectGoneError(event["message"])
+        workflow = self._read_workflow(api, namespace, name, uid, hook.settings.request_timeout)
+        state: WorkflowState | None = interpret_workflow(workflow, name=name, namespace=namespace)
+        if state is not None and not state.exists:  # deleted since the event: use the event
+            state = None
+        pods = self._pods(api, namespace, name, hook.settings.request_timeout)
+        by_node = {
+            (p["metadata"].get("annotations") or {}).get(NODE_ID_ANNOTATION, ""): p for p in pods
+        }
+        pod_names = {node_id: p["metadata"]["name"] for node_id, p in by_node.items() if node_id}
+        logs: dict[str, str] = {}
+        if self.get_logs:
+            logs = self._print_logs(api, namespace, name, pods, where)
+        if event["status"] != "success":
+            if state is None:
+                raise WorkflowFailedError(
+                    f"{where} {event.get('phase') or 'failed'}: {event.get('message')}"
+                )
+            for node in state.failed_nodes:
+                pod = pod_names.get(node.id) or state.pod_name(node)
+                if pod not in logs and node.type == "Pod":
+                    logs[pod] = read_pod_log(api, namespace, pod, where, MAIN_CONTAINER)
+            raise WorkflowFailedError(
+                summarize_workflow_failure(state, where, logs, pod_names=pod_names)
+            )
+        outputs = dict(state.outputs) if state is not None else dict(event.get("outputs") or {})
+        node_outputs = (
+            {k: dict(v) for k, v in state.node_outputs.items()}
+            if state is not None
+            else dict(event.get("node_outputs") or {})
+        )
+        self.log.info("%s succeeded: %s", where, event.get("status_line") or event.get("message"))
+        context["ti"].xcom_push(key="phase", value=event.get("phase"))
+        return {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "phase": event.get("phase"),
+            "outputs": outputs,
+            "node_outputs": node_outputs,
+        }
+
+    def _read_workflow(
+        self, api: Any, namespace: str, name: str, uid: str, timeout: float
+    ) -> dict[str, Any] | None:
+        try:
+            workflow = request_sync(
+                api,
+                "GET",
+                WORKFLOWS.path(namespace, name),
+                timeout=timeout,
+                what=f"reading Workflow {namespace}/{name}",
+            )
+        except KubeApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return dict(workflow) if workflow["metadata"].get("uid") == uid else None
+
+    def _pods(self, api: Any, namespace: str, name: str, timeout: float) -> list[dict[str, Any]]:
+        body = request_sync(
+            api,
+            "GET",
+            PODS.path(namespace),
+            query=[("labelSelector", f"{WORKFLOW_LABEL}={name}")],
+            timeout=timeout,
+            what=f"listing the pods of Workflow {namespace}/{name}",
+        )
+        pods = list(body.get("items") or [])
+        return sorted(
+            pods, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+        )
+
+    def _print_logs(
+        self, api: Any, namespace: str, name: str, pods: list[dict[str, Any]], where: str
+    ) -> dict[str, str]:
+        """Each pod's log in the task log, prefixed by pod and node (``[1].task2-3(0:1)…``)."""
+        logs: dict[str, str] = {}
+        if len(pods) > MAX_LOGGED_PODS:
+            self.log.info(
+                "%s has %d pods; writing the logs of the last %d.",
+                where,
+                len(pods),
+                MAX_LOGGED_PODS,
+            )
+        for pod in pods[-MAX_LOGGED_PODS:]:
+            meta = pod["metadata"]
+            pod_name_ = meta["name"]
+            text = read_pod_log(api, namespace, pod_name_, where, MAIN_CONTAINER)
+            logs[pod_name_] = text
+            node = (meta.get("annotations") or {}).get(NODE_NAME_ANNOTATION, "")
+            label = f"{pod_name_} {node.removeprefix(name)}".strip()
+            print_pod_log(self.log, label, (pod.get("status") or {}).get("phase"), text)
+        return logs
+
+    def _shutdown(
+        self, hook: KubeClusterHook, namespace: str, name: str, uid: str, where: str, strategy: str
+    ) -> None:
+        api = hook.api_client()
+        path = WORKFLOWS.path(namespace, name)
+        try:
+            current = request_sync(api, "GET", path, what=f"reading {where}")
+            if current["metadata"].get("uid") != uid or is_finished(current):
+                return
+            request_sync(
+                api,
+                "PATCH",
+                path,
+                body=shutdown_patch(strategy),
+                content_type=MERGE_PATCH,
+                what=f"stopping {where}",
+            )
+            self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
+        except KubeApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def on_kill(self) -> None:
+        """Stop the Workflow when the task is killed while the worker waits (synchronous mode)."""
+        target = self._target
+        if target is None or self.shutdown_on_kill is None:
+            return
+        self._shutdown(
+            self._hook(),
+            target.namespace,
+            target.name,
+            target.uid,
+            target.where,
+            self.shutdown_on_kill,
+        )
