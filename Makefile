@@ -33,7 +33,7 @@ PYTEST_ARGS ?=
 PYTEST_PATHS := tests --ignore=tests/cluster
 
 .PHONY: help setup setup-af2 setup-af3 lint format typecheck test test-af2 test-af3 \
-        test-cluster demo clean
+        test-cluster demo bench clean
 
 help:
 	@echo "make demo          run the example DAGs against a simulated cluster (Airflow 3)"
@@ -44,6 +44,7 @@ help:
 	@echo "make test-af2      tests on Airflow 2.11 only"
 	@echo "make test-af3      tests on Airflow 3.x only"
 	@echo "make test-cluster  tests against a real cluster (needs KUBECONFIG)"
+	@echo "make bench         benchmarks against the anchors (results in benchmarks/results/)"
 	@echo "make clean         remove environments and caches"
 
 # --- environments -------------------------------------------------------------------------
@@ -137,6 +138,11 @@ DEMO_ARGS ?=
 
 demo: setup-af3
 	$(AF3)/bin/python -m airflow_k8s_jobs.demo --workdir .demo --dags-folder example_dags $(DEMO_ARGS)
+
+# --- benchmarks ---------------------------------------------------------------------------
+
+bench: setup-af3
+	$(AF3)/bin/python benchmarks/argo_waiting.py --output benchmarks/results/argo_waiting.md
 
 # --- housekeeping -------------------------------------------------------------------------
 

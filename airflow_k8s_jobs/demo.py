@@ -95,7 +95,57 @@ EXAMPLES_CLUSTER: dict[str, Any] = {
         ],
         "localQueues": [{"namespace": NAMESPACE, "name": TEAM_QUEUE, "clusterQueue": "team-a"}],
     },
+    "argo": {},
     "behaviours": [
+        # argo_seed_workflow.py: the seed workflow.yml. task1 writes the JSON list 1..max (its
+        # args carry the max the DAG passed); each task2 (R) writes the square of its item.
+        *(
+            {
+                "match": {"image": "task-python:1.0", "args": f"pre-task.py {n} "},
+                "seconds": 20,
+                "stdout": f"reading the day's events\n{n} values",
+                "files": {"/tmp/results": json.dumps(list(range(1, n + 1)))},
+            }
+            for n in range(1, 31)
+        ),
+        *(
+            {
+                "match": {"image": "task-r:1.0", "args": f"task.R {n} "},
+                "seconds": 45,
+                "stdout": f"[1] {n * n}",
+                "files": {"/tmp/result": str(n * n)},
+            }
+            for n in range(1, 31)
+        ),
+        {
+            "match": {"image": "task-python:1.0", "args": "post-task.py"},
+            "seconds": 10,
+            "stdout": "stored 1 row",
+        },
+        # argo_workflow_templates.py
+        {
+            "match": {"image": f"{REGISTRY}/batch/report-extract:*"},
+            "seconds": 60,
+            "stdout": "extracting europe-west1\n48210 rows",
+            "files": {"/tmp/rows": "48210"},
+        },
+        {
+            "match": {"image": f"{REGISTRY}/batch/report-summarize:*"},
+            "seconds": 30,
+            "stdout": "summarizing 48210 rows",
+            "files": {"/tmp/summary.json": '{"rows": 48210, "top_region": "europe-west1"}'},
+        },
+        {
+            "match": {"image": "gcr.io/google.com/cloudsdktool/google-cloud-cli:slim"},
+            "seconds": 15,
+            "stdout": "Removing objects:\nCompleted 132 objects",
+        },
+        # argo_backfill.py
+        {
+            "match": {"image": f"{REGISTRY}/batch/events-load:*"},
+            "seconds": 40,
+            "stdout": "loading partition\ndone",
+        },
         # gke_batch_job.py (the seed case)
         {
             "match": {"image": "task-python:1.0", "args": "pre-task.py"},
@@ -175,6 +225,21 @@ EXAMPLES_CLUSTER: dict[str, Any] = {
 }
 """The simulated cluster the example DAGs run against (the e2e tests use it too)."""
 
+TEMPLATE_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate")
+
+
+def install_workflow_templates(cluster: SimulatedCluster, dags_folder: Path) -> list[str]:
+    """Create the WorkflowTemplates and ClusterWorkflowTemplates of ``<dags>/workflows/*.yaml``
+    on the cluster (what ``kubectl apply`` of those files does); returns their names."""
+    created = []
+    for path in sorted((dags_folder / "workflows").glob("*.yaml")):
+        manifest = yaml.safe_load(path.read_text())
+        if isinstance(manifest, dict) and manifest.get("kind") in TEMPLATE_KINDS:
+            cluster.create(manifest)
+            created.append(f"{manifest['kind']} {manifest['metadata']['name']}")
+    return created
+
+
 DAG_TIMEOUT = 300.0
 """Wall seconds one ``airflow dags test`` may take before the demo stops it."""
 
@@ -224,8 +289,16 @@ def dag_ids_in(path: Path) -> list[str]:
     return found
 
 
-FIRST = ("gpu_scale_up", "indexed_fanout", "kueue_queued", "dynamic_mapping", "gke_batch_job")
-"""Run order: ``gpu_scale_up`` first, so that it is the one that finds the GPU pool at 0 nodes."""
+FIRST = (
+    "gpu_scale_up",
+    "argo_backfill",
+    "indexed_fanout",
+    "kueue_queued",
+    "dynamic_mapping",
+    "gke_batch_job",
+)
+"""Run order: ``gpu_scale_up`` first, so that it is the one that finds the GPU pool at 0 nodes;
+``argo_backfill`` (three runs in a row) early, so that the other DAGs run meanwhile."""
 
 
 def find_dags(folder: Path) -> list[ExampleDag]:
@@ -299,7 +372,9 @@ def read_run(database: Path, dag_id: str) -> tuple[str, dict[str, str], dict[str
     """The DAG run's state, its task states and its ``return_value`` XComs, from the database."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
-        state = str(rows[-1][0]) if rows else "no run"
+        states = [str(row[0]) for row in rows]
+        failed = [s for s in states if s != "success"]
+        state = (failed or states or ["no run"])[-1]
         tasks: dict[str, str] = {}
         for task_id, map_index, ti_state in db.execute(
             "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? "
@@ -335,8 +410,15 @@ def _duration(seconds: float) -> str:
 def _short(value: Any, limit: int = 150) -> str:
     """A value for one line: long lists show their first and last items."""
     text = json.dumps(value)
-    if len(text) > limit and isinstance(value, dict):  # the numbers and flags, then
-        text = json.dumps({k: v for k, v in value.items() if isinstance(v, int | float)})
+    if len(text) > limit and isinstance(value, dict):  # the numbers, flags and short words
+        text = json.dumps(
+            {
+                k: v
+                for k, v in value.items()
+                if isinstance(v, int | float) or (isinstance(v, str) and len(v) <= 60)
+                if k != "uid"
+            }
+        )
     if len(text) > limit and isinstance(value, list) and len(value) > 2:
         first, last = json.dumps(value[0]), json.dumps(value[-1])
         text = f"[{first}, ... {len(value) - 2} more ..., {last}]"
@@ -426,6 +508,50 @@ def job_facts(cluster: SimulatedCluster, job: dict[str, Any]) -> list[str]:
                     f"{task}: Kueue Workload {workload['metadata']['name']} not admitted: "
                     f"{(reserved or {}).get('message')}"
                 )
+    return facts
+
+
+BACKFILLED = {"argo_backfill": 3}
+"""DAGs the demo runs for a range of days ending on the demo's date, not for that day only."""
+
+
+def backfill_dates(last: str, days: int) -> list[str]:
+    end = date.fromisoformat(last)
+    return [(end - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
+
+
+def workflows_of(cluster: SimulatedCluster, dag_id: str) -> list[dict[str, Any]]:
+    workflows = cluster.list("workflows", NAMESPACE, {DAG_ID: label_value(dag_id)})
+    return sorted(workflows, key=lambda w: w["metadata"].get("creationTimestamp", ""))
+
+
+def workflow_facts(workflow: dict[str, Any]) -> list[str]:
+    """What is worth telling about one Argo Workflow: its source, parameters, shape, outcome."""
+    meta, spec, status = workflow["metadata"], workflow["spec"], workflow.get("status") or {}
+    labels = meta.get("labels") or {}
+    task = labels.get(TASK_ID, meta["name"])
+    source = "inline manifest"
+    if spec.get("workflowTemplateRef"):
+        ref = spec["workflowTemplateRef"]
+        kind = "ClusterWorkflowTemplate" if ref.get("clusterScope") else "WorkflowTemplate"
+        source = f"{kind} {ref.get('name')}"
+    params = ", ".join(
+        f"{p.get('name')}={p.get('value')}"
+        for p in (spec.get("arguments") or {}).get("parameters") or []
+    )
+    nodes = (status.get("nodes") or {}).values()
+    pods = [n for n in nodes if n.get("type") == "Pod"]
+    fan_out = sorted({n.get("displayName", "") for n in nodes if "(" in n.get("displayName", "")})
+    facts = [
+        f"{task}: Workflow {meta['name']} ({source}; {params or 'no parameters'}): "
+        f"{status.get('phase') or 'Pending'} {status.get('progress', '')}, {len(pods)} pods"
+        + (f", fan-out {', '.join(fan_out)}" if fan_out else "")
+    ]
+    scheduled = (meta.get("annotations") or {}).get("workflows.argoproj.io/scheduled-time")
+    ttl = spec.get("ttlStrategy")
+    facts.append(
+        f"{task}: scheduled-time {scheduled}, ttlStrategy {ttl}, podGC {spec.get('podGC')}"
+    )
     return facts
 
 
@@ -564,6 +690,7 @@ class DagResult:
     tasks: dict[str, str] = field(default_factory=dict)
     xcoms: dict[str, Any] = field(default_factory=dict)
     jobs: list[str] = field(default_factory=list)
+    workflows: list[str] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
 
     @property
@@ -596,6 +723,21 @@ def run_dag(
     if dag.dag_id == "kueue_queued":  # show it waiting in a full queue
         with QuotaHolder(cluster, dag.dag_id, timeout=timeout) as holder:
             code = run_logged(command, env, log, timeout)
+    elif dag.dag_id in BACKFILLED:  # a run per day of a date range, oldest first
+        code = 0
+        for day in backfill_dates(logical_date, BACKFILLED[dag.dag_id]):
+            day_log = log.with_name(f"{dag.dag_id}-{day}.log")
+            say(f"           airflow dags test {dag.dag_id} {day}  (log: {day_log})")
+            day_code = run_logged(
+                airflow_command("dags", "test", dag.dag_id, day), env, day_log, timeout
+            )
+            code = code or day_code
+        log.write_text(
+            "".join(
+                log.with_name(f"{dag.dag_id}-{day}.log").read_text()
+                for day in backfill_dates(logical_date, BACKFILLED[dag.dag_id])
+            )
+        )
     else:
         code = run_logged(command, env, log, timeout)
     result = DagResult(dag, code, time.monotonic() - started, log)
@@ -607,6 +749,10 @@ def run_dag(
     result.jobs = [j["metadata"]["name"] for j in jobs]
     for job in jobs:
         result.facts += job_facts(cluster, job)
+    workflows = workflows_of(cluster, dag.dag_id)
+    result.workflows = [w["metadata"]["name"] for w in workflows]
+    for workflow in workflows:
+        result.facts += workflow_facts(workflow)
     if holder is not None and holder.waited is not None:
         result.facts.append(
             f"another Job of team A ({QUOTA_HOLDER}, 6 CPUs) held the queue's quota; the demo "
@@ -647,11 +793,16 @@ def print_summary(results: list[DagResult], counters: dict[str, int], seconds: f
     width = max([len(r.dag.dag_id) for r in results] + [3])
     say()
     say("=" * 100)
-    say(f"{'DAG':<{width}}  {'OUTCOME':<8}  {'TIME':>6}  JOBS")
+    say(f"{'DAG':<{width}}  {'OUTCOME':<8}  {'TIME':>6}  JOBS / WORKFLOWS")
     for r in results:
         outcome = "success" if r.succeeded else "FAILED"
-        jobs = ", ".join(r.jobs) if r.jobs else "-"
-        say(f"{r.dag.dag_id:<{width}}  {outcome:<8}  {r.seconds:>5.1f}s  {len(r.jobs)}: {jobs}")
+        objects = r.jobs + r.workflows
+        names = ", ".join(objects) if objects else "-"
+        kind = "workflow(s)" if r.workflows and not r.jobs else "job(s)"
+        say(
+            f"{r.dag.dag_id:<{width}}  {outcome:<8}  {r.seconds:>5.1f}s  "
+            f"{len(objects)} {kind}: {names}"
+        )
         if not r.succeeded:
             failed = {t: s for t, s in r.tasks.items() if s != "success"}
             say(f"    run {r.state}, exit code {r.returncode}; tasks {failed}; see {r.log}")
@@ -659,17 +810,25 @@ def print_summary(results: list[DagResult], counters: dict[str, int], seconds: f
             say(f"    - {fact}")
     say("=" * 100)
     total = sum(len(r.jobs) for r in results)
-    say(f"API requests the simulated cluster served for {total} Jobs (by verb):")
+    workflows = sum(len(r.workflows) for r in results)
+    say(
+        f"API requests the simulated cluster served for {total} Jobs and {workflows} Workflows "
+        "(by verb):"
+    )
     for line in request_summary(counters):
         say(line)
     gets = {k: n for k, n in counters.items() if k.startswith("get ")}
-    polling = "" if set(gets) <= {"get pods/log"} else f" (but: {gets})"
+    at_the_end = {"get pods/log", "get workflowtemplates", "get clusterworkflowtemplates"}
+    polling = ""
+    if not set(gets) <= at_the_end | {"get workflows"} or gets.get("get workflows", 0) > workflows:
+        polling = f" (but: {gets})"
     say(
-        f"  Tasks waited on watches: no GET of a Job or pod while waiting{polling}; each pod's\n"
-        "  log is read once at the end. `airflow dags test` runs each trigger in an event loop\n"
-        "  of its own, so every waiting task opened its own watches; in a triggerer, all\n"
-        "  triggers share one watch per (cluster, namespace, kind). Each Job is created twice:\n"
-        "  a dry run validates it first."
+        f"  Tasks waited on watches: no GET of a Job, pod or Workflow while waiting{polling};\n"
+        "  each pod's log, and each finished Workflow, is read once at the end (a template once\n"
+        "  at submit, to check the parameters). `airflow dags test` runs each trigger in an\n"
+        "  event loop of its own, so every waiting task opened its own watches; in a triggerer,\n"
+        "  all triggers share one watch per (cluster, namespace, kind). Each Job and Workflow is\n"
+        "  created twice: a dry run validates it first."
     )
     ok = all(r.succeeded for r in results)
     passed = sum(r.succeeded for r in results)
@@ -774,6 +933,7 @@ def run_all(
 ) -> int:
     with SimulatedCluster(EXAMPLES_CLUSTER) as cluster:
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig.yaml", namespace=NAMESPACE)
+        templates = install_workflow_templates(cluster, dags_folder)
         scale = cluster.config.time_scale
         say(
             f"simulated cluster at {cluster.url}: pools default (3 nodes) and gpu (0-2 nodes, "
@@ -781,6 +941,8 @@ def run_all(
             f"1 simulated minute = {60 * scale:.1f}s"
         )
         say(f"  kubeconfig {kubeconfig}, configuration {workdir / 'cluster.yaml'}")
+        if templates:
+            say(f"  Argo controller, with {', '.join(templates)} from {dags_folder / 'workflows'}")
         env = airflow_env(home, dags_folder, kubeconfig)
         say(f"AIRFLOW_HOME={home}  AIRFLOW__CORE__DAGS_FOLDER={dags_folder}")
         say(f"AIRFLOW_CONN_{CONN_ID.upper()}={env[f'AIRFLOW_CONN_{CONN_ID.upper()}']}")

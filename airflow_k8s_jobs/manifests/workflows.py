@@ -787,14 +787,19 @@ def _apply_parameters(
     if declared is not None:
         unknown = [name for name in given if name not in declared]
         if unknown:
-            source = "template" if request.workflow is None else "Workflow"
+            if request.workflow_template:
+                source = f"WorkflowTemplate {request.workflow_template}"
+            elif request.cluster_workflow_template:
+                source = f"ClusterWorkflowTemplate {request.cluster_workflow_template}"
+            else:
+                source = "Workflow"
             several = len(unknown) > 1
             listed = ", ".join(_with_hint(name, declared) for name in unknown)
             problems.add(
                 f"parameter{'s' if several else ''} {listed} {'are' if several else 'is'} not "
-                f"declared by the {source} (declared: {', '.join(declared) or 'none'}); declare "
-                f"{'them' if several else 'it'} in spec.arguments.parameters or as an input of "
-                "the entrypoint template"
+                f"declared by the {source} (declared: {', '.join(declared) or 'none'}); fix the "
+                f"name, or declare {'them' if several else 'it'} in spec.arguments.parameters "
+                "or as an input of the entrypoint template"
             )
         for name, value in given.items():
             enum = declared.get(name, {}).get("enum")

@@ -22,6 +22,7 @@ from .admission import admit_create
 from .apiserver import ApiServer
 from .clock import SimClock
 from .config import ClusterConfig
+from .controllers.argo import ArgoController
 from .controllers.base import Controller, ControllerLoop
 from .controllers.gc import GarbageCollector, TtlAfterFinishedController
 from .controllers.jobs import JobController
@@ -95,6 +96,11 @@ class SimulatedCluster:
             kueue.install()
             controllers.insert(controllers.index(self.kubelet), kueue)
             self.extensions["kueue"] = kueue
+        if "argo" in config.extra:
+            argo = ArgoController(self.state, self.kubelet)
+            argo.install()
+            controllers.insert(controllers.index(self.kubelet), argo)
+            self.extensions["argo"] = argo
         self.loop_controllers = controllers
         self.server = ApiServer(self.state)
         self._controller_loop: ControllerLoop | None = None
@@ -104,6 +110,8 @@ class SimulatedCluster:
                 store.create(NAMESPACES, admit_create(NAMESPACES, namespace_obj))
         if "kueue" in self.extensions:
             self.extensions["kueue"].bootstrap(config.extra["kueue"])
+        if "argo" in self.extensions:
+            self.extensions["argo"].bootstrap(config.extra["argo"])
 
     # --- lifecycle -------------------------------------------------------------------------
 

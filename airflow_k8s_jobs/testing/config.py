@@ -118,6 +118,10 @@ class ClusterConfig:
                     from .controllers.kueue import check_config
 
                     check_config(value, f"{origin}: kueue")
+                else:
+                    from .controllers.argo.config import check_config as check_argo
+
+                    check_argo(value, f"{origin}: argo")
                 extra[key] = value
             else:
                 raise ConfigError(

@@ -150,6 +150,33 @@ KUEUE_RESOURCES: tuple[ResourceType, ...] = (
 )
 
 
+def _argo(plural: str, kind: str, namespaced: bool, short_names: tuple[str, ...]) -> ResourceType:
+    return ResourceType(
+        "argoproj.io",
+        "v1alpha1",
+        plural,
+        kind,
+        namespaced,
+        kind.lower(),
+        short_names=short_names,
+        custom=True,
+    )
+
+
+# Argo Workflows' custom resources, served only when the cluster has an ``argo`` section. The
+# Workflow CRD has no status subresource: the controller writes the status with the object.
+ARGO_WORKFLOWS = _argo("workflows", "Workflow", True, ("wf",))
+ARGO_WORKFLOW_TEMPLATES = _argo("workflowtemplates", "WorkflowTemplate", True, ("wftmpl",))
+ARGO_CLUSTER_WORKFLOW_TEMPLATES = _argo(
+    "clusterworkflowtemplates", "ClusterWorkflowTemplate", False, ("cwftmpl", "cwft")
+)
+ARGO_RESOURCES: tuple[ResourceType, ...] = (
+    ARGO_WORKFLOWS,
+    ARGO_WORKFLOW_TEMPLATES,
+    ARGO_CLUSTER_WORKFLOW_TEMPLATES,
+)
+
+
 @dataclass
 class ResourceRegistry:
     """Every resource type served, looked up by (group, version, plural)."""

@@ -39,6 +39,7 @@ E2E_CLUSTER: dict[str, Any] = {
             ],
         },
     ],
+    "argo": {},
     "behaviours": [
         {
             "match": {"image": "task-python:1.0", "args": "pre-task.py"},

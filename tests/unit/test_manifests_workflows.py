@@ -468,7 +468,7 @@ def test_undeclared_parameter_lists_declared_and_suggests() -> None:
     message = problems_of(parameters={"maxx": 30, "colour": "red"})
     assert (
         "parameters maxx (did you mean max?), colour are not declared by the Workflow "
-        "(declared: max); declare them in spec.arguments.parameters" in message
+        "(declared: max); fix the name, or declare them in spec.arguments.parameters" in message
     )
 
 
@@ -584,8 +584,8 @@ def test_known_template_checks_parameters_and_copies_workflow_metadata() -> None
         workflow_template="nightly-etl", template=template, parameters={"dat": "x", "mode": "all"}
     )
     assert (
-        "parameter dat (did you mean date?) is not declared by the template (declared: date, "
-        "mode, shards); declare it" in message
+        "parameter dat (did you mean date?) is not declared by the WorkflowTemplate nightly-etl "
+        "(declared: date, mode, shards); fix the name, or declare it" in message
     )
     assert "parameter mode='all' is not one of its enum values: 'incremental', 'full'" in message
 
