@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow import DAG
-from airflow.models.param import Param
 
 try:
-    from airflow.sdk import task
+    from airflow.sdk import Param, task
 except ImportError:  # Airflow 2
     from airflow.decorators import task
+    from airflow.models.param import Param
 
 from airflow_k8s_jobs import ArgoWorkflowOperator
 

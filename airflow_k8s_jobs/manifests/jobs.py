@@ -50,11 +50,19 @@ from .names import (
     task_annotations,
     task_labels,
 )
+from .problems import (
+    SERVER_METADATA,
+    Problems,
+    annotation_problems,
+    is_int,
+    label_problems,
+    merged,
+    yaml_type,
+)
 from .validation import (
     did_you_mean,
     dns_label_problem,
     dns_subdomain_problem,
-    label_key_problem,
     label_value_problem,
     quantity_problem,
     type_name,
@@ -89,17 +97,6 @@ without counting towards ``backoffLimit``."""
 
 _CONSUMERS = {("batch/v1", "Job"): "KubeJobOperator"}
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-# Written by the API server; a Job exported with ``kubectl get -o yaml`` carries them.
-_SERVER_METADATA = (
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generation",
-    "managedFields",
-    "selfLink",
-)
 _CONTROLLER_LABELS = (
     "batch.kubernetes.io/controller-uid",
     "batch.kubernetes.io/job-name",
@@ -187,22 +184,12 @@ def load_manifest(
         if isinstance(source, str) and "\n" not in source.strip():
             hint = " (a manifest file name must end with .yaml, .yml or .json)"
         raise InvalidInputError(
-            f"{label}: the manifest is a {_yaml_type(manifest)}, not a mapping; write one "
+            f"{label}: the manifest is a {yaml_type(manifest)}, not a mapping; write one "
             f"{expected_api_version} {expected_kind} object (apiVersion, kind, metadata, spec)"
             f"{hint}"
         )
     _check_kind(manifest, expected_api_version, expected_kind, label)
     return manifest
-
-
-def _yaml_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return type_name(value)
 
 
 def _parse(text: str, origin: str, *, as_json: bool) -> Any:
@@ -227,7 +214,7 @@ def _parse(text: str, origin: str, *, as_json: bool) -> Any:
         raise InvalidInputError(f"{origin}: the manifest is empty")
     if len(documents) > 1:
         kinds = ", ".join(
-            str(d.get("kind", "?")) if isinstance(d, dict) else _yaml_type(d) for d in documents
+            str(d.get("kind", "?")) if isinstance(d, dict) else yaml_type(d) for d in documents
         )
         raise InvalidInputError(
             f"{origin}: contains {len(documents)} YAML documents ({kinds}); a task submits one "
@@ -302,28 +289,6 @@ _SPEC_MINIMUM = {field: minimum for field, minimum in _KNOBS.values()} | {"maxFa
 _SPEC_TO_KNOB = {field: knob for knob, (field, _) in _KNOBS.items()}
 
 
-class _Problems:
-    """Collects what is wrong; :meth:`raise_if_any` turns it into one InvalidInputError."""
-
-    def __init__(self, namespace: str, name: str, cluster: str) -> None:
-        self.subject = f"Job {namespace}/{name} on cluster {cluster}"
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        if message not in self.items:
-            self.items.append(message)
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        listed = "\n".join(f"  - {item}" for item in self.items)
-        noun = "problem" if len(self.items) == 1 else f"{len(self.items)} problems"
-        raise InvalidInputError(
-            f"{self.subject}: invalid input ({noun}); nothing was created:\n{listed}\n"
-            "Fix the task's arguments or its Job manifest and run the task again."
-        )
-
-
 def build_job(
     request: JobSpecRequest, key: TaskInstanceKey, namespace: str, cluster: str
 ) -> dict[str, Any]:
@@ -332,7 +297,7 @@ def build_job(
     Raises :class:`InvalidInputError` listing every problem; the request is not modified.
     """
     name = object_name(key)
-    problems = _Problems(namespace, name, cluster)
+    problems = Problems("Job", namespace, name, cluster)
     if problem := dns_label_problem(namespace):
         problems.add(f"namespace {namespace!r}: {problem}; pass an existing namespace")
     _check_request(request, problems)
@@ -370,11 +335,7 @@ def build_job(
 # --- building -----------------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_request(request: JobSpecRequest, problems: _Problems) -> None:
+def _check_request(request: JobSpecRequest, problems: Problems) -> None:
     quick = [arg for arg in _QUICK_FORM if getattr(request, arg) is not None]
     if request.job is not None and quick:
         problems.add(
@@ -420,7 +381,7 @@ def _check_request(request: JobSpecRequest, problems: _Problems) -> None:
         value = getattr(request, knob)
         if value is None:
             continue
-        if not _is_int(value):
+        if not is_int(value):
             problems.add(f"{knob} must be an integer, not {value!r} ({type_name(value)})")
         elif value < minimum:
             bound = "greater than 0" if minimum else "0 or more"
@@ -459,7 +420,7 @@ def _manifest_indexed(job: Any) -> bool:
     return isinstance(spec, dict) and spec.get("completionMode") == "Indexed"
 
 
-def _base_job(request: JobSpecRequest, problems: _Problems) -> Obj:
+def _base_job(request: JobSpecRequest, problems: Problems) -> Obj:
     """The user's Job (a deep copy) or the quick-form Job, with the nesting we need present."""
     if request.job is None:
         container: Obj = {"name": MAIN_CONTAINER, "image": request.image}
@@ -496,7 +457,7 @@ def _base_job(request: JobSpecRequest, problems: _Problems) -> Obj:
         if value is None:
             value = holder[field] = {}
         if not isinstance(value, dict):
-            problems.add(f"{path} must be a mapping, not {_yaml_type(value)}")
+            problems.add(f"{path} must be a mapping, not {yaml_type(value)}")
     if problems.items:
         return job
     pod_spec = job["spec"]["template"]["spec"]
@@ -521,7 +482,7 @@ def _get(obj: Any, path: str) -> Any:
 def _strip_server_fields(job: Obj) -> None:
     """Forget what the API server wrote, so an exported Job can be submitted again."""
     meta = job["metadata"]
-    for field in _SERVER_METADATA:
+    for field in SERVER_METADATA:
         meta.pop(field, None)
     meta.pop("generateName", None)
     job.pop("status", None)
@@ -534,26 +495,13 @@ def _strip_server_fields(job: Obj) -> None:
                 labels.pop(label, None)
 
 
-def _merged(
-    existing: Any,
-    user: Mapping[str, str] | None,
-    ours: Mapping[str, str],
-    field: str,
-    problems: _Problems,
-) -> dict[str, Any]:
-    if existing is not None and not isinstance(existing, dict):
-        problems.add(f"{field} must be a mapping, not {_yaml_type(existing)}")
-        existing = None
-    return {**(existing or {}), **(user or {}), **ours}
-
-
 def _apply_identity(
     job: Obj,
     request: JobSpecRequest,
     key: TaskInstanceKey,
     name: str,
     namespace: str,
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     meta = job["metadata"]
     given = meta.get("namespace")
@@ -566,21 +514,19 @@ def _apply_identity(
     meta["name"] = name
     meta["namespace"] = namespace
     labels, annotations = task_labels(key), task_annotations(key)
-    meta["labels"] = _merged(
-        meta.get("labels"), request.labels, labels, "metadata.labels", problems
-    )
-    meta["annotations"] = _merged(
+    meta["labels"] = merged(meta.get("labels"), request.labels, labels, "metadata.labels", problems)
+    meta["annotations"] = merged(
         meta.get("annotations"), request.annotations, annotations, "metadata.annotations", problems
     )
     template_meta = job["spec"]["template"]["metadata"]
-    template_meta["labels"] = _merged(
+    template_meta["labels"] = merged(
         template_meta.get("labels"),
         request.labels,
         labels,
         "spec.template.metadata.labels",
         problems,
     )
-    template_meta["annotations"] = _merged(
+    template_meta["annotations"] = merged(
         template_meta.get("annotations"),
         request.annotations,
         annotations,
@@ -589,7 +535,7 @@ def _apply_identity(
     )
 
 
-def _set_knob(spec: Obj, field: str, value: Any, knob: str, problems: _Problems) -> None:
+def _set_knob(spec: Obj, field: str, value: Any, knob: str, problems: Problems) -> None:
     if value is None:
         return
     current = spec.get(field)
@@ -602,7 +548,7 @@ def _set_knob(spec: Obj, field: str, value: Any, knob: str, problems: _Problems)
     spec[field] = value
 
 
-def _apply_knobs(spec: Obj, request: JobSpecRequest, problems: _Problems) -> None:
+def _apply_knobs(spec: Obj, request: JobSpecRequest, problems: Problems) -> None:
     for knob, (field, _) in _KNOBS.items():
         if knob != "ttl_seconds_after_finished":
             _set_knob(spec, field, getattr(request, knob), knob, problems)
@@ -627,7 +573,7 @@ def _apply_knobs(spec: Obj, request: JobSpecRequest, problems: _Problems) -> Non
         _apply_resources(pod_spec, request.container_resources, problems)
 
 
-def _apply_resources(pod_spec: Obj, resources: Mapping[str, Any], problems: _Problems) -> None:
+def _apply_resources(pod_spec: Obj, resources: Mapping[str, Any], problems: Problems) -> None:
     """``container_resources`` go to the first container; the manifest's own values must agree."""
     containers = pod_spec.get("containers") or []
     if not containers:
@@ -651,7 +597,7 @@ def _apply_resources(pod_spec: Obj, resources: Mapping[str, Any], problems: _Pro
                 existing[resource] = amount
 
 
-def _apply_placement(job: Obj, pod_spec: Obj, request: JobSpecRequest, problems: _Problems) -> None:
+def _apply_placement(job: Obj, pod_spec: Obj, request: JobSpecRequest, problems: Problems) -> None:
     tolerations = pod_spec.get("tolerations")
     if tolerations is None:
         tolerations = []
@@ -688,7 +634,7 @@ def _apply_placement(job: Obj, pod_spec: Obj, request: JobSpecRequest, problems:
         job["spec"]["suspend"] = True
 
 
-def _require_node_pool(pod_spec: Obj, pool: str, problems: _Problems) -> None:
+def _require_node_pool(pod_spec: Obj, pool: str, problems: Problems) -> None:
     selector = pod_spec.get("nodeSelector")
     if isinstance(selector, dict) and selector.get(NODE_POOL_LABEL) not in (None, pool):
         problems.add(
@@ -805,8 +751,8 @@ def job_problems(job: Obj, request: JobSpecRequest | None = None) -> list[str]:
         ("metadata", meta),
         ("spec.template.metadata", (spec.get("template") or {}).get("metadata") or {}),
     ):
-        problems += _label_problems(holder.get("labels"), f"{field}.labels")
-        problems += _annotation_problems(holder.get("annotations"), f"{field}.annotations")
+        problems += label_problems(holder.get("labels"), f"{field}.labels")
+        problems += annotation_problems(holder.get("annotations"), f"{field}.annotations")
     return problems
 
 
@@ -864,7 +810,7 @@ def _env_problems(env: Any, path: str) -> list[str]:
     if env is None:
         return []
     if not isinstance(env, list):
-        return [f"{path} must be a list of {{name, value}} entries, not {_yaml_type(env)}"]
+        return [f"{path} must be a list of {{name, value}} entries, not {yaml_type(env)}"]
     problems: list[str] = []
     for i, entry in enumerate(env):
         if not isinstance(entry, dict):
@@ -913,7 +859,7 @@ def _count_problems(spec: Obj, request: JobSpecRequest | None) -> list[str]:
             if request is not None and knob and getattr(request, knob) == value
             else ""
         )
-        if not _is_int(value):
+        if not is_int(value):
             problems.append(f"spec.{field} must be an integer, not {value!r}{source}")
         elif value < minimum:
             bound = "greater than 0" if minimum else "0 or more"
@@ -962,35 +908,4 @@ def _mode_problems(spec: Obj) -> list[str]:
                         f"spec.podFailurePolicy.rules[{i}] uses FailIndex, which needs "
                         "backoffLimitPerIndex; pass backoff_limit_per_index="
                     )
-    return problems
-
-
-def _label_problems(labels: Any, field: str) -> list[str]:
-    if labels is None:
-        return []
-    if not isinstance(labels, dict):
-        return [f"{field} must be a mapping"]
-    problems: list[str] = []
-    for label, value in labels.items():
-        if problem := label_key_problem(label):
-            problems.append(f"{field}: key {label!r}: {problem}")
-        if problem := label_value_problem(value):
-            problems.append(f"{field}[{label}] value {value!r}: {problem}")
-    return problems
-
-
-def _annotation_problems(annotations: Any, field: str) -> list[str]:
-    if annotations is None:
-        return []
-    if not isinstance(annotations, dict):
-        return [f"{field} must be a mapping"]
-    problems: list[str] = []
-    for annotation, value in annotations.items():
-        if problem := label_key_problem(annotation):
-            problems.append(f"{field}: key {annotation!r}: {problem}")
-        if not isinstance(value, str):
-            problems.append(
-                f"{field}[{annotation}] value {value!r}: annotation values must be strings "
-                f"(quote it: {str(value)!r})"
-            )
     return problems

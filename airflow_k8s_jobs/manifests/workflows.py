@@ -66,12 +66,19 @@ from typing import Any
 from ..errors import InvalidInputError
 from .jobs import load_manifest
 from .names import TaskInstanceKey, object_name, task_annotations, task_labels
+from .problems import (
+    SERVER_METADATA,
+    Problems,
+    annotation_problems,
+    is_int,
+    label_problems,
+    merged,
+    yaml_type,
+)
 from .validation import (
     did_you_mean,
     dns_label_problem,
     dns_subdomain_problem,
-    label_key_problem,
-    label_value_problem,
     type_name,
 )
 
@@ -128,16 +135,6 @@ ARGO_EXPRESSION_ROOTS: frozenset[str] = frozenset(
 """First identifiers of Argo's simple ``{{…}}`` tags (the Argo "Workflow Variables" reference).
 None of them is a name Airflow puts into the template context."""
 
-_SERVER_METADATA = (
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generation",
-    "managedFields",
-    "selfLink",
-)
 # Written by the workflow controller; a copied ``completed: "true"`` would make it ignore the
 # new Workflow.
 _CONTROLLER_LABELS = (
@@ -471,32 +468,6 @@ class WorkflowRequest:
     scheduled_time: dt.datetime | None = None
 
 
-class _Problems:
-    """Collects what is wrong; :meth:`raise_if_any` turns it into one InvalidInputError."""
-
-    def __init__(self, namespace: str, name: str, cluster: str) -> None:
-        self.subject = f"Workflow {namespace}/{name} on cluster {cluster}"
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        if message not in self.items:
-            self.items.append(message)
-
-    def extend(self, messages: Iterable[str]) -> None:
-        for message in messages:
-            self.add(message)
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        listed = "\n".join(f"  - {item}" for item in self.items)
-        noun = "problem" if len(self.items) == 1 else f"{len(self.items)} problems"
-        raise InvalidInputError(
-            f"{self.subject}: invalid input ({noun}); nothing was created:\n{listed}\n"
-            "Fix the task's arguments or its Workflow manifest and run the task again."
-        )
-
-
 def scheduled_time_value(when: dt.datetime) -> str:
     """RFC 3339 in UTC with whole seconds, e.g. ``2026-01-01T10:00:00Z`` (naive means UTC)."""
     if when.tzinfo is None:
@@ -512,7 +483,7 @@ def build_workflow(
     Raises :class:`InvalidInputError` listing every problem; the request is not modified.
     """
     name = object_name(key)
-    problems = _Problems(namespace, name, cluster)
+    problems = Problems("Workflow", namespace, name, cluster)
     if problem := dns_label_problem(namespace):
         problems.add(f"namespace {namespace!r}: {problem}; pass an existing namespace")
     template_spec = _check_request(request, problems)
@@ -539,7 +510,7 @@ def build_workflow(
 # --- building -----------------------------------------------------------------------------------
 
 
-def _check_request(request: WorkflowRequest, problems: _Problems) -> Mapping[str, Any] | None:
+def _check_request(request: WorkflowRequest, problems: Problems) -> Mapping[str, Any] | None:
     """Problems with the arguments themselves; returns the known template's spec."""
     sources = [
         arg
@@ -591,7 +562,7 @@ def _check_request(request: WorkflowRequest, problems: _Problems) -> Mapping[str
     return _check_template(request, problems)
 
 
-def _check_template(request: WorkflowRequest, problems: _Problems) -> Mapping[str, Any] | None:
+def _check_template(request: WorkflowRequest, problems: Problems) -> Mapping[str, Any] | None:
     template = request.template
     if template is None:
         return None
@@ -618,17 +589,7 @@ def _check_template(request: WorkflowRequest, problems: _Problems) -> Mapping[st
     return spec
 
 
-def _yaml_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return type_name(value)
-
-
-def _from_manifest(manifest: Mapping[str, Any], problems: _Problems) -> Obj:
+def _from_manifest(manifest: Mapping[str, Any], problems: Problems) -> Obj:
     """A deep copy of the user's Workflow, with what the server wrote removed."""
     try:
         workflow = load_workflow(dict(manifest), where="workflow")
@@ -639,17 +600,17 @@ def _from_manifest(manifest: Mapping[str, Any], problems: _Problems) -> Obj:
     if meta is None:
         meta = workflow["metadata"] = {}
     if not isinstance(meta, dict):
-        problems.add(f"metadata must be a mapping, not {_yaml_type(meta)}")
+        problems.add(f"metadata must be a mapping, not {yaml_type(meta)}")
     spec = workflow.get("spec")
     if spec is None:
         problems.add(
             "the Workflow has no spec; give entrypoint and templates (or a workflowTemplateRef)"
         )
     elif not isinstance(spec, dict):
-        problems.add(f"spec must be a mapping, not {_yaml_type(spec)}")
+        problems.add(f"spec must be a mapping, not {yaml_type(spec)}")
     if problems.items:
         return workflow
-    for field in _SERVER_METADATA:
+    for field in SERVER_METADATA:
         meta.pop(field, None)
     meta.pop("generateName", None)
     labels = meta.get("labels")
@@ -683,26 +644,13 @@ def _from_template(request: WorkflowRequest, template_spec: Mapping[str, Any] | 
     }
 
 
-def _merged(
-    existing: Any,
-    user: Mapping[str, str] | None,
-    ours: Mapping[str, str],
-    field: str,
-    problems: _Problems,
-) -> Obj:
-    if existing is not None and not isinstance(existing, dict):
-        problems.add(f"{field} must be a mapping, not {_yaml_type(existing)}")
-        existing = None
-    return {**(existing or {}), **(user or {}), **ours}
-
-
 def _apply_identity(
     workflow: Obj,
     request: WorkflowRequest,
     key: TaskInstanceKey,
     name: str,
     namespace: str,
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     meta = workflow["metadata"]
     given = meta.get("namespace")
@@ -721,10 +669,8 @@ def _apply_identity(
         labels = {CLUSTER_WORKFLOW_TEMPLATE_LABEL: request.cluster_workflow_template, **labels}
     elif request.workflow_template is not None:
         labels = {WORKFLOW_TEMPLATE_LABEL: request.workflow_template, **labels}
-    meta["labels"] = _merged(
-        meta.get("labels"), request.labels, labels, "metadata.labels", problems
-    )
-    meta["annotations"] = _merged(
+    meta["labels"] = merged(meta.get("labels"), request.labels, labels, "metadata.labels", problems)
+    meta["annotations"] = merged(
         meta.get("annotations"), request.annotations, ours, "metadata.annotations", problems
     )
 
@@ -740,7 +686,7 @@ def _apply_entrypoint(
     spec: Obj,
     request: WorkflowRequest,
     template_spec: Mapping[str, Any] | None,
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     if request.entrypoint is None:
         return
@@ -780,7 +726,7 @@ def _apply_parameters(
     spec: Obj,
     request: WorkflowRequest,
     template_spec: Mapping[str, Any] | None,
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     given = {k: argo_parameter_value(v) for k, v in (request.parameters or {}).items()}
     declared = _effective_declarations(spec, template_spec)
@@ -811,13 +757,13 @@ def _apply_parameters(
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        problems.add(f"spec.arguments must be a mapping, not {_yaml_type(arguments)}")
+        problems.add(f"spec.arguments must be a mapping, not {yaml_type(arguments)}")
         return
     parameters = arguments.get("parameters")
     if parameters is None:
         parameters = []
     if not isinstance(parameters, list):
-        problems.add(f"spec.arguments.parameters must be a list, not {_yaml_type(parameters)}")
+        problems.add(f"spec.arguments.parameters must be a list, not {yaml_type(parameters)}")
         return
     if given:
         by_name = {
@@ -846,7 +792,7 @@ def _with_hint(name: str, candidates: Iterable[str]) -> str:
 
 
 def _check_values(
-    spec: Mapping[str, Any], template_spec: Mapping[str, Any] | None, problems: _Problems
+    spec: Mapping[str, Any], template_spec: Mapping[str, Any] | None, problems: Problems
 ) -> None:
     """A declared parameter that will have no value: Argo refuses the Workflow at submit."""
     supplied = {e["name"]: e for e in _parameter_list(spec.get("arguments"))}
@@ -890,10 +836,6 @@ def _apply_defaults(
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _field_name_problem(name: Any) -> str | None:
     """Argo's rule for template, step and task names."""
     if not isinstance(name, str):
@@ -924,11 +866,11 @@ def workflow_problems(workflow: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     meta = workflow.get("metadata")
     if isinstance(meta, Mapping):
-        problems += _label_problems(meta.get("labels"), "metadata.labels")
-        problems += _annotation_problems(meta.get("annotations"), "metadata.annotations")
+        problems += label_problems(meta.get("labels"), "metadata.labels")
+        problems += annotation_problems(meta.get("annotations"), "metadata.annotations")
     spec = workflow.get("spec")
     if not isinstance(spec, Mapping):
-        return [*problems, f"spec must be a mapping, not {_yaml_type(spec)}"]
+        return [*problems, f"spec must be a mapping, not {yaml_type(spec)}"]
 
     uses_ref = spec.get("workflowTemplateRef") is not None
     if uses_ref:
@@ -945,11 +887,11 @@ def workflow_problems(workflow: Mapping[str, Any]) -> list[str]:
             )
         templates = []
     elif not isinstance(templates, list):
-        problems.append(f"spec.templates must be a list of templates, not {_yaml_type(templates)}")
+        problems.append(f"spec.templates must be a list of templates, not {yaml_type(templates)}")
         templates = []
     for i, template in enumerate(templates):
         if not isinstance(template, dict):
-            problems.append(f"spec.templates[{i}] must be a mapping, not {_yaml_type(template)}")
+            problems.append(f"spec.templates[{i}] must be a mapping, not {yaml_type(template)}")
             continue
         name = template.get("name")
         if problem := _field_name_problem(name):
@@ -969,7 +911,7 @@ def workflow_problems(workflow: Mapping[str, Any]) -> list[str]:
                 f"(templates: {', '.join(names) or 'none'})"
             )
     elif not isinstance(entrypoint, str):
-        problems.append(f"spec.entrypoint must be a template name, not {_yaml_type(entrypoint)}")
+        problems.append(f"spec.entrypoint must be a template name, not {yaml_type(entrypoint)}")
     elif entrypoint not in names and not uses_ref:
         problems.append(
             f"spec.entrypoint {entrypoint!r} names no template (templates: "
@@ -1012,7 +954,7 @@ def _template_problems(template: Obj, names: list[str], check_refs: bool) -> lis
     for section in ("inputs", "outputs"):
         holder = template.get(section)
         if holder is not None and not isinstance(holder, dict):
-            problems.append(f"{path}.{section} must be a mapping, not {_yaml_type(holder)}")
+            problems.append(f"{path}.{section} must be a mapping, not {yaml_type(holder)}")
         elif holder is not None:
             problems += _parameter_entries_problems(holder.get("parameters"), f"{path}.{section}")
     steps = template.get("steps")
@@ -1038,7 +980,7 @@ def _steps_problems(steps: Any, path: str, names: list[str], check_refs: bool) -
             if isinstance(group, dict):
                 problems.append(f"{shape}: steps[{g}] is a single step, write it as '- - name: …'")
             else:
-                problems.append(f"{shape}: steps[{g}] is a {_yaml_type(group)}")
+                problems.append(f"{shape}: steps[{g}] is a {yaml_type(group)}")
             continue
         for s, step in enumerate(group):
             where = f"{path}.steps[{g}][{s}]"
@@ -1122,7 +1064,7 @@ def _call_problems(
 
 def _ref_problems(ref: Any, where: str, names: list[str], check_refs: bool) -> list[str]:
     if not isinstance(ref, str):
-        return [f"{where} must be a template name, not {_yaml_type(ref)}"]
+        return [f"{where} must be a template name, not {yaml_type(ref)}"]
     if check_refs and ref not in names:
         return [
             f"{where} {ref!r} is not a template of this Workflow (templates: "
@@ -1154,7 +1096,7 @@ def _arguments_problems(arguments: Any, where: str) -> list[str]:
     if arguments is None:
         return []
     if not isinstance(arguments, dict):
-        return [f"{where} must be a mapping, not {_yaml_type(arguments)}"]
+        return [f"{where} must be a mapping, not {yaml_type(arguments)}"]
     return _parameter_entries_problems(arguments.get("parameters"), where)
 
 
@@ -1164,7 +1106,7 @@ def _parameter_entries_problems(parameters: Any, where: str) -> list[str]:
     if not isinstance(parameters, list):
         return [
             f"{where}.parameters must be a list of {{name, value}} entries, not "
-            f"{_yaml_type(parameters)}"
+            f"{yaml_type(parameters)}"
         ]
     problems: list[str] = []
     seen: set[str] = set()
@@ -1201,7 +1143,7 @@ def _count_problems(holder: Mapping[str, Any], where: str, *, allow_expressions:
             and (value.isdigit() or "{{" in value)
         ):
             continue
-        if not _is_int(value):
+        if not is_int(value):
             problems.append(f"{where}.{field} must be an integer, not {value!r}")
         elif value < 0:
             problems.append(f"{where}.{field} is {value}; it must be 0 or more")
@@ -1213,7 +1155,7 @@ def _cleanup_problems(spec: Mapping[str, Any]) -> list[str]:
     ttl = spec.get("ttlStrategy")
     if ttl is not None:
         if not isinstance(ttl, dict):
-            problems.append(f"spec.ttlStrategy must be a mapping, not {_yaml_type(ttl)}")
+            problems.append(f"spec.ttlStrategy must be a mapping, not {yaml_type(ttl)}")
         else:
             for field, value in ttl.items():
                 if field not in _TTL_FIELDS:
@@ -1221,7 +1163,7 @@ def _cleanup_problems(spec: Mapping[str, Any]) -> list[str]:
                         f"spec.ttlStrategy.{field} is not a ttlStrategy field (use "
                         f"{', '.join(_TTL_FIELDS)}){did_you_mean(str(field), _TTL_FIELDS)}"
                     )
-                elif not _is_int(value) or value < 0:
+                elif not is_int(value) or value < 0:
                     problems.append(
                         f"spec.ttlStrategy.{field} must be a number of seconds (0 or more), not "
                         f"{value!r}"
@@ -1229,7 +1171,7 @@ def _cleanup_problems(spec: Mapping[str, Any]) -> list[str]:
     gc = spec.get("podGC")
     if gc is not None:
         if not isinstance(gc, dict):
-            problems.append(f"spec.podGC must be a mapping, not {_yaml_type(gc)}")
+            problems.append(f"spec.podGC must be a mapping, not {yaml_type(gc)}")
         else:
             strategy = gc.get("strategy")
             if strategy not in (None, "", *_POD_GC_STRATEGIES):
@@ -1244,35 +1186,4 @@ def _cleanup_problems(spec: Mapping[str, Any]) -> list[str]:
                     f"spec.podGC.deleteDelayDuration {delay!r} is not a duration; use forms such "
                     "as '30s', '5m' or '1h30m'"
                 )
-    return problems
-
-
-def _label_problems(labels: Any, field: str) -> list[str]:
-    if labels is None:
-        return []
-    if not isinstance(labels, dict):
-        return [f"{field} must be a mapping"]
-    problems: list[str] = []
-    for label, value in labels.items():
-        if problem := label_key_problem(label):
-            problems.append(f"{field}: key {label!r}: {problem}")
-        if problem := label_value_problem(value):
-            problems.append(f"{field}[{label}] value {value!r}: {problem}")
-    return problems
-
-
-def _annotation_problems(annotations: Any, field: str) -> list[str]:
-    if annotations is None:
-        return []
-    if not isinstance(annotations, dict):
-        return [f"{field} must be a mapping"]
-    problems: list[str] = []
-    for annotation, value in annotations.items():
-        if problem := label_key_problem(annotation):
-            problems.append(f"{field}: key {annotation!r}: {problem}")
-        if not isinstance(value, str):
-            problems.append(
-                f"{field}[{annotation}] value {value!r}: annotation values must be strings "
-                f"(quote it: {str(value)!r})"
-            )
     return problems

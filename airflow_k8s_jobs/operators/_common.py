@@ -114,6 +114,22 @@ def create_or_adopt(
     return dict(existing)
 
 
+def list_pods(api: Any, namespace: str, selector: str, timeout: float, what: str) -> list[Any]:
+    """The pods matching a label selector, oldest first."""
+    body = request_sync(
+        api,
+        "GET",
+        PODS.path(namespace),
+        query=[("labelSelector", selector)],
+        timeout=timeout,
+        what=f"listing the pods of {what}",
+    )
+    pods = list(body.get("items") or [])
+    return sorted(
+        pods, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+    )
+
+
 def read_pod_log(
     api: Any, namespace: str, pod_name: str, where: str, container: str | None = None
 ) -> str:

@@ -22,7 +22,6 @@ from ..clusters import KubeClusterHook
 from ..errors import InvalidInputError, KubeApiError, ObjectGoneError, WorkflowFailedError
 from ..kube import (
     CLUSTER_WORKFLOW_TEMPLATES,
-    PODS,
     WORKFLOW_TEMPLATES,
     WORKFLOWS,
     request_sync,
@@ -56,6 +55,7 @@ from ._common import (
     api_retry,
     create_or_adopt,
     execution_deadline,
+    list_pods,
     print_pod_log,
     read_pod_log,
     task_instance_key,
@@ -389,7 +389,9 @@ class ArgoWorkflowOperator(BaseOperator):
         state: WorkflowState | None = interpret_workflow(workflow, name=name, namespace=namespace)
         if state is not None and not state.exists:  # deleted since the event: use the event
             state = None
-        pods = self._pods(api, namespace, name, hook.settings.request_timeout)
+        pods = list_pods(
+            api, namespace, f"{WORKFLOW_LABEL}={name}", hook.settings.request_timeout, where
+        )
         by_node = {
             (p["metadata"].get("annotations") or {}).get(NODE_ID_ANNOTATION, ""): p for p in pods
         }
@@ -442,20 +444,6 @@ class ArgoWorkflowOperator(BaseOperator):
                 return None
             raise
         return dict(workflow) if workflow["metadata"].get("uid") == uid else None
-
-    def _pods(self, api: Any, namespace: str, name: str, timeout: float) -> list[dict[str, Any]]:
-        body = request_sync(
-            api,
-            "GET",
-            PODS.path(namespace),
-            query=[("labelSelector", f"{WORKFLOW_LABEL}={name}")],
-            timeout=timeout,
-            what=f"listing the pods of Workflow {namespace}/{name}",
-        )
-        pods = list(body.get("items") or [])
-        return sorted(
-            pods, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
-        )
 
     def _print_logs(
         self, api: Any, namespace: str, name: str, pods: list[dict[str, Any]], where: str

@@ -11,7 +11,7 @@ from typing import Any
 from .._compat import AirflowTaskTimeout, BaseOperator, Context
 from ..clusters import KubeClusterHook
 from ..errors import JobFailedError, KubeApiError
-from ..kube import JOBS, PODS, request_sync
+from ..kube import JOBS, request_sync
 from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
 from ..manifests.names import TaskInstanceKey
 from ..triggers.jobs import KubeJobTrigger
@@ -19,6 +19,7 @@ from ..waiting import JOB_UID_LABEL, QUEUE_LABEL, JobTarget, WaitPolicy, wait_fo
 from ._common import (
     create_or_adopt,
     execution_deadline,
+    list_pods,
     print_pod_log,
     read_pod_log,
     seconds,
@@ -280,23 +281,8 @@ class KubeJobOperator(BaseOperator):
         return result
 
     def _pods(self, api: Any, namespace: str, uid: str, timeout: float) -> list[dict[str, Any]]:
-        body = request_sync(
-            api,
-            "GET",
-            PODS.path(namespace),
-            query=[("labelSelector", f"{JOB_UID_LABEL}={uid}")],
-            timeout=timeout,
-            what=f"listing the pods of Job {namespace}",
-        )
-        pods = list(body.get("items") or [])
-        return sorted(
-            pods,
-            key=lambda p: (
-                _index(p),
-                p["metadata"].get("creationTimestamp", ""),
-                p["metadata"]["name"],
-            ),
-        )
+        pods = list_pods(api, namespace, f"{JOB_UID_LABEL}={uid}", timeout, f"Job {namespace}")
+        return sorted(pods, key=_index)  # stable: oldest first within an index
 
     def _pod_log(self, api: Any, namespace: str, pod: dict[str, Any], where: str) -> str:
         return read_pod_log(api, namespace, pod["metadata"]["name"], where)

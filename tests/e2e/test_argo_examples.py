@@ -107,13 +107,16 @@ def recorded_pods(cluster: SimulatedCluster) -> Iterator[dict[str, dict[str, Any
     def record() -> None:
         core = kubernetes.client.CoreV1Api(api)
         while not stop.is_set():
-            for event in watch.stream(
-                core.list_namespaced_pod,
-                NAMESPACE,
-                label_selector=WORKFLOW_LABEL,
-                timeout_seconds=1,
-            ):
-                pods[event["raw_object"]["metadata"]["name"]] = event["raw_object"]
+            try:
+                for event in watch.stream(
+                    core.list_namespaced_pod,
+                    NAMESPACE,
+                    label_selector=WORKFLOW_LABEL,
+                    timeout_seconds=1,
+                ):
+                    pods[event["raw_object"]["metadata"]["name"]] = event["raw_object"]
+            except Exception:  # the stream broke, or was stopped: watch again from a list
+                continue
 
     thread = threading.Thread(target=record, daemon=True)
     thread.start()

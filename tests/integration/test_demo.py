@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO / "example_dags"
 
 
-def run_demo(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+def run_demo(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     return subprocess.run(
         [sys.executable, "-m", "airflow_k8s_jobs.demo", *args],
@@ -61,10 +61,23 @@ def test_demo_runs_every_example_dag(tmp_path: Path) -> None:
     assert 'XCom report: {"europe-west1": 48210, "us-central1": 77002' in out
     assert re.search(r"in team-a-queue admitted by ClusterQueue team-a after \dm", out)
     assert "insufficient unused quota for cpu" in out
-    # Waiting was done with watches: the only GETs are the pods' logs.
+    # The Argo DAGs: the seed fan-out, template submissions, one Workflow per backfilled day.
+    assert re.search(
+        r"\(inline manifest; max=3\): Succeeded 7/7, 7 pods, fan-out task2-3\(0:1\)", out
+    )
+    assert "(WorkflowTemplate daily-report; date=" in out
+    assert "(ClusterWorkflowTemplate gcs-cleanup; prefix=gs://my-project-scratch/" in out
+    assert len(re.findall(r"load_partition: Workflow argo-backfill-load-partition-t1-", out)) == 3
+    assert 'XCom report: {"workflow": "argo-seed-workflow-workflow-sample-t1-' in out
+    # Waiting was done with watches: the only GETs are the pods' logs, the two templates (to
+    # check the parameters) and each finished Workflow once.
     assert re.search(r"^  watch\s+\d+", out, re.MULTILINE)
-    assert re.search(r"^  get\s+\d+\s+\(pods/log \d+\)$", out, re.MULTILINE)
-    assert "no GET of a Job or pod while waiting;" in out
+    gets = re.search(r"^  get\s+\d+\s+\((.*)\)$", out, re.MULTILINE)
+    assert gets, out
+    counts = dict(item.rsplit(" ", 1) for item in gets.group(1).split(", "))
+    assert set(counts) == {"pods/log", "workflows", "workflowtemplates", "clusterworkflowtemplates"}
+    assert counts["workflows"] == "6"  # six Workflows, each read once when it had finished
+    assert "no GET of a Job, pod or Workflow while waiting;" in out
 
     assert (tmp_path / "kubeconfig.yaml").exists()
     assert (tmp_path / "cluster.yaml").exists()
