@@ -18,7 +18,11 @@ if TYPE_CHECKING or not AIRFLOW_V_3_1_PLUS:
     from airflow.models import BaseOperator
 else:
     from airflow.sdk import BaseOperator
-    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    try:  # task-sdk >= 1.2 (Airflow 3.2)
+        from airflow.sdk.exceptions import AirflowTaskTimeout
+    except ImportError:  # Airflow 3.0 / 3.1 raise the core class
+        from airflow.exceptions import AirflowTaskTimeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -319,7 +319,7 @@ def airflow_env(home: Path, dags_folder: Path, kubeconfig: Path) -> dict[str, st
     ``AIRFLOW*`` settings, and the ``gke_batch`` connection to the simulated cluster."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     connection = {
-        "conn_type": "kubernetes_jobs",
+        "conn_type": "k8sjobs",
         "description": "the demo's simulated GKE cluster",
         "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
     }

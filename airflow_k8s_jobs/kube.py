@@ -220,6 +220,8 @@ def request_sync_with_headers(
             body=body,
             auth_settings=["BearerToken"],
             _preload_content=False,
+            # kubernetes < 36 returns (response, status, headers) unless told otherwise
+            _return_http_data_only=True,
             _request_timeout=timeout,
         )
     except urllib3.exceptions.HTTPError as exc:

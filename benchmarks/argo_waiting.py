@@ -186,7 +186,7 @@ async def main_async(args: argparse.Namespace) -> str:
     with SimulatedCluster(config) as cluster, tempfile.TemporaryDirectory() as tmp:
         kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig.yaml")
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
-            {"conn_type": "kubernetes_jobs", "extra": {"kubeconfig_path": str(kubeconfig)}}
+            {"conn_type": "k8sjobs", "extra": {"kubeconfig_path": str(kubeconfig)}}
         )
         first = submit(cluster, args.workflows, args.seconds, args.spread, "watch")
         ours = await wait_with_triggers(cluster, first)

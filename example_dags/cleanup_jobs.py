@@ -8,7 +8,7 @@ finished more than 7 days ago — at most 5 API requests per second, so that a b
 off without loading the control plane. Running Jobs are never touched.
 
 The connection is the same ``gke_batch`` connection the Job DAGs use (type
-``kubernetes_jobs``); its identity needs ``list`` and ``delete`` on ``batch/v1`` jobs.
+``k8sjobs``); its identity needs ``list`` and ``delete`` on ``batch/v1`` jobs.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ name (``…-m<map index>-t<try>-…``) and labels carrying its map index, so a r
 partition creates a new Job for that partition only, and a worker that crashes re-attaches to
 the right Job. A final task collects the termination messages of all mapped Jobs.
 
-Connection ``gke_batch`` (type ``kubernetes_jobs``), for example as an environment variable::
+Connection ``gke_batch`` (type ``k8sjobs``), for example as an environment variable::
 
-    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "kubernetes_jobs",
+    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "k8sjobs",
       "extra": {"project": "my-project", "location": "europe-west1", "cluster": "batch",
                 "namespace": "batch"}}'
 """

@@ -4,9 +4,9 @@ Replaces ``BashOperator`` + ``kubectl create job`` + a wait loop: the Job is cre
 deterministic name, the task defers while it runs (no worker slot held), waits through node
 scale-ups up to ``capacity_timeout``, and ends with every pod's log in the task log.
 
-Connection ``gke_batch`` (type ``kubernetes_jobs``), for example as an environment variable::
+Connection ``gke_batch`` (type ``k8sjobs``), for example as an environment variable::
 
-    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "kubernetes_jobs",
+    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "k8sjobs",
       "extra": {"project": "my-project", "location": "europe-west1", "cluster": "batch",
                 "namespace": "batch"}}'
 """

@@ -14,9 +14,9 @@ can run out in a zone), with the scheduler's reason in the error. Once the Job s
 model's evaluation metrics (the container's termination message) go to XCom and a downstream
 task registers the checkpoint.
 
-Connection ``gke_batch`` (type ``kubernetes_jobs``), for example as an environment variable::
+Connection ``gke_batch`` (type ``k8sjobs``), for example as an environment variable::
 
-    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "kubernetes_jobs",
+    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "k8sjobs",
       "extra": {"project": "my-project", "location": "europe-west1", "cluster": "batch",
                 "namespace": "batch"}}'
 """

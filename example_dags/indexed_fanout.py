@@ -11,9 +11,9 @@ without re-running the shards that already succeeded, and without using an Airfl
 The operator returns the termination messages as a list ordered by completion index (whatever
 order the pods finished in), so the downstream task can check and combine them.
 
-Connection ``gke_batch`` (type ``kubernetes_jobs``), for example as an environment variable::
+Connection ``gke_batch`` (type ``k8sjobs``), for example as an environment variable::
 
-    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "kubernetes_jobs",
+    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "k8sjobs",
       "extra": {"project": "my-project", "location": "europe-west1", "cluster": "batch",
                 "namespace": "batch"}}'
 """

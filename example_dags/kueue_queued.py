@@ -11,9 +11,9 @@ task is deferred and counts the wait against ``capacity_timeout``, logging Kueue
 ("insufficient unused quota for cpu in flavor default, 4 more needed"). A LocalQueue that does
 not exist fails the task at once instead of waiting for ever.
 
-Connection ``gke_batch`` (type ``kubernetes_jobs``), for example as an environment variable::
+Connection ``gke_batch`` (type ``k8sjobs``), for example as an environment variable::
 
-    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "kubernetes_jobs",
+    AIRFLOW_CONN_GKE_BATCH='{"conn_type": "k8sjobs",
       "extra": {"project": "my-project", "location": "europe-west1", "cluster": "batch",
                 "namespace": "batch"}}'
 

@@ -18,6 +18,9 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+# Every real deployment has a fernet key, and connections are then read through Fernet (which is
+# how cryptography 51 broke Airflow 2.11): test with one set.
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = "tVL0uwE0J0kz2ZozpMzYj0bH5dxEAxXwdlYRF7Cc8hU="
 # Airflow 3's dag.test() runs the DAG as serialized from the DAGs folder, so the folder holds a
 # copy of the example DAGs and of the test-only DAGs in tests/e2e/dags.
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""The connection form of the ``kubernetes_jobs`` connection type (pure data).
+"""The connection form of the ``k8sjobs`` connection type (pure data).
 
 Airflow 3.2+ reads the form from the provider info (``conn-fields`` / ``ui-field-behaviour``,
 see :mod:`airflow_k8s_jobs.get_provider_info`) without importing the hook; Airflow 2 builds it

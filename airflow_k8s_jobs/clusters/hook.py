@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import kubernetes
 import kubernetes_asyncio
 from airflow.providers.common.compat.sdk import BaseHook
+from asgiref.sync import sync_to_async
 
 from airflow_k8s_jobs.errors import InvalidInputError, PermanentError
 
@@ -192,12 +193,12 @@ async def load_async_configuration(settings: ClusterSettings, configuration: Any
 class KubeClusterHook(BaseHook):
     """Reach the Kubernetes cluster an Airflow connection describes.
 
-    :param cluster_conn_id: a ``kubernetes_jobs`` connection (GKE, kubeconfig or in-cluster)
+    :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig or in-cluster)
         or a cncf ``kubernetes`` connection.
     """
 
     conn_name_attr = "cluster_conn_id"
-    default_conn_name = "kubernetes_jobs_default"
+    default_conn_name = "k8sjobs_default"
     conn_type = CONN_TYPE
     hook_name = "Kubernetes cluster (airflow-k8s-jobs)"
 
@@ -263,32 +264,59 @@ class KubeClusterHook(BaseHook):
         if "settings" in self.__dict__:
             cached: ClusterSettings = self.__dict__["settings"]
             return cached
-        from airflow.providers.common.compat.connection import (
-            get_async_connection,
-            get_async_extra_dejson,
-        )
-
         try:
-            conn = await get_async_connection(self.cluster_conn_id, hook=self)
+            conn, extras = await self._aconnection_and_extras()
         except Exception as exc:
-            raise self._missing(exc) from exc
-        extras = await get_async_extra_dejson(conn)
+            raise await sync_to_async(self._missing)(exc) from exc
         settings = ClusterSettings.from_parts(conn.conn_id, conn.conn_type, extras)
         self.__dict__["settings"] = settings
         return settings
 
-    def _missing(self, exc: Exception) -> Exception:
-        if (
-            "not defined" in str(exc)
-            or "NotFound" in type(exc).__name__
-            or ("CONNECTION_NOT_FOUND" in str(exc))
-        ):
-            return InvalidInputError(
-                f"Connection {self.cluster_conn_id!r} is not defined: create it (Admin → "
-                f"Connections, type {self.hook_name!r}) or set "
-                f"AIRFLOW_CONN_{self.cluster_conn_id.upper()}."
+    async def _aconnection_and_extras(self) -> tuple[Any, dict[str, Any]]:
+        """Read the connection and its extras without blocking the event loop.
+
+        common-compat >= 1.21 knows the safest way for the running Airflow. Older releases
+        (Composer pins 1.13 and 1.18) either lack it or call ``BaseHook.aget_connection``, which
+        before Airflow 3.3.2 can fail with ``DeadlockImminentError``; there the synchronous
+        reads run in a worker thread, where blocking on the task supervisor is safe.
+        """
+        try:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
             )
-        return exc
+        except ImportError:
+            conn = await sync_to_async(self.get_connection)(self.cluster_conn_id)
+            extras = await sync_to_async(lambda: conn.extra_dejson)()
+            return conn, dict(extras)
+        conn = await get_async_connection(self.cluster_conn_id, hook=self)
+        return conn, dict(await get_async_extra_dejson(conn))
+
+    def _missing(self, exc: Exception) -> Exception:
+        """The error to raise when Airflow could not give us the connection.
+
+        Airflow's secrets lookup logs and skips a backend that raises, then reports the
+        connection as missing; a backend that failed is named here instead, with its error.
+        """
+        if not _is_not_found(exc):
+            return exc
+        failures = _unreadable_in_backends(self.cluster_conn_id)
+        if failures:
+            causes = "; ".join(f"{backend}: {error}" for backend, error in failures)
+            hint = (
+                " That is the known failure of Airflow 2.11 with cryptography >= 51 whenever a "
+                "fernet key is set: install cryptography<51."
+                if "is_encrypted" in causes
+                else " Fix that secrets backend (or the connection's value in it)."
+            )
+            return PermanentError(
+                f"Connection {self.cluster_conn_id!r} exists but could not be read: {causes}.{hint}"
+            )
+        return InvalidInputError(
+            f"Connection {self.cluster_conn_id!r} is not defined: create it (Admin → "
+            f"Connections, type {self.hook_name!r}) or set "
+            f"AIRFLOW_CONN_{self.cluster_conn_id.upper()}."
+        )
 
     # -- clients ----------------------------------------------------------------------------------
 
@@ -385,3 +413,46 @@ class KubeClusterHook(BaseHook):
             f"{name} (connection {self.cluster_conn_id!r}) rejected our credentials (401) even "
             "after reloading them: check the kubeconfig's user / the service account's access."
         )
+
+
+def _is_not_found(exc: Exception) -> bool:
+    return (
+        "not defined" in str(exc)
+        or "NotFound" in type(exc).__name__
+        or "CONNECTION_NOT_FOUND" in str(exc)
+    )
+
+
+def _secrets_backends() -> list[Any]:
+    """The secrets backends this Airflow process reads connections from."""
+    try:  # Airflow 3 task SDK
+        from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+
+        return list(ensure_secrets_backend_loaded())
+    except ImportError:
+        pass
+    try:  # Airflow 2
+        from airflow.configuration import ensure_secrets_loaded
+
+        return list(ensure_secrets_loaded())
+    except ImportError:
+        return []
+
+
+def _unreadable_in_backends(conn_id: str) -> list[tuple[str, str]]:
+    """Backends that fail (rather than answer "absent") when asked for ``conn_id``."""
+    failures = []
+    try:
+        backends = _secrets_backends()
+    except Exception:
+        return []
+    for backend in backends:
+        try:
+            backend.get_connection(conn_id=conn_id)
+        except Exception as exc:
+            if _is_not_found(exc):
+                continue
+            # The type and message only; never the connection's value.
+            message = str(exc).splitlines()[0][:300] if str(exc) else ""
+            failures.append((type(backend).__name__, f"{type(exc).__name__}: {message}"))
+    return failures

@@ -2,7 +2,7 @@
 
 Two connection types are understood:
 
-* ``kubernetes_jobs`` (this provider's): a GKE cluster by project/location/name, a kubeconfig
+* ``k8sjobs`` (this provider's): a GKE cluster by project/location/name, a kubeconfig
   (file path or inline YAML/JSON, optional context) or in-cluster credentials, plus a default
   namespace and an allow-list of namespaces;
 * ``kubernetes`` (the cncf-kubernetes provider's): ``kube_config_path``, ``kube_config``,
@@ -24,8 +24,12 @@ import yaml
 
 from airflow_k8s_jobs.errors import InvalidInputError
 
-CONN_TYPE = "kubernetes_jobs"
+CONN_TYPE = "k8sjobs"
 """This provider's connection type."""
+
+LEGACY_CONN_TYPE = "kubernetes_jobs"
+"""This provider's connection type before 0.2 (Airflow warns about ``_`` in a connection type, as
+RFC 3986 forbids it in a URI scheme); connections of that type are still understood."""
 
 CNCF_CONN_TYPE = "kubernetes"
 """The cncf-kubernetes provider's connection type, accepted as well."""
@@ -128,8 +132,8 @@ class ClusterSettings:
     ) -> ClusterSettings:
         """Parse a connection given as its id, type and extras (the async path needs this)."""
         extras = dict(extras or {})
-        if conn_type == CONN_TYPE:
-            return _parse_ours(conn_id, extras)
+        if conn_type in (CONN_TYPE, LEGACY_CONN_TYPE):
+            return _parse_ours(conn_id, extras, f"extra__{conn_type}__")
         if conn_type == CNCF_CONN_TYPE:
             return _parse_cncf(conn_id, extras)
         raise InvalidInputError(
@@ -236,10 +240,10 @@ def _namespaces(ex: _Extras) -> tuple[str, tuple[str, ...]]:
     return namespace, allowed
 
 
-def _parse_ours(conn_id: str, extras: dict[str, Any]) -> ClusterSettings:
-    ex = _Extras(conn_id, extras, _OUR_PREFIX)
+def _parse_ours(conn_id: str, extras: dict[str, Any], prefix: str = _OUR_PREFIX) -> ClusterSettings:
+    ex = _Extras(conn_id, extras, prefix)
     unknown = sorted(
-        k for k in extras if k.removeprefix(_OUR_PREFIX) not in _OUR_FIELDS and extras[k] != ""
+        k for k in extras if k.removeprefix(prefix) not in _OUR_FIELDS and extras[k] != ""
     )
     if unknown:
         raise InvalidInputError(

@@ -106,7 +106,7 @@ class ArgoWorkflowOperator(BaseOperator):
     each node's output parameters keyed by its name relative to the Workflow (for example
     ``"[0].task1"``). XCom keys ``workflow_name`` and ``namespace`` are pushed at submit time.
 
-    :param cluster_conn_id: a ``kubernetes_jobs`` connection (GKE, kubeconfig, in-cluster) or a
+    :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
         cncf ``kubernetes`` connection — the same as for ``KubeJobOperator``.
     :param namespace: where the Workflow runs (default: the connection's namespace).
     :param workflow: a Workflow manifest: a dict, a ``.yaml``/``.yml``/``.json`` file (looked up

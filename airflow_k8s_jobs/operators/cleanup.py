@@ -229,7 +229,7 @@ class KubeCleanupOperator(BaseOperator):
     With ``dry_run`` the ``deleted`` counts and ``names`` are what *would* be deleted.
     See the module docstring for how the age is measured ("now" is the cluster's clock).
 
-    :param cluster_conn_id: a ``kubernetes_jobs`` connection (GKE, kubeconfig, in-cluster) or a
+    :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
         cncf ``kubernetes`` connection.
     :param namespaces: a namespace, a comma-separated string or a list of namespaces to clean
         (default: the connection's namespace). Each must be allowed by the connection's

@@ -39,7 +39,7 @@ class KubeJobOperator(BaseOperator):
     TTL, ``restartPolicy: Never`` and a pod failure policy that ignores preemption, unless the
     manifest says otherwise.
 
-    :param cluster_conn_id: a ``kubernetes_jobs`` connection (GKE, kubeconfig, in-cluster) or a
+    :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
         cncf ``kubernetes`` connection.
     :param namespace: where the Job runs (default: the connection's namespace).
     :param image: container image (quick form).

@@ -40,7 +40,7 @@ def conn(monkeypatch: pytest.MonkeyPatch) -> str:
     extra = {"kubeconfig_path": os.environ["KUBECONFIG"], "namespace": NAMESPACE}
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps({"conn_type": "kubernetes_jobs", "extra": extra}),
+        json.dumps({"conn_type": "k8sjobs", "extra": extra}),
     )
     return CONN_ID
 

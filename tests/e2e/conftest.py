@@ -77,7 +77,7 @@ def e2e_cluster(
     with SimulatedCluster(E2E_CLUSTER) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         conn = {
-            "conn_type": "kubernetes_jobs",
+            "conn_type": "k8sjobs",
             "extra": {"kubeconfig_path": str(kubeconfig), "namespace": "batch"},
         }
         monkeypatch.setenv("AIRFLOW_CONN_GKE_BATCH", json.dumps(conn))

@@ -43,7 +43,7 @@ def argo_examples_cluster(
         install_workflow_templates(cluster, EXAMPLE_DAGS)
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         conn = {
-            "conn_type": "kubernetes_jobs",
+            "conn_type": "k8sjobs",
             "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
         }
         monkeypatch.setenv("AIRFLOW_CONN_GKE_BATCH", json.dumps(conn))

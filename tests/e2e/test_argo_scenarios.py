@@ -156,7 +156,7 @@ def single_slot_cluster(
     with SimulatedCluster({**E2E_CLUSTER, "argo": {"parallelism": 1}}) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         conn = {
-            "conn_type": "kubernetes_jobs",
+            "conn_type": "k8sjobs",
             "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
         }
         monkeypatch.setenv("AIRFLOW_CONN_GKE_BATCH", json.dumps(conn))

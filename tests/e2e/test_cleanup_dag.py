@@ -62,7 +62,7 @@ def leftovers(
     with SimulatedCluster(config) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         conn = {
-            "conn_type": "kubernetes_jobs",
+            "conn_type": "k8sjobs",
             "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NS},
         }
         monkeypatch.setenv("AIRFLOW_CONN_GKE_BATCH", json.dumps(conn))

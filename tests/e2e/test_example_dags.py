@@ -49,7 +49,7 @@ def examples_cluster(
     with SimulatedCluster(EXAMPLES_CLUSTER) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         conn = {
-            "conn_type": "kubernetes_jobs",
+            "conn_type": "k8sjobs",
             "extra": {"kubeconfig_path": str(kubeconfig), "namespace": "batch"},
         }
         monkeypatch.setenv("AIRFLOW_CONN_GKE_BATCH", json.dumps(conn))

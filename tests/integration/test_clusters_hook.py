@@ -35,7 +35,7 @@ def sim_conn(monkeypatch: pytest.MonkeyPatch, simulated_kubeconfig: Path) -> str
     set_connection(
         monkeypatch,
         "sim_batch",
-        "kubernetes_jobs",
+        "k8sjobs",
         {"kubeconfig_path": str(simulated_kubeconfig), "namespace": "batch"},
     )
     return "sim_batch"
@@ -179,7 +179,7 @@ def test_inline_kubeconfig_connection(
     set_connection(
         monkeypatch,
         "inline",
-        "kubernetes_jobs",
+        "k8sjobs",
         {"kubeconfig": json.dumps(simulated_cluster.kubeconfig(context="sim"))},
     )
     hook = KubeClusterHook(cluster_conn_id="inline")
@@ -213,7 +213,7 @@ def test_unknown_context_names_the_connection(
     set_connection(
         monkeypatch,
         "badctx",
-        "kubernetes_jobs",
+        "k8sjobs",
         {"kubeconfig_path": str(simulated_kubeconfig), "context": "nope"},
     )
     with pytest.raises(InvalidInputError, match="'badctx'"):
@@ -284,6 +284,6 @@ def test_settings_from_env_connection_match_from_parts(sim_conn: str) -> None:
     hook = KubeClusterHook(cluster_conn_id=sim_conn)
     assert hook.settings == ClusterSettings.from_parts(
         sim_conn,
-        "kubernetes_jobs",
+        "k8sjobs",
         {"kubeconfig_path": hook.settings.kubeconfig_path, "namespace": "batch"},
     )

@@ -45,7 +45,7 @@ def conn(monkeypatch: pytest.MonkeyPatch, simulated_kubeconfig: Path) -> str:
     }
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps({"conn_type": "kubernetes_jobs", "extra": extra}),
+        json.dumps({"conn_type": "k8sjobs", "extra": extra}),
     )
     return CONN_ID
 

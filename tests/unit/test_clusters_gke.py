@@ -123,7 +123,7 @@ CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 def gke_settings(**extra: Any) -> ClusterSettings:
     return ClusterSettings.from_parts(
         "gke",
-        "kubernetes_jobs",
+        "k8sjobs",
         {"project": "p", "location": "europe-west1", "cluster": "c", **extra},
     )
 

@@ -1,4 +1,4 @@
-"""Parsing ``kubernetes_jobs`` and cncf ``kubernetes`` connections into ClusterSettings."""
+"""Parsing ``k8sjobs`` and cncf ``kubernetes`` connections into ClusterSettings."""
 
 from __future__ import annotations
 
@@ -94,9 +94,7 @@ def test_first_allowed_namespace_is_the_default() -> None:
 
 
 def test_legacy_prefixed_extras_of_our_type() -> None:
-    s = parse(
-        {"extra__kubernetes_jobs__kubeconfig_path": "/k", "extra__kubernetes_jobs__namespace": ""}
-    )
+    s = parse({"extra__k8sjobs__kubeconfig_path": "/k", "extra__k8sjobs__namespace": ""})
     assert s.kubeconfig_path == "/k"
 
 
