@@ -1,53 +1,116 @@
 # Development environments and checks.
 #
-#   make test    lint + type-check + tests on Airflow 2.11 and Airflow 3.x
+#   make test    lint + type-check + the whole suite on Airflow 2.11 and the newest 3.x, and a
+#                fast lane on package sets pinned like Cloud Composer images
 #   make demo    run the demo in the Airflow 3 environment
 #
 # Only python3 (with venv), pip and make are needed; everything else goes into .tools/ and the
-# .venv-af2/ / .venv-af3/ virtualenvs. Setup is idempotent: stamp files inside each folder mean a
-# second run skips installation unless pyproject.toml changed.
+# .venv-*/ virtualenvs. Setup is idempotent: a stamp file inside each folder means a second run
+# skips installation unless pyproject.toml or the constraints changed.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-# Interpreter the virtualenvs are built from (any python >= 3.10 that uv can find).
-VENV_PYTHON ?= $(PYTHON)
 
-AF2_SPEC ?= apache-airflow>=2.11.2,<2.12
-AF3_SPEC ?= apache-airflow>=3.3,<3.4
+# An interpreter of a given minor version: on PATH, or one pyenv installed; else $(PYTHON).
+find_python = $(or $(shell for p in python$(1) $(HOME)/.pyenv/versions/$(1).*/bin/python$(1); do \
+    "$$p" -c '' 2>/dev/null && command -v "$$p" && break; done),$(PYTHON))
 
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-AF2 := .venv-af2
-AF3 := .venv-af3
 RESULTS := .test-results
 
-# uv must never try to download a Python build; use the interpreter that is installed.
+# uv must never try to download a Python build; use the interpreters that are installed.
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-PYTEST_ARGS ?=
-# tests/cluster needs a real cluster; it has its own target.
-PYTEST_PATHS := tests --ignore=tests/cluster
+# --- the environments ------------------------------------------------------------------------
+#
+# Full suite:
+#   af2      Airflow 2.11 (newest 2.11.x) with the newest providers
+#   af3      the newest Airflow 3.x with the newest providers
+# Fast lane, pinned like the Composer images users run (preinstalled-packages lists):
+#   composer-2.11.1  Composer 2.16 / 3: Airflow 2.11.1, cncf-kubernetes 10.11.1,
+#                    common-compat 1.13.1, google provider 19.x (kubernetes 34.1)
+#   composer-3.1.7   composer-3-airflow-3.1.7-build.0: cncf-kubernetes 10.11.1,
+#                    common-compat 1.13.1 (kubernetes 34.1, kubernetes_asyncio 34.3)
+#   composer-3.3.1   composer-3-airflow-3.3.1-build.0: cncf-kubernetes 10.14.0,
+#                    common-compat 1.18.0 (kubernetes 35.0)
+#   lowest           every floor pyproject.toml declares, at once (uv --resolution lowest-direct)
+#
+# Each entry: the Python minor version, the requirements, the constraints file (or none).
+ENV_af2_PY := 3.11
+ENV_af2_REQ := "apache-airflow>=2.11.2,<2.12" -e ".[dev]"
+ENV_af2_CONSTRAINTS := constraints/legacy-fernet.txt
 
-.PHONY: help setup setup-af2 setup-af3 lint format typecheck test test-af2 test-af3 \
-        test-cluster demo bench clean
+ENV_af3_PY := 3.12
+ENV_af3_REQ := "apache-airflow>=3.3,<3.4" -e ".[dev]"
+ENV_af3_CONSTRAINTS :=
+
+ENV_composer-2.11.1_PY := 3.11
+ENV_composer-2.11.1_REQ := apache-airflow==2.11.1 apache-airflow-providers-cncf-kubernetes==10.11.1 \
+    apache-airflow-providers-common-compat==1.13.1 "apache-airflow-providers-google>=19,<20" \
+    -e ".[dev]"
+ENV_composer-2.11.1_CONSTRAINTS := constraints/legacy-fernet.txt
+
+ENV_composer-3.1.7_PY := 3.11
+ENV_composer-3.1.7_REQ := apache-airflow==3.1.7 apache-airflow-providers-cncf-kubernetes==10.11.1 \
+    apache-airflow-providers-common-compat==1.13.1 -e ".[dev]"
+ENV_composer-3.1.7_CONSTRAINTS := constraints/legacy-fernet.txt
+
+ENV_composer-3.3.1_PY := 3.11
+ENV_composer-3.3.1_REQ := apache-airflow==3.3.1 apache-airflow-providers-cncf-kubernetes==10.14.0 \
+    apache-airflow-providers-common-compat==1.18.0 -e ".[dev]"
+ENV_composer-3.3.1_CONSTRAINTS :=
+
+# The package alone at its floors; then the test tools at their newest (they are not floors
+# of ours, and pytest-asyncio's oldest releases lack what the suite's configuration uses).
+ENV_lowest_PY := 3.10
+ENV_lowest_REQ := --resolution lowest-direct -e .
+ENV_lowest_THEN := pytest pytest-asyncio pytest-timeout pytest-xdist
+ENV_lowest_CONSTRAINTS := constraints/legacy-fernet.txt
+
+FULL_ENVS := af2 af3
+COMPAT_ENVS := composer-2.11.1 composer-3.1.7 composer-3.3.1 lowest
+ALL_ENVS := $(FULL_ENVS) $(COMPAT_ENVS)
+venv = .venv-$(1)
+
+# What the fast lane runs on the pinned environments: imports and unit tests, the trigger and
+# hook integration tests, and real Airflow (`airflow dags test`, fernet key set) running a
+# deferrable Job DAG and the Argo seed DAG.
+FAST_LANE := tests/unit tests/integration/test_job_trigger.py \
+    tests/integration/test_argo_trigger.py tests/integration/test_clusters_hook.py \
+    tests/integration/test_job_operator.py tests/e2e/test_job_dags.py \
+    tests/integration/test_demo.py::test_demo_runs_a_job_dag_and_an_argo_dag
+
+# tests/cluster needs a real cluster; it has its own target.
+FULL_SUITE := tests --ignore=tests/cluster
+# pytest-xdist workers per suite ("0" runs in one process); --durations lists the slowest tests.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+pytest_opts = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) \
+    --durations=15 $(PYTEST_ARGS)
+
+.PHONY: help setup lint format typecheck test test-fast test-full test-compat test-cluster \
+        demo bench clean $(addprefix setup-,$(ALL_ENVS)) $(addprefix test-,$(ALL_ENVS))
 
 help:
 	@echo "make demo          run the example DAGs against a simulated cluster (Airflow 3)"
-	@echo "make test          lint, type-check and test on Airflow 2.11 and 3.x"
+	@echo "make test          lint, type-check, the suite on Airflow 2.11 and 3.x, and the fast"
+	@echo "                   lane on Composer-like package sets"
+	@echo "make test-fast     the fast lane on the Airflow 3 environment only (local use)"
+	@echo "make test-ENV      the full suite on one environment: $(FULL_ENVS)"
+	@echo "                   or the fast lane on one of: $(COMPAT_ENVS)"
 	@echo "make lint          ruff check + ruff format --check"
 	@echo "make format        ruff format + ruff check --fix"
 	@echo "make typecheck     mypy airflow_k8s_jobs"
-	@echo "make test-af2      tests on Airflow 2.11 only"
-	@echo "make test-af3      tests on Airflow 3.x only"
 	@echo "make test-cluster  tests against a real cluster (needs KUBECONFIG)"
 	@echo "make bench         benchmarks against the anchors (results in benchmarks/results/)"
 	@echo "make clean         remove environments and caches"
 
-# --- environments -------------------------------------------------------------------------
+# --- setup ---------------------------------------------------------------------------------
 
 $(UV):
 	@echo ">> bootstrapping uv into $(TOOLS)/"
@@ -55,98 +118,109 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
 
-# $(1) = venv folder, $(2) = Airflow requirement
-define make_venv
-	@echo ">> setting up $(1) with $(2)"
-	@if [ ! -x $(1)/bin/python ]; then $(UV) venv --quiet --python $(VENV_PYTHON) $(1); fi
-	$(UV) pip install --quiet --python $(1)/bin/python "$(2)" -e ".[dev]"
-	@$(1)/bin/python -c 'import importlib.metadata as m; \
-print("   " + ", ".join(p + " " + m.version(p) for p in ("apache-airflow", \
-"apache-airflow-providers-cncf-kubernetes", "kubernetes", "kubernetes_asyncio", "aiohttp", \
-"pytest", "pytest-asyncio")))'
-	@touch $(1)/.installed
+# $(1) = environment name
+define env_rules
+$(call venv,$(1))/.installed: pyproject.toml airflow_k8s_jobs/__init__.py $(ENV_$(1)_CONSTRAINTS) | $(UV)
+	@echo ">> setting up $(call venv,$(1))"
+	@py=$(call find_python,$(ENV_$(1)_PY)); \
+	if [ ! -x $(call venv,$(1))/bin/python ] || [ "$$$$($(call venv,$(1))/bin/python -c \
+	    'import sys; print("%d.%d" % sys.version_info[:2])')" != "$$$$($$$$py -c \
+	    'import sys; print("%d.%d" % sys.version_info[:2])')" ]; then \
+	  rm -rf $(call venv,$(1)); $(UV) venv --quiet --python $$$$py $(call venv,$(1)); fi
+	$(UV) pip install --quiet --python $(call venv,$(1))/bin/python \
+	  $(if $(ENV_$(1)_CONSTRAINTS),-c $(ENV_$(1)_CONSTRAINTS)) $(ENV_$(1)_REQ)
+	$(if $(ENV_$(1)_THEN),$(UV) pip install --quiet --python $(call venv,$(1))/bin/python \
+	  $(if $(ENV_$(1)_CONSTRAINTS),-c $(ENV_$(1)_CONSTRAINTS)) $(ENV_$(1)_THEN))
+	@$(call venv,$(1))/bin/python scripts/versions.py > $(call venv,$(1))/versions.txt
+	@sed 's/^/   /' $(call venv,$(1))/versions.txt
+	@touch $$@
+
+setup-$(1): $(call venv,$(1))/.installed
 endef
+$(foreach e,$(ALL_ENVS),$(eval $(call env_rules,$(e))))
 
-$(AF2)/.installed: pyproject.toml | $(UV)
-	$(call make_venv,$(AF2),$(AF2_SPEC))
+setup: $(addprefix setup-,$(ALL_ENVS))
 
-$(AF3)/.installed: pyproject.toml | $(UV)
-	$(call make_venv,$(AF3),$(AF3_SPEC))
-
-setup-af2: $(AF2)/.installed
-setup-af3: $(AF3)/.installed
-setup: setup-af2 setup-af3
-
-# --- checks -------------------------------------------------------------------------------
+# --- checks --------------------------------------------------------------------------------
 
 lint: setup-af3
-	$(AF3)/bin/ruff check .
-	$(AF3)/bin/ruff format --check .
+	$(call venv,af3)/bin/ruff check .
+	$(call venv,af3)/bin/ruff format --check .
 
 format: setup-af3
-	$(AF3)/bin/ruff format .
-	$(AF3)/bin/ruff check --fix .
+	$(call venv,af3)/bin/ruff format .
+	$(call venv,af3)/bin/ruff check --fix .
 
 typecheck: setup-af3
-	$(AF3)/bin/mypy airflow_k8s_jobs
+	$(call venv,af3)/bin/mypy airflow_k8s_jobs
 
-test-af2: setup-af2
+$(addprefix test-,$(FULL_ENVS)): test-%: setup-%
 	@mkdir -p $(RESULTS)
-	scripts/run-pytest.sh $(AF2) $(RESULTS)/af2 $(PYTEST_PATHS) $(PYTEST_ARGS)
+	scripts/run-pytest.sh $(call venv,$*) $(RESULTS)/$* $(FULL_SUITE) $(pytest_opts)
 
-test-af3: setup-af3
+$(addprefix test-,$(COMPAT_ENVS)): test-%: setup-%
 	@mkdir -p $(RESULTS)
-	scripts/run-pytest.sh $(AF3) $(RESULTS)/af3 $(PYTEST_PATHS) $(PYTEST_ARGS)
+	scripts/run-pytest.sh $(call venv,$*) $(RESULTS)/$* $(FAST_LANE) $(pytest_opts)
+
+test-fast: setup-af3
+	@mkdir -p $(RESULTS)
+	scripts/run-pytest.sh $(call venv,af3) $(RESULTS)/fast $(FAST_LANE) $(pytest_opts)
 
 test-cluster: setup-af3
-	$(AF3)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
+	$(call venv,af3)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 # Runs every step even when an earlier one fails, then prints one line per step and fails if
 # any step failed.
 test: setup
-	@rm -rf $(RESULTS); mkdir -p $(RESULTS); \
+	@rm -rf $(RESULTS); mkdir -p $(RESULTS); started=$$(date +%s); \
 	lint=OK; types=OK; \
 	echo ">> ruff"; \
-	{ $(AF3)/bin/ruff check . && $(AF3)/bin/ruff format --check .; } || lint=FAILED; \
+	{ $(call venv,af3)/bin/ruff check . && $(call venv,af3)/bin/ruff format --check .; } \
+	  || lint=FAILED; \
 	echo ">> mypy"; \
-	$(AF3)/bin/mypy airflow_k8s_jobs || types=FAILED; \
-	echo ">> pytest on $(AF2)"; \
-	scripts/run-pytest.sh $(AF2) $(RESULTS)/af2 $(PYTEST_PATHS) $(PYTEST_ARGS) || true; \
-	echo ">> pytest on $(AF3)"; \
-	scripts/run-pytest.sh $(AF3) $(RESULTS)/af3 $(PYTEST_PATHS) $(PYTEST_ARGS) || true; \
+	$(call venv,af3)/bin/mypy airflow_k8s_jobs || types=FAILED; \
+	for e in $(FULL_ENVS); do \
+	  echo ">> pytest, the whole suite, on .venv-$$e"; \
+	  scripts/run-pytest.sh .venv-$$e $(RESULTS)/$$e $(FULL_SUITE) $(pytest_opts) || true; \
+	done; \
+	for e in $(COMPAT_ENVS); do \
+	  echo ">> pytest, the fast lane, on .venv-$$e"; \
+	  scripts/run-pytest.sh .venv-$$e $(RESULTS)/$$e $(FAST_LANE) $(pytest_opts) || true; \
+	done; \
 	echo; echo "==== summary ===="; \
 	echo "ruff:            $$lint"; \
 	echo "mypy:            $$types"; \
 	ok=1; [ $$lint = OK ] && [ $$types = OK ] || ok=0; \
 	passed=0; failed=0; skipped=0; \
-	for v in af2 af3; do \
-	  if [ -f $(RESULTS)/$$v ]; then cat $(RESULTS)/$$v; \
-	    read rc p f e s < $(RESULTS)/$$v.counts; \
-	    passed=$$((passed + p)); failed=$$((failed + f + e)); skipped=$$((skipped + s)); \
+	for e in $(ALL_ENVS); do \
+	  if [ -f $(RESULTS)/$$e ]; then cat $(RESULTS)/$$e; \
+	    read rc p f x s < $(RESULTS)/$$e.counts; \
+	    passed=$$((passed + p)); failed=$$((failed + f + x)); skipped=$$((skipped + s)); \
 	    [ $$rc -eq 0 ] || ok=0; \
-	  else echo "$$v: pytest did not run: FAILED"; ok=0; fi; \
+	  else echo "$$e: pytest did not run: FAILED"; ok=0; fi; \
 	done; \
-	echo "tests: $$passed passed, $$failed failed, $$skipped skipped"; \
+	echo "tests: $$passed passed, $$failed failed, $$skipped skipped" \
+	  "in $$(( $$(date +%s) - started ))s"; \
 	[ $$ok -eq 1 ]
 
 # --- demo ---------------------------------------------------------------------------------
 
 # Runs every DAG in example_dags/ with `airflow dags test` against a simulated cluster; scratch
 # files (AIRFLOW_HOME, kubeconfig, one log per DAG) go to .demo/. DEMO_ARGS="--dag gpu_scale_up"
-# runs one DAG; `$(AF3)/bin/python -m airflow_k8s_jobs.demo --help` lists the options.
+# runs one DAG; `$(call venv,af3)/bin/python -m airflow_k8s_jobs.demo --help` lists the options.
 DEMO_ARGS ?=
 
 demo: setup-af3
-	$(AF3)/bin/python -m airflow_k8s_jobs.demo --workdir .demo --dags-folder example_dags $(DEMO_ARGS)
+	$(call venv,af3)/bin/python -m airflow_k8s_jobs.demo --workdir .demo --dags-folder example_dags $(DEMO_ARGS)
 
 # --- benchmarks ---------------------------------------------------------------------------
 
 bench: setup-af3
-	$(AF3)/bin/python benchmarks/argo_waiting.py --output benchmarks/results/argo_waiting.md
+	$(call venv,af3)/bin/python benchmarks/argo_waiting.py --output benchmarks/results/argo_waiting.md
 
 # --- housekeeping -------------------------------------------------------------------------
 
 clean:
-	rm -rf $(TOOLS) $(AF2) $(AF3) $(RESULTS) .mypy_cache .ruff_cache .pytest_cache \
+	rm -rf $(TOOLS) .venv-* $(RESULTS) .mypy_cache .ruff_cache .pytest_cache \
 	       build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

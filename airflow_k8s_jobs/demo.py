@@ -330,11 +330,25 @@ def airflow_env(home: Path, dags_folder: Path, kubeconfig: Path) -> dict[str, st
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # As in every real deployment, connections are read through a fernet key.
+            "AIRFLOW__CORE__FERNET_KEY": fernet_key(home),
             f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(connection),
             "PYTHONWARNINGS": "ignore",
         }
     )
     return env
+
+
+def fernet_key(home: Path) -> str:
+    """The fernet key of this Airflow home, made on first use and kept beside its database."""
+    path = home / "fernet.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def airflow_command(*args: str) -> list[str]:

@@ -2,8 +2,7 @@
 
 Airflow finds this function through the ``apache_airflow_provider`` entry point
 (name ``provider_info``) declared in ``pyproject.toml``. The returned dict is validated
-against Airflow's ``provider_info.schema.json``; keys for connection types, hooks,
-operators and triggers are added as those parts of the package land.
+against Airflow's ``provider_info.schema.json``.
 """
 
 from __future__ import annotations
@@ -51,8 +50,20 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_k8s_jobs.clusters.hook"],
             }
         ],
+        # Listed by `airflow providers triggers`; the triggerer imports the classes itself.
+        "triggers": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": [
+                    "airflow_k8s_jobs.triggers.jobs",
+                    "airflow_k8s_jobs.triggers.argo",
+                ],
+            }
+        ],
         # Airflow 3.2+ builds the connection form from "conn-fields" / "ui-field-behaviour"
-        # without importing the hook; Airflow 2 asks the hook and ignores these keys.
+        # without importing the hook; Airflow 2 asks the hook and ignores these keys. Neither
+        # schema has a "testable" key: Airflow marks the type testable because the hook class
+        # has test_connection (HookInfo.connection_testable).
         "connection-types": [
             {
                 "hook-class-name": "airflow_k8s_jobs.clusters.hook.KubeClusterHook",

@@ -85,6 +85,8 @@ async def wait_for_job(
     """Wait until the Job's outcome is known; the result dict says success or why not.
 
     ``status`` is ``success``, ``failed``, or ``timeout`` when ``policy.deadline`` passed first.
+    ``permanent: True`` marks a failure because a pod cannot run (a problem that does not fix
+    itself, such as an invalid image name).
     """
 
     def is_ours(obj: dict[str, Any]) -> bool:
@@ -153,7 +155,8 @@ async def wait_for_job(
             problem = state.permanent_problem
             if problem is not None and not state.finished:
                 message = f"{target.where} cannot run: {problem.message}"
-                return _result(target, "failed", problem.reason, message, **extra)
+                # ``permanent``: another try would fail the same way.
+                return _result(target, "failed", problem.reason, message, permanent=True, **extra)
             if state.finished:
                 decided_since = decided_since if decided_since is not None else clock()
                 if state.pods_gone or clock() - decided_since >= policy.termination_grace:
@@ -224,6 +227,8 @@ def _workflow_result(
         "status_line": state.status_line,
         "outputs": dict(state.outputs),
         "node_outputs": {k: dict(v) for k, v in state.node_outputs.items()},
+        # The controller refused the spec: another try would fail the same way.
+        "permanent": state.rejected,
     }
 
 
@@ -239,7 +244,8 @@ async def wait_for_workflow(
     Finished means ``status.finishedAt`` set with phase Succeeded, Failed or Error: a Pending
     Workflow (queued, or postponed by the controller's parallelism) keeps waiting. ``status`` is
     ``success``, ``failed``, or ``timeout`` when ``deadline`` (epoch seconds, the task's
-    ``execution_timeout``) passed first. Every managed Workflow of a namespace shares one watch.
+    ``execution_timeout``) passed first. ``permanent`` is True when the controller refused the
+    Workflow's spec. Every managed Workflow of a namespace shares one watch.
     """
 
     def interest(resource: Resource, obj: dict[str, Any]) -> bool:

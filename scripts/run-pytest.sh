@@ -12,7 +12,7 @@ summary_file=$2
 shift 2
 
 py="$venv/bin/python"
-label=$("$py" -c 'import importlib.metadata as m; print("airflow " + m.version("apache-airflow"))')
+label="${venv#.venv-} (airflow $("$py" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))'))"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -39,7 +39,7 @@ if [ "$rc" -eq 5 ]; then
 fi
 if [ "$rc" -eq 0 ]; then verdict=OK; else verdict="FAILED (exit $rc)"; fi
 
-printf '%-16s %s passed, %s failed, %s errors, %s skipped in %ss: %s\n' \
+printf '%-34s %s passed, %s failed, %s errors, %s skipped in %ss: %s\n' \
     "$label:" "$passed" "$failed" "$errors" "$skipped" "$elapsed" "$verdict" > "$summary_file"
 printf '%s %s %s %s %s\n' "$rc" "$passed" "$failed" "$errors" "$skipped" > "$summary_file.counts"
 cat "$summary_file"

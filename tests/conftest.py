@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
+
+import pytest
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="airflow-home-")
 
@@ -37,6 +40,18 @@ if "airflow" in sys.modules:  # pragma: no cover - only when a plugin imported i
         "airflow was imported before tests/conftest.py set AIRFLOW_HOME; "
         "Airflow may be using the default configuration",
         stacklevel=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated Airflow metadata database in the session's AIRFLOW_HOME."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=300,
     )
 
 

@@ -14,12 +14,17 @@ A 401 means the credentials went stale (a rotated kubeconfig token, a revoked GK
 :meth:`refresh_credentials` / :meth:`arefresh_credentials` reload them into the client's
 configuration in place, and :meth:`call_with_reauth` / :meth:`acall_with_reauth` retry a call
 once after doing so.
+
+:meth:`KubeClusterHook.test_connection` is what Airflow's "Test connection" (UI, REST API and
+``airflow connections test``) calls: it reaches the API server and asks it, with
+``SelfSubjectAccessReview`` requests, what this identity may do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -32,7 +37,10 @@ import kubernetes_asyncio
 from airflow.providers.common.compat.sdk import BaseHook
 from asgiref.sync import sync_to_async
 
-from airflow_k8s_jobs.errors import InvalidInputError, PermanentError
+from airflow_k8s_jobs.errors import (
+    InvalidInputError,
+    PermanentError,
+)
 
 from . import gke
 from .fields import CONNECTION_FIELDS, DEFAULTS, HIDDEN_FIELDS
@@ -101,14 +109,23 @@ def configure_gke_sync(
 def configure_gke_async(
     configuration: Any, endpoint: gke.GkeEndpoint, tokens: gke.GoogleTokenSource
 ) -> None:
-    """Same for a ``kubernetes_asyncio`` configuration (whose key hook may be a coroutine)."""
+    """Same for a ``kubernetes_asyncio`` configuration.
+
+    From kubernetes_asyncio 33.3 the key hook may be a coroutine, so a token refresh does not
+    block the event loop; older releases call it synchronously, and get a synchronous hook (it
+    blocks only when the token is really refreshed, about once an hour).
+    """
     _configure_endpoint(configuration, endpoint)
 
     async def refresh(config: Any) -> None:
         _set_token(config, await tokens.atoken())
 
+    def refresh_blocking(config: Any) -> None:
+        _set_token(config, tokens.token())
+
     _set_token(configuration, "")
-    configuration.refresh_api_key_hook = refresh
+    hook_may_be_async = inspect.iscoroutinefunction(type(configuration).get_api_key_with_prefix)
+    configuration.refresh_api_key_hook = refresh if hook_may_be_async else refresh_blocking
 
 
 def _configure_endpoint(configuration: Any, endpoint: gke.GkeEndpoint) -> None:
@@ -125,7 +142,8 @@ def _kubeconfig_file(settings: ClusterSettings) -> str:
 def _config_error(settings: ClusterSettings, exc: Exception) -> InvalidInputError:
     # ConfigException messages name keys and files, never their secret values.
     return InvalidInputError(
-        f"Cannot load {settings.display_name} for connection {settings.conn_id!r}: {exc}. "
+        f"Cannot load {settings.display_name} for connection {settings.conn_id!r}: "
+        f"{str(exc).rstrip('. ')}. "
         "Check the connection's kubeconfig / context settings."
     )
 
@@ -310,7 +328,7 @@ class KubeClusterHook(BaseHook):
                 else " Fix that secrets backend (or the connection's value in it)."
             )
             return PermanentError(
-                f"Connection {self.cluster_conn_id!r} exists but could not be read: {causes}.{hint}"
+                f"Connection {self.cluster_conn_id!r} could not be read: {causes}.{hint}"
             )
         return InvalidInputError(
             f"Connection {self.cluster_conn_id!r} is not defined: create it (Admin → "
@@ -413,6 +431,40 @@ class KubeClusterHook(BaseHook):
             f"{name} (connection {self.cluster_conn_id!r}) rejected our credentials (401) even "
             "after reloading them: check the kubeconfig's user / the service account's access."
         )
+
+    # -- "Test connection" ------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check that the cluster answers and that this identity may run Jobs there.
+
+        Called by Airflow's "Test connection" (the UI, the REST API and
+        ``airflow connections test``). It reads the server version (``GET /version``), then asks
+        with ``SelfSubjectAccessReview`` requests, in the connection's default namespace and in
+        each of its ``allowed_namespaces``, whether this identity may:
+
+        * create, get, list, watch and delete ``batch`` ``jobs``; get, list and watch ``pods``;
+          get ``pods/log``; list and watch ``events`` (what :class:`KubeJobOperator` needs);
+        * create, get, list, watch and patch ``argoproj.io`` ``workflows``, and get and list
+          ``workflowtemplates`` (what :class:`ArgoWorkflowOperator` needs), unless the cluster
+          does not serve ``argoproj.io/v1alpha1`` at all, which is reported instead.
+
+        Returns ``(True, message)`` when the API server answered and, in every namespace
+        checked, all the Jobs rights are granted. Missing Argo rights are named in the message
+        but fail the test only where the identity may *create* Workflows yet may not get, list,
+        watch or patch them: :class:`ArgoWorkflowOperator` would then submit Workflows that it
+        cannot wait for or stop. Without ``create`` the operator fails at once with a 403 and
+        leaves nothing behind, so a connection meant only for Jobs still tests successfully.
+        Should the API server refuse ``SelfSubjectAccessReview``, listing Jobs in each namespace
+        stands in for the checks, and the message says so.
+
+        ``(False, message)`` for anything else: an unreadable connection or kubeconfig, a server
+        that cannot be reached, credentials it rejects (401), or missing Jobs rights. The
+        message names the cluster by :attr:`ClusterSettings.display_name`, never a credential,
+        and no exception escapes.
+        """
+        from .access import test_connection
+
+        return test_connection(self)
 
 
 def _is_not_found(exc: Exception) -> bool:

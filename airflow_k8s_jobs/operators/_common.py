@@ -1,17 +1,31 @@
-"""What the operators share: the task instance key, deadlines, submit-or-re-attach, pod logs."""
+"""What the operators share: the task instance key, deadlines, submit-or-re-attach, pod logs,
+manifest files, the manifest shown as the rendered template, and which failures are final."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import os
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+import jinja2
+import yaml
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from .._compat import Context
-from ..errors import InvalidInputError, KubeApiError, TransientError
+from .._compat import AirflowFailException, Context, is_sensitive_name
+from ..errors import (
+    InvalidInputError,
+    JobFailedError,
+    KubeApiError,
+    TransientError,
+    WorkflowFailedError,
+)
 from ..kube import PODS, Resource, request_sync
 from ..manifests.names import TaskInstanceKey, matches_task
 
@@ -25,6 +39,146 @@ api_retry = retry(
     reraise=True,
 )
 """Retry an API call on 429, 5xx and dropped connections, with jittered backoff."""
+
+
+# --- failures that Airflow must not retry ------------------------------------------------------
+
+
+class FatalInvalidInputError(InvalidInputError, AirflowFailException):
+    """:class:`~airflow_k8s_jobs.errors.InvalidInputError` that fails the task without retries:
+    the same input fails the same way on every try."""
+
+
+class FatalJobFailedError(JobFailedError, AirflowFailException):
+    """:class:`~airflow_k8s_jobs.errors.JobFailedError` for a Job whose pods cannot run (an
+    invalid image name, an image pull failing past its grace period ...): fails the task
+    without retries."""
+
+
+class FatalWorkflowFailedError(WorkflowFailedError, AirflowFailException):
+    """:class:`~airflow_k8s_jobs.errors.WorkflowFailedError` for a Workflow that the Argo
+    controller rejected as invalid: fails the task without retries."""
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def fatal(error: InvalidInputError) -> FatalInvalidInputError:
+    """``error`` as a :class:`FatalInvalidInputError` (same message, cause and traceback)."""
+    if isinstance(error, FatalInvalidInputError):
+        return error
+    final = FatalInvalidInputError(*error.args)
+    final.__cause__ = error.__cause__
+    final.__suppress_context__ = True
+    for note in getattr(error, "__notes__", ()):
+        final.add_note(note)
+    return final.with_traceback(error.__traceback__)
+
+
+@contextlib.contextmanager
+def bad_input_is_final() -> Iterator[None]:
+    """Re-raise an :class:`InvalidInputError` as a :class:`FatalInvalidInputError`."""
+    try:
+        yield
+    except InvalidInputError as error:
+        if isinstance(error, AirflowFailException):
+            raise
+        raise fatal(error) from error.__cause__
+
+
+def no_retry_on_bad_input(method: _F) -> _F:
+    """Decorate an operator method so that bad input fails the task without retries."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with bad_input_is_final():
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- manifest files and the rendered manifest ---------------------------------------------------
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+RENDERED_MANIFEST = "rendered_manifest"
+"""The template field that shows the built manifest under "Rendered Template"."""
+MASKED = "***"
+
+
+def looks_like_manifest_file(value: Any) -> bool:
+    """A one-line string ending in ``.yaml``, ``.yml`` or ``.json``: a manifest file's name."""
+    return (
+        isinstance(value, str)
+        and "\n" not in value.strip()
+        and value.strip().lower().endswith(MANIFEST_SUFFIXES)
+    )
+
+
+def search_path(env: jinja2.Environment) -> list[str]:
+    """The folders the template environment's loader looks in (the DAG's folder first)."""
+    found = getattr(env.loader, "searchpath", None) or []
+    return [os.fspath(p) for p in found]
+
+
+def read_manifest_file(env: jinja2.Environment, name: str, where: str) -> str:
+    """The text of the manifest file ``name``, found as Airflow finds template files: through
+    the template search path (the DAG's folder and its ``template_searchpath``); an absolute
+    path, or one relative to the working directory, is read as it is.
+
+    Raises :class:`InvalidInputError` naming the file and the folders searched.
+    """
+    loader = env.loader
+    try:
+        if loader is not None:
+            try:
+                return str(loader.get_source(env, name)[0])
+            except jinja2.TemplateNotFound:
+                pass
+        path = Path(name).expanduser()
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{where}: cannot read the file: {exc}") from None
+    folders = ", ".join(search_path(env)) or "no template search path"
+    raise InvalidInputError(
+        f"{where}: file not found (searched {folders}, and {Path(name).expanduser().absolute()}"
+        "); put it next to the DAG file, add its folder to the DAG's template_searchpath, or "
+        "give an absolute path"
+    )
+
+
+@contextlib.contextmanager
+def jinja_errors_in(where: str) -> Iterator[None]:
+    """Report a Jinja error of a manifest as bad input naming the manifest (and the line)."""
+    try:
+        yield
+    except jinja2.TemplateSyntaxError as exc:
+        line = f" at line {exc.lineno}" if exc.lineno else ""
+        raise InvalidInputError(f"{where}: Jinja syntax error{line}: {exc.message}") from exc
+    except jinja2.UndefinedError as exc:
+        raise InvalidInputError(f"{where}: Jinja: {exc.message}") from exc
+
+
+def mask_sensitive_values(value: Any) -> Any:
+    """A copy of ``value`` in which every ``{"name": n, "value": v}`` entry (a container's env
+    variable, an Argo parameter) whose name Airflow deems sensitive has its value masked, as
+    Airflow masks the keys of a template field's dicts and Kubernetes ``V1EnvVar`` objects."""
+    if isinstance(value, dict):
+        masked = {k: mask_sensitive_values(v) for k, v in value.items()}
+        name = value.get("name")
+        if "value" in value and isinstance(name, str) and is_sensitive_name(name):
+            masked["value"] = MASKED
+        return masked
+    if isinstance(value, list):
+        return [mask_sensitive_values(v) for v in value]
+    return value
+
+
+def manifest_yaml(manifest: dict[str, Any]) -> str:
+    """The manifest as the YAML text shown under "Rendered Template", sensitive values masked."""
+    return yaml.safe_dump(
+        mask_sensitive_values(manifest), sort_keys=False, default_flow_style=False, width=100
+    )
 
 
 def seconds(value: timedelta | float | None) -> float | None:

@@ -8,7 +8,6 @@ created through the Kubernetes API with the same connection as Jobs (no Argo Ser
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -52,17 +51,24 @@ from ..triggers.argo import (
 )
 from ..waiting import WorkflowTarget, wait_for_workflow
 from ._common import (
+    RENDERED_MANIFEST,
+    FatalWorkflowFailedError,
     api_retry,
+    bad_input_is_final,
     create_or_adopt,
     execution_deadline,
+    jinja_errors_in,
     list_pods,
+    looks_like_manifest_file,
+    manifest_yaml,
+    no_retry_on_bad_input,
     print_pod_log,
+    read_manifest_file,
     read_pod_log,
     task_instance_key,
 )
 
 MAIN_CONTAINER = "main"
-_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_LOGGED_PODS = 100
 
 
@@ -78,10 +84,6 @@ def argo_safe(env: jinja2.Environment) -> jinja2.Environment:
     if any(isinstance(ext, _ArgoExpressions) for ext in env.extensions.values()):
         return env
     return env.overlay(extensions=[_ArgoExpressions])
-
-
-def _looks_like_file(value: Any) -> bool:
-    return isinstance(value, str) and "\n" not in value and value.strip().endswith(_FILE_SUFFIXES)
 
 
 class ArgoWorkflowOperator(BaseOperator):
@@ -105,6 +107,19 @@ class ArgoWorkflowOperator(BaseOperator):
     "node_outputs"}``: ``outputs`` are the Workflow's global output parameters, ``node_outputs``
     each node's output parameters keyed by its name relative to the Workflow (for example
     ``"[0].task1"``). XCom keys ``workflow_name`` and ``namespace`` are pushed at submit time.
+
+    Only ``workflow`` is ever read as a file: a templated string such as ``"result.json"`` in
+    ``parameters``, ``labels`` or ``annotations`` stays a string. The Workflow as it is
+    submitted (YAML, sensitive parameter values masked) is the ``rendered_manifest`` template
+    field, shown under "Rendered Template". For a ``workflow_template`` or
+    ``cluster_workflow_template`` it is built without reading the template from the cluster, so
+    a ``ttlStrategy``, ``podGC`` or ``serviceAccountName`` the template sets itself replaces the
+    default shown there.
+
+    Bad input (an invalid manifest, an undeclared parameter, a missing template, a namespace the
+    connection does not allow ...) and a Workflow the Argo controller rejects as invalid fail the
+    task without Airflow retries; a Workflow whose steps failed, or a transient API error, is
+    retried as usual.
 
     :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
         cncf ``kubernetes`` connection — the same as for ``KubeJobOperator``.
@@ -138,8 +153,14 @@ class ArgoWorkflowOperator(BaseOperator):
         "entrypoint",
         "labels",
         "annotations",
+        RENDERED_MANIFEST,
     )
-    template_fields_renderers = {"parameters": "json", "labels": "json", "annotations": "json"}
+    template_fields_renderers = {
+        "parameters": "json",
+        "labels": "json",
+        "annotations": "json",
+        RENDERED_MANIFEST: "yaml",
+    }
     ui_color = "#ffe7cc"
 
     def __init__(
@@ -186,24 +207,41 @@ class ArgoWorkflowOperator(BaseOperator):
         self.argo_ui_url = argo_ui_url
         self.deferrable = deferrable
         self._target: WorkflowTarget | None = None
+        self._rendered_workflow: dict[str, Any] | None = None
+        self.rendered_manifest: str | None = None
 
     # --- rendering ----------------------------------------------------------------------------
 
-    def render_template_fields(
-        self, context: Context, jinja_env: jinja2.Environment | None = None
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Any,
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
     ) -> None:
-        env = jinja_env if jinja_env is not None else self.get_template_env()
-        super().render_template_fields(context, argo_safe(env))
+        # Airflow renders every template field through here, mapped tasks included.
+        env = argo_safe(jinja_env)
+        fields = [f for f in template_fields if f != RENDERED_MANIFEST]
+        super()._do_render_template_fields(parent, fields, context, env, seen_oids)
+        if parent is self:
+            self._rendered_workflow = None
+            if self.workflow is not None:
+                with bad_input_is_final():
+                    self._rendered_workflow = self._render_workflow(context, env)
+            self.rendered_manifest = self._preview(context)
 
-    def _render_workflow(self, context: Context) -> dict[str, Any]:
+    def _render_workflow(
+        self, context: Context, env: jinja2.Environment | None = None
+    ) -> dict[str, Any]:
         """The ``workflow`` argument loaded and rendered (Argo expressions left alone)."""
-        env = argo_safe(self.get_template_env())
+        env = argo_safe(env if env is not None else self.get_template_env())
         where = f"task {self.task_id}, argument workflow"
         source: Any = self.workflow
-        if _looks_like_file(source):
+        if looks_like_manifest_file(source):
             name = str(source).strip()
             where += f", file {name}"
-            source = self._read_workflow_file(env, name, where)
+            source = read_manifest_file(env, name, where)
         if not isinstance(source, (str, dict)):
             raise InvalidInputError(
                 f"{where}: expected a dict, a .yaml/.yml/.json file name or YAML text, got "
@@ -211,24 +249,22 @@ class ArgoWorkflowOperator(BaseOperator):
             )
         if isinstance(source, str):
             source = load_workflow(source, where=where)
-        rendered = self.render_template(source, context, env)
+        with jinja_errors_in(where):
+            rendered = self.render_template(source, context, env)
         return load_workflow(rendered, where=where)
 
-    def _read_workflow_file(self, env: jinja2.Environment, name: str, where: str) -> str:
-        loader = env.loader
-        if loader is not None:
-            try:
-                return loader.get_source(env, name)[0]
-            except jinja2.TemplateNotFound:
-                pass
-        if os.path.isfile(name):
-            with open(name, encoding="utf-8") as handle:
-                return handle.read()
-        searched = ", ".join(getattr(loader, "searchpath", []) or []) or "no template search path"
-        raise InvalidInputError(
-            f"{where}: workflow file not found (searched {searched}); put it next to the DAG "
-            "file, add its folder to the DAG's template_searchpath, or give an absolute path"
-        )
+    def _preview(self, context: Context) -> str | None:
+        """The Workflow this try submits, as YAML, built without the cluster (a template is not
+        read); None while it cannot be built (``execute`` then reports why)."""
+        try:
+            settings = self._hook().settings
+            namespace = self.namespace or settings.default_namespace
+            settings.check_namespace(namespace)
+            manifest = self._build(context, namespace, settings.display_name, template=None)
+        except Exception as exc:
+            self.log.debug("The Workflow manifest cannot be built yet: %s", exc)
+            return None
+        return manifest_yaml(manifest)
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -255,10 +291,23 @@ class ArgoWorkflowOperator(BaseOperator):
         settings = hook.settings
         namespace = self.namespace or settings.default_namespace
         settings.check_namespace(namespace)
-        manifest = self._render_workflow(context) if self.workflow is not None else None
         template = None
-        if manifest is None and (self.workflow_template or self.cluster_workflow_template):
+        if self.workflow is None and (self.workflow_template or self.cluster_workflow_template):
             template = self._fetch_template(hook, namespace)
+        workflow = self._build(context, namespace, settings.display_name, template)
+        return workflow, namespace
+
+    def _build(
+        self,
+        context: Context,
+        namespace: str,
+        cluster: str,
+        template: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The Workflow of this try (no I/O but reading a ``workflow`` file not rendered yet)."""
+        manifest = self._rendered_workflow
+        if manifest is None and self.workflow is not None:
+            manifest = self._render_workflow(context)
         request = WorkflowRequest(
             workflow=manifest,
             workflow_template=self.workflow_template,
@@ -273,8 +322,7 @@ class ArgoWorkflowOperator(BaseOperator):
             pod_gc=self.pod_gc,
             scheduled_time=self._scheduled_time(context),
         )
-        workflow = build_workflow(request, self._key(context), namespace, settings.display_name)
-        return workflow, namespace
+        return build_workflow(request, self._key(context), namespace, cluster)
 
     def _fetch_template(self, hook: KubeClusterHook, namespace: str) -> dict[str, Any]:
         cluster = hook.settings.display_name
@@ -320,6 +368,7 @@ class ArgoWorkflowOperator(BaseOperator):
             "was created."
         )
 
+    @no_retry_on_bad_input
     def execute(self, context: Context) -> Any:
         manifest, namespace = self.build_manifest(context)
         hook = self._hook()
@@ -372,6 +421,7 @@ class ArgoWorkflowOperator(BaseOperator):
 
     # --- finish -------------------------------------------------------------------------------
 
+    @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         hook = self._hook()
         api = hook.api_client()
@@ -400,17 +450,15 @@ class ArgoWorkflowOperator(BaseOperator):
         if self.get_logs:
             logs = self._print_logs(api, namespace, name, pods, where)
         if event["status"] != "success":
+            # A Workflow the controller rejected fails the same way on every try.
+            failure = FatalWorkflowFailedError if event.get("permanent") else WorkflowFailedError
             if state is None:
-                raise WorkflowFailedError(
-                    f"{where} {event.get('phase') or 'failed'}: {event.get('message')}"
-                )
+                raise failure(f"{where} {event.get('phase') or 'failed'}: {event.get('message')}")
             for node in state.failed_nodes:
                 pod = pod_names.get(node.id) or state.pod_name(node)
                 if pod not in logs and node.type == "Pod":
                     logs[pod] = read_pod_log(api, namespace, pod, where, MAIN_CONTAINER)
-            raise WorkflowFailedError(
-                summarize_workflow_failure(state, where, logs, pod_names=pod_names)
-            )
+            raise failure(summarize_workflow_failure(state, where, logs, pod_names=pod_names))
         outputs = dict(state.outputs) if state is not None else dict(event.get("outputs") or {})
         node_outputs = (
             {k: dict(v) for k, v in state.node_outputs.items()}

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import jinja2
+
 from .._compat import AirflowTaskTimeout, BaseOperator, Context
 from ..clusters import KubeClusterHook
 from ..errors import JobFailedError, KubeApiError
@@ -17,10 +19,18 @@ from ..manifests.names import TaskInstanceKey
 from ..triggers.jobs import KubeJobTrigger
 from ..waiting import JOB_UID_LABEL, QUEUE_LABEL, JobTarget, WaitPolicy, wait_for_job
 from ._common import (
+    RENDERED_MANIFEST,
+    FatalJobFailedError,
+    bad_input_is_final,
     create_or_adopt,
     execution_deadline,
+    jinja_errors_in,
     list_pods,
+    looks_like_manifest_file,
+    manifest_yaml,
+    no_retry_on_bad_input,
     print_pod_log,
+    read_manifest_file,
     read_pod_log,
     seconds,
     task_instance_key,
@@ -38,6 +48,16 @@ class KubeJobOperator(BaseOperator):
     deterministic name from dag/task/run/map index/try, labels identifying the task instance, a
     TTL, ``restartPolicy: Never`` and a pod failure policy that ignores preemption, unless the
     manifest says otherwise.
+
+    Only ``job`` is ever read as a file: a templated string such as ``"result.json"`` in
+    ``arguments``, ``cmds``, ``env``, ``labels`` or ``annotations`` stays a string. The Job as
+    it is submitted (YAML, sensitive env values masked) is the ``rendered_manifest`` template
+    field, shown under "Rendered Template".
+
+    Bad input (an invalid manifest, a namespace the connection does not allow ...) and pods that
+    cannot run (an invalid image name, an image that cannot be pulled) fail the task without
+    Airflow retries; a Job that failed (its containers exited non-zero), a capacity timeout or a
+    transient API error is retried as usual.
 
     :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
         cncf ``kubernetes`` connection.
@@ -78,9 +98,16 @@ class KubeJobOperator(BaseOperator):
         "job",
         "labels",
         "annotations",
+        RENDERED_MANIFEST,
     )
-    template_ext: Sequence[str] = (".yaml", ".yml", ".json")
-    template_fields_renderers = {"job": "yaml", "env": "json", "labels": "json"}
+    # The Job manifest file is read by this operator, never another templated string.
+    template_ext: Sequence[str] = ()
+    template_fields_renderers = {
+        "job": "yaml",
+        "env": "json",
+        "labels": "json",
+        RENDERED_MANIFEST: "yaml",
+    }
     ui_color = "#d6e9ff"
 
     def __init__(
@@ -142,12 +169,48 @@ class KubeJobOperator(BaseOperator):
         self.delete_on_kill = delete_on_kill
         self.deferrable = deferrable
         self._target: JobTarget | None = None
-        # Rendering replaces a template file's name by its contents: keep the name for messages.
-        self._job_file = (
-            job.strip()
-            if isinstance(job, str) and job.strip().lower().endswith(tuple(self.template_ext))
-            else None
-        )
+        # Rendering replaces the manifest file's name by its contents: the name, for messages.
+        self._job_file: str | None = None
+        self.rendered_manifest: str | None = None
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Any,
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        # Airflow renders every template field through here, mapped tasks included.
+        fields = [f for f in template_fields if f != RENDERED_MANIFEST]
+        super()._do_render_template_fields(parent, fields, context, jinja_env, seen_oids)
+        if parent is self:
+            with bad_input_is_final():
+                self._render_job_file(context, jinja_env)
+            self.rendered_manifest = self._preview(context)
+
+    def _render_job_file(self, context: Context, jinja_env: jinja2.Environment) -> None:
+        """Replace a ``job`` file name by the file's text, rendered with Jinja."""
+        if not looks_like_manifest_file(self.job):
+            return
+        name = str(self.job).strip()
+        where = f"task {self.task_id}, job file {name}"
+        text = read_manifest_file(jinja_env, name, where)
+        with jinja_errors_in(where):
+            self.job = self.render_template(text, context, jinja_env)
+        self._job_file = name
+
+    def _preview(self, context: Context) -> str | None:
+        """The Job this try submits, as YAML; None while it cannot be built (``execute``
+        then reports why)."""
+        try:
+            manifest, _ = self.build_manifest(context)
+        except Exception as exc:
+            self.log.debug("The Job manifest cannot be built yet: %s", exc)
+            return None
+        return manifest_yaml(manifest)
 
     # --- submit -----------------------------------------------------------------------------
 
@@ -192,6 +255,7 @@ class KubeJobOperator(BaseOperator):
         )
         return build_job(spec, self._key(context), namespace, settings.display_name), namespace
 
+    @no_retry_on_bad_input
     def execute(self, context: Context) -> Any:
         manifest, namespace = self.build_manifest(context)
         hook = self._hook()
@@ -254,6 +318,7 @@ class KubeJobOperator(BaseOperator):
 
     # --- finish -----------------------------------------------------------------------------
 
+    @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         hook = self._hook()
         api = hook.api_client()
@@ -273,7 +338,10 @@ class KubeJobOperator(BaseOperator):
                 else event["message"]
             )
         if event["status"] != "success":
-            raise JobFailedError(self._failure_message(event, pods, logs, where))
+            message = self._failure_message(event, pods, logs, where)
+            if event.get("permanent"):  # the pods cannot run: another try would fail the same
+                raise FatalJobFailedError(message)
+            raise JobFailedError(message)
         self.log.info("%s succeeded: %s", where, event.get("message") or event.get("status_line"))
         result = self._termination_messages(pods)
         if self.delete_on_success:

@@ -17,6 +17,8 @@ Decisions (see the functions for details):
 - A stopped or terminated Workflow ends ``Failed`` with "Stopped with strategy 'Stop'" or
   "'Terminate'"; ``reason`` then is ``Stopped`` / ``Terminated`` (``spec.shutdown`` is the
   fallback when the message says something else).
+- A Workflow the controller refused to run ends ``Failed`` with "invalid spec: …" before any
+  node ran: ``rejected`` says so (the same spec is refused on every submission).
 - Nodes may be in ``status.compressedNodes`` (base64 of gzip of the JSON; zstd or brotli when
   the controller is configured so) or offloaded to the Argo Server's database
   (``status.offloadNodeStatusVersion``). Undecodable or offloaded nodes leave ``nodes`` empty
@@ -50,6 +52,8 @@ POD_NAME_FORMAT_ANNOTATION = "workflows.argoproj.io/pod-name-format"
 """Annotation on a Workflow: how its pods are named, ``v1`` (node id) or ``v2``."""
 
 FINISHED_PHASES = ("Succeeded", "Failed", "Error")
+REJECTED_PREFIX = "invalid spec:"
+"""How the Argo controller's message starts when it refuses a Workflow's spec."""
 FAILED_NODE_PHASES = ("Failed", "Error")
 GROUP_NODE_TYPES = ("Steps", "StepGroup", "DAG", "TaskGroup", "Retry")
 """Node types that only group other nodes: they fail because a child failed."""
@@ -317,6 +321,17 @@ class WorkflowState:
     status_line: str
     pending: tuple[str, ...] = ()
     pod_name_format: str = "v2"
+
+    @property
+    def rejected(self) -> bool:
+        """The controller refused the Workflow's spec ("invalid spec: …"): submitting the same
+        spec again fails the same way."""
+        return (
+            self.exists
+            and self.finished
+            and not self.succeeded
+            and self.message.startswith(REJECTED_PREFIX)
+        )
 
     def pod_name(self, node: WorkflowNode) -> str:
         """The pod of a node of this Workflow (see :func:`pod_name`)."""

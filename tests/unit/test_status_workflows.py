@@ -341,7 +341,7 @@ def test_being_deleted_after_finishing_keeps_the_outcome():
 
 def _compress(nodes: dict[str, Any]) -> str:
     # Argo's util/file CompressEncodeString: gzip the JSON, then standard base64.
-    return base64.b64encode(gzip.compress(json.dumps(nodes).encode())).decode()
+    return base64.b64encode(gzip.compress(json.dumps(nodes).encode(), mtime=0)).decode()
 
 
 def test_compressed_nodes_decode_to_the_same_nodes():
@@ -368,8 +368,8 @@ def test_plain_nodes_win_over_compressed_ones():
     [
         ("%%%not-base64%%%", "not valid base64"),
         (base64.b64encode(b"\x1f\x8bnot really gzip").decode(), "not valid gzip"),
-        (base64.b64encode(gzip.compress(b"<nodes/>")).decode(), "does not hold JSON"),
-        (base64.b64encode(gzip.compress(b"[1, 2]")).decode(), "does not hold a map"),
+        (base64.b64encode(gzip.compress(b"<nodes/>", mtime=0)).decode(), "does not hold JSON"),
+        (base64.b64encode(gzip.compress(b"[1, 2]", mtime=0)).decode(), "does not hold a map"),
         (base64.b64encode(b"\x28\xb5\x2f\xfd" + b"\0" * 16).decode(), "zstd"),
         (base64.b64encode(b"\x8b\x02\x80plain").decode(), "brotli"),
     ],
