@@ -199,8 +199,8 @@ test: setup
 	    [ $$rc -eq 0 ] || ok=0; \
 	  else echo "$$e: pytest did not run: FAILED"; ok=0; fi; \
 	done; \
-	echo "tests: $$passed passed, $$failed failed, $$skipped skipped" \
-	  "in $$(( $$(date +%s) - started ))s"; \
+	echo "time:            $$(( $$(date +%s) - started ))s"; \
+	echo "tests: $$passed passed, $$failed failed, $$skipped skipped"; \
 	[ $$ok -eq 1 ]
 
 # --- demo ---------------------------------------------------------------------------------
