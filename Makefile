@@ -85,15 +85,17 @@ FAST_LANE := tests/unit tests/integration/test_job_trigger.py \
     tests/integration/test_job_operator.py tests/e2e/test_job_dags.py \
     tests/integration/test_demo.py::test_demo_runs_a_job_dag_and_an_argo_dag
 
-# tests/cluster needs a real cluster; it has its own target.
+# tests/cluster needs a real cluster: the upstream control plane that scripts/real-cluster
+# starts (built from Go modules by scripts/build-real-cluster), or any cluster via KUBECONFIG.
 FULL_SUITE := tests --ignore=tests/cluster
+REAL_CLUSTER_TESTS := tests/cluster/test_real_control_plane.py
 # pytest-xdist workers per suite ("0" runs in one process); --durations lists the slowest tests.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 pytest_opts = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) \
     --durations=15 $(PYTEST_ARGS)
 
-.PHONY: help setup lint format typecheck test test-fast test-full test-compat test-cluster \
+.PHONY: help setup lint format typecheck test test-fast test-cluster real-cluster \
         demo bench clean $(addprefix setup-,$(ALL_ENVS)) $(addprefix test-,$(ALL_ENVS))
 
 help:
@@ -106,7 +108,8 @@ help:
 	@echo "make lint          ruff check + ruff format --check"
 	@echo "make format        ruff format + ruff check --fix"
 	@echo "make typecheck     mypy airflow_k8s_jobs"
-	@echo "make test-cluster  tests against a real cluster (needs KUBECONFIG)"
+	@echo "make real-cluster  build the upstream control plane (scripts/real-cluster starts it)"
+	@echo "make test-cluster  tests/cluster: the upstream control plane, and any cluster in KUBECONFIG"
 	@echo "make bench         benchmarks against the anchors (results in benchmarks/results/)"
 	@echo "make clean         remove environments and caches"
 
@@ -166,7 +169,12 @@ test-fast: setup-af3
 	@mkdir -p $(RESULTS)
 	scripts/run-pytest.sh $(call venv,af3) $(RESULTS)/fast $(FAST_LANE) $(pytest_opts)
 
-test-cluster: setup-af3
+# The upstream control plane (Go; kept under .tools/, so after uv's setup, which may reset
+# .tools/). A no-op when nothing changed. Without Go the tests in tests/cluster skip and say so.
+real-cluster: | $(UV)
+	scripts/build-real-cluster
+
+test-cluster: setup-af3 real-cluster
 	$(call venv,af3)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 # Runs every step even when an earlier one fails, then prints one line per step and fails if
@@ -187,12 +195,16 @@ test: setup
 	  echo ">> pytest, the fast lane, on .venv-$$e"; \
 	  scripts/run-pytest.sh .venv-$$e $(RESULTS)/$$e $(FAST_LANE) $(pytest_opts) || true; \
 	done; \
+	echo ">> the upstream control plane: build, then tests/cluster on .venv-af3"; \
+	if ! command -v go >/dev/null || scripts/build-real-cluster; then \
+	  LABEL=real-cluster scripts/run-pytest.sh .venv-af3 $(RESULTS)/real-cluster \
+	    $(REAL_CLUSTER_TESTS) $(pytest_opts) || true; fi; \
 	echo; echo "==== summary ===="; \
 	echo "ruff:            $$lint"; \
 	echo "mypy:            $$types"; \
 	ok=1; [ $$lint = OK ] && [ $$types = OK ] || ok=0; \
 	passed=0; failed=0; skipped=0; \
-	for e in $(ALL_ENVS); do \
+	for e in $(ALL_ENVS) real-cluster; do \
 	  if [ -f $(RESULTS)/$$e ]; then cat $(RESULTS)/$$e; \
 	    read rc p f x s < $(RESULTS)/$$e.counts; \
 	    passed=$$((passed + p)); failed=$$((failed + f + x)); skipped=$$((skipped + s)); \

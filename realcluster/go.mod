@@ -1,3 +1,9 @@
+// The upstream Kubernetes control plane, built by scripts/build-real-cluster.
+//
+// One Kubernetes release: k8s.io/kubernetes v1.X.Y, every k8s.io staging module in the replace
+// block at v0.X.Y, and go.etcd.io/etcd/server/v3 at the etcd version that release requires
+// (its go.mod lists go.etcd.io/etcd/server/v3). To move to another release, change all three,
+// then run `go mod tidy` here.
 module airflow-k8s-jobs/realcluster
 
 go 1.26.0

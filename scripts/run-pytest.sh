@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite in one virtualenv and write a one-line summary.
 #
-#   scripts/run-pytest.sh VENV SUMMARY_FILE [pytest args...]
+#   [LABEL=name] scripts/run-pytest.sh VENV SUMMARY_FILE [pytest args...]
 #
 # Exits with pytest's exit code, except that "no tests collected" (5) is turned into 1:
 # a run that tested nothing is a failure.
@@ -12,7 +12,7 @@ summary_file=$2
 shift 2
 
 py="$venv/bin/python"
-label="${venv#.venv-} (airflow $("$py" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))'))"
+label="${LABEL:-${venv#.venv-}} (airflow $("$py" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))'))"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -58,7 +58,19 @@ func runEtcd(args []string) int {
 		fmt.Fprintln(os.Stderr, "etcd:", err)
 		return 1
 	}
-	defer e.Close()
+	// Close waits for clients' streams (watches) to end; do not wait for ever.
+	defer func() {
+		closed := make(chan struct{})
+		go func() {
+			e.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			fmt.Fprintln(os.Stderr, "etcd: clients still connected after 10s, exiting")
+		}
+	}()
 
 	select {
 	case <-e.Server.ReadyNotify():
