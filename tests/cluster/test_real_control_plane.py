@@ -8,6 +8,7 @@ minutes; ``scripts/build-real-cluster`` does it ahead of time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -65,15 +66,18 @@ class RunningCluster:
         self.api = config.new_client_from_config(config_file=str(kubeconfig))
 
 
-@pytest.fixture(scope="module")
-def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+def _skip_without_go() -> None:
     if shutil.which("go") is None and not BINARY.exists():
         pytest.skip(
             "the real control plane is built from upstream Go modules and Go is not installed: "
             "install Go >= 1.26 and put `go` on PATH (a Go >= 1.21 with GOTOOLCHAIN=go1.27.3 "
             "works too), then run scripts/build-real-cluster or these tests again"
         )
-    base = tmp_path_factory.mktemp("real-cluster")
+
+
+@contextlib.contextmanager
+def run_real_cluster(base: Path, *extra: str) -> Iterator[RunningCluster]:
+    """``scripts/real-cluster`` in the background until ready; SIGTERM and checks on exit."""
     kubeconfig, workdir, stderr_path = base / "kubeconfig.yaml", base / "run", base / "stderr.log"
     lines: list[str] = []
     ready = threading.Event()
@@ -88,6 +92,7 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCl
                 str(workdir),
                 "--namespace",
                 "default",
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -132,6 +137,14 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCl
         reader.join(5)
     assert proc.returncode == 0, failure(f"exited with status {proc.returncode} on SIGTERM")
     assert not (workdir / "state").exists(), "scripts/real-cluster left its state behind"
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    """The control plane alone (no ``--config``: no nodes, pods stay Pending)."""
+    _skip_without_go()
+    with run_real_cluster(tmp_path_factory.mktemp("real-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture
@@ -273,3 +286,318 @@ def test_strict_field_validation_rejects_an_unknown_field_in_a_dry_run(
     status = json.loads(invalid.value.body)
     assert (invalid.value.status, status["reason"]) == (422, "Invalid")
     assert [c["field"] for c in status["details"]["causes"]] == ["spec.parallelism"]
+
+
+# --- with nodes: the node agent (airflow_k8s_jobs/testing/nodeagent.py) -------------------------
+
+BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+NODES_CONFIG = {
+    "timeScale": 1,
+    "autoscalerScanSeconds": 1,
+    "nodePools": [
+        {"name": "default", "nodes": 2, "capacity": {"cpu": "8", "memory": "32Gi"}},
+        {
+            "name": "gpu",
+            "nodes": 0,
+            "maxNodes": 1,
+            "scaleUpSeconds": 5,
+            "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+            "labels": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
+            "taints": [GPU_TAINT],
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def cluster_with_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    """The control plane plus the node agent, with a default pool and an autoscaled GPU pool."""
+    _skip_without_go()
+    base = tmp_path_factory.mktemp("real-cluster-nodes")
+    config_file = base / "cluster.yaml"
+    config_file.write_text(json.dumps(NODES_CONFIG))
+    with run_real_cluster(base, "--config", str(config_file)) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def node_namespace(cluster_with_nodes: RunningCluster) -> Iterator[str]:
+    core = client.CoreV1Api(cluster_with_nodes.api)
+    name = f"n-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        "the namespace's default service account",
+        lambda: any(
+            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
+        ),
+    )
+    yield name
+    core.delete_namespace(name)
+
+
+def behaving_job(name: str, behaviour: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    body = job_body(name, **spec)
+    body["spec"]["template"]["metadata"] = {"annotations": {BEHAVIOUR: json.dumps(behaviour)}}
+    return body
+
+
+def job_condition_types(batch: client.BatchV1Api, namespace: str, name: str) -> list[str]:
+    status = batch.read_namespaced_job_status(name, namespace).status
+    return [c.type for c in status.conditions or [] if c.status == "True"]
+
+
+def pod_log(core: client.CoreV1Api, namespace: str, pod: str, **kwargs: Any) -> str:
+    response = core.read_namespaced_pod_log(pod, namespace, _preload_content=False, **kwargs)
+    return str(response.data.decode())
+
+
+def pod_events(core: client.CoreV1Api, namespace: str, pod: str) -> list[client.CoreV1Event]:
+    return [
+        e
+        for e in core.list_namespaced_event(namespace).items
+        if e.involved_object.kind == "Pod" and e.involved_object.name == pod
+    ]
+
+
+def test_nodes_of_the_configured_pools_are_registered_and_ready(
+    cluster_with_nodes: RunningCluster,
+) -> None:
+    core = client.CoreV1Api(cluster_with_nodes.api)
+    nodes = core.list_node(label_selector="cloud.google.com/gke-nodepool=default").items
+    assert len(nodes) == 2
+    for node in nodes:
+        ready = next(c for c in node.status.conditions if c.type == "Ready")
+        assert (ready.status, ready.reason) == ("True", "KubeletReady")
+        assert not any(t.key.startswith("node.kubernetes.io/") for t in node.spec.taints or [])
+        assert node.status.allocatable["cpu"] == "8"
+        assert node.status.capacity["memory"] == "32Gi"
+        assert next((a.type, a.address) for a in node.status.addresses) == (
+            "InternalIP",
+            "127.0.0.1",
+        )
+        assert node.status.daemon_endpoints.kubelet_endpoint.port > 0
+    leases = client.CoordinationV1Api(cluster_with_nodes.api).list_namespaced_lease(
+        "kube-node-lease"
+    )
+    assert {n.metadata.name for n in nodes} <= {lease.metadata.name for lease in leases.items}
+    assert "ready" in cluster_with_nodes.ready_line
+
+
+def test_a_job_completes_through_the_real_job_controller_with_its_logs(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    batch, core = (
+        client.BatchV1Api(cluster_with_nodes.api),
+        client.CoreV1Api(cluster_with_nodes.api),
+    )
+    started = time.monotonic()
+    batch.create_namespaced_job(
+        node_namespace, behaving_job("hello", {"seconds": 2, "stdout": "hello"})
+    )
+    types = wait_for(
+        "the Job to complete",
+        lambda: (
+            (t := job_condition_types(batch, node_namespace, "hello")) and "Complete" in t and t
+        ),
+    )
+    print(f"Job completed {time.monotonic() - started:.1f}s after its creation")
+    assert types == ["SuccessCriteriaMet", "Complete"]
+    (pod,) = job_pods(core, node_namespace, "hello")
+    assert pod.status.phase == "Succeeded"
+    assert pod.spec.node_name.startswith("gke-")
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert (terminated.exit_code, terminated.reason) == (0, "Completed")
+    assert pod_log(core, node_namespace, pod.metadata.name, container="main") == "hello\n"
+    assert pod_log(core, node_namespace, pod.metadata.name, tail_lines=0) == ""
+    stamped = pod_log(core, node_namespace, pod.metadata.name, timestamps=True)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z hello\n", stamped)
+    reasons = [e.reason for e in pod_events(core, node_namespace, pod.metadata.name)]
+    for reason in ("Scheduled", "Pulled", "Created", "Started"):
+        assert reason in reasons
+
+
+def test_environment_from_a_config_map_and_a_secret(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    batch, core = (
+        client.BatchV1Api(cluster_with_nodes.api),
+        client.CoreV1Api(cluster_with_nodes.api),
+    )
+    core.create_namespaced_config_map(
+        node_namespace, {"metadata": {"name": "settings"}, "data": {"greeting": "hi"}}
+    )
+    core.create_namespaced_secret(
+        node_namespace, {"metadata": {"name": "creds"}, "stringData": {"token": "s3cret"}}
+    )
+    body = behaving_job("env", {"seconds": 0, "stdout": "$(GREETING) $(TOKEN)"})
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {
+            "name": "GREETING",
+            "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}},
+        },
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+    ]
+    batch.create_namespaced_job(node_namespace, body)
+    wait_for(
+        "the Job to complete",
+        lambda: "Complete" in job_condition_types(batch, node_namespace, "env"),
+    )
+    (pod,) = job_pods(core, node_namespace, "env")
+    assert pod_log(core, node_namespace, pod.metadata.name) == "hi s3cret\n"
+
+
+def test_a_failing_container_is_retried_until_the_backoff_limit(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    batch, core = (
+        client.BatchV1Api(cluster_with_nodes.api),
+        client.CoreV1Api(cluster_with_nodes.api),
+    )
+    batch.create_namespaced_job(
+        node_namespace,
+        behaving_job("failing", {"seconds": 0, "exitCode": 3}, backoffLimit=1),
+    )
+    wait_for(
+        "the Job to fail",
+        lambda: "Failed" in job_condition_types(batch, node_namespace, "failing"),
+        timeout=120,
+    )
+    status = batch.read_namespaced_job_status("failing", node_namespace).status
+    failed = next(c for c in status.conditions if c.type == "Failed")
+    assert failed.reason == "BackoffLimitExceeded"
+    assert status.failed == 2
+    pods = job_pods(core, node_namespace, "failing")
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod.status.phase == "Failed"
+        assert pod.status.container_statuses[0].state.terminated.exit_code == 3
+
+
+def test_a_gpu_pod_triggers_a_scale_up_and_runs_on_the_new_node(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    batch, core = (
+        client.BatchV1Api(cluster_with_nodes.api),
+        client.CoreV1Api(cluster_with_nodes.api),
+    )
+    body = behaving_job("gpu", {"seconds": 1, "stdout": "on a gpu"})
+    pod_spec = body["spec"]["template"]["spec"]
+    pod_spec["tolerations"] = [{**GPU_TAINT, "operator": "Equal"}]
+    pod_spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    started = time.monotonic()
+    batch.create_namespaced_job(node_namespace, body)
+    (pod,) = wait_for("the Job's pod", lambda: job_pods(core, node_namespace, "gpu"))
+    name = pod.metadata.name
+    events = wait_for(
+        "a TriggeredScaleUp event",
+        lambda: [
+            e for e in pod_events(core, node_namespace, name) if e.reason == "TriggeredScaleUp"
+        ],
+    )
+    assert events[0].message == "pod triggered scale-up: [{gpu 0->1 (max: 1)}]"
+    assert events[0].source.component == "cluster-autoscaler"
+    wait_for(
+        "the Job to complete",
+        lambda: "Complete" in job_condition_types(batch, node_namespace, "gpu"),
+        timeout=120,
+    )
+    print(f"GPU Job completed {time.monotonic() - started:.1f}s after its creation")
+    pod = core.read_namespaced_pod(name, node_namespace)
+    node = core.read_node(pod.spec.node_name)
+    assert node.metadata.labels["cloud.google.com/gke-nodepool"] == "gpu"
+    assert node.status.allocatable["nvidia.com/gpu"] == "1"
+    assert pod_log(core, node_namespace, name) == "on a gpu\n"
+    reasons = [e.reason for e in pod_events(core, node_namespace, name)]
+    assert "FailedScheduling" in reasons  # the real scheduler's, before the scale-up
+
+
+def test_a_pod_no_pool_can_hold_does_not_trigger_a_scale_up(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    core = client.CoreV1Api(cluster_with_nodes.api)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "huge"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "100"}}}
+            ],
+        },
+    }
+    core.create_namespaced_pod(node_namespace, pod)
+    events = wait_for(
+        "a NotTriggerScaleUp event",
+        lambda: [
+            e for e in pod_events(core, node_namespace, "huge") if e.reason == "NotTriggerScaleUp"
+        ],
+    )
+    assert events[0].message.startswith("pod didn't trigger scale-up: ")
+    assert not [
+        e for e in pod_events(core, node_namespace, "huge") if e.reason == "TriggeredScaleUp"
+    ]
+    assert core.read_namespaced_pod("huge", node_namespace).spec.node_name is None
+
+
+def test_an_invalid_image_name_waits_with_invalid_image_name(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    batch, core = (
+        client.BatchV1Api(cluster_with_nodes.api),
+        client.CoreV1Api(cluster_with_nodes.api),
+    )
+    body = job_body("bad-image")
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "Not A Valid:Image"
+    batch.create_namespaced_job(node_namespace, body)
+
+    def waiting_reason() -> str | None:
+        for pod in job_pods(core, node_namespace, "bad-image"):
+            for status in pod.status.container_statuses or []:
+                if status.state.waiting is not None:
+                    return str(status.state.waiting.reason)
+        return None
+
+    assert wait_for("a waiting reason", waiting_reason) in ("InvalidImageName",)
+    (pod,) = job_pods(core, node_namespace, "bad-image")
+    assert pod.status.phase == "Pending"
+    assert "InspectFailed" in [
+        e.reason for e in pod_events(core, node_namespace, pod.metadata.name)
+    ]
+
+
+def test_a_deleted_running_pod_is_stopped_and_removed(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    batch, core = (
+        client.BatchV1Api(cluster_with_nodes.api),
+        client.CoreV1Api(cluster_with_nodes.api),
+    )
+    batch.create_namespaced_job(
+        node_namespace, behaving_job("long", {"seconds": 600, "stdout": "working"})
+    )
+
+    def running() -> client.V1Pod | None:
+        for pod in job_pods(core, node_namespace, "long"):
+            if pod.status.phase == "Running":
+                return pod
+        return None
+
+    pod = wait_for("the pod to run", running)
+    batch.delete_namespaced_job("long", node_namespace, propagation_policy="Foreground")
+
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod(pod.metadata.name, node_namespace)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for("the kubelet to stop the pod and the pod to be deleted", gone)
+    killing = [
+        e.reason
+        for e in pod_events(core, node_namespace, pod.metadata.name)
+        if e.reason == "Killing"
+    ]
+    assert killing == ["Killing"]
