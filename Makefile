@@ -88,7 +88,7 @@ FAST_LANE := tests/unit tests/integration/test_job_trigger.py \
 # tests/cluster needs a real cluster: the upstream control plane that scripts/real-cluster
 # starts (built from Go modules by scripts/build-real-cluster), or any cluster via KUBECONFIG.
 FULL_SUITE := tests --ignore=tests/cluster
-REAL_CLUSTER_TESTS := tests/cluster/test_real_control_plane.py
+REAL_CLUSTER_TESTS := tests/cluster
 # pytest-xdist workers per suite ("0" runs in one process); --durations lists the slowest tests.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
