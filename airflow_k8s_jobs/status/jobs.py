@@ -219,6 +219,16 @@ def _problem_parts(problems: Sequence[PodProblem]) -> list[str]:
     return [f"{label} on {_plural(len(pods), 'pod')}" for label, pods in counts.items()]
 
 
+def _idle_part(pods: Sequence[Obj], succeeded: int, failed: int) -> str:
+    """What to say when no pod runs, starts or waits: between waves, the Job controller counts
+    finished pods a moment after they finished (it removes their tracking finalizers first)."""
+    finished = sum(1 for p in pods if status(p).get("phase") in ("Succeeded", "Failed"))
+    uncounted = finished - succeeded - failed
+    if uncounted > 0:
+        return f"{_plural(uncounted, 'finished pod')} not counted yet"
+    return "no pods running" if succeeded or pods else "no pods yet"
+
+
 def interpret_job(
     job: Obj | None,
     pods: Sequence[Obj],
@@ -340,7 +350,7 @@ def interpret_job(
             if waiting:
                 parts.append(f"{waiting} waiting for capacity: {capacity_detail}")
             if not (running or starting or waiting):
-                parts.append("no pods yet" if not succeeded else "no pods running")
+                parts.append(_idle_part(pods, succeeded, failed))
             message = _sentence(f"{ref}: " + ", ".join(p for p in parts if p))
             transient = [p for p in problems if not p.permanent]
             if transient:

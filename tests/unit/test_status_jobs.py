@@ -312,6 +312,22 @@ def test_no_pods_yet():
     assert state.status_line == "0/2 succeeded, no pods yet"
 
 
+def test_finished_pods_the_job_controller_has_not_counted_yet():
+    """Between waves the real Job controller counts finished pods a moment after they end:
+    the line must not say "no pods yet" while the first wave's pods are done."""
+    data = load("success_running")
+    job = data["job"]
+    job["status"] = {"active": 0}
+    pods = copy.deepcopy(data["pods"])
+    for pod in pods:
+        pod["status"]["phase"] = "Succeeded"
+    state = interpret_job(job, pods, [])
+    assert not state.finished
+    assert state.status_line == f"0/2 succeeded, {len(pods)} finished pods not counted yet"
+    job["status"] = {"succeeded": len(pods), "active": 0}
+    assert interpret_job(job, pods, []).status_line == f"{len(pods)}/2 succeeded, no pods running"
+
+
 def test_work_queue_job_counts_successes_without_completions():
     data = load("success_running")
     job = data["job"]
