@@ -19,12 +19,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from kubernetes import config
+from kubernetes import client, config
 
 _HERE = Path(__file__).parent
 
@@ -144,6 +145,21 @@ def run_real_cluster(base: Path, *extra: str) -> Iterator[RunningCluster]:
         reader.join(5)
     assert proc.returncode == 0, failure(f"exited with status {proc.returncode} on SIGTERM")
     assert not (workdir / "state").exists(), "scripts/real-cluster left its state behind"
+
+
+def fresh_namespace(cluster: RunningCluster, prefix: str) -> Iterator[str]:
+    """A new namespace with its default service account (for a fixture), deleted after."""
+    core = client.CoreV1Api(cluster.api)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        "the namespace's default service account",
+        lambda: any(
+            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
+        ),
+    )
+    yield name
+    core.delete_namespace(name)
 
 
 # --- with nodes: the node agent (airflow_k8s_jobs/testing/nodeagent.py) -------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from .conftest import (
     ROOT,
     START_TIMEOUT,
     RunningCluster,
+    fresh_namespace,
     run_real_cluster,
     skip_without_go,
     wait_for,
@@ -55,17 +55,7 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCl
 
 @pytest.fixture
 def namespace(real_cluster: RunningCluster) -> Iterator[str]:
-    core = client.CoreV1Api(real_cluster.api)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(
-        "the namespace's default service account",
-        lambda: any(
-            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
-        ),
-    )
-    yield name
-    core.delete_namespace(name)
+    yield from fresh_namespace(real_cluster, "t")
 
 
 def job_body(name: str, **spec: Any) -> dict[str, Any]:
@@ -199,17 +189,7 @@ def test_strict_field_validation_rejects_an_unknown_field_in_a_dry_run(
 
 @pytest.fixture
 def node_namespace(cluster_with_nodes: RunningCluster) -> Iterator[str]:
-    core = client.CoreV1Api(cluster_with_nodes.api)
-    name = f"n-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(
-        "the namespace's default service account",
-        lambda: any(
-            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
-        ),
-    )
-    yield name
-    core.delete_namespace(name)
+    yield from fresh_namespace(cluster_with_nodes, "n")
 
 
 def behaving_job(name: str, behaviour: dict[str, Any], **spec: Any) -> dict[str, Any]:
