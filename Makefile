@@ -89,6 +89,9 @@ FAST_LANE := tests/unit tests/integration/test_job_trigger.py \
 # starts (built from Go modules by scripts/build-real-cluster), or any cluster via KUBECONFIG.
 FULL_SUITE := tests --ignore=tests/cluster
 REAL_CLUSTER_TESTS := tests/cluster
+# What real Airflow runs on the real control plane: also on Airflow 2.11.
+REAL_CLUSTER_AIRFLOW_TESTS := tests/cluster/test_airflow_on_real_control_plane.py \
+    tests/cluster/test_scenarios_on_real_control_plane.py
 # pytest-xdist workers per suite ("0" runs in one process); --durations lists the slowest tests.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
@@ -198,13 +201,16 @@ test: setup
 	echo ">> the upstream control plane: build, then tests/cluster on .venv-af3"; \
 	if ! command -v go >/dev/null || scripts/build-real-cluster; then \
 	  LABEL=real-cluster scripts/run-pytest.sh .venv-af3 $(RESULTS)/real-cluster \
-	    $(REAL_CLUSTER_TESTS) $(pytest_opts) || true; fi; \
+	    $(REAL_CLUSTER_TESTS) $(pytest_opts) || true; \
+	  echo ">> the upstream control plane: the Airflow scenarios on .venv-af2"; \
+	  LABEL=real-cluster-af2 scripts/run-pytest.sh .venv-af2 $(RESULTS)/real-cluster-af2 \
+	    $(REAL_CLUSTER_AIRFLOW_TESTS) $(pytest_opts) || true; fi; \
 	echo; echo "==== summary ===="; \
 	echo "ruff:            $$lint"; \
 	echo "mypy:            $$types"; \
 	ok=1; [ $$lint = OK ] && [ $$types = OK ] || ok=0; \
 	passed=0; failed=0; skipped=0; \
-	for e in $(ALL_ENVS) real-cluster; do \
+	for e in $(ALL_ENVS) real-cluster real-cluster-af2; do \
 	  if [ -f $(RESULTS)/$$e ]; then cat $(RESULTS)/$$e; \
 	    read rc p f x s < $(RESULTS)/$$e.counts; \
 	    passed=$$((passed + p)); failed=$$((failed + f + x)); skipped=$$((skipped + s)); \

@@ -25,14 +25,15 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 # how cryptography 51 broke Airflow 2.11): test with one set.
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = "tVL0uwE0J0kz2ZozpMzYj0bH5dxEAxXwdlYRF7Cc8hU="
 # Airflow 3's dag.test() runs the DAG as serialized from the DAGs folder, so the folder holds a
-# copy of the example DAGs and of the test-only DAGs in tests/e2e/dags.
+# copy of the example DAGs and of the test-only DAGs in tests/e2e/dags and tests/cluster/dags.
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DAGS_FOLDER = os.path.join(_AIRFLOW_HOME, "dags")
 shutil.copytree(os.path.join(_REPO, "example_dags"), os.path.join(_DAGS_FOLDER, "examples"))
-if os.path.isdir(os.path.join(_REPO, "tests", "e2e", "dags")):
-    shutil.copytree(
-        os.path.join(_REPO, "tests", "e2e", "dags"), os.path.join(_DAGS_FOLDER, "tests")
-    )
+for _suite in ("e2e", "cluster"):
+    if os.path.isdir(os.path.join(_REPO, "tests", _suite, "dags")):
+        shutil.copytree(
+            os.path.join(_REPO, "tests", _suite, "dags"), os.path.join(_DAGS_FOLDER, _suite)
+        )
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = _DAGS_FOLDER
 
 if "airflow" in sys.modules:  # pragma: no cover - only when a plugin imported it earlier

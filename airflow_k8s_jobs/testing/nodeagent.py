@@ -133,10 +133,11 @@ class MirrorStore(Store):
         # written its terminal status and the API server has removed it.
         meta = obj["metadata"]
         current = self.require(resource, meta.get("namespace", ""), meta["name"])
-        if (obj.get("status") or {}) == (current.get("status") or {}):
+        status = _with_others_conditions(obj.get("status") or {}, current.get("status") or {})
+        if status == (current.get("status") or {}):
             return copy.deepcopy(current)
         updated = copy.deepcopy(current)
-        updated["status"] = copy.deepcopy(obj.get("status") or {})
+        updated["status"] = status
         self.put(resource, updated)
         return copy.deepcopy(self.require(resource, meta.get("namespace", ""), meta["name"]))
 
@@ -173,6 +174,31 @@ class MirrorStore(Store):
         current = self.require(resource, namespace, name)
         self.requested_deletions.setdefault((namespace, name), current["metadata"]["uid"])
         return current
+
+
+KUBELET_CONDITIONS = frozenset(
+    {"PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"}
+)
+"""The pod conditions a kubelet owns (``kubetypes.PodConditionsByKubelet``)."""
+
+
+def _with_others_conditions(status: Obj, current: Obj) -> Obj:
+    """``status`` as the kubelet computed it, keeping the conditions others set on the pod.
+
+    A kubelet writes the conditions it owns and carries over the rest, e.g. the
+    ``DisruptionTarget`` the scheduler sets on a pod it preempts, which a Job's pod failure
+    policy then matches.
+    """
+    status = copy.deepcopy(status)
+    own = {c.get("type") for c in status.get("conditions") or []}
+    others = [
+        copy.deepcopy(c)
+        for c in current.get("conditions") or []
+        if c.get("type") not in KUBELET_CONDITIONS and c.get("type") not in own
+    ]
+    if others:
+        status["conditions"] = [*others, *(status.get("conditions") or [])]
+    return status
 
 
 class AgentNodePools(NodePoolManager):
@@ -627,7 +653,8 @@ class NodeAgent:
         current = self.store.peek(PODS, namespace, name)
         mirrored = copy.deepcopy(pod)
         if current is not None and current["metadata"]["uid"] == uid and uid in self._running():
-            mirrored["status"] = copy.deepcopy(current.get("status") or {})
+            # The kubelet's own status wins, with the conditions others set (DisruptionTarget).
+            mirrored["status"] = _with_others_conditions(current.get("status") or {}, status)
         self._ensure_namespace(namespace)
         self.store.put(PODS, mirrored)
 

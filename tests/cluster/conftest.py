@@ -202,3 +202,60 @@ def run_cluster_with_nodes(
     config_file.write_text(json.dumps(nodes_config))
     with run_real_cluster(base, "--config", str(config_file)) as cluster:
         yield cluster
+
+
+# --- the least-privileged identity of docs/rbac/ --------------------------------------------------
+
+RBAC_ROLE = ROOT / "docs" / "rbac" / "airflow-k8s-jobs.yaml"
+
+
+def least_privileged_kubeconfig(cluster: RunningCluster, namespace: str, out: Path) -> Path:
+    """A kubeconfig for service account ``airflow/airflow``, bound to docs' Role in ``namespace``.
+
+    The Role and RoleBinding are applied from docs/rbac/airflow-k8s-jobs.yaml as they are; the
+    token comes from the TokenRequest API (one hour). Returns ``out`` once the API server's
+    authorizer lets the account create Jobs in ``namespace``.
+    """
+    import yaml
+    from kubernetes import utils
+
+    core = client.CoreV1Api(cluster.api)
+    with contextlib.suppress(client.ApiException):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="airflow")))
+    with contextlib.suppress(client.ApiException):
+        core.create_namespaced_service_account(
+            "airflow", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="airflow"))
+        )
+    for document in yaml.safe_load_all(RBAC_ROLE.read_text()):
+        utils.create_from_dict(cluster.api, document, namespace=namespace)
+    token = core.create_namespaced_service_account_token(
+        "airflow",
+        "airflow",
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        ),
+    ).status.token
+    doc = json.loads(cluster.kubeconfig.read_text())
+    doc["users"][0]["user"] = {"token": token}
+    doc["contexts"][0]["context"]["namespace"] = namespace
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+
+    restricted = config.new_client_from_config(config_file=str(out))
+
+    def may_create_jobs() -> bool:
+        review = client.AuthorizationV1Api(restricted).create_self_subject_access_review(
+            client.V1SelfSubjectAccessReview(
+                spec=client.V1SelfSubjectAccessReviewSpec(
+                    resource_attributes=client.V1ResourceAttributes(
+                        group="batch", resource="jobs", verb="create", namespace=namespace
+                    )
+                )
+            )
+        )
+        return bool(review.status.allowed)
+
+    try:
+        wait_for(f"the Role in {namespace} to take effect", may_create_jobs)
+    finally:
+        restricted.close()
+    return out

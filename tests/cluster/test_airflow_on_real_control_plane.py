@@ -2,20 +2,15 @@
 
 ``airflow dags test`` runs tests/cluster/dags/real_cluster_jobs.py once, as a subprocess with a
 scratch ``AIRFLOW_HOME``, against ``scripts/real-cluster`` with a default pool and a GPU pool
-that scales from zero. The tests then read the outcome from Airflow's database (task states,
-XCom), from the command's output (the task logs) and from the cluster.
+that scales from zero, as the service account bound to docs/rbac/airflow-k8s-jobs.yaml. The
+tests then read the outcome from Airflow's database (task states, XCom), from the command's
+output (the task logs) and from the cluster.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +19,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from .conftest import GPU_TAINT, START_TIMEOUT, RunningCluster, run_cluster_with_nodes, wait_for
+from .airflow_runs import AirflowHome, DagRunResult
+from .conftest import (
+    GPU_TAINT,
+    START_TIMEOUT,
+    RunningCluster,
+    least_privileged_kubeconfig,
+    run_cluster_with_nodes,
+)
 
 # Not skipped without KUBECONFIG (see conftest.py): the cluster is started here.
 STARTS_OWN_CLUSTER = True
@@ -43,6 +45,7 @@ NODE_POOL_LABEL = "cloud.google.com/gke-nodepool"
 DAG_RUN_TIMEOUT = 300
 
 NODES_CONFIG = {
+    "namespaces": [NAMESPACE],
     "timeScale": 1,
     "autoscalerScanSeconds": 1,
     "nodePools": [
@@ -70,26 +73,17 @@ NODES_CONFIG = {
 @dataclass
 class DagRun:
     cluster: RunningCluster
-    output: str
-    database: Path
-    seconds: float
+    result: DagRunResult
+
+    @property
+    def output(self) -> str:
+        return self.result.output
 
     def states(self) -> dict[str, str]:
-        with sqlite3.connect(self.database) as db:
-            rows = db.execute(
-                "SELECT task_id, state FROM task_instance WHERE dag_id = ?", (DAG_ID,)
-            ).fetchall()
-        return dict(rows)
+        return self.result.states()
 
     def xcom(self, task_id: str) -> Any:
-        with sqlite3.connect(self.database) as db:
-            (value,) = db.execute(
-                "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value'",
-                (DAG_ID, task_id),
-            ).fetchone()
-        if isinstance(value, bytes):
-            value = value.decode()
-        return json.loads(value)
+        return self.result.xcom(task_id)
 
     def jobs(self, task_id: str) -> list[client.V1Job]:
         selector = f"{DAG_ID_LABEL}={DAG_ID},{TASK_ID_LABEL}={task_id}"
@@ -102,68 +96,25 @@ class DagRun:
         return list(core.list_namespaced_pod(NAMESPACE, label_selector=selector).items)
 
 
-def airflow_env(home: Path, dags_folder: Path, kubeconfig: Path) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    connection = {
-        "conn_type": "k8sjobs",
-        "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
-    }
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-            f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(connection),
-            "PYTHONWARNINGS": "ignore",
-        }
-    )
-    return env
-
-
-def airflow(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
     with run_cluster_with_nodes(tmp_path_factory, NODES_CONFIG) as running:
-        core = client.CoreV1Api(running.api)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-        wait_for(
-            "the namespace's default service account",
-            lambda: any(
-                sa.metadata.name == "default"
-                for sa in core.list_namespaced_service_account(NAMESPACE).items
-            ),
-        )
         yield running
 
 
 @pytest.fixture(scope="module")
 def dag_run(cluster: RunningCluster, tmp_path_factory: pytest.TempPathFactory) -> DagRun:
     base = tmp_path_factory.mktemp("airflow")
-    home, dags_folder = base / "home", base / "dags"
-    home.mkdir()
+    dags_folder = base / "dags"
     shutil.copytree(DAGS, dags_folder)
-    env = airflow_env(home, dags_folder, cluster.kubeconfig)
-    migrate = airflow(env, "db", "migrate", timeout=300)
-    assert migrate.returncode == 0, migrate.stdout[-4000:] + migrate.stderr[-4000:]
-    started = time.monotonic()
-    run = airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE, timeout=DAG_RUN_TIMEOUT)
-    seconds = time.monotonic() - started
-    (base / "dags-test.log").write_text(run.stdout + run.stderr)
-    print(f"airflow dags test took {seconds:.1f}s (exit status {run.returncode}); output: {base}")
-    return DagRun(cluster, run.stdout + run.stderr, home / "airflow.db", seconds)
+    # Airflow runs as the service account of docs/rbac/, not as the cluster's admin.
+    kubeconfig = least_privileged_kubeconfig(cluster, NAMESPACE, base / "kubeconfig.yaml")
+    connection = {
+        "conn_type": "k8sjobs",
+        "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
+    }
+    home = AirflowHome(base / "home", dags_folder, CONN_ID, connection)
+    return DagRun(cluster, home.dags_test(DAG_ID, LOGICAL_DATE, timeout=DAG_RUN_TIMEOUT))
 
 
 def conditions(job: client.V1Job) -> dict[str, str]:

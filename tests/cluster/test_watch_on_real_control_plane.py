@@ -1,0 +1,206 @@
+"""The shared watch (airflow_k8s_jobs/watching.py) against the upstream API server's watch cache.
+
+What a trigger's informer must survive, with the real server's answers: a watch the server ends
+(resumed from the last resourceVersion, no new list), bookmarks (the resourceVersion moves on
+while nothing the informer watches changes), and a resourceVersion the server no longer keeps
+(``410 Gone``: the informer lists again and carries on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_asyncio
+import pytest
+from kubernetes import client
+
+from airflow_k8s_jobs.kube import Resource
+from airflow_k8s_jobs.watching import Informer, Subscription, WatchHub
+
+from .conftest import (
+    START_TIMEOUT,
+    RunningCluster,
+    fresh_namespace,
+    run_real_cluster,
+    skip_without_go,
+)
+
+# Not skipped without KUBECONFIG (see conftest.py): the cluster is started here.
+STARTS_OWN_CLUSTER = True
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(START_TIMEOUT + 600)]
+
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
+EXPIRY_TIMEOUT = 240.0
+"""The API server keeps at least 75 s of history in its watch cache (DefaultEventFreshDuration)."""
+
+
+class KubeconfigClients:
+    """What the hook gives the watch hub: clients from a kubeconfig, re-read after a 401."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def async_api_client(self) -> Any:
+        return await kubernetes_asyncio.config.new_client_from_config(config_file=str(self.path))
+
+    async def arefresh_credentials(self, api_client: Any) -> None:
+        await kubernetes_asyncio.config.load_kube_config(
+            config_file=str(self.path), client_configuration=api_client.configuration
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    skip_without_go()
+    with run_real_cluster(tmp_path_factory.mktemp("real-cluster-watch")) as running:
+        yield running
+
+
+@pytest.fixture
+def namespace(cluster: RunningCluster) -> Iterator[str]:
+    yield from fresh_namespace(cluster, "watch")
+
+
+def config_map(namespace: str, name: str, **data: str) -> client.V1ConfigMap:
+    return client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace), data=data
+    )
+
+
+async def until(sub: Subscription, condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await sub.changed(timeout=min(left, 1.0))
+
+
+async def test_a_watch_the_server_ends_is_resumed_without_listing_again(
+    cluster: RunningCluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each watch asks the server to end it after 1 s (instead of 4 to 6 minutes).
+    monkeypatch.setattr(Informer, "WATCH_SECONDS", (1, 1))
+    core = client.CoreV1Api(cluster.api)
+    async with WatchHub.current().subscribe(
+        "real", KubeconfigClients(cluster.kubeconfig), namespace, [CONFIGMAPS]
+    ) as sub:
+        await sub.wait_synced()
+        informer = sub.informers[CONFIGMAPS]
+        for i in range(4):
+            watches = informer.watches
+            await asyncio.to_thread(
+                core.create_namespaced_config_map, namespace, config_map(namespace, f"cm-{i}")
+            )
+            await until(sub, lambda i=i: sub.get(CONFIGMAPS, f"cm-{i}") is not None, f"cm-{i}")
+            await until(sub, lambda w=watches: informer.watches > w, "the next watch")
+        await asyncio.to_thread(core.delete_namespaced_config_map, "cm-0", namespace)
+        await until(sub, lambda: sub.get(CONFIGMAPS, "cm-0") is None, "the deletion")
+        assert informer.lists == 1, "every watch resumed from the last resourceVersion"
+        assert informer.watches >= 5
+
+
+async def test_bookmarks_move_the_resource_version_on(
+    cluster: RunningCluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server sends a watch's bookmark shortly before the end it was asked for.
+    monkeypatch.setattr(Informer, "WATCH_SECONDS", (4, 4))
+    core = client.CoreV1Api(cluster.api)
+    async with WatchHub.current().subscribe(
+        "real", KubeconfigClients(cluster.kubeconfig), namespace, [CONFIGMAPS]
+    ) as sub:
+        await sub.wait_synced()
+        informer = sub.informers[CONFIGMAPS]
+        # A change the informer does not watch (a Secret) moves the cluster's resourceVersion.
+        secret = await asyncio.to_thread(
+            core.create_namespaced_secret,
+            namespace,
+            client.V1Secret(metadata=client.V1ObjectMeta(name="elsewhere")),
+        )
+        later = int(secret.metadata.resource_version)
+        deadline = time.monotonic() + 30
+        while int(informer.resource_version or 0) < later:
+            assert time.monotonic() < deadline, "no bookmark carried the resourceVersion on"
+            await asyncio.sleep(0.2)
+        assert informer.lists == 1
+        assert sub.get(CONFIGMAPS, "elsewhere") is None
+
+
+def watch_from(cluster: RunningCluster, namespace: str, resource_version: str) -> dict[str, Any]:
+    """The first line of a raw watch from ``resource_version`` (or {} if none within 1 s)."""
+    core = client.CoreV1Api(cluster.api)
+    response = core.list_namespaced_config_map(
+        namespace,
+        watch=True,
+        resource_version=resource_version,
+        timeout_seconds=1,
+        _preload_content=False,
+    )
+    try:
+        for line in response:
+            if line.strip():
+                return dict(json.loads(line))
+        return {}
+    finally:
+        response.release_conn()
+
+
+async def test_an_expired_resource_version_makes_the_informer_list_again(
+    cluster: RunningCluster, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = client.CoreV1Api(cluster.api)
+    await asyncio.to_thread(
+        core.create_namespaced_config_map, namespace, config_map(namespace, "churn", n="0")
+    )
+    async with WatchHub.current().subscribe(
+        "real", KubeconfigClients(cluster.kubeconfig), namespace, [CONFIGMAPS]
+    ) as sub:
+        await sub.wait_synced()
+        informer = sub.informers[CONFIGMAPS]
+        # The triggerer loses its watch (network, a paused VM) and keeps its resourceVersion.
+        await informer.stop()
+        kept = str(informer.resource_version)
+
+        # Meanwhile the namespace changes until the API server's watch cache has let go of that
+        # version: a watch from it is answered with 410 Gone.
+        def churn_until_expired() -> dict[str, Any]:
+            deadline = time.monotonic() + EXPIRY_TIMEOUT
+            n = 0
+            while True:
+                for _ in range(25):
+                    n += 1
+                    core.patch_namespaced_config_map("churn", namespace, {"data": {"n": str(n)}})
+                first = watch_from(cluster, namespace, kept)
+                if first.get("type") == "ERROR":
+                    return {"n": n, **first}
+                assert time.monotonic() < deadline, f"resourceVersion {kept} never expired"
+
+        expired = await asyncio.to_thread(churn_until_expired)
+        assert expired["object"]["code"] == 410, expired
+        assert expired["object"]["reason"] in ("Expired", "Gone"), expired
+
+        with caplog.at_level(logging.INFO, logger="airflow_k8s_jobs"):
+            informer.start()
+            await until(
+                sub,
+                lambda: (
+                    (sub.get(CONFIGMAPS, "churn") or {}).get("data", {}).get("n")
+                    == str(expired["n"])
+                ),
+                "the informer to catch up",
+            )
+        assert informer.lists == 2, "the expired resourceVersion made it list again"
+        assert "resource version expired, listing again" in caplog.text
+        # And it watches again from the new list: a later change arrives.
+        await asyncio.to_thread(
+            core.create_namespaced_config_map, namespace, config_map(namespace, "after")
+        )
+        await until(sub, lambda: sub.get(CONFIGMAPS, "after") is not None, "a later change")
+        assert informer.lists == 2
