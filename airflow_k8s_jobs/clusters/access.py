@@ -25,6 +25,7 @@ _TEST_REQUEST_TIMEOUT = 10.0
 """Seconds per request while testing a connection (less when the connection sets less)."""
 
 _ARGO_API = "argoproj.io/v1alpha1"
+_KUEUE_API = "kueue.x-k8s.io/v1beta1"
 _REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 _REJECTED = (
     "rejected this identity's credentials (401 Unauthorized): check the connection's "
@@ -63,6 +64,12 @@ _WORKFLOW_RIGHTS = _Right(
     "workflows",
     ("create", "get", "list", "watch", "patch"),
     "needed by ArgoWorkflowOperator",
+)
+_WORKLOAD_RIGHTS = _Right(
+    "kueue.x-k8s.io",
+    "workloads",
+    ("list", "watch"),
+    "needed to say why a Job sent to a Kueue queue waits",
 )
 _TEMPLATE_RIGHTS = _Right(
     "argoproj.io",
@@ -109,7 +116,7 @@ def _cannot(right: _Right, verbs: list[str]) -> str:
 
 
 def _namespace_rights(
-    client: Any, namespace: str, argo: bool | None, timeout: float
+    client: Any, namespace: str, argo: bool | None, kueue: bool, timeout: float
 ) -> tuple[bool, str]:
     """Whether Jobs (and Workflows, safely) can run in ``namespace``, and what is missing."""
     missing = [(r, v) for r in _JOB_RIGHTS if (v := _missing_verbs(client, namespace, r, timeout))]
@@ -119,6 +126,9 @@ def _namespace_rights(
         )
     else:
         clause = f"in namespace {namespace} this identity can run Jobs"
+    if kueue and (workloads := _missing_verbs(client, namespace, _WORKLOAD_RIGHTS, timeout)):
+        # Jobs without queue_name do not need it: reported, not failed.
+        clause += "; " + _cannot(_WORKLOAD_RIGHTS, workloads)
     if argo is False:
         return not missing, clause
     workflows = _missing_verbs(client, namespace, _WORKFLOW_RIGHTS, timeout)
@@ -139,11 +149,11 @@ def _namespace_rights(
     return not missing and not unsafe, "; ".join([clause, *notes])
 
 
-def _argo_served(client: Any, timeout: float) -> bool | None:
-    """Whether the cluster serves Argo's Workflows; None when discovery did not say."""
+def _served(client: Any, api: str, plural: str, timeout: float) -> bool | None:
+    """Whether the cluster serves ``plural`` in ``api``; None when discovery did not say."""
     try:
         resources = request_sync(
-            client, "GET", f"/apis/{_ARGO_API}", timeout=timeout, what=f"GET /apis/{_ARGO_API}"
+            client, "GET", f"/apis/{api}", timeout=timeout, what=f"GET /apis/{api}"
         )
     except Unauthorized:
         raise
@@ -151,7 +161,7 @@ def _argo_served(client: Any, timeout: float) -> bool | None:
         return False if exc.code == 404 else None
     if not isinstance(resources, dict):
         return None
-    return any(r.get("name") == "workflows" for r in resources.get("resources") or [])
+    return any(r.get("name") == plural for r in resources.get("resources") or [])
 
 
 def _probe_jobs(
@@ -272,12 +282,13 @@ def _check_rights(
     client: kubernetes.client.ApiClient, settings: ClusterSettings, timeout: float
 ) -> tuple[bool, str]:
     namespaces = list(dict.fromkeys([settings.default_namespace, *settings.allowed_namespaces]))
-    argo = _argo_served(client, timeout)
+    argo = _served(client, _ARGO_API, "workflows", timeout)
+    kueue = _served(client, _KUEUE_API, "workloads", timeout) is True
     clauses = []
     ok = True
     try:
         for namespace in namespaces:
-            namespace_ok, clause = _namespace_rights(client, namespace, argo, timeout)
+            namespace_ok, clause = _namespace_rights(client, namespace, argo, kueue, timeout)
             ok = ok and namespace_ok
             clauses.append(clause)
     except Unauthorized:
@@ -290,6 +301,7 @@ def _check_rights(
     if not ok:
         message += (
             ". Grant the missing rights to this identity (a Role and RoleBinding in each "
-            "namespace; on GKE, IAM rights as well)"
+            "namespace, as in the provider's docs/rbac/airflow-k8s-jobs.yaml; on GKE, IAM "
+            "rights as well)"
         )
     return ok, message

@@ -444,6 +444,8 @@ class KubeClusterHook(BaseHook):
 
         * create, get, list, watch and delete ``batch`` ``jobs``; get, list and watch ``pods``;
           get ``pods/log``; list and watch ``events`` (what :class:`KubeJobOperator` needs);
+        * list and watch ``kueue.x-k8s.io`` ``workloads`` when the cluster serves Kueue's API
+          (what a Job sent to a Kueue queue needs; reported, never failing the test);
         * create, get, list, watch and patch ``argoproj.io`` ``workflows``, and get and list
           ``workflowtemplates`` (what :class:`ArgoWorkflowOperator` needs), unless the cluster
           does not serve ``argoproj.io/v1alpha1`` at all, which is reported instead.

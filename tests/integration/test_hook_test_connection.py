@@ -109,6 +109,43 @@ def test_missing_argo_rights_are_reported(conn_id: str) -> None:
     )
 
 
+WITH_KUEUE = {
+    "timeScale": 0,
+    "namespaces": ["batch"],
+    "nodePools": [],
+    "kueue": {"clusterQueues": [], "localQueues": []},
+}
+
+
+@pytest.mark.simulated_cluster(WITH_KUEUE)
+def test_with_kueue_installed_workloads_are_checked(
+    conn_id: str, simulated_cluster: SimulatedCluster
+) -> None:
+    ok, message = run_test(conn_id)
+    assert ok is True, message
+    assert message.endswith(
+        "in namespace batch this identity can run Jobs; Argo Workflows is not installed "
+        "(no argoproj.io/v1alpha1 API)"
+    )
+    # 11 Jobs rights and list and watch of Kueue's Workloads
+    assert simulated_cluster.requests(verb="create", resource="selfsubjectaccessreviews") == 13
+
+
+@pytest.mark.simulated_cluster(
+    {
+        **WITH_KUEUE,
+        "rbac": {"deny": [{"verb": "watch", "group": "kueue.x-k8s.io", "resource": "workloads"}]},
+    }
+)
+def test_missing_kueue_rights_are_reported(conn_id: str) -> None:
+    ok, message = run_test(conn_id)
+    assert ok is True, message  # only Jobs with queue_name need them
+    assert (
+        "in namespace batch this identity can run Jobs; cannot watch workloads.kueue.x-k8s.io "
+        "(needed to say why a Job sent to a Kueue queue waits); Argo Workflows is not installed"
+    ) in message
+
+
 @pytest.mark.simulated_cluster(
     with_argo({"verb": ["watch", "patch"], "group": "argoproj.io", "resource": "workflows"})
 )

@@ -25,7 +25,12 @@ def granted(path: Path, kind: str) -> dict[tuple[str, str], set[str]]:
 
 def test_the_role_grants_every_right_the_connection_test_checks() -> None:
     rights = granted(RBAC / "airflow-k8s-jobs.yaml", "Role")
-    checked = [*access._JOB_RIGHTS, access._WORKFLOW_RIGHTS, access._TEMPLATE_RIGHTS]
+    checked = [
+        *access._JOB_RIGHTS,
+        access._WORKLOAD_RIGHTS,
+        access._WORKFLOW_RIGHTS,
+        access._TEMPLATE_RIGHTS,
+    ]
     for right in checked:
         assert set(right.verbs) <= rights.get((right.group, right.resource), set()), right.shown
 
@@ -34,10 +39,13 @@ def test_the_role_grants_nothing_more_than_the_operators_use() -> None:
     rights = granted(RBAC / "airflow-k8s-jobs.yaml", "Role")
     expected = {
         (r.group, r.resource): set(r.verbs)
-        for r in [*access._JOB_RIGHTS, access._WORKFLOW_RIGHTS, access._TEMPLATE_RIGHTS]
+        for r in [
+            *access._JOB_RIGHTS,
+            access._WORKLOAD_RIGHTS,
+            access._WORKFLOW_RIGHTS,
+            access._TEMPLATE_RIGHTS,
+        ]
     }
-    # Watched while a Job waits in a Kueue LocalQueue (airflow_k8s_jobs/waiting.py).
-    expected[("kueue.x-k8s.io", "workloads")] = {"list", "watch"}
     assert rights == expected
     assert not any("*" in verbs for verbs in rights.values())
 
