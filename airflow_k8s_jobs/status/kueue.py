@@ -4,8 +4,10 @@
 Workload conditions as Kueue writes them (Kueue docs, "Troubleshooting Jobs"; ``apis/kueue``):
 
 - ``QuotaReserved`` False with reason ``Pending`` ("couldn't assign flavors to pod set main:
-  insufficient quota for cpu in flavor default-flavor in ClusterQueue") — waiting for quota;
-  "... request > maximum capacity (24 > 16)" means the request exceeds what the ClusterQueue can
+  insufficient unused quota for cpu in flavor default, 4 more needed") — waiting for quota;
+  "insufficient quota for cpu in flavor default, previously considered podsets requests (0) +
+  current podset request (24) > maximum capacity (16)" (Kueue 0.17; older releases wrote
+  "request > maximum capacity (24 > 16)") means the request exceeds what the ClusterQueue can
   ever lend, so it will not be admitted as it is (hopeless).
 - ``QuotaReserved`` False with reason ``Inadmissible`` ("LocalQueue user-queue doesn't exist") —
   the LocalQueue or ClusterQueue is missing or inactive. A missing queue is a permanent problem;

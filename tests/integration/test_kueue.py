@@ -359,13 +359,14 @@ def test_deleting_a_running_job_releases_its_quota(
         (
             "10",
             None,
-            "insufficient quota for cpu in flavor default, request > maximum capacity (10 > 8)",
+            "insufficient quota for cpu in flavor default, previously considered podsets "
+            "requests (0) + current podset request (10) > maximum capacity (8)",
         ),
         (
             "500m",
             "2",
-            "insufficient quota for nvidia.com/gpu in flavor default, request > "
-            "maximum capacity (2 > 1)",
+            "insufficient quota for nvidia.com/gpu in flavor default, previously considered "
+            "podsets requests (0) + current podset request (2) > maximum capacity (1)",
         ),
     ],
 )

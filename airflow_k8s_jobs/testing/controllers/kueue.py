@@ -64,6 +64,7 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 RESOURCE_IN_USE_FINALIZER = "kueue.x-k8s.io/resource-in-use"
 POD_SET = "main"
+COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 
 JOB_COMPONENT = "batch/job-kueue-controller"
 ADMISSION_COMPONENT = "kueue-admission"
@@ -196,6 +197,17 @@ def objects_from_config(section: Any) -> list[tuple[ResourceType, Obj]]:
             )
         )
     return out
+
+
+def manifests_from_config(section: Any) -> list[Obj]:
+    """The objects of :func:`objects_from_config` as complete ``kueue.x-k8s.io/v1beta1``
+    manifests (``apiVersion``, ``kind``), in creation order: ResourceFlavors, ClusterQueues,
+    LocalQueues. The same translation serves the simulated Kueue and the real one
+    (``scripts/real-cluster``)."""
+    return [
+        {"apiVersion": resource.api_version, "kind": resource.kind, **obj}
+        for resource, obj in objects_from_config(section)
+    ]
 
 
 # --- quantities and small helpers ------------------------------------------------------------
@@ -531,9 +543,16 @@ class KueueController:
             },
             "spec": {
                 "active": True,
-                "podSets": [{"name": POD_SET, "count": _pod_count(job), "template": template}],
+                "podSets": [
+                    {
+                        "name": POD_SET,
+                        "count": _pod_count(job),
+                        "template": template,
+                        # TopologyAwareScheduling (on by default) records the index label.
+                        "topologyRequest": {"podIndexLabel": COMPLETION_INDEX_LABEL},
+                    }
+                ],
                 "priority": 0,
-                "priorityClassSource": "",
                 "queueName": meta["labels"][QUEUE_LABEL],
             },
             "status": {},
@@ -641,14 +660,18 @@ class KueueController:
             return
         assignments: list[Obj] = []
         reasons_by_pod_set: list[str] = []
+        assumed: dict[tuple[str, str], int] = {}
         for pod_set in (workload.get("spec") or {}).get("podSets") or []:
-            assignment = self._assign_flavors(queue, pod_set)
+            assignment = self._assign_flavors(queue, pod_set, assumed)
             if not assignment.fits:
                 reasons = ", ".join(sorted(assignment.reasons))
                 reasons_by_pod_set.append(
                     f"couldn't assign flavors to pod set {pod_set.get('name', POD_SET)}: {reasons}"
                 )
                 break
+            for resource, amount in assignment.usage.items():
+                key = (assignment.flavors[resource], resource)
+                assumed[key] = assumed.get(key, 0) + amount
             assignments.append(
                 {
                     "name": pod_set.get("name", POD_SET),
@@ -669,8 +692,12 @@ class KueueController:
                 queue.usage[key] = queue.usage.get(key, 0) + _amount(resource, quantity(value))
         self._reserve(workload, queue, assignments)
 
-    def _assign_flavors(self, queue: _Queue, pod_set: Obj) -> _Assignment:
-        """The flavor assigner for one pod set, without borrowing or preemption."""
+    def _assign_flavors(
+        self, queue: _Queue, pod_set: Obj, assumed: dict[tuple[str, str], int] | None = None
+    ) -> _Assignment:
+        """The flavor assigner for one pod set, without borrowing or preemption; ``assumed``
+        is what the workload's earlier pod sets take of each (flavor, resource)."""
+        assumed = assumed or {}
         template = pod_set.get("template") or {}
         pod_spec = template.get("spec") or {}
         count = int(pod_set.get("count", 1))
@@ -708,14 +735,16 @@ class KueueController:
                     continue
                 fits = True
                 for res in covered:
-                    val = requests[res]
+                    before = assumed.get((flavor_name, res), 0)
+                    val = before + requests[res]
                     nominal = queue.nominal(flavor, res)
                     available = nominal - queue.usage.get((flavor_name, res), 0)
                     if val > nominal:
                         result.reasons.append(
-                            f"insufficient quota for {res} in flavor {flavor_name}, request > "
-                            f"maximum capacity ({quantity_string(res, val)} > "
-                            f"{quantity_string(res, nominal)})"
+                            f"insufficient quota for {res} in flavor {flavor_name}, previously "
+                            f"considered podsets requests ({quantity_string(res, before)}) + "
+                            f"current podset request ({quantity_string(res, requests[res])}) > "
+                            f"maximum capacity ({quantity_string(res, nominal)})"
                         )
                         fits = False
                         break
@@ -868,7 +897,10 @@ class KueueController:
                 status[kind] = counts.get(kind, 0)
             cq_name = (lq.get("spec") or {}).get("clusterQueue", "")
             target = queues.get(cq_name)
-            reserved = self._flavor_usage(target.groups() if target else [], lq_usage.get(key, {}))
+            # A LocalQueue's flavor usage has no ``borrowed`` (a ClusterQueue's has).
+            reserved = self._flavor_usage(
+                target.groups() if target else [], lq_usage.get(key, {}), borrowed=False
+            )
             status["flavorsReservation"] = reserved
             status["flavorUsage"] = copy.deepcopy(reserved)
             if target is None:
@@ -885,18 +917,18 @@ class KueueController:
                 store.update(LOCAL_QUEUES, updated)
 
     @staticmethod
-    def _flavor_usage(groups: Iterable[Obj], usage: dict[tuple[str, str], int]) -> list[Obj]:
+    def _flavor_usage(
+        groups: Iterable[Obj], usage: dict[tuple[str, str], int], borrowed: bool = True
+    ) -> list[Obj]:
         out: list[Obj] = []
         for group in groups:
             for flavor in group.get("flavors") or []:
                 name = flavor.get("name", "")
-                resources = [
-                    {
-                        "name": res,
-                        "total": quantity_string(res, usage.get((name, res), 0)),
-                        "borrowed": "0",
-                    }
-                    for res in group.get("coveredResources") or []
-                ]
+                resources: list[Obj] = []
+                for res in group.get("coveredResources") or []:
+                    entry = {"name": res, "total": quantity_string(res, usage.get((name, res), 0))}
+                    if borrowed:
+                        entry["borrowed"] = "0"
+                    resources.append(entry)
                 out.append({"name": name, "resources": resources})
         return out
