@@ -190,6 +190,8 @@ test: setup
 	  || lint=FAILED; \
 	echo ">> mypy"; \
 	$(call venv,af3)/bin/mypy airflow_k8s_jobs || types=FAILED; \
+	echo ">> the Compose loader that checks deploy/local (Go; the tests skip without it)"; \
+	if command -v go >/dev/null; then scripts/build-composecheck || true; fi; \
 	for e in $(FULL_ENVS); do \
 	  echo ">> pytest, the whole suite, on .venv-$$e"; \
 	  scripts/run-pytest.sh .venv-$$e $(RESULTS)/$$e $(FULL_SUITE) $(pytest_opts) || true; \
