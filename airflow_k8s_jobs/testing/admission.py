@@ -120,7 +120,13 @@ def default_pod_spec(spec: Obj, restart_policy: str = "Always") -> None:
                 continue
             container.setdefault("terminationMessagePath", "/dev/termination-log")
             container.setdefault("terminationMessagePolicy", "File")
-            container.setdefault("resources", {})
+            resources = container.setdefault("resources", {})
+            if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
+                # Requests default to the limits of the same resources (core/v1 defaulting).
+                requests = resources.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for key, value in resources["limits"].items():
+                        requests.setdefault(key, value)
             image = str(container.get("image") or "")
             last = image.rsplit("/", 1)[-1]
             untagged = ":" not in last and "@" not in image
@@ -213,10 +219,72 @@ def prepare_pod(obj: Obj) -> list[FieldError]:
             tolerations.append(
                 {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
             )
+    _mount_service_account_token(spec)
     status = obj.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", qos_class(spec))
     return pod_spec_errors(spec, "spec")
+
+
+SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _mount_service_account_token(spec: Obj) -> None:
+    """The ServiceAccount admission plugin: a projected ``kube-api-access-*`` volume (token,
+    ``kube-root-ca.crt``, namespace) mounted into every container, unless
+    ``automountServiceAccountToken`` is false or a container already mounts that path."""
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    containers = [
+        c
+        for group in ("initContainers", "containers")
+        for c in spec.get(group) or []
+        if isinstance(c, dict)
+    ]
+    if not containers or not isinstance(spec.get("volumes", []), list):
+        return
+    if any(
+        isinstance(m, dict) and m.get("mountPath") == SERVICE_ACCOUNT_MOUNT
+        for c in containers
+        for m in c.get("volumeMounts") or []
+    ):
+        return
+    name = generate_name("kube-api-access-")
+    spec.setdefault("volumes", []).append(
+        {
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {
+                                        "apiVersion": "v1",
+                                        "fieldPath": "metadata.namespace",
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                ],
+            },
+        }
+    )
+    for container in containers:
+        if isinstance(container.get("volumeMounts", []), list):
+            container.setdefault("volumeMounts", []).append(
+                {"name": name, "readOnly": True, "mountPath": SERVICE_ACCOUNT_MOUNT}
+            )
 
 
 def qos_class(spec: Obj) -> str:
@@ -281,6 +349,7 @@ def prepare_job(obj: Obj) -> list[FieldError]:
         spec["backoffLimit"] = MAX_INT32 if spec.get("backoffLimitPerIndex") is not None else 6
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
+    spec.setdefault("manualSelector", False)
     if spec.get("podReplacementPolicy") is None:
         spec["podReplacementPolicy"] = (
             "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
@@ -299,17 +368,21 @@ def prepare_job(obj: Obj) -> list[FieldError]:
                 LEGACY_JOB_NAME_LABEL: meta["name"],
             }
         )
+    if not meta.get("labels"):
+        # A Job without labels gets its pod template's (the API server's defaulting).
+        meta["labels"] = dict(labels)
     default_pod_spec(template.setdefault("spec", {}))
     return job_spec_errors(spec)
 
 
-def _non_negative(spec: Obj, key: str, errors: list[FieldError], positive: bool = False) -> None:
+def _non_negative(spec: Obj, key: str, errors: list[FieldError]) -> None:
     value = spec.get(key)
     if value is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < (1 if positive else 0):
-        detail = "must be greater than zero" if positive else "must be greater than or equal to 0"
-        errors.append(FieldError(f"spec.{key}", "Invalid", detail, value))
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        errors.append(
+            FieldError(f"spec.{key}", "Invalid", "must be greater than or equal to 0", value)
+        )
 
 
 def job_spec_errors(spec: Obj) -> list[FieldError]:
@@ -323,7 +396,7 @@ def job_spec_errors(spec: Obj) -> list[FieldError]:
         "maxFailedIndexes",
     ):
         _non_negative(spec, key, errors)
-    _non_negative(spec, "activeDeadlineSeconds", errors, positive=True)
+    _non_negative(spec, "activeDeadlineSeconds", errors)
     mode = spec.get("completionMode")
     if mode not in ("NonIndexed", "Indexed"):
         errors.append(
@@ -368,9 +441,8 @@ def job_spec_errors(spec: Obj) -> list[FieldError]:
         errors.append(
             FieldError(
                 "spec.template.spec.restartPolicy",
-                "NotSupported",
-                'supported values: "OnFailure", "Never"',
-                policy,
+                "Required",
+                'valid values: "OnFailure", "Never"',
             )
         )
     failure_policy = spec.get("podFailurePolicy")

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admission, patching, schema
+from . import admission, patching, schema, tables
 from .rbac import Attributes, Authorizer
 from .resources import (
     NAMESPACES,
@@ -117,6 +117,12 @@ class ApiServer:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
         parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["openapi", "v3"]:
+            self._count_and_fault("discovery", "openapi/v3", None)
+            document = self._openapi_v3(parts[2:])
+            if document is None:
+                raise ApiError(404, "the server could not find the requested resource")
+            return _json_response(document)
         discovery = self._discovery(parts)
         if discovery is not None:
             self._count_and_fault("discovery", "/".join(parts[:3]), None)
@@ -244,6 +250,10 @@ class ApiServer:
         return {
             "major": major,
             "minor": minor,
+            "emulationMajor": major,
+            "emulationMinor": minor,
+            "minCompatibilityMajor": major,
+            "minCompatibilityMinor": str(max(int(minor) - 1, 0)),
             "gitVersion": f"v{self.state.config.kubernetes_version}-sim",
             "gitCommit": "0000000000000000000000000000000000000000",
             "gitTreeState": "clean",
@@ -251,6 +261,52 @@ class ApiServer:
             "goVersion": "go1.24",
             "compiler": "gc",
             "platform": "linux/amd64",
+        }
+
+    def _openapi_v3(self, parts: list[str]) -> Obj | None:
+        """``/openapi/v3``: the index of group versions, and for each a document with just its
+        PATCH operations, their group-version-kind and ``fieldValidation`` parameter — what
+        kubectl reads to use server-side field validation. No schemas (``kubectl explain`` has
+        nothing to show)."""
+        registry = self.state.registry
+        versions = {
+            (f"apis/{group}/{version}" if group else f"api/{version}"): (group, version)
+            for group, served in registry.groups().items()
+            for version in served
+        }
+        if not parts:
+            return {
+                "paths": {
+                    path: {"serverRelativeURL": f"/openapi/v3/{path}?hash=0"}
+                    for path in sorted(versions)
+                }
+            }
+        found = versions.get("/".join(parts))
+        if found is None:
+            return None
+        group, version = found
+        paths: Obj = {}
+        for resource in registry.in_group_version(group, version):
+            prefix = "/" + "/".join(parts)
+            scope = "/namespaces/{namespace}" if resource.namespaced else ""
+            paths[f"{prefix}{scope}/{resource.plural}/{{name}}"] = {
+                "patch": {
+                    "x-kubernetes-group-version-kind": {
+                        "group": group,
+                        "version": version,
+                        "kind": resource.kind,
+                    },
+                    "parameters": [
+                        {"name": name, "in": "query", "schema": {"type": "string"}}
+                        for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+                    ],
+                    "responses": {},
+                }
+            }
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": self._version()["gitVersion"]},
+            "paths": paths,
         }
 
     def _discovery(self, parts: list[str]) -> Obj | None:
@@ -331,7 +387,23 @@ class ApiServer:
         if route.subresource == "log":
             return await self._log(request, route)
         obj = self.state.store.require(route.resource, route.namespace or "", route.name)
+        if route.subresource is None and self._wants_table(request, route):
+            metadata = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            return _json_response(self._table(request, route, [obj], metadata))
         return _json_response(obj)
+
+    @staticmethod
+    def _wants_table(request: web.Request, route: Route) -> bool:
+        return not route.resource.custom and tables.wants_table(request.headers.get("Accept", ""))
+
+    def _table(self, request: web.Request, route: Route, objects: list[Obj], metadata: Obj) -> Obj:
+        return tables.table(
+            route.resource,
+            objects,
+            self.state.clock,
+            metadata,
+            request.query.get("includeObject", "Metadata"),
+        )
 
     def _filter(self, request: web.Request, resource: ResourceType) -> Any:
         labels = parse_label_selector(request.query.get("labelSelector"))
@@ -384,6 +456,8 @@ class ApiServer:
             ).decode()
             metadata["continue"] = next_token
             metadata["remainingItemCount"] = remaining
+        if self._wants_table(request, route):
+            return _json_response(self._table(request, route, items, metadata))
         body = {
             "kind": f"{route.resource.kind}List",
             "apiVersion": route.resource.api_version,
@@ -407,9 +481,12 @@ class ApiServer:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        requested_rv = request.query.get("resourceVersion")
+        send_initial = _bool(request.query.get("sendInitialEvents"))
+        initial = send_initial or not requested_rv or requested_rv == "0"
         try:
             watcher = store.open_watch(
-                route.resource, route.namespace, matches, request.query.get("resourceVersion")
+                route.resource, route.namespace, matches, None if send_initial else requested_rv
             )
         except ResourceVersionTooOld as gone:
             status = ApiError(410, str(gone), reason="Expired").status()
@@ -417,10 +494,29 @@ class ApiServer:
             await response.write_eof()
             return response
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_seconds
+        opened = loop.time()
+        deadline = opened + timeout_seconds
         interval = self.state.config.bookmark_interval_seconds
-        next_bookmark = loop.time() + interval
+
+        def next_bookmark_after(now: float) -> float:
+            # Periodically, and once two seconds before the watch times out (as kube-apiserver).
+            pre_timeout = deadline - 2.0
+            return pre_timeout if now <= pre_timeout < now + interval else now + interval
+
+        next_bookmark = next_bookmark_after(opened)
         try:
+            if initial:
+                # The current state as ADDED events, then (with bookmarks) the bookmark that
+                # marks their end.
+                for _ in range(watcher.queue.qsize()):
+                    item = watcher.queue.get_nowait()
+                    if item is None:
+                        break
+                    await response.write(
+                        json.dumps({"type": item[0], "object": item[1]}).encode() + b"\n"
+                    )
+                if bookmarks:
+                    await response.write(self._bookmark(route.resource, initial_events_end=True))
             while True:
                 now = loop.time()
                 if now >= deadline:
@@ -433,7 +529,7 @@ class ApiServer:
                 except asyncio.TimeoutError:
                     if bookmarks and loop.time() >= next_bookmark:
                         await response.write(self._bookmark(route.resource))
-                        next_bookmark = loop.time() + interval
+                        next_bookmark = next_bookmark_after(loop.time())
                     continue
                 if item is None:
                     break
@@ -447,12 +543,11 @@ class ApiServer:
             store.close_watch(watcher)
         return response
 
-    def _bookmark(self, resource: ResourceType) -> bytes:
-        obj = {
-            "kind": resource.kind,
-            "apiVersion": resource.api_version,
-            "metadata": {"resourceVersion": str(self.state.store.resource_version)},
-        }
+    def _bookmark(self, resource: ResourceType, initial_events_end: bool = False) -> bytes:
+        metadata: Obj = {"resourceVersion": str(self.state.store.resource_version)}
+        if initial_events_end:
+            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": resource.kind, "apiVersion": resource.api_version, "metadata": metadata}
         return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
 
     async def _log(self, request: web.Request, route: Route) -> web.StreamResponse:
@@ -490,7 +585,7 @@ class ApiServer:
             text = render(lines)
             if limit_bytes:
                 text = text.encode()[: int(limit_bytes)].decode(errors="ignore")
-            return web.Response(text=text, content_type="text/plain")
+            return web.Response(body=text.encode(), headers={"Content-Type": "text/plain"})
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -552,7 +647,11 @@ class ApiServer:
         mode = request.query.get("fieldValidation", "Warn")
         if mode == "Strict":
             listed = ", ".join(f'unknown field "{u}"' for u in unknown)
-            raise ApiError(400, f"strict decoding error: {listed}")
+            raise ApiError(
+                400,
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a '
+                f"{resource.kind}: strict decoding error: {listed}",
+            )
         if mode == "Ignore":
             return None
         return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
@@ -721,7 +820,18 @@ class ApiServer:
         if route.resource is NAMESPACES:
             self._empty_namespace(route.name)
         pending = store.peek(route.resource, route.namespace or "", route.name) is not None
-        return _json_response(result, status=202 if pending else 200)
+        # 202 only when the client asked for cascading deletion with orphanDependents=false
+        # and the object is still there (the API server's compatibility rule).
+        accepted = pending and options.get("orphanDependents") is False
+        if not pending:
+            if route.resource is PODS:  # pods return the deleted object, as deleted
+                meta = result["metadata"]
+                if not meta.get("deletionTimestamp"):
+                    meta["deletionTimestamp"] = self.state.clock.timestamp()
+                    meta["deletionGracePeriodSeconds"] = 0
+            elif not route.resource.custom:
+                result = _deleted_status(route.resource, result)
+        return _json_response(result, status=202 if accepted else 200)
 
     def _empty_namespace(self, namespace: str) -> None:
         store = self.state.store
@@ -768,6 +878,22 @@ class ApiServer:
             "items": [self._list_item(o, route.resource) for o in deleted],
         }
         return _json_response(body)
+
+
+def _deleted_status(resource: ResourceType, obj: Obj) -> Obj:
+    """What a DELETE answers when the object is gone at once (built-in types but pods)."""
+    details: Obj = {"name": obj["metadata"]["name"]}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.plural
+    details["uid"] = obj["metadata"].get("uid", "")
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
 
 
 def _name_from_field_selector(selector: str | None) -> str:

@@ -28,6 +28,7 @@ from .controllers.gc import GarbageCollector, TtlAfterFinishedController
 from .controllers.jobs import JobController
 from .controllers.kubelet import Kubelet
 from .controllers.kueue import KueueController
+from .controllers.namespaces import NamespaceDefaults
 from .controllers.scheduler import ClusterAutoscaler, NodePoolManager, Scheduler
 from .events import EventRecorder
 from .faults import FailureRule
@@ -82,6 +83,7 @@ class SimulatedCluster:
         self.kubelet = Kubelet(self.state)
         self.state.log_source = self.kubelet
         controllers: list[Controller] = [
+            NamespaceDefaults(self.state, self._ca_pem),
             self.node_pools,
             GarbageCollector(self.state),
             JobController(self.state),
@@ -189,6 +191,13 @@ class SimulatedCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _ca_pem(self) -> str | None:
+        if self._ca_data is None:
+            return None
+        import base64
+
+        return base64.b64decode(self._ca_data).decode()
 
     def _make_tls(self) -> ssl.SSLContext:
         from .tls import self_signed

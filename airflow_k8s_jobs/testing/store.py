@@ -31,6 +31,7 @@ Obj = dict[str, Any]
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 FOREGROUND_FINALIZER = "foregroundDeletion"
+ORPHAN_FINALIZER = "orphan"
 
 
 @dataclass
@@ -104,7 +105,9 @@ class Store:
         self._rv = 1000
         self._objects: dict[ResourceType, dict[tuple[str, str], Obj]] = {}
         self._history: deque[HistoryEntry] = deque(maxlen=history_size)
-        self._oldest_rv = self._rv
+        # Until the first write falls out of the history (or a compaction), every version can
+        # be watched from, as on a new etcd that has not been compacted yet.
+        self._oldest_rv = 0
         self._watchers: set[Watcher] = set()
         self._listeners: list[Callable[[], None]] = []
         self._by_uid: dict[str, tuple[ResourceType, str, str]] = {}
@@ -122,6 +125,8 @@ class Store:
     @property
     def oldest_resource_version(self) -> int:
         """Watches from a version older than this get ``410 Gone``."""
+        if self._oldest_rv == 0:
+            return 0
         return max(self._oldest_rv, self._history[0].rv - 1 if self._history else self._rv)
 
     def objects(
@@ -215,6 +220,8 @@ class Store:
 
     def _record(self, resource: ResourceType, event_type: str, obj: Obj, old: Obj | None) -> None:
         self._index(resource, event_type, obj)
+        if self._oldest_rv == 0 and len(self._history) == self._history.maxlen:
+            self._oldest_rv = self._history[0].rv  # the oldest write is forgotten now
         self._history.append(HistoryEntry(self._rv, resource, event_type, obj, old))
         for watcher in list(self._watchers):
             if watcher.resource is resource:
@@ -364,9 +371,10 @@ class Store:
             )
         obj = copy.deepcopy(current)
         obj_meta = obj["metadata"]
-        if policy == "Orphan":
-            self._orphan_dependents(meta["uid"])
         finalizers = list(obj_meta.get("finalizers") or [])
+        # Orphan: the garbage collector removes the ownerReferences, then this finalizer.
+        if policy == "Orphan" and ORPHAN_FINALIZER not in finalizers:
+            finalizers.append(ORPHAN_FINALIZER)
         if policy == "Foreground" and FOREGROUND_FINALIZER not in finalizers:
             finalizers.append(FOREGROUND_FINALIZER)
         graceful = (
@@ -406,7 +414,7 @@ class Store:
                 return
             self._remove(resource, current)
 
-    def _orphan_dependents(self, owner_uid: str) -> None:
+    def orphan_dependents(self, owner_uid: str) -> None:
         for resource, bucket in list(self._objects.items()):
             for obj in list(bucket.values()):
                 refs = obj["metadata"].get("ownerReferences") or []
@@ -431,7 +439,8 @@ class Store:
         """A watcher primed like the API server: initial ADDEDs, or history after a version."""
         watcher = Watcher(resource, namespace, matches)
         if not resource_version or resource_version == "0":
-            for obj in self.objects(resource, namespace):
+            # By namespace and name, as the API server's watch cache sends them.
+            for obj in self.objects(resource, namespace, ordered=True):
                 if matches(obj):
                     watcher.queue.put_nowait(("ADDED", obj))
         else:

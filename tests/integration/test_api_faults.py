@@ -18,6 +18,9 @@ import urllib3
 import yaml
 from kubernetes.client.rest import ApiException
 
+# Every namespace has this ConfigMap, as in a real cluster.
+ROOT_CA = "kube-root-ca.crt"
+
 QUIET = {"timeScale": 0, "namespaces": ["batch"], "nodePools": []}
 pytestmark = pytest.mark.simulated_cluster(QUIET)
 
@@ -78,7 +81,9 @@ async def test_fail_next_async(
         await av1.list_namespaced_config_map("batch")
     assert err.value.status == 429
     assert err.value.headers["Retry-After"] == "7"
-    assert (await av1.list_namespaced_config_map("batch")).items == []
+    assert [c.metadata.name for c in (await av1.list_namespaced_config_map("batch")).items] == [
+        ROOT_CA
+    ]
 
 
 def test_fail_next_without_retry_after(
@@ -96,12 +101,14 @@ def test_fail_next_only_matching_requests(
     simulated_cluster: Any, v1: kubernetes.client.CoreV1Api
 ) -> None:
     simulated_cluster.fail_next(1, status=503, verb="create", resource="configmaps")
-    assert v1.list_namespaced_config_map("batch").items == []  # not a create: unaffected
+    # not a create: unaffected
+    assert [c.metadata.name for c in v1.list_namespaced_config_map("batch").items] == [ROOT_CA]
     v1.create_namespaced_secret("batch", {"metadata": {"name": "s"}})  # other resource
     with pytest.raises(ApiException) as err:
         v1.create_namespaced_config_map("batch", {"metadata": {"name": "c"}})
     assert err.value.status == 503
-    assert v1.list_namespaced_config_map("batch").items == []  # the failed create did nothing
+    # the failed create did nothing
+    assert [c.metadata.name for c in v1.list_namespaced_config_map("batch").items] == [ROOT_CA]
     v1.create_namespaced_config_map("batch", {"metadata": {"name": "c"}})
 
 
@@ -134,7 +141,7 @@ def test_restart_with_outage_refuses_connections(
     assert not restart.is_alive()
     # Back up, with the same objects, and the old version is gone.
     names = [cm.metadata.name for cm in v1.list_namespaced_config_map("batch").items]
-    assert names == ["after", "before"]
+    assert names == ["after", "before", ROOT_CA]
     with pytest.raises(ApiException) as err:
         list(
             kubernetes.watch.Watch().stream(
@@ -163,7 +170,9 @@ async def test_restart_with_outage_async(
         await asyncio.sleep(0.01)
     await asyncio.wait_for(restart, 10)
     assert refused
-    assert (await av1.list_namespaced_config_map("batch")).items == []
+    assert [c.metadata.name for c in (await av1.list_namespaced_config_map("batch")).items] == [
+        ROOT_CA
+    ]
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -271,7 +280,10 @@ def test_tls_sync(simulated_cluster: Any, simulated_kubeconfig: Path) -> None:
     assert client.configuration.verify_ssl
     v1 = kubernetes.client.CoreV1Api(client)
     v1.create_namespaced_config_map("batch", {"metadata": {"name": "secure"}})
-    assert [cm.metadata.name for cm in v1.list_namespaced_config_map("batch").items] == ["secure"]
+    assert [cm.metadata.name for cm in v1.list_namespaced_config_map("batch").items] == [
+        ROOT_CA,
+        "secure",
+    ]
     client.close()
     # Without the CA the certificate does not verify: it really is served over TLS.
     with pytest.raises(urllib3.exceptions.MaxRetryError) as err:

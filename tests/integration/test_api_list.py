@@ -15,6 +15,8 @@ pytestmark = pytest.mark.simulated_cluster(
 )
 
 
+ROOT_CA = "kube-root-ca.crt"
+
 LABELLED = {
     "a": {"app": "web", "tier": "front"},
     "b": {"app": "web", "tier": "back"},
@@ -45,11 +47,12 @@ def _names(result: Any) -> list[str]:
     [
         ("app=web", ["a", "b"]),
         ("app==web", ["a", "b"]),
-        ("app!=web", ["c", "d", "e"]),
+        # Every namespace has the kube-root-ca.crt ConfigMap (without labels).
+        ("app!=web", ["c", "d", "e", ROOT_CA]),
         ("app in (db, cache)", ["c", "d"]),
-        ("app notin (web,db)", ["d", "e"]),
+        ("app notin (web,db)", ["d", "e", ROOT_CA]),
         ("tier", ["a", "b", "d"]),
-        ("!tier", ["c", "e"]),
+        ("!tier", ["c", "e", ROOT_CA]),
         ("app=web,tier=back", ["b"]),
         ("app,!tier", ["c"]),
         ("app=nothing", []),
@@ -150,7 +153,7 @@ def test_namespaced_and_cluster_wide_lists(
 ) -> None:
     for ns in ("batch", "other"):
         v1.create_namespaced_config_map(ns, {"metadata": {"name": f"in-{ns}"}})
-    assert _names(v1.list_namespaced_config_map("other")) == ["in-other"]
+    assert _names(v1.list_namespaced_config_map("other")) == ["in-other", ROOT_CA]
     assert {"in-batch", "in-other"} <= set(_names(v1.list_config_map_for_all_namespaces()))
 
 
@@ -165,7 +168,7 @@ def _make(v1: kubernetes.client.CoreV1Api, count: int) -> list[str]:
 
 
 def test_limit_and_continue(v1: kubernetes.client.CoreV1Api) -> None:
-    names = _make(v1, 7)
+    names = [*_make(v1, 7), ROOT_CA]
     seen: list[str] = []
     token = None
     pages = 0
@@ -178,7 +181,7 @@ def test_limit_and_continue(v1: kubernetes.client.CoreV1Api) -> None:
         if not token:
             assert page.metadata.remaining_item_count is None
             break
-        assert page.metadata.remaining_item_count == 7 - len(seen)
+        assert page.metadata.remaining_item_count == 8 - len(seen)
     assert pages == 3
     assert seen == names
 
@@ -186,7 +189,7 @@ def test_limit_and_continue(v1: kubernetes.client.CoreV1Api) -> None:
 async def test_limit_and_continue_async(
     av1: kubernetes_asyncio.client.CoreV1Api, v1: kubernetes.client.CoreV1Api
 ) -> None:
-    names = _make(v1, 5)
+    names = [*_make(v1, 5), ROOT_CA]
     first = await av1.list_namespaced_config_map("batch", limit=4)
     assert [cm.metadata.name for cm in first.items] == names[:4]
     second = await av1.list_namespaced_config_map(

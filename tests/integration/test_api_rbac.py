@@ -19,6 +19,9 @@ from kubernetes.client.rest import ApiException
 
 from airflow_k8s_jobs.testing import SimulatedCluster
 
+# Every namespace has this ConfigMap, as in a real cluster.
+ROOT_CA = "kube-root-ca.crt"
+
 USER = "system:serviceaccount:airflow:worker"
 DENYING = {
     "timeScale": 0,
@@ -225,7 +228,10 @@ def test_denied_reads_name_the_object(
     assert _status(err.value)["message"].endswith(
         'cannot watch resource "configmaps" in API group "" at the cluster scope'
     )
-    assert [c.metadata.name for c in core.list_namespaced_config_map("other").items] == ["cm"]
+    assert [c.metadata.name for c in core.list_namespaced_config_map("other").items] == [
+        "cm",
+        ROOT_CA,
+    ]
 
 
 @pytest.mark.simulated_cluster(DENYING)

@@ -18,6 +18,8 @@ from kubernetes.client.rest import ApiException
 CONFIG = {"timeScale": 0, "namespaces": ["batch"], "nodePools": [], "bookmarkIntervalSeconds": 0.2}
 pytestmark = pytest.mark.simulated_cluster(CONFIG)
 DEADLINE = 10.0
+# Every namespace has this ConfigMap, as in a real cluster.
+ROOT_CA = "kube-root-ca.crt"
 
 
 def _cm(name: str, **labels: str) -> dict[str, Any]:
@@ -88,7 +90,8 @@ def test_initial_added_events_sync(v1: kubernetes.client.CoreV1Api) -> None:
     for name in ("a", "b", "c"):
         v1.create_namespaced_config_map("batch", _cm(name))
     w = SyncWatch(v1.list_namespaced_config_map, "batch")
-    assert w.until("c") == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]
+    # In name order, as the API server sends them.
+    assert w.until(ROOT_CA) == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c"), ("ADDED", ROOT_CA)]
     # Then live events.
     v1.patch_namespaced_config_map("b", "batch", {"data": {"v": "2"}})
     v1.delete_namespaced_config_map("a", "batch")
@@ -102,7 +105,11 @@ async def test_initial_added_events_async(
         v1.create_namespaced_config_map("batch", _cm(name))
     async with kubernetes_asyncio.watch.Watch() as w:
         stream = w.stream(av1.list_namespaced_config_map, "batch", timeout_seconds=30)
-        assert await _until_async(stream, "b") == [("ADDED", "a"), ("ADDED", "b")]
+        assert await _until_async(stream, ROOT_CA) == [
+            ("ADDED", "a"),
+            ("ADDED", "b"),
+            ("ADDED", ROOT_CA),
+        ]
         await av1.create_namespaced_config_map("batch", _cm("c"))
         event = await asyncio.wait_for(stream.__anext__(), DEADLINE)
         assert (event["type"], event["object"].metadata.name) == ("ADDED", "c")
@@ -225,7 +232,12 @@ async def test_selector_aware_events_async(
 def test_bookmarks_sync(v1: kubernetes.client.CoreV1Api) -> None:
     v1.create_namespaced_config_map("batch", _cm("a"))
     w = SyncWatch(v1.list_namespaced_config_map, "batch", allow_watch_bookmarks=True)
-    assert w.next()["type"] == "ADDED"
+    assert w.until(ROOT_CA) == [("ADDED", "a"), ("ADDED", ROOT_CA)]
+    initial_end = w.next()
+    assert initial_end["type"] == "BOOKMARK"
+    assert initial_end["raw_object"]["metadata"]["annotations"] == {
+        "k8s.io/initial-events-end": "true"
+    }
     v1.create_namespaced_config_map("default", _cm("elsewhere"))
     expected = v1.list_namespaced_config_map("batch").metadata.resource_version
     event = w.next()
@@ -237,7 +249,8 @@ def test_bookmarks_sync(v1: kubernetes.client.CoreV1Api) -> None:
 def test_no_bookmarks_unless_asked(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
     w = SyncWatch(v1.list_namespaced_config_map, "batch", timeout_seconds=1)
     assert w.ended(DEADLINE)
-    assert w.next() is None  # the stream ended without a single event
+    assert w.until(ROOT_CA) == [("ADDED", ROOT_CA)]
+    assert w.next() is None  # the stream ended without a bookmark
 
 
 async def test_bookmarks_async(av1: kubernetes_asyncio.client.CoreV1Api) -> None:
@@ -245,6 +258,7 @@ async def test_bookmarks_async(av1: kubernetes_asyncio.client.CoreV1Api) -> None
         stream = w.stream(
             av1.list_namespaced_config_map, "batch", allow_watch_bookmarks=True, timeout_seconds=30
         )
+        assert await _until_async(stream, ROOT_CA) == [("ADDED", ROOT_CA)]
         event = await asyncio.wait_for(stream.__anext__(), DEADLINE)
         assert event["type"] == "BOOKMARK"
         assert w.resource_version == event["raw_object"]["metadata"]["resourceVersion"]
@@ -256,7 +270,7 @@ def test_timeout_seconds_ends_stream_sync(v1: kubernetes.client.CoreV1Api) -> No
         kubernetes.watch.Watch().stream(v1.list_namespaced_config_map, "batch", timeout_seconds=1)
     )
     elapsed = time.monotonic() - started
-    assert events == []
+    assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", ROOT_CA)]
     assert 0.9 <= elapsed < 5
 
 
@@ -268,7 +282,7 @@ async def test_timeout_seconds_ends_stream_async(av1: kubernetes_asyncio.client.
             e["type"]
             async for e in w.stream(av1.list_namespaced_config_map, "batch", timeout_seconds=1)
         ]
-    assert events == ["ADDED"]
+    assert events == ["ADDED", "ADDED"]  # a and kube-root-ca.crt
     assert 0.9 <= time.monotonic() - started < 5
 
 
@@ -320,6 +334,7 @@ def test_restart_ends_open_watches_sync(
     )
     simulated_cluster.restart_api_server()
     assert w.ended(DEADLINE), "the watch stream did not end on restart"
+    assert w.until(ROOT_CA) == [("ADDED", ROOT_CA)]
     assert w.next() is None
     assert simulated_cluster.open_watches == 0
 
@@ -329,6 +344,7 @@ async def test_restart_ends_open_watches_async(
 ) -> None:
     async with kubernetes_asyncio.watch.Watch() as w:
         stream = w.stream(av1.list_namespaced_config_map, "batch", timeout_seconds=60)
+        assert await _until_async(stream, ROOT_CA) == [("ADDED", ROOT_CA)]
         consumer = asyncio.ensure_future(asyncio.wait_for(stream.__anext__(), DEADLINE))
         await _wait_async(lambda: simulated_cluster.open_watches == 1, "the watch to open")
         await asyncio.to_thread(simulated_cluster.restart_api_server)
@@ -341,7 +357,7 @@ def test_delete_behind_the_back_sync(
 ) -> None:
     v1.create_namespaced_config_map("batch", _cm("victim"))
     w = SyncWatch(v1.list_namespaced_config_map, "batch")
-    assert w.until("victim") == [("ADDED", "victim")]
+    assert w.until("victim") == [("ADDED", ROOT_CA), ("ADDED", "victim")]
     simulated_cluster.delete("configmaps", "batch", "victim")
     event = w.next()
     assert event is not None
@@ -355,7 +371,7 @@ async def test_delete_behind_the_back_async(
     await av1.create_namespaced_config_map("batch", _cm("victim"))
     async with kubernetes_asyncio.watch.Watch() as w:
         stream = w.stream(av1.list_namespaced_config_map, "batch", timeout_seconds=30)
-        assert await _until_async(stream, "victim") == [("ADDED", "victim")]
+        assert await _until_async(stream, "victim") == [("ADDED", ROOT_CA), ("ADDED", "victim")]
         await asyncio.to_thread(simulated_cluster.delete, "configmaps", "batch", "victim")
         event = await asyncio.wait_for(stream.__anext__(), DEADLINE)
         assert event["type"] == "DELETED"

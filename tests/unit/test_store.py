@@ -8,8 +8,12 @@ import pytest
 
 from airflow_k8s_jobs.testing.admission import admit_create
 from airflow_k8s_jobs.testing.clock import SimClock
+from airflow_k8s_jobs.testing.config import ClusterConfig
+from airflow_k8s_jobs.testing.controllers.gc import GarbageCollector
+from airflow_k8s_jobs.testing.events import EventRecorder
 from airflow_k8s_jobs.testing.resources import CONFIGMAPS, NAMESPACES, PODS, SECRETS, ApiError
 from airflow_k8s_jobs.testing.resources import default_registry as registry
+from airflow_k8s_jobs.testing.state import ClusterState
 from airflow_k8s_jobs.testing.store import ResourceVersionTooOld, Store, Watcher
 
 
@@ -238,11 +242,25 @@ def test_orphan_removes_owner_references() -> None:
     }
     store.create(CONFIGMAPS, _cm("only", ownerReferences=[ref]))
     store.create(CONFIGMAPS, _cm("both", ownerReferences=[ref, other]))
-    store.delete(CONFIGMAPS, "ns", "owner", propagation="Orphan")
+    deleting = store.delete(CONFIGMAPS, "ns", "owner", propagation="Orphan")
+    # As the API server: the owner is held by the orphan finalizer for the garbage collector.
+    assert deleting["metadata"]["finalizers"] == ["orphan"]
+    assert deleting["metadata"]["deletionTimestamp"]
+    collector = GarbageCollector(
+        ClusterState(
+            config=ClusterConfig.load({}),
+            clock=store.clock,
+            registry=store.registry,
+            store=store,
+            events=EventRecorder(store, store.clock),
+        )
+    )
+    collector.reconcile()
     only = store.get(CONFIGMAPS, "ns", "only")
     both = store.get(CONFIGMAPS, "ns", "both")
     assert only is not None and "ownerReferences" not in only["metadata"]
     assert both is not None and both["metadata"]["ownerReferences"] == [other]
+    assert store.get(CONFIGMAPS, "ns", "owner") is None
 
 
 def test_foreground_delete_adds_the_finalizer() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..resources import JOBS
 from ..state import ClusterState
-from ..store import FOREGROUND_FINALIZER
+from ..store import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
 
 Obj = dict[str, Any]
 
@@ -42,6 +42,18 @@ class GarbageCollector:
                     store.delete(
                         resource, meta.get("namespace", ""), meta["name"], propagation="Background"
                     )
+        # Orphan deletions: dependents lose their ownerReference, then the owner goes.
+        for resource, owner in store.being_deleted():
+            meta = owner["metadata"]
+            if ORPHAN_FINALIZER not in (meta.get("finalizers") or []):
+                continue
+            store.orphan_dependents(meta["uid"])
+            released = store.get(resource, meta.get("namespace", ""), meta["name"])
+            if released is not None:
+                released["metadata"]["finalizers"] = [
+                    f for f in released["metadata"].get("finalizers") or [] if f != ORPHAN_FINALIZER
+                ]
+                store.update(resource, released)
         # Foreground deletions: delete dependents first, then release the owner.
         for resource, owner in store.being_deleted():
             meta = owner["metadata"]

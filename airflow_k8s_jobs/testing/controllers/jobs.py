@@ -580,6 +580,14 @@ class JobController:
                     status["completionTime"] = stamp
                 enacted = True
 
+        if (new_succeeded or new_failed) and status != old_status:
+            # As upstream, newly finished pods go to uncountedTerminatedPods first (with a new
+            # FailureTarget / SuccessCriteriaMet), and are counted in a second status update
+            # (which may add Complete / Failed).
+            interim = self._uncounted_status(status, old_status, new_succeeded, new_failed)
+            if interim != old_status:
+                job["status"] = interim
+                job = store.update(JOBS, job)
         if status != old_status:
             job["status"] = status
             job = store.update(JOBS, job)
@@ -606,6 +614,33 @@ class JobController:
                 events.record(job, "Normal", "Completed", "Job completed", component=COMPONENT)
             self._tracking.pop(uid, None)
         return min(wake) if wake else None
+
+    @staticmethod
+    def _uncounted_status(
+        status: Obj, old_status: Obj, new_succeeded: list[Obj], new_failed: list[Obj]
+    ) -> Obj:
+        interim = copy.deepcopy(status)
+        for key in ("succeeded", "failed", "completedIndexes", "failedIndexes", "completionTime"):
+            if key in old_status:
+                interim[key] = old_status[key]
+            else:
+                interim.pop(key, None)
+        interim["uncountedTerminatedPods"] = {
+            key: [p["metadata"]["uid"] for p in found]
+            for key, found in (("succeeded", new_succeeded), ("failed", new_failed))
+            if found
+        }
+        old_types = {c.get("type") for c in old_status.get("conditions") or []}
+        conditions = [
+            c
+            for c in interim.get("conditions") or []
+            if c.get("type") not in ("Complete", "Failed") or c.get("type") in old_types
+        ]
+        if conditions:
+            interim["conditions"] = conditions
+        else:
+            interim.pop("conditions", None)
+        return interim
 
     # --- managing pods -------------------------------------------------------------------------
 

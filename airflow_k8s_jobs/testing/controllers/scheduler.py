@@ -552,6 +552,16 @@ class Scheduler:
         if updated is None:
             return
         updated["spec"]["nodeName"] = node_name
+        # PodTopologyLabels admission on pods/binding: the node's topology labels.
+        node = store.peek(NODES, "", node_name)
+        topology = {
+            key: value
+            for key, value in ((node or {}).get("metadata", {}).get("labels") or {}).items()
+            if key in ("topology.kubernetes.io/zone", "topology.kubernetes.io/region")
+            or key.startswith("topology.k8s.io/")
+        }
+        if topology:
+            updated["metadata"].setdefault("labels", {}).update(topology)
         _set_condition(
             updated, {"type": "PodScheduled", "status": "True"}, self.state.clock.timestamp()
         )
