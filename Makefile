@@ -91,7 +91,8 @@ FULL_SUITE := tests --ignore=tests/cluster
 REAL_CLUSTER_TESTS := tests/cluster
 # What real Airflow runs on the real control plane: also on Airflow 2.11.
 REAL_CLUSTER_AIRFLOW_TESTS := tests/cluster/test_airflow_on_real_control_plane.py \
-    tests/cluster/test_scenarios_on_real_control_plane.py
+    tests/cluster/test_scenarios_on_real_control_plane.py \
+    tests/cluster/test_kueue_on_real_control_plane.py
 # pytest-xdist workers per suite ("0" runs in one process); --durations lists the slowest tests.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
@@ -172,8 +173,8 @@ test-fast: setup-af3
 	@mkdir -p $(RESULTS)
 	scripts/run-pytest.sh $(call venv,af3) $(RESULTS)/fast $(FAST_LANE) $(pytest_opts)
 
-# The upstream control plane (Go; kept under .tools/, so after uv's setup, which may reset
-# .tools/). A no-op when nothing changed. Without Go the tests in tests/cluster skip and say so.
+# The upstream control plane and Kueue's manager (Go; kept under .tools/, so after uv's setup,
+# which may reset .tools/). A no-op when nothing changed. Without Go the tests in tests/cluster skip and say so.
 real-cluster: | $(UV)
 	scripts/build-real-cluster
 
