@@ -41,6 +41,20 @@ if TYPE_CHECKING:
 else:
     Context = dict[str, Any]
 
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperatorLink
+    from airflow.sdk.bases.xcom import BaseXCom as XCom
+elif AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import BaseOperatorLink
+
+    try:  # task-sdk >= 1.1 (Airflow 3.1): the configured XCom backend
+        from airflow.sdk.execution_time.xcom import XCom
+    except ImportError:  # Airflow 3.0
+        from airflow.sdk.bases.xcom import BaseXCom as XCom
+else:
+    from airflow.models.baseoperatorlink import BaseOperatorLink
+    from airflow.models.xcom import XCom
+
 
 def _secrets_masker_key_check() -> Callable[[str], bool] | None:
     """Airflow's own test for a sensitive name (``password``, ``token``, ...), where it lives."""
@@ -98,8 +112,10 @@ __all__ = [
     "AirflowFailException",
     "AirflowTaskTimeout",
     "BaseOperator",
+    "BaseOperatorLink",
     "BaseTrigger",
     "Context",
     "TriggerEvent",
+    "XCom",
     "is_sensitive_name",
 ]

@@ -60,6 +60,12 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        # Airflow 2 only re-creates a serialized task's links from registered classes.
+        "extra-links": [
+            "airflow_k8s_jobs.operators.links.GkeJobLink",
+            "airflow_k8s_jobs.operators.links.GkeJobLogsLink",
+            "airflow_k8s_jobs.operators.links.ArgoWorkflowLink",
+        ],
         # Airflow 3.2+ builds the connection form from "conn-fields" / "ui-field-behaviour"
         # without importing the hook; Airflow 2 asks the hook and ignores these keys. Neither
         # schema has a "testable" key: Airflow marks the type testable because the hook class

@@ -67,6 +67,7 @@ from ._common import (
     read_pod_log,
     task_instance_key,
 )
+from .links import WORKFLOW_LINKS, persist_workflow_link
 
 MAIN_CONTAINER = "main"
 MAX_LOGGED_PODS = 100
@@ -141,7 +142,8 @@ class ArgoWorkflowOperator(BaseOperator):
         the Workflow when the task is killed, also while deferred, or times out; None leaves it
         running.
     :param get_logs: write the pods' logs to the task log when the Workflow has finished.
-    :param argo_ui_url: the Argo UI's base URL, to log a link to the Workflow.
+    :param argo_ui_url: the Argo UI's base URL, to log a link to the Workflow and show it as the
+        task's "Argo Workflow" link.
     :param deferrable: free the worker slot while waiting (the default).
     """
 
@@ -162,6 +164,7 @@ class ArgoWorkflowOperator(BaseOperator):
         RENDERED_MANIFEST: "yaml",
     }
     ui_color = "#ffe7cc"
+    operator_extra_links = WORKFLOW_LINKS
 
     def __init__(
         self,
@@ -393,10 +396,9 @@ class ArgoWorkflowOperator(BaseOperator):
         )
         context["ti"].xcom_push(key="workflow_name", value=name)
         context["ti"].xcom_push(key="namespace", value=namespace)
-        if self.argo_ui_url:
-            self.log.info(
-                "Argo UI: %s/workflows/%s/%s", self.argo_ui_url.rstrip("/"), namespace, name
-            )
+        ui_link = persist_workflow_link(context, self.argo_ui_url, namespace, workflow)
+        if ui_link:
+            self.log.info("Argo UI: %s", ui_link)
         deadline = execution_deadline(self.execution_timeout, context)
         if self.deferrable:
             self.defer(

@@ -35,6 +35,7 @@ from ._common import (
     seconds,
     task_instance_key,
 )
+from .links import JOB_LINKS, persist_job_links
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 FAILURE_LOG_LINES = 20
@@ -109,6 +110,7 @@ class KubeJobOperator(BaseOperator):
         RENDERED_MANIFEST: "yaml",
     }
     ui_color = "#d6e9ff"
+    operator_extra_links = JOB_LINKS
 
     def __init__(
         self,
@@ -271,6 +273,7 @@ class KubeJobOperator(BaseOperator):
         )
         context["ti"].xcom_push(key="job_name", value=self._target.name)
         context["ti"].xcom_push(key="namespace", value=namespace)
+        persist_job_links(context, hook.settings, namespace, job)
         deadline = self._deadline(context)
         if self.deferrable:
             self.defer(

@@ -126,5 +126,14 @@ def test_defers_with_no_credentials_in_the_trigger(
     assert "kubeconfig" not in json.dumps({k: v for k, v in kwargs.items() if k != "cluster_name"})
     (job,) = simulated_cluster.list("jobs", "batch")
     assert kwargs["job_uid"] == job["metadata"]["uid"]
-    assert ti.xcom == {"job_name": job["metadata"]["name"], "namespace": "batch"}
+    assert {k: ti.xcom[k] for k in ("job_name", "namespace")} == {
+        "job_name": job["metadata"]["name"],
+        "namespace": "batch",
+    }
+    # The extra links' data (and on Airflow 3 their URLs): a kubeconfig connection has no GKE
+    # console, so no URLs.
+    links = {k: v for k, v in ti.xcom.items() if k not in ("job_name", "namespace")}
+    assert links["k8s_job_link"]["name"] == job["metadata"]["name"]
+    assert all(v == "" for k, v in links.items() if k != "k8s_job_link")
+    assert simulated_cluster.token not in json.dumps(ti.xcom)
     assert simulated_cluster.requests(verb="get", resource="jobs") == 0
