@@ -48,6 +48,9 @@ class Resource:
 JOBS = Resource("batch", "v1", "jobs", "Job")
 PODS = Resource("", "v1", "pods", "Pod")
 EVENTS = Resource("", "v1", "events", "Event")
+MERGE_PATCH = "application/merge-patch+json"
+"""The ``Content-Type`` of a JSON merge patch (RFC 7386)."""
+
 WORKLOADS = Resource("kueue.x-k8s.io", "v1beta1", "workloads", "Workload")
 WORKFLOWS = Resource("argoproj.io", "v1alpha1", "workflows", "Workflow")
 WORKFLOW_TEMPLATES = Resource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")

@@ -102,6 +102,15 @@ __all__ = [
 
 Obj = dict[str, Any]
 
+SHUTDOWN_STRATEGIES = ("Terminate", "Stop")
+"""``spec.shutdown`` values: ``Terminate`` stops at once; ``Stop`` still runs exit handlers."""
+
+
+def shutdown_patch(strategy: str) -> dict[str, Any]:
+    """The merge patch that asks the Argo controller to stop a Workflow."""
+    return {"spec": {"shutdown": strategy}}
+
+
 WORKFLOWS_API_VERSION = "argoproj.io/v1alpha1"
 SCHEDULED_TIME_ANNOTATION = "workflows.argoproj.io/scheduled-time"
 WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"

@@ -21,6 +21,7 @@ from ..clusters import KubeClusterHook
 from ..errors import InvalidInputError, KubeApiError, ObjectGoneError, WorkflowFailedError
 from ..kube import (
     CLUSTER_WORKFLOW_TEMPLATES,
+    MERGE_PATCH,
     WORKFLOW_TEMPLATES,
     WORKFLOWS,
     request_sync,
@@ -29,10 +30,12 @@ from ..manifests.names import TaskInstanceKey
 from ..manifests.workflows import (
     DEFAULT_POD_GC,
     DEFAULT_TTL_STRATEGY,
+    SHUTDOWN_STRATEGIES,
     WorkflowRequest,
     build_workflow,
     load_workflow,
     protect_argo_expressions,
+    shutdown_patch,
 )
 from ..status.workflows import (
     NODE_ID_ANNOTATION,
@@ -41,14 +44,9 @@ from ..status.workflows import (
     WorkflowState,
     interpret_workflow,
     summarize_workflow_failure,
+    workflow_finished,
 )
-from ..triggers.argo import (
-    MERGE_PATCH,
-    SHUTDOWN_STRATEGIES,
-    ArgoWorkflowTrigger,
-    is_finished,
-    shutdown_patch,
-)
+from ..triggers.argo import ArgoWorkflowTrigger
 from ..waiting import WorkflowTarget, wait_for_workflow
 from ._common import (
     RENDERED_MANIFEST,
@@ -524,7 +522,7 @@ class ArgoWorkflowOperator(BaseOperator):
         path = WORKFLOWS.path(namespace, name)
         try:
             current = request_sync(api, "GET", path, what=f"reading {where}")
-            if current["metadata"].get("uid") != uid or is_finished(current):
+            if current["metadata"].get("uid") != uid or workflow_finished(current):
                 return
             request_sync(
                 api,

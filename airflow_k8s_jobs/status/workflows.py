@@ -52,6 +52,7 @@ POD_NAME_FORMAT_ANNOTATION = "workflows.argoproj.io/pod-name-format"
 """Annotation on a Workflow: how its pods are named, ``v1`` (node id) or ``v2``."""
 
 FINISHED_PHASES = ("Succeeded", "Failed", "Error")
+"""Phases a Workflow ends in; it has ended once it also has ``status.finishedAt``."""
 REJECTED_PREFIX = "invalid spec:"
 """How the Argo controller's message starts when it refuses a Workflow's spec."""
 FAILED_NODE_PHASES = ("Failed", "Error")
@@ -475,6 +476,12 @@ def _deleted(name: str, namespace: str, line: str, **known: Any) -> WorkflowStat
     )
 
 
+def workflow_finished(workflow: Mapping[str, Any]) -> bool:
+    """Whether the Workflow has ended: a final phase and ``finishedAt`` (a shutdown is refused)."""
+    status: Mapping[str, Any] = workflow.get("status") or {}
+    return _text(status.get("phase")) in FINISHED_PHASES and bool(status.get("finishedAt"))
+
+
 def interpret_workflow(
     workflow: Mapping[str, Any] | None, *, name: str, namespace: str
 ) -> WorkflowState:
@@ -488,7 +495,7 @@ def interpret_workflow(
     phase = _text(status.get("phase"))
     message = " ".join(_text(status.get("message")).split())
     progress = _text(status.get("progress"))
-    finished = phase in FINISHED_PHASES and bool(status.get("finishedAt"))
+    finished = workflow_finished(workflow)
     pod_format = _text((m.get("annotations") or {}).get(POD_NAME_FORMAT_ANNOTATION)) or "v2"
     if pod_format not in ("v1", "v2"):
         pod_format = "v2"

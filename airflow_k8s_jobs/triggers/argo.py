@@ -8,29 +8,11 @@ from typing import Any
 from .._compat import TriggerEvent
 from ..clusters import KubeClusterHook
 from ..errors import KubeApiError
-from ..kube import WORKFLOWS, request
+from ..kube import MERGE_PATCH, WORKFLOWS, request
+from ..manifests.workflows import shutdown_patch
+from ..status.workflows import workflow_finished
 from ..waiting import WorkflowTarget, wait_for_workflow
 from .base import KillAwareTrigger
-
-SHUTDOWN_STRATEGIES = ("Terminate", "Stop")
-"""``spec.shutdown`` values: ``Terminate`` stops at once; ``Stop`` still runs exit handlers."""
-
-MERGE_PATCH = "application/merge-patch+json"
-
-
-def shutdown_patch(strategy: str) -> dict[str, Any]:
-    """The merge patch that asks the Argo controller to stop a Workflow."""
-    return {"spec": {"shutdown": strategy}}
-
-
-def is_finished(workflow: dict[str, Any]) -> bool:
-    """Whether the Workflow has ended (a shutdown would be refused)."""
-    status = workflow.get("status") or {}
-    return bool(status.get("finishedAt")) and status.get("phase") in (
-        "Succeeded",
-        "Failed",
-        "Error",
-    )
 
 
 class ArgoWorkflowTrigger(KillAwareTrigger):
@@ -102,7 +84,7 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
         path = WORKFLOWS.path(target.namespace, target.name)
         try:
             current = await request(client, "GET", path, what=f"reading {target.where}")
-            if current["metadata"].get("uid") != target.uid or is_finished(current):
+            if current["metadata"].get("uid") != target.uid or workflow_finished(current):
                 return
             self.log.info(
                 "Stopping %s with strategy %s (task killed while deferred).", target.where, strategy

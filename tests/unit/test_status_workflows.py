@@ -612,3 +612,23 @@ def test_interpretation_does_not_change_the_object():
     before = copy.deepcopy(data)
     interpret(data)
     assert data == before
+
+
+@pytest.mark.parametrize(
+    ("status", "finished"),
+    [
+        ({"phase": "Succeeded", "finishedAt": "2026-11-02T00:10:00Z"}, True),
+        ({"phase": "Failed", "finishedAt": "2026-11-02T00:10:00Z"}, True),
+        ({"phase": "Error", "finishedAt": "2026-11-02T00:10:00Z"}, True),
+        # A final phase the controller has not stamped yet: a shutdown may still apply.
+        ({"phase": "Failed"}, False),
+        ({"phase": "Running", "startedAt": "2026-11-02T00:00:00Z"}, False),
+        ({}, False),
+    ],
+)
+def test_workflow_finished_needs_a_final_phase_and_finished_at(
+    status: dict[str, Any], finished: bool
+) -> None:
+    workflow = {"metadata": {"name": "wf", "namespace": "batch"}, "status": status}
+    assert wf_module.workflow_finished(workflow) is finished
+    assert interpret_workflow(workflow, name="wf", namespace="batch").finished is finished
