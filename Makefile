@@ -42,35 +42,38 @@ export UV_NO_PROGRESS := 1
 #
 # Each entry: the Python minor version, the requirements, the constraints file (or none).
 ENV_af2_PY := 3.11
-ENV_af2_REQ := "apache-airflow>=2.11.2,<2.12" -e ".[dev]"
+ENV_af2_REQ := "apache-airflow>=2.11.2,<2.12" -e ./simulator -e ".[dev]"
 ENV_af2_CONSTRAINTS := constraints/legacy-fernet.txt
 
 ENV_af3_PY := 3.12
-ENV_af3_REQ := "apache-airflow>=3.3,<3.4" -e ".[dev]"
+ENV_af3_REQ := "apache-airflow>=3.3,<3.4" -e ./simulator -e ".[dev]"
 ENV_af3_CONSTRAINTS :=
 
 ENV_composer-2.11.1_PY := 3.11
 ENV_composer-2.11.1_REQ := apache-airflow==2.11.1 apache-airflow-providers-cncf-kubernetes==10.11.1 \
     apache-airflow-providers-common-compat==1.13.1 "apache-airflow-providers-google>=19,<20" \
-    -e ".[dev]"
+    -e ./simulator -e ".[dev]"
 ENV_composer-2.11.1_CONSTRAINTS := constraints/legacy-fernet.txt
 
 ENV_composer-3.1.7_PY := 3.11
 ENV_composer-3.1.7_REQ := apache-airflow==3.1.7 apache-airflow-providers-cncf-kubernetes==10.11.1 \
-    apache-airflow-providers-common-compat==1.13.1 -e ".[dev]"
+    apache-airflow-providers-common-compat==1.13.1 -e ./simulator -e ".[dev]"
 ENV_composer-3.1.7_CONSTRAINTS := constraints/legacy-fernet.txt
 
 ENV_composer-3.3.1_PY := 3.11
 ENV_composer-3.3.1_REQ := apache-airflow==3.3.1 apache-airflow-providers-cncf-kubernetes==10.14.0 \
-    apache-airflow-providers-common-compat==1.18.0 -e ".[dev]"
+    apache-airflow-providers-common-compat==1.18.0 -e ./simulator -e ".[dev]"
 ENV_composer-3.3.1_CONSTRAINTS :=
 
 # The package alone at its floors; then the test tools at their newest (they are not floors
 # of ours, and pytest-asyncio's oldest releases lack what the suite's configuration uses).
 ENV_lowest_PY := 3.10
-ENV_lowest_REQ := --resolution lowest-direct -e .
+ENV_lowest_REQ := --resolution lowest-direct -e ./simulator -e ".[testing]"
 ENV_lowest_THEN := pytest pytest-asyncio pytest-timeout pytest-xdist
 ENV_lowest_CONSTRAINTS := constraints/legacy-fernet.txt
+
+# What mypy checks: the provider and the simulated cluster (its own distribution, simulator/).
+TYPED := airflow_k8s_jobs simulator/simulated_k8s_cluster
 
 FULL_ENVS := af2 af3
 COMPAT_ENVS := composer-2.11.1 composer-3.1.7 composer-3.3.1 lowest
@@ -87,7 +90,9 @@ FAST_LANE := tests/unit tests/integration/test_job_trigger.py \
 
 # tests/cluster needs a real cluster: the upstream control plane that scripts/real-cluster
 # starts (built from Go modules by scripts/build-real-cluster), or any cluster via KUBECONFIG.
-FULL_SUITE := tests --ignore=tests/cluster
+# tests/packaging builds the wheels and installs them into fresh virtualenvs: once, on af3.
+FULL_SUITE := tests --ignore=tests/cluster --ignore=tests/packaging
+PACKAGING_TESTS := tests/packaging
 REAL_CLUSTER_TESTS := tests/cluster
 # What real Airflow runs on the real control plane: also on Airflow 2.11.
 REAL_CLUSTER_AIRFLOW_TESTS := tests/cluster/test_airflow_on_real_control_plane.py \
@@ -99,7 +104,7 @@ PYTEST_ARGS ?=
 pytest_opts = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) \
     --durations=15 $(PYTEST_ARGS)
 
-.PHONY: help setup lint format typecheck test test-fast test-cluster real-cluster \
+.PHONY: help setup lint format typecheck test test-fast test-packaging test-cluster real-cluster \
         demo bench clean $(addprefix setup-,$(ALL_ENVS)) $(addprefix test-,$(ALL_ENVS))
 
 help:
@@ -107,11 +112,12 @@ help:
 	@echo "make test          lint, type-check, the suite on Airflow 2.11 and 3.x, and the fast"
 	@echo "                   lane on Composer-like package sets"
 	@echo "make test-fast     the fast lane on the Airflow 3 environment only (local use)"
+	@echo "make test-packaging  build both wheels, install them into fresh virtualenvs"
 	@echo "make test-ENV      the full suite on one environment: $(FULL_ENVS)"
 	@echo "                   or the fast lane on one of: $(COMPAT_ENVS)"
-	@echo "make lint          ruff check + ruff format --check"
+	@echo "make lint          ruff check + ruff format --check + the import contracts"
 	@echo "make format        ruff format + ruff check --fix"
-	@echo "make typecheck     mypy airflow_k8s_jobs"
+	@echo "make typecheck     mypy: the provider and the simulated cluster"
 	@echo "make real-cluster  build the upstream control plane (scripts/real-cluster starts it)"
 	@echo "make test-cluster  tests/cluster: the upstream control plane, and any cluster in KUBECONFIG"
 	@echo "make bench         benchmarks against the anchors (results in benchmarks/results/)"
@@ -127,7 +133,8 @@ $(UV):
 
 # $(1) = environment name
 define env_rules
-$(call venv,$(1))/.installed: pyproject.toml airflow_k8s_jobs/__init__.py $(ENV_$(1)_CONSTRAINTS) | $(UV)
+$(call venv,$(1))/.installed: pyproject.toml airflow_k8s_jobs/__init__.py \
+    simulator/pyproject.toml simulator/simulated_k8s_cluster/__init__.py $(ENV_$(1)_CONSTRAINTS) | $(UV)
 	@echo ">> setting up $(call venv,$(1))"
 	@py=$(call find_python,$(ENV_$(1)_PY)); \
 	if [ ! -x $(call venv,$(1))/bin/python ] || [ "$$$$($(call venv,$(1))/bin/python -c \
@@ -153,13 +160,14 @@ setup: $(addprefix setup-,$(ALL_ENVS))
 lint: setup-af3
 	$(call venv,af3)/bin/ruff check .
 	$(call venv,af3)/bin/ruff format --check .
+	$(call venv,af3)/bin/lint-imports --no-cache
 
 format: setup-af3
 	$(call venv,af3)/bin/ruff format .
 	$(call venv,af3)/bin/ruff check --fix .
 
 typecheck: setup-af3
-	$(call venv,af3)/bin/mypy airflow_k8s_jobs
+	$(call venv,af3)/bin/mypy $(TYPED)
 
 $(addprefix test-,$(FULL_ENVS)): test-%: setup-%
 	@mkdir -p $(RESULTS)
@@ -168,6 +176,11 @@ $(addprefix test-,$(FULL_ENVS)): test-%: setup-%
 $(addprefix test-,$(COMPAT_ENVS)): test-%: setup-%
 	@mkdir -p $(RESULTS)
 	scripts/run-pytest.sh $(call venv,$*) $(RESULTS)/$* $(FAST_LANE) $(pytest_opts)
+
+test-packaging: setup-af3
+	@mkdir -p $(RESULTS)
+	LABEL=packaging scripts/run-pytest.sh $(call venv,af3) $(RESULTS)/packaging \
+	  $(PACKAGING_TESTS) $(pytest_opts)
 
 test-fast: setup-af3
 	@mkdir -p $(RESULTS)
@@ -187,10 +200,10 @@ test: setup
 	@rm -rf $(RESULTS); mkdir -p $(RESULTS); started=$$(date +%s); \
 	lint=OK; types=OK; \
 	echo ">> ruff"; \
-	{ $(call venv,af3)/bin/ruff check . && $(call venv,af3)/bin/ruff format --check .; } \
-	  || lint=FAILED; \
+	{ $(call venv,af3)/bin/ruff check . && $(call venv,af3)/bin/ruff format --check . \
+	  && $(call venv,af3)/bin/lint-imports --no-cache; } || lint=FAILED; \
 	echo ">> mypy"; \
-	$(call venv,af3)/bin/mypy airflow_k8s_jobs || types=FAILED; \
+	$(call venv,af3)/bin/mypy $(TYPED) || types=FAILED; \
 	echo ">> the Compose loader that checks deploy/local (Go; the tests skip without it)"; \
 	if command -v go >/dev/null; then scripts/build-composecheck || true; fi; \
 	for e in $(FULL_ENVS); do \
@@ -201,6 +214,9 @@ test: setup
 	  echo ">> pytest, the fast lane, on .venv-$$e"; \
 	  scripts/run-pytest.sh .venv-$$e $(RESULTS)/$$e $(FAST_LANE) $(pytest_opts) || true; \
 	done; \
+	echo ">> the wheels: built, installed into fresh virtualenvs, the README's offline DAG test"; \
+	LABEL=packaging scripts/run-pytest.sh .venv-af3 $(RESULTS)/packaging \
+	  $(PACKAGING_TESTS) $(pytest_opts) || true; \
 	echo ">> the upstream control plane: build, then tests/cluster on .venv-af3"; \
 	if ! command -v go >/dev/null || scripts/build-real-cluster; then \
 	  LABEL=real-cluster scripts/run-pytest.sh .venv-af3 $(RESULTS)/real-cluster \
@@ -209,11 +225,11 @@ test: setup
 	  LABEL=real-cluster-af2 scripts/run-pytest.sh .venv-af2 $(RESULTS)/real-cluster-af2 \
 	    $(REAL_CLUSTER_AIRFLOW_TESTS) $(pytest_opts) || true; fi; \
 	echo; echo "==== summary ===="; \
-	echo "ruff:            $$lint"; \
+	echo "ruff, imports:   $$lint"; \
 	echo "mypy:            $$types"; \
 	ok=1; [ $$lint = OK ] && [ $$types = OK ] || ok=0; \
 	passed=0; failed=0; skipped=0; \
-	for e in $(ALL_ENVS) real-cluster real-cluster-af2; do \
+	for e in $(ALL_ENVS) packaging real-cluster real-cluster-af2; do \
 	  if [ -f $(RESULTS)/$$e ]; then cat $(RESULTS)/$$e; \
 	    read rc p f x s < $(RESULTS)/$$e.counts; \
 	    passed=$$((passed + p)); failed=$$((failed + f + x)); skipped=$$((skipped + s)); \
@@ -228,11 +244,11 @@ test: setup
 
 # Runs every DAG in example_dags/ with `airflow dags test` against a simulated cluster; scratch
 # files (AIRFLOW_HOME, kubeconfig, one log per DAG) go to .demo/. DEMO_ARGS="--dag gpu_scale_up"
-# runs one DAG; `$(call venv,af3)/bin/python -m airflow_k8s_jobs.demo --help` lists the options.
+# runs one DAG; `$(call venv,af3)/bin/python scripts/demo.py --help` lists the options.
 DEMO_ARGS ?=
 
 demo: setup-af3
-	$(call venv,af3)/bin/python -m airflow_k8s_jobs.demo --workdir .demo --dags-folder example_dags $(DEMO_ARGS)
+	$(call venv,af3)/bin/python scripts/demo.py --workdir .demo --dags-folder example_dags $(DEMO_ARGS)
 
 # --- benchmarks ---------------------------------------------------------------------------
 

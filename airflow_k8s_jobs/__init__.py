@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pkgutil import extend_path
 from typing import TYPE_CHECKING, Any
+
+# Another distribution may add a subpackage: simulated-k8s-cluster (the `[testing]` extra) ships
+# `airflow_k8s_jobs.testing`, the name 0.1 documented. This finds it wherever it is installed.
+__path__ = extend_path(__path__, __name__)
 
 __version__ = "0.2.0"
 
@@ -15,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so importing the package (e.g. for the simulated cluster) does not import Airflow.
+    # Lazy, so importing the package (its pure modules, its version) does not import Airflow.
     if name == "KubeJobOperator":
         from .operators.jobs import KubeJobOperator
 

@@ -34,8 +34,8 @@ from airflow_k8s_jobs.clusters import KubeClusterHook
 from airflow_k8s_jobs.kube import WORKFLOWS, request
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
 from airflow_k8s_jobs.manifests.workflows import WorkflowRequest, build_workflow
-from airflow_k8s_jobs.testing import SimulatedCluster
 from airflow_k8s_jobs.triggers.argo import ArgoWorkflowTrigger
+from simulated_k8s_cluster import SimulatedCluster
 
 NAMESPACE = "batch"
 CONN_ID = "bench_argo"

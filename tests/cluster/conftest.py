@@ -162,7 +162,7 @@ def fresh_namespace(cluster: RunningCluster, prefix: str) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-# --- with nodes: the node agent (airflow_k8s_jobs/testing/nodeagent.py) -------------------------
+# --- with nodes: the node agent (simulated_k8s_cluster/nodeagent.py) --------------------------
 
 BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}

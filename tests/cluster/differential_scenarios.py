@@ -31,6 +31,8 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from airflow_k8s_jobs.status.jobs import interpret_job
 
+from .conftest import wait_for
+
 T = TypeVar("T")
 Obj = dict[str, Any]
 
@@ -61,14 +63,7 @@ class Ctx:
         return client.BatchV1Api(self.api)
 
     def wait(self, what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = probe()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.kind}: timed out after {timeout:.0f}s: {what}")
-            time.sleep(0.2)
+        return wait_for(f"{what} ({self.kind})", probe, timeout)
 
     def settles(self, probe: Callable[[], bool], timeout: float) -> bool:
         """Whether ``probe`` becomes true within ``timeout`` (a bounded look, not an assertion)."""
@@ -1369,13 +1364,20 @@ KNOWN_DIFFERENCES: dict[str, str] = {
 def namespace_context(
     kind: str, api: client.ApiClient, kubeconfig: Path, kubectl: Path, prefix: str
 ) -> Iterator[Ctx]:
-    """A fresh namespace (with its default ServiceAccount when the cluster makes one)."""
+    """A fresh namespace, once its controllers are done with it: the default ServiceAccount
+    and the ``kube-root-ca.crt`` ConfigMap exist (a real cluster makes them moments after the
+    namespace, and a scenario that lists ConfigMaps must not race them)."""
     core = client.CoreV1Api(api)
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if core.list_namespaced_service_account(name).items:
-            break
-        time.sleep(0.2)
+    wait_for(
+        f"namespace {name}'s default ServiceAccount and kube-root-ca.crt ({kind})",
+        lambda: (
+            core.list_namespaced_service_account(name, field_selector="metadata.name=default").items
+            and core.list_namespaced_config_map(
+                name, field_selector="metadata.name=kube-root-ca.crt"
+            ).items
+        ),
+        timeout=30,
+    )
     yield Ctx(kind, api, kubeconfig, kubectl, name)

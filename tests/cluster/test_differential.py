@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from kubernetes import config
 
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import NODES_CONFIG, START_TIMEOUT, run_cluster_with_nodes
 from .differential_scenarios import KNOWN_DIFFERENCES, SCENARIOS, namespace_context

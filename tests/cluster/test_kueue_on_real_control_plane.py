@@ -27,7 +27,7 @@ import pytest
 from kubernetes import client
 
 from airflow_k8s_jobs.status import interpret_job
-from airflow_k8s_jobs.testing.controllers.kueue import workload_name
+from simulated_k8s_cluster.controllers.kueue import workload_name
 
 from .conftest import (
     BINARY,
@@ -628,7 +628,7 @@ def observe_queueing(kube: Kube) -> dict[str, Any]:
 
 
 def test_the_simulated_kueue_says_what_the_real_one_says(kube: Kube) -> None:
-    from airflow_k8s_jobs.testing import SimulatedCluster
+    from simulated_k8s_cluster import SimulatedCluster
 
     real = observe_queueing(kube)
     with SimulatedCluster(CONFIG) as simulated:

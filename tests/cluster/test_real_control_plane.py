@@ -188,7 +188,7 @@ def test_strict_field_validation_rejects_an_unknown_field_in_a_dry_run(
     assert [c["field"] for c in status["details"]["causes"]] == ["spec.parallelism"]
 
 
-# --- with nodes: the node agent (airflow_k8s_jobs/testing/nodeagent.py) -------------------------
+# --- with nodes: the node agent (simulated_k8s_cluster/nodeagent.py) --------------------------
 
 
 @pytest.fixture

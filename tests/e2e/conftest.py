@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+
 
 E2E_CLUSTER: dict[str, Any] = {
     "timeScale": 0.01,

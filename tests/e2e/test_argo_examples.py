@@ -17,13 +17,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import demo  # scripts/demo.py (pytest's pythonpath)
 import kubernetes
 import pytest
 import yaml
 
-from airflow_k8s_jobs.demo import EXAMPLES_CLUSTER, install_workflow_templates
 from airflow_k8s_jobs.manifests.names import DAG_ID, MANAGED_BY, RUN_ID, TASK_ID, TRY_NUMBER
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import EXAMPLE_DAGS, load_dag
 
@@ -39,8 +39,8 @@ SCHEDULED_TIME = "workflows.argoproj.io/scheduled-time"
 def argo_examples_cluster(
     airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SimulatedCluster]:
-    with SimulatedCluster(EXAMPLES_CLUSTER) as cluster:
-        install_workflow_templates(cluster, EXAMPLE_DAGS)
+    with SimulatedCluster(demo.EXAMPLES_CLUSTER) as cluster:
+        demo.install_workflow_templates(cluster, EXAMPLE_DAGS)
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         conn = {
             "conn_type": "k8sjobs",

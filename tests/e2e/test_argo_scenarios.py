@@ -19,14 +19,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import demo  # scripts/demo.py (pytest's pythonpath)
 import kubernetes
 import pytest
 
 from airflow_k8s_jobs import ArgoWorkflowOperator
 from airflow_k8s_jobs._compat import AirflowTaskTimeout
-from airflow_k8s_jobs.demo import install_workflow_templates
 from airflow_k8s_jobs.manifests.names import DAG_ID, TRY_NUMBER
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import E2E_CLUSTER, EXAMPLE_DAGS, load_dag
 
@@ -84,7 +84,7 @@ def nodes_by_display_name(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]
 
 @pytest.fixture
 def argo_cluster(e2e_cluster: SimulatedCluster) -> SimulatedCluster:
-    install_workflow_templates(e2e_cluster, EXAMPLE_DAGS)
+    demo.install_workflow_templates(e2e_cluster, EXAMPLE_DAGS)
     e2e_cluster.add_behaviour({"match": {"image": "scn/argo:1"}, "seconds": 5, "stdout": "ok"})
     e2e_cluster.add_behaviour(
         {"match": {"image": "scn/argo-one:1"}, "seconds": 5, "stdout": "one step"}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_k8s_jobs.manifests.names import MANAGED_BY
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import load_dag
 

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import demo  # scripts/demo.py (pytest's pythonpath)
 import pytest
 
-from airflow_k8s_jobs.demo import EXAMPLES_CLUSTER, QUOTA_HOLDER, QuotaHolder
 from airflow_k8s_jobs.manifests.names import (
     DAG_ID,
     MANAGED_BY,
@@ -26,7 +26,7 @@ from airflow_k8s_jobs.manifests.names import (
     TASK_ID,
     TRY_NUMBER,
 )
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import load_dag
 
@@ -46,7 +46,7 @@ def examples_cluster(
     airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SimulatedCluster]:
     """The demo's simulated cluster behind the ``gke_batch`` connection the DAGs use."""
-    with SimulatedCluster(EXAMPLES_CLUSTER) as cluster:
+    with SimulatedCluster(demo.EXAMPLES_CLUSTER) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         conn = {
             "conn_type": "k8sjobs",
@@ -311,12 +311,12 @@ def test_kueue_queued_waits_for_quota(
 ):
     """Another Job holds 6 of the queue's 8 CPUs: the DAG's Job (4 CPUs) waits, deferred, until
     that Job is gone, then Kueue admits it — the wait counts as waiting for capacity."""
-    with QuotaHolder(examples_cluster, "kueue_queued", hold=120, timeout=120) as holder:
+    with demo.QuotaHolder(examples_cluster, "kueue_queued", hold=120, timeout=120) as holder:
         run = run_example(
             "kueue_queued.py", "kueue_queued", capsys, datetime(2026, 11, 3, tzinfo=timezone.utc)
         )
     assert holder.waited is not None and holder.waited >= 120
-    assert examples_cluster.get("jobs", "batch", QUOTA_HOLDER) is None
+    assert examples_cluster.get("jobs", "batch", demo.QUOTA_HOLDER) is None
     assert run.states == {"backfill_features": "success"}
 
     (job,) = jobs_of(examples_cluster, "kueue_queued")

@@ -20,7 +20,7 @@ import pytest
 
 from airflow_k8s_jobs import KubeJobOperator
 from airflow_k8s_jobs.manifests.names import TRY_NUMBER
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import load_dag
 

@@ -24,8 +24,8 @@ from google.oauth2.credentials import Credentials
 from airflow_k8s_jobs._compat import AIRFLOW_V_3_0_PLUS
 from airflow_k8s_jobs.clusters import gke
 from airflow_k8s_jobs.manifests.names import DAG_ID, MAP_INDEX, TASK_ID
-from airflow_k8s_jobs.testing import SimulatedCluster
 from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import load_dag
 

@@ -22,7 +22,7 @@ import yaml
 
 from airflow_k8s_jobs.manifests.names import DAG_ID, MAP_INDEX, TASK_ID, TRY_NUMBER
 from airflow_k8s_jobs.manifests.workflows import DEFAULT_POD_GC, DEFAULT_TTL_STRATEGY
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import load_dag
 

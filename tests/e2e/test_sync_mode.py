@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import load_dag
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import kubernetes
 
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"

@@ -17,7 +17,7 @@ from kubernetes.client import (
 )
 from kubernetes.client.rest import ApiException
 
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 # Every namespace has this ConfigMap, as in a real cluster.
 ROOT_CA = "kube-root-ca.crt"

@@ -17,14 +17,15 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
+import simulated_k8s_cluster
 from airflow_k8s_jobs.status.workflows import decode_nodes, interpret_workflow, node_id
-from airflow_k8s_jobs.testing.cluster import SimulatedCluster
-from airflow_k8s_jobs.testing.config import ClusterConfig, ConfigError
+from simulated_k8s_cluster.cluster import SimulatedCluster
+from simulated_k8s_cluster.config import ClusterConfig, ConfigError
 
 NS = "batch"
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
-SEED = Path(__file__).parents[2] / "airflow_k8s_jobs" / "testing" / "examples" / "seed_workflow.yml"
+SEED = Path(simulated_k8s_cluster.__file__).parent / "examples" / "seed_workflow.yml"
 IMAGE = "work:1"
 POSTPONED = "Workflow processing has been postponed because too many workflows are already running"
 

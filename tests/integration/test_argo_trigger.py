@@ -18,9 +18,9 @@ from airflow_k8s_jobs._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow_k8s_jobs.kube import WORKFLOWS
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
 from airflow_k8s_jobs.manifests.workflows import WorkflowRequest, build_workflow
-from airflow_k8s_jobs.testing import SimulatedCluster
 from airflow_k8s_jobs.triggers.argo import ArgoWorkflowTrigger
 from airflow_k8s_jobs.watching import WatchHub
+from simulated_k8s_cluster import SimulatedCluster
 from tests.integration.triggering import (
     USER_ACTION,
     cancel,

@@ -19,7 +19,7 @@ import pytest
 from airflow_k8s_jobs import KubeCleanupOperator
 from airflow_k8s_jobs.errors import InvalidInputError
 from airflow_k8s_jobs.manifests.names import MANAGED_BY
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 BATCH, ETL = "batch", "etl"
 CONN_ID = "sim_cleanup"

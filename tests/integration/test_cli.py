@@ -1,4 +1,4 @@
-"""``python -m airflow_k8s_jobs.testing`` as a real subprocess."""
+"""``python -m simulated_k8s_cluster`` as a real subprocess."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import kubernetes
 import pytest
 import yaml
 
-from airflow_k8s_jobs.testing.cli import EXAMPLE_CONFIG
+from simulated_k8s_cluster.cli import EXAMPLE_CONFIG
 
 DEADLINE = 30.0
 
@@ -27,7 +27,7 @@ class Server:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "airflow_k8s_jobs.testing", *args],
+            [sys.executable, "-m", "simulated_k8s_cluster", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -156,7 +156,7 @@ def test_bad_config_fails_with_the_key(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "airflow_k8s_jobs.testing",
+            "simulated_k8s_cluster",
             "serve",
             "--config",
             str(config),
@@ -182,7 +182,7 @@ def test_busy_port_fails(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "airflow_k8s_jobs.testing",
+                "simulated_k8s_cluster",
                 "serve",
                 "--port",
                 str(port),
@@ -200,7 +200,7 @@ def test_busy_port_fails(tmp_path: Path) -> None:
 
 def test_help() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_k8s_jobs.testing", "--help"],
+        [sys.executable, "-m", "simulated_k8s_cluster", "--help"],
         capture_output=True,
         text=True,
         timeout=DEADLINE,
@@ -209,7 +209,7 @@ def test_help() -> None:
     assert result.returncode == 0
     assert "serve" in result.stdout
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_k8s_jobs.testing", "serve", "--help"],
+        [sys.executable, "-m", "simulated_k8s_cluster", "serve", "--help"],
         capture_output=True,
         text=True,
         timeout=DEADLINE,
@@ -222,7 +222,7 @@ def test_help() -> None:
 
 def test_no_command_prints_help() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_k8s_jobs.testing"],
+        [sys.executable, "-m", "simulated_k8s_cluster"],
         capture_output=True,
         text=True,
         timeout=DEADLINE,

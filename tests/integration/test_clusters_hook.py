@@ -19,7 +19,7 @@ from airflow_k8s_jobs.clusters import ClusterSettings, KubeClusterHook
 from airflow_k8s_jobs.clusters.gke import GkeEndpoint, GoogleTokenSource
 from airflow_k8s_jobs.clusters.hook import configure_gke_async, configure_gke_sync
 from airflow_k8s_jobs.errors import InvalidInputError
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 
 def set_connection(

@@ -1,4 +1,4 @@
-"""`make demo` runs `python -m airflow_k8s_jobs.demo`: every example DAG through
+"""`make demo` runs `python scripts/demo.py`: every example DAG through
 `airflow dags test` against the simulated cluster. It must keep working.
 
 The demo runs as `make demo` does: a subprocess from the repository root, without the
@@ -13,18 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import demo  # scripts/demo.py (pytest's pythonpath)
 import pytest
 
-from airflow_k8s_jobs import demo
-
 REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "scripts" / "demo.py"
 EXAMPLE_DAGS = REPO / "example_dags"
 
 
 def run_demo(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     return subprocess.run(
-        [sys.executable, "-m", "airflow_k8s_jobs.demo", *args],
+        [sys.executable, str(DEMO), *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -19,7 +19,7 @@ import yaml
 from airflow_k8s_jobs.clusters import KubeClusterHook
 from airflow_k8s_jobs.errors import KubeApiError
 from airflow_k8s_jobs.kube import JOBS, request_sync
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 VERSION = "Kubernetes v1.33.2-sim"
 AIRFLOW_MAJOR = int(importlib.metadata.version("apache-airflow").split(".")[0])

@@ -10,7 +10,7 @@ import kubernetes
 import kubernetes_asyncio
 import pytest
 
-from airflow_k8s_jobs.testing.cluster import SimulatedCluster
+from simulated_k8s_cluster.cluster import SimulatedCluster
 
 NS = "batch"
 pytestmark = pytest.mark.simulated_cluster({"timeScale": 0, "namespaces": [NS]})

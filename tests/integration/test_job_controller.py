@@ -14,8 +14,8 @@ import kubernetes
 import kubernetes_asyncio
 import pytest
 
-from airflow_k8s_jobs.testing.cluster import SimulatedCluster
-from airflow_k8s_jobs.testing.controllers.jobs import format_indexes, parse_indexes
+from simulated_k8s_cluster.cluster import SimulatedCluster
+from simulated_k8s_cluster.controllers.jobs import format_indexes, parse_indexes
 
 NS = "batch"
 NO_NODES = {"timeScale": 0, "namespaces": [NS], "nodePools": [{"name": "default", "nodes": 0}]}

@@ -15,7 +15,7 @@ import pytest
 
 from airflow_k8s_jobs import KubeJobOperator
 from airflow_k8s_jobs.errors import InvalidInputError
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 CONN_ID = "sim_operator"
 RUN_ID = "manual__2026-11-01T00:00:00+00:00"

@@ -25,9 +25,9 @@ import pytest
 from airflow_k8s_jobs._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, TriggerEvent
 from airflow_k8s_jobs.manifests.jobs import JobSpecRequest, build_job
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
-from airflow_k8s_jobs.testing import SimulatedCluster
 from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
 from airflow_k8s_jobs.watching import Subscription, WatchHub
+from simulated_k8s_cluster import SimulatedCluster
 from tests.integration.triggering import (
     USER_ACTION,
     cancel,

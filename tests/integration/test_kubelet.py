@@ -20,7 +20,7 @@ import kubernetes_asyncio
 import pytest
 from kubernetes.client.rest import ApiException
 
-from airflow_k8s_jobs.testing.cluster import SimulatedCluster
+from simulated_k8s_cluster.cluster import SimulatedCluster
 
 NS = "batch"
 NODE = "node-a"

@@ -16,9 +16,9 @@ import kubernetes_asyncio
 import pytest
 from kubernetes.client.rest import ApiException
 
-from airflow_k8s_jobs.testing.cluster import SimulatedCluster
-from airflow_k8s_jobs.testing.config import ClusterConfig, ConfigError
-from airflow_k8s_jobs.testing.controllers.kueue import quantity_string, workload_name
+from simulated_k8s_cluster.cluster import SimulatedCluster
+from simulated_k8s_cluster.config import ClusterConfig, ConfigError
+from simulated_k8s_cluster.controllers.kueue import quantity_string, workload_name
 
 NS = "batch"
 GROUP, VERSION = "kueue.x-k8s.io", "v1beta1"

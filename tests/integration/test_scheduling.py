@@ -16,7 +16,7 @@ import kubernetes
 import kubernetes_asyncio
 import pytest
 
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 from tests.integration.scheduling_helpers import (
     ACCELERATOR_LABEL,
     GPU_TAINT,

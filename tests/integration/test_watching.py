@@ -11,8 +11,8 @@ import kubernetes_asyncio
 import pytest
 
 from airflow_k8s_jobs.kube import EVENTS, JOBS, PODS, Resource
-from airflow_k8s_jobs.testing import SimulatedCluster
 from airflow_k8s_jobs.watching import Subscription, WatchHub
+from simulated_k8s_cluster import SimulatedCluster
 
 NS = "batch"
 pytestmark = pytest.mark.simulated_cluster(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.testing.behaviours import (
+from simulated_k8s_cluster.behaviours import (
     DEFAULT_BEHAVIOUR,
     Behaviour,
     ContainerFacts,
@@ -18,8 +18,8 @@ from airflow_k8s_jobs.testing.behaviours import (
     parse_rule,
     parse_rules,
 )
-from airflow_k8s_jobs.testing.config import ClusterConfig, ConfigError
-from airflow_k8s_jobs.testing.controllers.kubelet import normalize_image
+from simulated_k8s_cluster.config import ClusterConfig, ConfigError
+from simulated_k8s_cluster.controllers.kubelet import normalize_image
 
 
 def facts(**overrides: Any) -> ContainerFacts:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.testing import ClusterConfig, ConfigError, NodePoolConfig
+from simulated_k8s_cluster import ClusterConfig, ConfigError, NodePoolConfig
 
 ISSUE_EXAMPLE = """
 timeScale: 0.05
@@ -49,7 +49,7 @@ def test_issue_example(tmp_path: Path) -> None:
 
 
 def test_shipped_example_parses() -> None:
-    import airflow_k8s_jobs.testing as testing
+    import simulated_k8s_cluster as testing
 
     example = Path(testing.__file__).parent / "examples" / "cluster.yaml"
     config = ClusterConfig.load(example)

@@ -21,9 +21,9 @@ from airflow_k8s_jobs.manifests.jobs import (
     load_manifest,
 )
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey, object_name, task_labels
-from airflow_k8s_jobs.testing import admission
-from airflow_k8s_jobs.testing import schema as testing_schema
-from airflow_k8s_jobs.testing.resources import JOBS, ApiError
+from simulated_k8s_cluster import admission
+from simulated_k8s_cluster import schema as simulated_schema
+from simulated_k8s_cluster.resources import JOBS, ApiError
 
 KEY = TaskInstanceKey("ml_training", "train_model", "scheduled__2026-03-01T00:00:00+00:00", -1, 1)
 NAME = object_name(KEY)
@@ -100,7 +100,9 @@ def problems_of(message: str) -> list[str]:
 def admitted(job: dict[str, Any]) -> dict[str, Any]:
     """What the simulated API server (the same validation as a real one) makes of it."""
     obj = copy.deepcopy(job)
-    assert testing_schema.prune_unknown(obj, "V1Job") == []
+    job_schema = simulated_schema.kind_definition("batch/v1", "Job")
+    assert job_schema is not None
+    assert simulated_schema.prune(obj, job_schema) == []
     try:
         return admission.admit_create(JOBS, obj)
     except ApiError as e:  # pragma: no cover - the message is the point
@@ -1035,12 +1037,30 @@ def test_job_problems_of_a_valid_job_is_empty() -> None:
     assert job_problems(build(JobSpecRequest(job=training_job(), node_pool="a100-spot"))) == []
 
 
-def test_schema_is_shared_with_the_simulated_cluster() -> None:
-    assert testing_schema.prune_unknown is schema.prune_unknown
-    assert testing_schema.model_for_kind("batch/v1", "Job") == "V1Job"
-    obj = {"spec": {"backofLimit": 1, "template": {}}}
-    assert [u.path for u in schema.unknown_fields(obj, "V1Job")] == ["spec.backofLimit"]
-    assert obj == {"spec": {"backofLimit": 1, "template": {}}}  # unknown_fields does not prune
+def test_unknown_fields_agree_with_the_simulated_api_server() -> None:
+    """The operators' check and the simulated API server's pruning are separate code reading the
+    same client models: they name the same misspelt fields, at every depth."""
+    obj = {
+        "spec": {
+            "backofLimit": 1,
+            "template": {
+                "metadata": {"labels": {"a": "b"}, "lables": {}},
+                "spec": {"containers": [{"name": "c", "image": "i", "comand": ["x"]}]},
+            },
+        }
+    }
+    found = [u.path for u in schema.unknown_fields(obj, "V1Job")]
+    assert found == [
+        "spec.backofLimit",
+        "spec.template.metadata.lables",
+        "spec.template.spec.containers[0].comand",
+    ]
+    job_schema = simulated_schema.kind_definition("batch/v1", "Job")
+    assert job_schema is not None
+    pruned = copy.deepcopy(obj)
+    assert simulated_schema.prune(pruned, job_schema) == found
+    assert "backofLimit" not in pruned["spec"]
+    assert obj["spec"]["backofLimit"] == 1  # unknown_fields does not prune
 
 
 # --- property-style: many random requests build Jobs the API server accepts ---------------------

@@ -21,7 +21,7 @@ from airflow_k8s_jobs.manifests.names import (
     task_labels,
     task_selector,
 )
-from airflow_k8s_jobs.testing.selectors import labels_match, parse_label_selector
+from simulated_k8s_cluster.selectors import labels_match, parse_label_selector
 
 # Independent copies of the Kubernetes rules, so the tests do not trust the code under test.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -38,7 +38,8 @@ NAMESPACE = "argo"
 CLUSTER = "gke-batch"
 SUBJECT = f"Workflow {NAMESPACE}/{NAME} on cluster {CLUSTER}"
 SEED_FILE = (
-    Path(__file__).resolve().parents[2] / "airflow_k8s_jobs/testing/examples/seed_workflow.yml"
+    Path(__file__).resolve().parents[2]
+    / "simulator/simulated_k8s_cluster/examples/seed_workflow.yml"
 )
 
 # The seed workload: steps, nested steps, withParam over an output parameter, and a workflow

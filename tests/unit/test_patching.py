@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.testing.patching import (
+from simulated_k8s_cluster.patching import (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
@@ -14,7 +14,7 @@ from airflow_k8s_jobs.testing.patching import (
     merge_patch,
     strategic_merge_patch,
 )
-from airflow_k8s_jobs.testing.resources import ApiError
+from simulated_k8s_cluster.resources import ApiError
 
 # The examples of RFC 7386, appendix A.
 RFC7386 = [

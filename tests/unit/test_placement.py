@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.testing.placement import (
+from simulated_k8s_cluster.placement import (
     REASON_AFFINITY,
     REASON_AFFINITY_PREFILTER,
     REASON_TAINT,

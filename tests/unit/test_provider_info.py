@@ -59,15 +59,17 @@ def test_providers_manager_registers_package() -> None:
     assert providers[DIST_NAME].version == airflow_k8s_jobs.__version__
 
 
-def test_pytest_plugin_entry_point_is_declared() -> None:
-    eps = [
-        ep
+def test_only_the_simulated_cluster_declares_a_pytest_plugin() -> None:
+    """The provider loads nothing into users' pytest sessions; the simulated cluster's own
+    distribution (the `[testing]` extra) brings the fixtures."""
+    plugins = {
+        (ep.dist.name, ep.name, ep.value)
         for ep in importlib.metadata.entry_points(group="pytest11")
-        if ep.dist is not None and ep.dist.name == DIST_NAME
-    ]
-    assert [(ep.name, ep.value) for ep in eps] == [
-        ("airflow_k8s_jobs", "airflow_k8s_jobs.testing.pytest_plugin")
-    ]
+        if ep.dist is not None and ep.dist.name in (DIST_NAME, "simulated-k8s-cluster")
+    }
+    assert plugins == {
+        ("simulated-k8s-cluster", "simulated_k8s_cluster", "simulated_k8s_cluster.pytest_plugin")
+    }
 
 
 def airflow_providers_json(home: Path, command: str) -> list[dict[str, Any]]:

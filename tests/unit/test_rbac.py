@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.testing import ClusterConfig, ConfigError
-from airflow_k8s_jobs.testing.config import DenyRule, RbacConfig
-from airflow_k8s_jobs.testing.rbac import Attributes, Authorizer, forbidden, rule_matches
+from simulated_k8s_cluster import ClusterConfig, ConfigError
+from simulated_k8s_cluster.config import DenyRule, RbacConfig
+from simulated_k8s_cluster.rbac import Attributes, Authorizer, forbidden, rule_matches
 
 
 def test_default_is_allow_everything() -> None:

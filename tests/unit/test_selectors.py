@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_k8s_jobs.testing.resources import CONFIGMAPS, EVENTS, PODS, ApiError
-from airflow_k8s_jobs.testing.selectors import (
+from simulated_k8s_cluster.resources import CONFIGMAPS, EVENTS, PODS, ApiError
+from simulated_k8s_cluster.selectors import (
     Requirement,
     field_value,
     fields_match,

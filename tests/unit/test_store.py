@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.testing.admission import admit_create
-from airflow_k8s_jobs.testing.clock import SimClock
-from airflow_k8s_jobs.testing.config import ClusterConfig
-from airflow_k8s_jobs.testing.controllers.gc import GarbageCollector
-from airflow_k8s_jobs.testing.events import EventRecorder
-from airflow_k8s_jobs.testing.resources import CONFIGMAPS, NAMESPACES, PODS, SECRETS, ApiError
-from airflow_k8s_jobs.testing.resources import default_registry as registry
-from airflow_k8s_jobs.testing.state import ClusterState
-from airflow_k8s_jobs.testing.store import ResourceVersionTooOld, Store, Watcher
+from simulated_k8s_cluster.admission import admit_create
+from simulated_k8s_cluster.clock import SimClock
+from simulated_k8s_cluster.config import ClusterConfig
+from simulated_k8s_cluster.controllers.gc import GarbageCollector
+from simulated_k8s_cluster.events import EventRecorder
+from simulated_k8s_cluster.resources import CONFIGMAPS, NAMESPACES, PODS, SECRETS, ApiError
+from simulated_k8s_cluster.resources import default_registry as registry
+from simulated_k8s_cluster.state import ClusterState
+from simulated_k8s_cluster.store import ResourceVersionTooOld, Store, Watcher
 
 
 def _store(history_size: int = 1000) -> Store:

@@ -1,7 +1,7 @@
 """KubeJobOperator on the real control plane: run by test_airflow_on_real_control_plane.py.
 
 One DAG of independent, deferrable tasks. What each container does is set by the node agent's
-behaviour annotation (see airflow_k8s_jobs/testing/behaviours.py); times are wall-clock seconds.
+behaviour annotation (see simulated_k8s_cluster/behaviours.py); times are wall-clock seconds.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each ``<situation>.json`` holds ``{"note", "job", "pods", "events"}`` (and ``"workload"`` for
 Kueue) exactly as the Kubernetes API returns them in JSON. Most are captured from the simulated
-cluster (``airflow_k8s_jobs.testing``) driven into that situation with a frozen clock; a few are
+cluster (``simulated_k8s_cluster``) driven into that situation with a frozen clock; a few are
 derived from a captured one where the simulated cluster does not produce the situation (the
 ``note`` says so and how). Kueue Workloads are written after the Kueue documentation
 ("Troubleshooting Jobs") and its API types (``kueue.x-k8s.io/v1beta1``).
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow_k8s_jobs.testing import SimulatedCluster
+from simulated_k8s_cluster import SimulatedCluster
 
 OUT = Path(__file__).resolve().parent
 Obj = dict[str, Any]

@@ -56,7 +56,7 @@ from ..resources import (
 from ..selectors import labels_match, selector_from_dict
 from ..state import ClusterState
 
-log = logging.getLogger("airflow_k8s_jobs.testing")
+log = logging.getLogger("simulated_k8s_cluster")
 
 Obj = dict[str, Any]
 

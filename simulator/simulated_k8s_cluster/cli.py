@@ -2,7 +2,7 @@
 
 ::
 
-    python -m airflow_k8s_jobs.testing serve --config cluster.yaml --kubeconfig kubeconfig.yaml
+    python -m simulated_k8s_cluster serve --config cluster.yaml --kubeconfig kubeconfig.yaml
 
 starts a simulated cluster, writes a kubeconfig for it, prints one line containing ``ready``
 and the server URL once the API answers, and serves until SIGINT or SIGTERM (exit status 0).
@@ -26,9 +26,9 @@ EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "cluster.yaml"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_k8s_jobs.testing",
-        description="A simulated Kubernetes cluster that the kubernetes clients (and so Airflow "
-        "and this provider) can talk to without a real cluster.",
+        prog="python -m simulated_k8s_cluster",
+        description="A simulated Kubernetes cluster that real clients (kubectl, the kubernetes "
+        "Python clients, Airflow) talk to without a real cluster.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser(

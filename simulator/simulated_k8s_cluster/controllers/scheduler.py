@@ -44,7 +44,7 @@ from ..placement import (
 from ..resources import NODES, PODS
 from ..state import ClusterState
 
-log = logging.getLogger("airflow_k8s_jobs.testing")
+log = logging.getLogger("simulated_k8s_cluster")
 
 Obj = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """A node agent: the simulated cluster's nodes, kubelet and cluster autoscaler, for any API server.
 
-    python -m airflow_k8s_jobs.testing.nodeagent --kubeconfig KUBECONFIG [--config CLUSTER.yaml]
+    python -m simulated_k8s_cluster.nodeagent --kubeconfig KUBECONFIG [--config CLUSTER.yaml]
 
 It is a client of the API server (a kubeconfig with a bearer token or a client certificate) and
 does what the kubelets of the configured node pools and the cluster autoscaler would do:
@@ -74,7 +74,7 @@ from .state import ClusterState
 from .store import Store
 from .tls import self_signed
 
-log = logging.getLogger("airflow_k8s_jobs.testing.nodeagent")
+log = logging.getLogger("simulated_k8s_cluster.nodeagent")
 
 Obj = dict[str, Any]
 
@@ -816,7 +816,7 @@ class NodeAgent:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_k8s_jobs.testing.nodeagent",
+        prog="python -m simulated_k8s_cluster.nodeagent",
         description="Register the configured node pools' nodes with an API server and run "
         "their pods by the simulated cluster's behaviour rules.",
     )

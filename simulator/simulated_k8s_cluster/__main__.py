@@ -1,4 +1,4 @@
-"""``python -m airflow_k8s_jobs.testing``: see :mod:`airflow_k8s_jobs.testing.cli`."""
+"""``python -m simulated_k8s_cluster``: see :mod:`simulated_k8s_cluster.cli`."""
 
 from __future__ import annotations
 

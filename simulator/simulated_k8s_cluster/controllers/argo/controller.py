@@ -32,7 +32,7 @@ from .names import COMPLETED_LABEL, PHASE_LABEL, fnv32a
 from .nodes import Nodes, fulfilled, update_progress
 from .workflow import FINISHED, mark_phase, operate
 
-log = logging.getLogger("airflow_k8s_jobs.testing")
+log = logging.getLogger("simulated_k8s_cluster")
 
 Obj = dict[str, Any]
 

@@ -34,7 +34,7 @@ from .selectors import object_filter, parse_field_selector, parse_label_selector
 from .state import ClusterState
 from .store import ResourceVersionTooOld
 
-log = logging.getLogger("airflow_k8s_jobs.testing")
+log = logging.getLogger("simulated_k8s_cluster")
 
 Obj = dict[str, Any]
 _NAMESPACE_SUBRESOURCES = {"status", "finalize"}
@@ -638,10 +638,10 @@ class ApiServer:
         """Drop unknown fields; ``fieldValidation=Strict`` rejects them instead."""
         if resource.custom:
             return None
-        model = schema.model_for_kind(resource.api_version, resource.kind)
-        if model is None:
+        definition = schema.kind_definition(resource.api_version, resource.kind)
+        if definition is None:
             return None
-        unknown = schema.prune_unknown(obj, model)
+        unknown = schema.prune(obj, definition)
         if not unknown:
             return None
         mode = request.query.get("fieldValidation", "Warn")

@@ -51,7 +51,7 @@ from ..config import ConfigError
 from ..resources import CONFIGMAPS, NODES, PODS, SECRETS, ApiError, not_found
 from ..state import ClusterState
 
-log = logging.getLogger("airflow_k8s_jobs.testing")
+log = logging.getLogger("simulated_k8s_cluster")
 
 Obj = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""``python -m airflow_k8s_jobs.demo`` (what ``make demo`` runs): the example DAGs, for real.
+"""``python scripts/demo.py`` (what ``make demo`` runs): the example DAGs, for real.
 
 Starts a simulated GKE-like cluster (a CPU pool, a GPU pool that scales from zero and is
 tainted like GKE's GPU nodes, Kueue with a LocalQueue ``team-a-queue`` in ``batch``), points an
@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from .manifests.names import DAG_ID, MAP_INDEX, TASK_ID, label_value
-from .testing import SimulatedCluster
+from airflow_k8s_jobs.manifests.names import DAG_ID, MAP_INDEX, TASK_ID, label_value
+from simulated_k8s_cluster import SimulatedCluster
 
 NAMESPACE = "batch"
 CONN_ID = "gke_batch"
@@ -861,7 +861,7 @@ def default_dags_folder() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_k8s_jobs.demo",
+        prog="python scripts/demo.py",
         description="Run the example DAGs with real Airflow against a simulated GKE cluster.",
     )
     parser.add_argument(

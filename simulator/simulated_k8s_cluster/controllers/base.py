@@ -10,7 +10,7 @@ from typing import Protocol
 from ..clock import SimClock
 from ..store import Store
 
-log = logging.getLogger("airflow_k8s_jobs.testing")
+log = logging.getLogger("simulated_k8s_cluster")
 
 
 class Controller(Protocol):

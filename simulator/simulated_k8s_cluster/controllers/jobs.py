@@ -36,7 +36,7 @@ from ..admission import admit_create, generate_name
 from ..resources import JOBS, PODS, ApiError
 from ..state import ClusterState
 
-log = logging.getLogger("airflow_k8s_jobs.testing")
+log = logging.getLogger("simulated_k8s_cluster")
 
 Obj = dict[str, Any]
 
