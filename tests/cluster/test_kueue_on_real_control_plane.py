@@ -59,6 +59,32 @@ BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
 GROUP = "kueue.x-k8s.io"
 DAG_ID_LABEL = "airflow-k8s-jobs.io/dag-id"
 DAG_RUN_TIMEOUT = 420
+COHORT = "research"
+# Two ClusterQueues sharing a cohort: team-b may borrow up to 2 CPUs past its 2; team-c lends at
+# most 3 of its 4 (it keeps 1 for itself).
+COHORT_QUEUES = {"team-b": ("2", {"borrowingLimit": "2"}), "team-c": ("4", {"lendingLimit": "3"})}
+
+
+def cohort_cluster_queue(name: str, cpu: str, limits: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "cohort": COHORT,
+        "resourceGroups": [
+            {
+                "coveredResources": ["cpu", "memory"],
+                "flavors": [
+                    {
+                        "name": FLAVOR,
+                        "resources": [
+                            {"name": "cpu", "nominalQuota": cpu, **limits},
+                            {"name": "memory", "nominalQuota": "16Gi"},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
 
 CONFIG: dict[str, Any] = {
     "timeScale": 1,
@@ -96,10 +122,18 @@ CONFIG: dict[str, Any] = {
                         ],
                     }
                 ],
-            }
+            },
+            *(
+                cohort_cluster_queue(name, cpu, limits)
+                for name, (cpu, limits) in COHORT_QUEUES.items()
+            ),
         ],
         "localQueues": [
-            {"namespace": NAMESPACE, "name": LOCAL_QUEUE, "clusterQueue": CLUSTER_QUEUE}
+            {"namespace": NAMESPACE, "name": LOCAL_QUEUE, "clusterQueue": CLUSTER_QUEUE},
+            *(
+                {"namespace": NAMESPACE, "name": f"{name}-queue", "clusterQueue": name}
+                for name in COHORT_QUEUES
+            ),
         ],
     },
 }
@@ -191,9 +225,9 @@ class Kube:
         items = self.workloads(job_uid, version)
         return items[0] if items else None
 
-    def cluster_queue(self) -> dict[str, Any]:
+    def cluster_queue(self, name: str = CLUSTER_QUEUE) -> dict[str, Any]:
         found: dict[str, Any] = self.custom.get_cluster_custom_object(
-            GROUP, "v1beta1", "clusterqueues", CLUSTER_QUEUE
+            GROUP, "v1beta1", "clusterqueues", name
         )
         return found
 
@@ -643,6 +677,108 @@ def test_the_simulated_kueue_says_what_the_real_one_says(kube: Kube) -> None:
         "events"
     ]
     assert real["ClusterQueue"]["pendingWorkloads"] == 2
+    differences = {
+        key: {"simulated": sim.get(key), "real": value}
+        for key, value in real.items()
+        if sim.get(key) != value
+    }
+    assert not differences, json.dumps(differences, indent=1, default=str)
+
+
+# --- (g) a cohort: borrowing and lending limits, judged by Kueue itself -----------------------
+
+
+def observe_borrowing(kube: Kube) -> dict[str, Any]:
+    """In the cohort: team-b borrows 1 CPU for a 3-CPU Job; team-c runs a 2-CPU Job within its
+    own quota; then team-b's 2-CPU Job finds only 1 CPU left to borrow, and its 5-CPU Job is
+    over what it could ever borrow. What Kueue made of each, and both queues' status."""
+    steps = [
+        ("borrower", "team-b", "3", True),
+        ("lender", "team-c", "2", True),
+        ("short", "team-b", "2", False),
+        ("over-limit", "team-b", "5", False),
+    ]
+    uids: dict[str, str] = {}
+    try:
+        for name, queue, cpu, admitted in steps:
+            job = job_manifest(name, {"cpu": cpu}, seconds=3600, queue=f"{queue}-queue")
+            uid = uids[name] = kube.create_job(job)["metadata"]["uid"]
+            wait_for(
+                f"{name}'s Workload to be {'admitted' if admitted else 'pending'}",
+                lambda uid=uid, admitted=admitted: (
+                    is_true(kube.workload(uid), "Admitted")
+                    if admitted
+                    else condition(kube.workload(uid), "QuotaReserved").get("reason") == "Pending"
+                ),
+                60,
+            )
+        wait_for(
+            "team-b to count one admitted and two pending Workloads",
+            lambda: (
+                (status := kube.cluster_queue("team-b").get("status") or {}).get("pendingWorkloads")
+                == 2
+                and status.get("admittedWorkloads") == 1
+            ),
+            60,
+        )
+        wait_for(  # Kueue updates a ClusterQueue's status some time after its Workloads'
+            "team-c to count its admitted Workload",
+            lambda: (
+                (kube.cluster_queue("team-c").get("status") or {}).get("admittedWorkloads") == 1
+            ),
+            60,
+        )
+        seen: dict[str, Any] = {}
+        for name, uid in uids.items():
+            workload = kube.workload(uid) or {}
+            status = workload.get("status") or {}
+            seen[name] = {
+                "conditions": sorted(
+                    (c["type"], c["status"], c["reason"], c["message"])
+                    for c in status.get("conditions") or []
+                ),
+                "admission": status.get("admission"),
+            }
+        for queue in COHORT_QUEUES:
+            status = kube.cluster_queue(queue).get("status") or {}
+            seen[queue] = {
+                key: status.get(key)
+                for key in (
+                    "pendingWorkloads",
+                    "reservingWorkloads",
+                    "admittedWorkloads",
+                    "flavorsReservation",
+                    "flavorsUsage",
+                )
+            }
+        return seen
+    finally:
+        for name in uids:
+            kube.delete_job(name)
+        wait_for(
+            "the Workloads to be gone",
+            lambda: all(kube.workload(uid) is None for uid in uids.values()),
+            60,
+        )
+
+
+def test_cohort_borrowing_in_the_simulated_kueue_is_kueues(kube: Kube) -> None:
+    from simulated_k8s_cluster import SimulatedCluster
+
+    real = observe_borrowing(kube)
+    # What Kueue itself says, so that the comparison below compares something.
+    cpu = {r["name"]: r for r in real["team-b"]["flavorsReservation"][0]["resources"]}["cpu"]
+    assert (cpu["total"], cpu["borrowed"]) == ("3", "1")
+    assert ("QuotaReserved", "False", "Pending", "couldn't assign flavors to pod set main: "
+            "insufficient unused quota for cpu in flavor default, 1 more needed") in real["short"][
+        "conditions"
+    ]  # fmt: skip
+    with SimulatedCluster(CONFIG) as simulated:
+        api = simulated.sync_api_client()
+        try:
+            sim = observe_borrowing(Kube(api))
+        finally:
+            api.close()
     differences = {
         key: {"simulated": sim.get(key), "real": value}
         for key, value in real.items()

@@ -551,6 +551,17 @@ def test_kueue_config_errors_name_the_key() -> None:
         )
     with pytest.raises(ConfigError, match="unknown keys"):
         ClusterConfig.from_dict({"kueue": {"queues": []}})
+    bad_limit = cohort_queue("cq", "2", borrowingLimit="lots")
+    with pytest.raises(
+        ConfigError,
+        match=r"clusterQueues\[0\].resourceGroups\[0\].flavors\[0\].resources\[0\]"
+        r".borrowingLimit must be a quantity, got 'lots'",
+    ):
+        ClusterConfig.from_dict({"kueue": {"clusterQueues": [bad_limit]}})
+    with pytest.raises(ConfigError, match=r"clusterQueues\[0\].cohort must be a cohort name"):
+        ClusterConfig.from_dict(
+            {"kueue": {"clusterQueues": [{**cohort_queue("cq", "2"), "cohort": 7}]}}
+        )
 
 
 def test_quantity_strings() -> None:
@@ -643,3 +654,159 @@ def test_flavor_node_labels_go_to_the_node_selector(
         return not job.spec.suspend and job.spec.template.spec.node_selector
 
     assert simulated_cluster.wait_for(selector) == {"cloud.google.com/gke-nodepool": "default"}
+
+
+# --- cohorts -------------------------------------------------------------------------------------
+
+
+def cohort_queue(
+    name: str,
+    cpu: str,
+    cohort: str = "research",
+    flavors: tuple[str, ...] = ("default",),
+    **kw: Any,
+) -> dict[str, Any]:
+    limits = {k: v for k, v in kw.items() if k in ("borrowingLimit", "lendingLimit")}
+    spec: dict[str, Any] = {
+        "name": name,
+        "namespaceSelector": {},
+        "resourceGroups": [
+            {
+                "coveredResources": ["cpu", "memory"],
+                "flavors": [
+                    {
+                        "name": f,
+                        "resources": [
+                            {"name": "cpu", "nominalQuota": cpu, **limits},
+                            {"name": "memory", "nominalQuota": "64Gi"},
+                        ],
+                    }
+                    for f in flavors
+                ],
+            }
+        ],
+    }
+    if cohort:
+        spec["cohort"] = cohort
+    if "whenCanBorrow" in kw:
+        spec["flavorFungibility"] = {"whenCanBorrow": kw["whenCanBorrow"]}
+    return spec
+
+
+COHORT_CLUSTER = {
+    **CLUSTER,
+    "nodePools": [
+        {"name": "default", "nodes": 2, "capacity": {"cpu": "16", "memory": "64Gi"}},
+    ],
+    "kueue": {
+        "clusterQueues": [
+            cohort_queue("team-b", "2", borrowingLimit="2"),
+            cohort_queue("team-c", "4", lendingLimit="3"),
+            cohort_queue("loner", "4", cohort=""),
+        ],
+        "localQueues": [
+            {"namespace": NS, "name": f"{q}-queue", "clusterQueue": q}
+            for q in ("team-b", "team-c", "loner")
+        ],
+    },
+}
+
+
+def cpu_reservation(custom: kubernetes.client.CustomObjectsApi, queue: str) -> dict[str, str]:
+    status = custom.get_cluster_custom_object(GROUP, VERSION, "clusterqueues", queue)["status"]
+    (cpu,) = [r for r in status["flavorsReservation"][0]["resources"] if r["name"] == "cpu"]
+    return {"total": cpu["total"], "borrowed": cpu["borrowed"]}
+
+
+def pending_message(cluster: SimulatedCluster, custom: Any, job: Any) -> str:
+    workload = wait_workload(cluster, custom, job, "QuotaReserved", "False")
+    return str(conditions(workload)["QuotaReserved"]["message"])
+
+
+@pytest.mark.simulated_cluster(COHORT_CLUSTER)
+def test_a_queue_borrows_unused_quota_from_its_cohort_within_its_limits(
+    simulated_cluster: SimulatedCluster,
+    batch: kubernetes.client.BatchV1Api,
+    custom: kubernetes.client.CustomObjectsApi,
+) -> None:
+    # team-b (2 CPUs, may borrow 2) takes 3: 1 borrowed from team-c, which lends at most 3 of 4.
+    borrower = batch.create_namespaced_job(NS, job_body("borrower", "team-b-queue", "3", 600))
+    wait_workload(simulated_cluster, custom, borrower, "Admitted")
+    simulated_cluster.wait_for(
+        lambda: cpu_reservation(custom, "team-b") == {"total": "3", "borrowed": "1"},
+        message="team-b to report 1 CPU borrowed",
+    )
+    # team-c runs 2 within its own quota; the cohort has 5 CPUs to share (2 + 3), 4 in use now.
+    lender = batch.create_namespaced_job(NS, job_body("lender", "team-c-queue", "2", 600))
+    wait_workload(simulated_cluster, custom, lender, "Admitted")
+    short = batch.create_namespaced_job(NS, job_body("short", "team-b-queue", "2", 600))
+    assert pending_message(simulated_cluster, custom, short) == (
+        "couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor "
+        "default, 1 more needed"
+    )
+    # 5 CPUs is past team-b's nominal 2 plus its borrowing limit 2: never admissible.
+    over = batch.create_namespaced_job(NS, job_body("over", "team-b-queue", "5", 600))
+    assert pending_message(simulated_cluster, custom, over) == (
+        "couldn't assign flavors to pod set main: insufficient quota for cpu in flavor default, "
+        "previously considered podsets requests (0) + current podset request (5) > maximum "
+        "capacity (4)"
+    )
+    # A queue outside any cohort reports nothing borrowed and cannot borrow.
+    alone = batch.create_namespaced_job(NS, job_body("alone", "loner-queue", "5", 600))
+    assert "maximum capacity (4)" in pending_message(simulated_cluster, custom, alone)
+    # When the borrower finishes, the cohort's quota comes back and the short Job is admitted.
+    batch.delete_namespaced_job("borrower", NS, propagation_policy="Background")
+    wait_workload(simulated_cluster, custom, short, "Admitted")
+    assert cpu_reservation(custom, "team-b") == {"total": "2", "borrowed": "0"}
+
+
+@pytest.mark.simulated_cluster(COHORT_CLUSTER)
+def test_lending_limit_keeps_part_of_the_quota_for_its_own_queue(
+    simulated_cluster: SimulatedCluster,
+    batch: kubernetes.client.BatchV1Api,
+    custom: kubernetes.client.CustomObjectsApi,
+) -> None:
+    # team-b may borrow 2, and team-c lends 3: team-b takes 4, team-c still has its own 1 + 1.
+    first = batch.create_namespaced_job(NS, job_body("first", "team-b-queue", "4", 600))
+    wait_workload(simulated_cluster, custom, first, "Admitted")
+    kept = batch.create_namespaced_job(NS, job_body("kept", "team-c-queue", "2", 600))
+    wait_workload(simulated_cluster, custom, kept, "Admitted")
+    third = batch.create_namespaced_job(NS, job_body("third", "team-c-queue", "1", 600))
+    assert pending_message(simulated_cluster, custom, third).endswith(
+        "insufficient unused quota for cpu in flavor default, 1 more needed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("when_can_borrow", "flavor"), [("MayStopSearch", "a"), ("TryNextFlavor", "b")]
+)
+def test_flavor_fungibility_decides_between_borrowing_and_the_next_flavor(
+    when_can_borrow: str, flavor: str
+) -> None:
+    config = {
+        **COHORT_CLUSTER,
+        "kueue": {
+            "clusterQueues": [
+                cohort_queue("picky", "1", flavors=("a", "b"), whenCanBorrow=when_can_borrow),
+                cohort_queue("rich", "4", flavors=("a",)),
+            ],
+            "localQueues": [{"namespace": NS, "name": "picky-queue", "clusterQueue": "picky"}],
+        },
+    }
+    with SimulatedCluster(config) as cluster:
+        api = cluster.sync_api_client()
+        try:
+            batch, custom = (
+                kubernetes.client.BatchV1Api(api),
+                kubernetes.client.CustomObjectsApi(api),
+            )
+            # Once the filler holds flavor a's own CPU, the Job fits flavor a only by borrowing
+            # from "rich", and flavor b on picky's own quota.
+            filler = batch.create_namespaced_job(NS, job_body("filler", "picky-queue", "1", 600))
+            wait_workload(cluster, custom, filler, "Admitted")
+            job = batch.create_namespaced_job(NS, job_body("job", "picky-queue", "1", 600))
+            workload = wait_workload(cluster, custom, job, "Admitted")
+            assignment = workload["status"]["admission"]["podSetAssignments"][0]
+            assert assignment["flavors"]["cpu"] == flavor
+        finally:
+            api.close()

@@ -1,8 +1,8 @@
 """Kueue (``kueue.x-k8s.io/v1beta1``) in the simulated cluster: queues, quota, Workloads.
 
 Modelled on Kueue's batch/Job integration (``pkg/controller/jobframework``, the Job webhook,
-the workload controller, the scheduler and its flavor assigner), reduced to one cluster without
-cohorts, borrowing, preemption or admission checks:
+the workload controller, the scheduler and its flavor assigner), reduced to one cluster with
+flat cohorts (borrowing and lending limits) but no preemption or admission checks:
 
 * **webhook**: a Job created with the label ``kueue.x-k8s.io/queue-name`` is created suspended
   (the mutating webhook ``mjob.kb.io`` runs on CREATE only);
@@ -16,7 +16,11 @@ cohorts, borrowing, preemption or admission checks:
   (reason ``Succeeded`` / ``Failed``, the Job condition's message) when the Job finishes;
 * **admission**: Workloads are considered per ClusterQueue in creation order (``StrictFIFO``:
   a Workload that does not fit blocks the ones behind it; ``BestEffortFIFO``, Kueue's default,
-  lets them pass). A missing LocalQueue or ClusterQueue, or an inactive ClusterQueue, makes the
+  lets them pass). ClusterQueues that name the same ``cohort`` lend each other their unused
+  nominal quota (Kueue's ``available`` / ``potentialAvailable`` over a one-level cohort tree,
+  bounded by ``borrowingLimit`` and ``lendingLimit``); ``flavorFungibility.whenCanBorrow:
+  TryNextFlavor`` prefers a later flavor that fits without borrowing. A missing LocalQueue or
+  ClusterQueue, or an inactive ClusterQueue, makes the
   Workload ``Inadmissible``; a namespace outside the ClusterQueue's ``namespaceSelector`` or
   quota that does not fit keeps it ``Pending`` with the flavor assigner's message
   (``couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor
@@ -35,7 +39,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -77,6 +81,8 @@ PENDING = "Pending"
 
 MAX_WORKLOAD_NAME = 253
 HASH_LENGTH = 5
+
+QUOTA_LIMITS = ("borrowingLimit", "lendingLimit")
 
 CQ_READY_MESSAGE = "Can admit new workloads"
 LQ_READY_MESSAGE = "Can submit new workloads to localQueue"
@@ -132,13 +138,18 @@ def check_config(value: Any, where: str = "kueue") -> dict[str, list[Obj]]:
                     rat = f"{fat}.resources[{m}]"
                     if not isinstance(res, dict) or not res.get("name"):
                         raise ConfigError(f"{rat} needs a name")
-                    try:
-                        quantity(res.get("nominalQuota"))
-                    except (ValueError, TypeError, ArithmeticError) as exc:
-                        raise ConfigError(
-                            f"{rat}.nominalQuota must be a quantity, got "
-                            f"{res.get('nominalQuota')!r}"
-                        ) from exc
+                    for key in ("nominalQuota", *QUOTA_LIMITS):
+                        if key != "nominalQuota" and res.get(key) is None:
+                            continue
+                        try:
+                            quantity(res.get(key))
+                        except (ValueError, TypeError, ArithmeticError) as exc:
+                            raise ConfigError(
+                                f"{rat}.{key} must be a quantity, got {res.get(key)!r}"
+                            ) from exc
+        cohort = cq.get("cohort")
+        if cohort is not None and (not isinstance(cohort, str) or not cohort):
+            raise ConfigError(f"{at}.cohort must be a cohort name, got {cohort!r}")
         strategy = cq.get("queueingStrategy", "BestEffortFIFO")
         if strategy not in ("StrictFIFO", "BestEffortFIFO"):
             raise ConfigError(
@@ -184,7 +195,9 @@ def objects_from_config(section: Any) -> list[tuple[ResourceType, Obj]]:
         for group in spec.get("resourceGroups") or []:
             for flavor in group["flavors"]:
                 for res in flavor.get("resources") or []:
-                    res["nominalQuota"] = _quantity_text(res.get("nominalQuota"))
+                    for key in ("nominalQuota", *QUOTA_LIMITS):
+                        if key == "nominalQuota" or res.get(key) is not None:
+                            res[key] = _quantity_text(res.get(key))
         out.append((CLUSTER_QUEUES, {"metadata": {"name": cq["name"]}, "spec": spec}))
     for lq in config["localQueues"]:
         out.append(
@@ -328,11 +341,100 @@ class _Queue:
     def groups(self) -> list[Obj]:
         return list((self.obj.get("spec") or {}).get("resourceGroups") or [])
 
-    def nominal(self, flavor: Obj, resource: str) -> int:
-        for res in flavor.get("resources") or []:
-            if res.get("name") == resource:
-                return _amount(resource, quantity(res.get("nominalQuota", 0)))
-        return 0
+    @property
+    def cohort(self) -> str:
+        return str((self.obj.get("spec") or {}).get("cohort") or "")
+
+    @property
+    def try_next_flavor_when_borrowing(self) -> bool:
+        fungibility = (self.obj.get("spec") or {}).get("flavorFungibility") or {}
+        return bool(fungibility.get("whenCanBorrow") == "TryNextFlavor")
+
+    def quota(self, flavor_name: str, resource: str) -> _Quota:
+        """The quota of one (flavor, resource); zero where the queue does not list it."""
+        for group in self.groups():
+            if resource not in (group.get("coveredResources") or []):
+                continue
+            for flavor in group.get("flavors") or []:
+                if flavor.get("name") != flavor_name:
+                    continue
+                for res in flavor.get("resources") or []:
+                    if res.get("name") == resource:
+                        return _Quota.of(resource, res)
+        return _Quota(0)
+
+    def flavor_resources(self) -> set[tuple[str, str]]:
+        return {
+            (flavor.get("name", ""), resource)
+            for group in self.groups()
+            for flavor in group.get("flavors") or []
+            for resource in group.get("coveredResources") or []
+        }
+
+
+@dataclass(frozen=True)
+class _Quota:
+    nominal: int
+    borrowing_limit: int | None = None
+    lending_limit: int | None = None
+
+    @classmethod
+    def of(cls, resource: str, res: Obj) -> _Quota:
+        def amount(key: str) -> int | None:
+            value = res.get(key)
+            return None if value is None else _amount(resource, quantity(value))
+
+        return cls(amount("nominalQuota") or 0, amount("borrowingLimit"), amount("lendingLimit"))
+
+    @property
+    def local(self) -> int:
+        """What the queue keeps for itself: never lent to its cohort."""
+        if self.lending_limit is None:
+            return 0
+        return max(0, self.nominal - self.lending_limit)
+
+
+class _Cohorts:
+    """Kueue's quota arithmetic over cohorts one level deep (``pkg/cache/scheduler``'s
+    ``available`` and ``potentialAvailable``; a cohort has no quota of its own)."""
+
+    def __init__(self, queues: Iterable[_Queue]) -> None:
+        self.members: dict[str, list[_Queue]] = {}
+        for queue in queues:
+            if queue.cohort:
+                self.members.setdefault(queue.cohort, []).append(queue)
+
+    def _cohort_quota_and_usage(self, cohort: str, key: tuple[str, str]) -> tuple[int, int]:
+        quota = usage = 0
+        for member in self.members.get(cohort, []):
+            q = member.quota(*key)
+            quota += q.nominal - q.local
+            usage += max(0, member.usage.get(key, 0) - q.local)
+        return quota, usage
+
+    def available(self, queue: _Queue, key: tuple[str, str]) -> int:
+        """How much more of (flavor, resource) the queue can take now, borrowing included."""
+        q, used = queue.quota(*key), queue.usage.get(key, 0)
+        if not queue.cohort:
+            return q.nominal - used
+        cohort_quota, cohort_usage = self._cohort_quota_and_usage(queue.cohort, key)
+        from_cohort = cohort_quota - cohort_usage
+        if q.borrowing_limit is not None:
+            stored = q.nominal - q.local
+            used_in_cohort = max(0, used - q.local)
+            from_cohort = min(stored - used_in_cohort + q.borrowing_limit, from_cohort)
+        return max(0, q.local - used) + from_cohort
+
+    def potential(self, queue: _Queue, key: tuple[str, str]) -> int:
+        """The most the queue could ever hold of (flavor, resource), with nothing in use."""
+        q = queue.quota(*key)
+        if not queue.cohort:
+            return q.nominal
+        cohort_quota, _ = self._cohort_quota_and_usage(queue.cohort, key)
+        most = q.local + cohort_quota
+        if q.borrowing_limit is not None:
+            most = min(q.nominal + q.borrowing_limit, most)
+        return most
 
 
 @dataclass
@@ -340,6 +442,7 @@ class _Assignment:
     flavors: dict[str, str] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    borrows: bool = False
 
     @property
     def fits(self) -> bool:
@@ -632,6 +735,7 @@ class KueueController:
 
     def _try_admit(self, workload: Obj, queues: dict[str, _Queue]) -> None:
         store = self.state.store
+        cohorts = _Cohorts(queues.values())
         meta = workload["metadata"]
         queue_name = (workload.get("spec") or {}).get("queueName") or ""
         lq = store.peek(LOCAL_QUEUES, meta["namespace"], queue_name) if queue_name else None
@@ -662,7 +766,7 @@ class KueueController:
         reasons_by_pod_set: list[str] = []
         assumed: dict[tuple[str, str], int] = {}
         for pod_set in (workload.get("spec") or {}).get("podSets") or []:
-            assignment = self._assign_flavors(queue, pod_set, assumed)
+            assignment = self._assign_flavors(queue, pod_set, assumed, cohorts)
             if not assignment.fits:
                 reasons = ", ".join(sorted(assignment.reasons))
                 reasons_by_pod_set.append(
@@ -693,11 +797,17 @@ class KueueController:
         self._reserve(workload, queue, assignments)
 
     def _assign_flavors(
-        self, queue: _Queue, pod_set: Obj, assumed: dict[tuple[str, str], int] | None = None
+        self,
+        queue: _Queue,
+        pod_set: Obj,
+        assumed: dict[tuple[str, str], int] | None = None,
+        cohorts: _Cohorts | None = None,
     ) -> _Assignment:
-        """The flavor assigner for one pod set, without borrowing or preemption; ``assumed``
-        is what the workload's earlier pod sets take of each (flavor, resource)."""
+        """The flavor assigner for one pod set, with borrowing from the queue's cohort but
+        without preemption; ``assumed`` is what the workload's earlier pod sets take of each
+        (flavor, resource)."""
         assumed = assumed or {}
+        cohorts = cohorts or _Cohorts([queue])
         template = pod_set.get("template") or {}
         pod_spec = template.get("spec") or {}
         count = int(pod_set.get("count", 1))
@@ -724,6 +834,7 @@ class KueueController:
                 for key in (self._flavor_spec(flavor.get("name")).get("nodeLabels") or {})
             }
             chosen: str | None = None
+            borrowing_candidate: str | None = None
             for flavor in group.get("flavors") or []:
                 flavor_name = flavor.get("name", "")
                 labels = self._flavor_spec(flavor_name).get("nodeLabels") or {}
@@ -733,30 +844,42 @@ class KueueController:
                 ):
                     result.reasons.append(f"flavor {flavor_name} doesn't match node affinity")
                     continue
-                fits = True
+                fits, borrows = True, False
                 for res in covered:
-                    before = assumed.get((flavor_name, res), 0)
+                    key = (flavor_name, res)
+                    before = assumed.get(key, 0)
                     val = before + requests[res]
-                    nominal = queue.nominal(flavor, res)
-                    available = nominal - queue.usage.get((flavor_name, res), 0)
-                    if val > nominal:
+                    most = cohorts.potential(queue, key)
+                    if val > most:
                         result.reasons.append(
                             f"insufficient quota for {res} in flavor {flavor_name}, previously "
                             f"considered podsets requests ({quantity_string(res, before)}) + "
                             f"current podset request ({quantity_string(res, requests[res])}) > "
-                            f"maximum capacity ({quantity_string(res, nominal)})"
+                            f"maximum capacity ({quantity_string(res, most)})"
                         )
                         fits = False
                         break
+                    available = cohorts.available(queue, key)
                     if val > available:
                         result.reasons.append(
                             f"insufficient unused quota for {res} in flavor {flavor_name}, "
                             f"{quantity_string(res, val - available)} more needed"
                         )
                         fits = False
-                if fits:
+                    elif val + queue.usage.get(key, 0) > queue.quota(*key).nominal:
+                        borrows = True
+                if not fits:
+                    continue
+                if not borrows:
                     chosen = flavor_name
                     break
+                if borrowing_candidate is None:
+                    borrowing_candidate = flavor_name
+                if not queue.try_next_flavor_when_borrowing:
+                    break
+            if chosen is None and borrowing_candidate is not None:
+                chosen = borrowing_candidate
+                result.borrows = True
             if chosen is None:
                 return result
             for res in covered:
@@ -870,7 +993,9 @@ class KueueController:
             counts = cq_counts.get(name, {})
             for kind in ("pendingWorkloads", "reservingWorkloads", "admittedWorkloads"):
                 status[kind] = counts.get(kind, 0)
-            reserved = self._flavor_usage(queue.groups(), queue.usage)
+            reserved = self._flavor_usage(
+                queue.groups(), queue.usage, nominal=queue.quota if queue.cohort else None
+            )
             status["flavorsReservation"] = reserved
             status["flavorsUsage"] = copy.deepcopy(reserved)
             if queue.active:
@@ -918,17 +1043,24 @@ class KueueController:
 
     @staticmethod
     def _flavor_usage(
-        groups: Iterable[Obj], usage: dict[tuple[str, str], int], borrowed: bool = True
+        groups: Iterable[Obj],
+        usage: dict[tuple[str, str], int],
+        borrowed: bool = True,
+        nominal: Callable[[str, str], _Quota] | None = None,
     ) -> list[Obj]:
+        """Usage per flavor and resource, as Kueue reports it; a ClusterQueue's ``borrowed`` is
+        what it uses past its nominal quota when it is in a cohort (``nominal``), else ``0``."""
         out: list[Obj] = []
         for group in groups:
             for flavor in group.get("flavors") or []:
                 name = flavor.get("name", "")
                 resources: list[Obj] = []
                 for res in group.get("coveredResources") or []:
-                    entry = {"name": res, "total": quantity_string(res, usage.get((name, res), 0))}
+                    used = usage.get((name, res), 0)
+                    entry = {"name": res, "total": quantity_string(res, used)}
                     if borrowed:
-                        entry["borrowed"] = "0"
+                        over = used - nominal(name, res).nominal if nominal else 0
+                        entry["borrowed"] = quantity_string(res, max(0, over))
                     resources.append(entry)
                 out.append({"name": name, "resources": resources})
         return out
