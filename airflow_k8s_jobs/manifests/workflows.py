@@ -277,7 +277,12 @@ _RAW_OPEN = "{% raw %}"
 _RAW_CLOSE = "{% endraw %}"
 _RAW_START = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
 _RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
-_JINJA_OPEN = re.compile(r"\{\{|\{%|\$\{#")
+_JINJA_OPEN = re.compile(r"\{\{|\{%|\$\{#|\{#")
+_JINJA_STATEMENT = re.compile(
+    r"\{%[-+]?\s*(?:if|elif|else|endif|for|endfor|set|endset|macro|endmacro|call|endcall|"
+    r"filter|endfilter|with|endwith|block|endblock|include|import|from|extends|autoescape|"
+    r"endautoescape|do|break|continue|trans|pluralize|endtrans)(?![A-Za-z0-9_])"
+)
 _IDENTIFIER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 
@@ -291,8 +296,12 @@ def protect_argo_expressions(text: str) -> str:
     gives the Argo expressions back byte for byte, while Airflow's own expressions
     (``{{ ds }}``, ``{{ params.max }}``, ``{% if %}`` blocks) still render. Text already inside a
     ``{% raw %}`` block and whole Jinja tags (including string literals such as
-    ``{{ '{{inputs.x}}' }}``) are left as they are, so protecting twice changes nothing. A
-    shell ``${#var}`` is protected too: Jinja would read its ``{#`` as a comment.
+    ``{{ '{{inputs.x}}' }}``) are left as they are, so protecting twice changes nothing.
+
+    What only looks like Jinja is protected too, so a valid Workflow is submitted as written: a
+    shell ``${#var}``; a ``{#`` that no ``#}`` closes (an expr-lang closure such as
+    ``filter(data, {# endsWith "main.log"})``); a ``{%`` that does not start a Jinja statement
+    (``printf "{%s}"``). A ``{# … #}`` comment and ``{% if %}`` blocks stay Jinja's.
     """
     out: list[str] = []
     pos = 0
@@ -307,13 +316,26 @@ def protect_argo_expressions(text: str) -> str:
             out.append(f"{_RAW_OPEN}{{#{_RAW_CLOSE}")
             pos = start + 3
             continue
+        if token == "{#":
+            close = text.find("#}", start + 2)
+            if close < 0:  # not a comment Jinja could end: literal text
+                out.append(f"{text[pos:start]}{_RAW_OPEN}{{#{_RAW_CLOSE}")
+                pos = start + 2
+            else:
+                out.append(text[pos : close + 2])
+                pos = close + 2
+            continue
         if token == "{%":
             raw = _RAW_START.match(text, start)
             if raw is not None:
                 end = _RAW_END.search(text, raw.end())
                 stop = end.end() if end is not None else len(text)
-            else:
+            elif _JINJA_STATEMENT.match(text, start):
                 stop = _jinja_tag_end(text, start + 2, "%}")
+            else:  # "{%s}" and the like: not a Jinja statement
+                out.append(f"{text[pos:start]}{_RAW_OPEN}{{%{_RAW_CLOSE}")
+                pos = start + 2
+                continue
             out.append(text[pos:stop])
             pos = stop
             continue

@@ -1103,6 +1103,31 @@ def test_shell_length_expansion_is_not_a_jinja_comment() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # expr-lang closures in a data template's transformation, outside any {{ }}
+        '- expression: "filter(data, {# endsWith \\"main.log\\"})"',
+        "- expression: \"map(data, {#.size})\"\n- expression: 'all(data, {# > 0})'",
+        # printf formats and other "{%" that start no Jinja statement
+        'args: ["printf \'{%s}\\n\' x", "date +{%Y}"]',
+        "cmd: awk '{%d}' {{inputs.parameters.x}}",
+    ],
+)
+def test_what_only_looks_like_jinja_is_submitted_as_written(text: str) -> None:
+    assert render(text, **AIRFLOW_CONTEXT) == text
+    once = protect_argo_expressions(text)
+    assert protect_argo_expressions(once) == once
+
+
+def test_jinja_comments_and_statements_stay_jinjas() -> None:
+    text = (
+        "a: 1 {# a comment, {{ ds }} inside #}\n"
+        "b: {%- if params.max > 2 %}big{% endif %} {# two\nlines #}c: {{ ds }} {#x}"
+    )
+    assert render(text, **AIRFLOW_CONTEXT) == "a: 1 \nb:big c: 2026-01-01 {#x}"
+
+
 def test_unclosed_braces_are_left_for_jinja_to_report() -> None:
     assert protect_argo_expressions("echo {{inputs.parameters.x") == "echo {{inputs.parameters.x"
     with pytest.raises(jinja2.TemplateSyntaxError):
