@@ -21,12 +21,14 @@ import simulated_k8s_cluster
 from airflow_k8s_jobs.status.workflows import decode_nodes, interpret_workflow, node_id
 from simulated_k8s_cluster.cluster import SimulatedCluster
 from simulated_k8s_cluster.config import ClusterConfig, ConfigError
+from simulated_k8s_cluster.controllers.argo.names import step_or_task_name
 
 NS = "batch"
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
 SEED = Path(simulated_k8s_cluster.__file__).parent / "examples" / "seed_workflow.yml"
 IMAGE = "work:1"
+NODE_NAME = "workflows.argoproj.io/node-name"
 POSTPONED = "Workflow processing has been postponed because too many workflows are already running"
 
 SEED_BEHAVIOURS = [
@@ -1464,3 +1466,117 @@ def test_50_workflows_of_30_pods(
         ("Succeeded", "30/30")
     ] * 50
     assert time.monotonic() - started < 120
+
+
+# --- script templates and outputs.result --------------------------------------------------------
+
+
+def script(name: str, stdout: str, source: str = "print('hi')") -> dict[str, Any]:
+    """A script template whose container prints ``stdout``."""
+    return {
+        "name": name,
+        "metadata": {"annotations": {BEHAVIOUR: json.dumps({"stdout": stdout, "seconds": 1})}},
+        "script": {"image": "python:3.12", "command": ["python"], "source": source},
+    }
+
+
+def test_a_script_template_runs_its_source_and_its_result_feeds_the_next_step(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    v1: kubernetes.client.CoreV1Api,
+) -> None:
+    templates = [
+        {
+            "name": "main",
+            "steps": [
+                [{"name": "gen", "template": "gen"}, {"name": "quiet", "template": "quiet"}],
+                [
+                    {
+                        "name": "use",
+                        "template": "use",
+                        "arguments": {
+                            "parameters": [{"name": "n", "value": "{{steps.gen.outputs.result}}"}]
+                        },
+                        "when": "{{steps.gen.outputs.result}} == 42",
+                    }
+                ],
+            ],
+        },
+        script("gen", "42\n", "import random\nprint(42)\n"),
+        script("quiet", "not read by anyone\n"),
+        {
+            "name": "use",
+            "inputs": {"parameters": [{"name": "n"}]},
+            "container": {"image": IMAGE, "args": ["got {{inputs.parameters.n}}"]},
+        },
+    ]
+    submit(custom, workflow("scripted", templates))
+    wf = run(simulated_cluster, custom, "scripted")
+    assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
+    by_name = nodes(wf)
+    gen, quiet = by_name["scripted[0].gen"], by_name["scripted[0].quiet"]
+    assert gen["type"] == "Pod" and gen["outputs"]["result"] == "42"
+    # Argo keeps a result only where the calling template refers to it.
+    assert "result" not in quiet.get("outputs", {})
+    assert by_name["scripted[1].use"]["phase"] == "Succeeded"
+    containers = {
+        p.metadata.annotations[NODE_NAME]: p.spec.containers[0] for p in pods(v1, "scripted")
+    }
+    main = containers["scripted[0].gen"]
+    assert (main.image, main.command, main.args) == (
+        "python:3.12",
+        ["python"],
+        ["/argo/staging/script"],
+    )
+    assert containers["scripted[1].use"].args == ["got 42"]
+
+
+def test_a_dag_task_reads_a_containers_result(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    templates = [
+        {
+            "name": "main",
+            "dag": {
+                "tasks": [
+                    {"name": "count", "template": "count"},
+                    {
+                        "name": "report",
+                        "template": "report",
+                        "dependencies": ["count"],
+                        "arguments": {
+                            "parameters": [{"name": "n", "value": "{{tasks.count.outputs.result}}"}]
+                        },
+                    },
+                ]
+            },
+        },
+        container("count", seconds=1, stdout="7 rows\nok"),
+        {
+            "name": "report",
+            "inputs": {"parameters": [{"name": "n"}]},
+            "outputs": {"parameters": [{"name": "n", "value": "{{inputs.parameters.n}}"}]},
+            "container": {"image": IMAGE, "args": ["report"]},
+        },
+    ]
+    submit(custom, workflow("counted", templates))
+    wf = run(simulated_cluster, custom, "counted")
+    assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
+    by_name = nodes(wf)
+    assert by_name["counted.count"]["outputs"]["result"] == "7 rows\nok"
+    assert by_name["counted.report"]["inputs"]["parameters"] == [
+        {"name": "n", "value": "7 rows\nok"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("node_name", "expected"),
+    [
+        ("wf[0].gen", "gen"),
+        ("wf.fanout(0:1)(0)", "fanout"),
+        ("wf[1].outer[0].inner(2:c)[3]", "inner"),
+        ("wf", "wf"),
+    ],
+)
+def test_step_or_task_name(node_name: str, expected: str) -> None:
+    assert step_or_task_name(node_name) == expected

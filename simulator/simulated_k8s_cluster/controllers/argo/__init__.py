@@ -8,7 +8,8 @@ the simulated scheduler and kubelet.
 
 Modelled (names and messages from ``workflow/controller`` and ``workflow/validate``):
 
-* templates ``container`` (a pod with one container ``main``), ``steps``, ``dag``
+* templates ``container`` (a pod with one container ``main``), ``script`` (the same, running
+  the staged source), ``steps``, ``dag``
   (``dependencies``, ``target``, ``failFast``) and ``suspend`` (``duration``);
   ``templateRef`` to (Cluster)WorkflowTemplates and ``spec.workflowTemplateRef``
   (``status.storedWorkflowTemplateSpec``; the Workflow's parameters override the template's);
@@ -16,6 +17,7 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
   ``inputs.*``, ``workflow.*`` (name, namespace, uid, parameters, scheduledTime, labels,
   annotations, outputs), ``item``, ``steps.X.*``, ``tasks.X.*``, ``pod.name``, ``retries``;
   ``withItems`` / ``withParam`` / ``withSequence`` fan-out named ``<step>(<i>:<item>)``; ``when``;
+  ``outputs.result`` (``main``'s output, where the caller refers to it);
   output parameters from ``valueFrom.path`` (the kubelet's files of ``main``), ``default``,
   ``globalName`` (``status.outputs``), and ``valueFrom.parameter`` on steps/DAG templates;
 * validation on the first pass (``invalid spec: …``); status as Argo writes it: phase, times,
@@ -29,7 +31,7 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
   the controller's back errors its node (``pod deleted``).
 
 Not modelled: Argo's ``init`` and ``wait`` containers (their effects are: output parameters,
-the missing-file error), script / resource / http / data / plugin / containerSet templates,
+the missing-file error), resource / http / data / plugin / containerSet templates,
 artifacts, ``depends`` expressions, ``{{=expr}}`` expressions, hooks other than ``onExit``,
 memoization, synchronization (semaphores, mutexes), daemons and sidecars, ``argo resume`` of a
 suspend node without a duration, node events, the Argo Server, CronWorkflows, and the

@@ -109,6 +109,17 @@ class ArgoController:
         reader = getattr(kubelet, "files", None)
         return dict(reader(pod, "main")) if reader else {}
 
+    def stdout(self, pod: Obj) -> str:
+        """What the pod's ``main`` container printed (its logs), as one string."""
+        source = self.state.log_source
+        if source is None:
+            return ""
+        try:
+            lines, _ = source.lines(pod, "main", False)
+        except ApiError:
+            return ""
+        return "".join(f"{line}\n" for _, line in lines)
+
     def find_template(self, namespace: str, name: str, cluster: bool) -> Obj | None:
         if cluster:
             return self.state.store.peek(ARGO_CLUSTER_WORKFLOW_TEMPLATES, "", name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from .common import (
     template_type,
 )
 from .expressions import param_text, substitute
-from .names import node_id, pod_name
+from .names import node_id, pod_name, step_or_task_name
 from .nodes import Nodes, fulfilled
 
 Obj = dict[str, Any]
@@ -196,6 +197,21 @@ class Operation:
                 if limit is not None and self.count_active_children(boundary_id) >= int(limit):
                     raise ParallelismReached()
 
+    def result_referenced(self, node: Obj) -> bool:
+        """``includeScriptOutput``: whether the template that called this step or task refers
+        to its ``outputs.result`` (``steps.<name>.outputs.result``, ``tasks['<name>']…``)."""
+        boundary = self.nodes.by_id.get(str(node.get("boundaryID") or ""))
+        parent = self.template_of(boundary) if boundary is not None else None
+        if not parent:
+            return False
+        name = step_or_task_name(str(node.get("name") or ""))
+        kind = "tasks" if parent.get("dag") is not None else "steps" if parent.get("steps") else ""
+        text = json.dumps(parent)
+        return bool(
+            re.search(rf"{kind}\.{re.escape(name)}\.outputs\.result", text)
+            or re.search(rf"{kind}\[['\"]{re.escape(name)}['\"]\]\.outputs.result", text)
+        )
+
     def template_of(self, node: Obj) -> Obj | None:
         """``GetNodeTemplate``: the (unprocessed) template a node runs."""
         holder: Obj = {"template": node.get("templateName")}
@@ -348,7 +364,7 @@ class Operation:
         flag: Obj | None,
     ) -> Obj:
         kind = template_type(tmpl)
-        if kind == "container":
+        if kind in ("container", "script"):
             return leaves.execute_container(
                 self, name, scope, tmpl, holder, boundary_id, on_exit, flag
             )

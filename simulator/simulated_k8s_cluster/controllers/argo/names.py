@@ -60,3 +60,24 @@ def display_name(node_name: str, boundary_name: str | None) -> str:
 def on_exit_node_name(workflow_name: str) -> str:
     """``GenerateOnExitNodeName``."""
     return f"{workflow_name}.onExit"
+
+
+def step_or_task_name(node_name: str) -> str:
+    """``getStepOrDAGTaskName``: the step or task a node runs, without the fan-out and retry
+    suffixes and the enclosing nodes (``wf[0].fanout(0:1)(0)`` → ``fanout``)."""
+    name = node_name
+    opener = ""
+    for i in range(len(name) - 1, -1, -1):
+        char = name[i]
+        if char == opener:
+            opener = ""
+        elif opener:
+            continue
+        elif char == ")":
+            opener = "("
+        elif char == "]":
+            opener = "["
+        else:
+            name = name[: i + 1]
+            break
+    return name.rpartition(".")[2]

@@ -24,6 +24,12 @@ Obj = dict[str, Any]
 OUTPUTS_DIR = "/var/run/argo/outputs/parameters"
 """Where the emissary executor keeps copies of output parameter files."""
 
+SCRIPT_SOURCE_PATH = "/argo/staging/script"
+"""Where Argo's init container writes a script template's source; the command runs it."""
+
+RESULT_LIMIT = 256 * 1024
+"""The most of a ``main`` container's output Argo keeps as ``outputs.result`` (the end of it)."""
+
 
 def build_pod(
     workflow: Obj,
@@ -52,7 +58,12 @@ def build_pod(
         NODE_NAME_ANNOTATION: node["name"],
         NODE_ID_ANNOTATION: node["id"],
     }
-    container = copy.deepcopy(template.get("container") or {})
+    if template.get("script") is not None:
+        # A script template: the source is staged in a file that the command runs.
+        container = {k: copy.deepcopy(v) for k, v in template["script"].items() if k != "source"}
+        container["args"] = [*(container.get("args") or []), SCRIPT_SOURCE_PATH]
+    else:
+        container = copy.deepcopy(template.get("container") or {})
     container["name"] = MAIN_CONTAINER
     pod_spec: Obj = {"restartPolicy": "Never", "containers": [container]}
     node_selector = {**(spec.get("nodeSelector") or {}), **(template.get("nodeSelector") or {})}
@@ -221,8 +232,10 @@ def assess(
     template: Obj,
     files: Callable[[], Mapping[str, str]],
     now: str,
+    stdout: Callable[[], str] | None = None,
 ) -> Obj:
-    """``assessNodeStatus``: the node as the pod shows it (a copy)."""
+    """``assessNodeStatus``: the node as the pod shows it (a copy). ``stdout`` is given when the
+    Workflow reads this node's ``outputs.result`` (Argo's ``includeScriptOutput``)."""
     updated = copy.deepcopy(node)
     status = pod.get("status") or {}
     phase = status.get("phase") or "Pending"
@@ -246,6 +259,11 @@ def assess(
             outputs["parameters"] = params
     else:
         new_phase, message = "Error", f"Unexpected pod phase for {pod['metadata']['name']}: {phase}"
+    if stdout is not None and new_phase in ("Succeeded", "Failed", "Error"):
+        result = stdout()
+        if result.endswith("\n"):  # Argo trims one newline
+            result = result[:-1]
+        outputs["result"] = result[-RESULT_LIMIT:]
     main = _main_status(pod)
     terminated = ((main or {}).get("state") or {}).get("terminated")
     if terminated is not None:

@@ -150,7 +150,8 @@ def reconcile_pods(op: Operation) -> None:
                 nodes.mark(node["name"], "Error", "pod deleted")
             continue
         tmpl = op.pod_templates.get(node["id"]) or op.template_of(node) or {}
-        updated = assess(node, pod, tmpl, functools.partial(op.host.files, pod), op.stamp())
+        stdout = functools.partial(op.host.stdout, pod) if op.result_referenced(node) else None
+        updated = assess(node, pod, tmpl, functools.partial(op.host.files, pod), op.stamp(), stdout)
         if updated != node:
             nodes.by_id[node["id"]] = updated
             if fulfilled(updated):
