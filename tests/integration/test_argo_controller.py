@@ -1580,3 +1580,164 @@ def test_a_dag_task_reads_a_containers_result(
 )
 def test_step_or_task_name(node_name: str, expected: str) -> None:
     assert step_or_task_name(node_name) == expected
+
+
+# --- DAG depends expressions ---------------------------------------------------------------------
+
+
+def depends_workflow(name: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return workflow(
+        name,
+        [
+            {"name": "main", "dag": {"tasks": tasks}},
+            container("ok", seconds=1),
+            container("slow", seconds=5),
+            container("broken", seconds=1, exitCode=1),
+        ],
+    )
+
+
+def phases(wf: dict[str, Any], name: str) -> dict[str, str]:
+    prefix = f"{name}."
+    return {
+        n[len(prefix) :]: node["phase"] for n, node in nodes(wf).items() if n.startswith(prefix)
+    }
+
+
+def test_depends_runs_a_failure_handler_and_omits_what_needed_success(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    submit(
+        custom,
+        depends_workflow(
+            "handled",
+            [
+                {"name": "train", "template": "broken"},
+                {"name": "alert", "template": "ok", "depends": "train.Failed"},
+                {"name": "publish", "template": "ok", "depends": "train"},
+            ],
+        ),
+    )
+    wf = run(simulated_cluster, custom, "handled")
+    assert phases(wf, "handled") == {"train": "Failed", "alert": "Succeeded", "publish": "Omitted"}
+    by_name = nodes(wf)
+    assert by_name["handled.publish"]["message"] == "omitted: depends condition not met"
+    assert by_name["handled.alert"]["startedAt"] >= by_name["handled.train"]["finishedAt"]
+    # publish is a target whose branch (through train) failed: the DAG fails, as in Argo.
+    assert wf["status"]["phase"] == "Failed"
+
+
+def test_a_failure_that_depends_asks_for_does_not_fail_the_dag(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    submit(
+        custom,
+        depends_workflow(
+            "recovered",
+            [
+                {"name": "try-fast", "template": "broken"},
+                {"name": "fallback", "template": "ok", "depends": "try-fast.Failed"},
+            ],
+        ),
+    )
+    wf = run(simulated_cluster, custom, "recovered")
+    assert phases(wf, "recovered") == {"try-fast": "Failed", "fallback": "Succeeded"}
+    assert wf["status"]["phase"] == "Succeeded"
+
+
+def test_depends_operators_precedence_and_hyphenated_names(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    submit(
+        custom,
+        depends_workflow(
+            "logic",
+            [
+                {"name": "step-a", "template": "ok"},
+                {"name": "step-b", "template": "slow"},
+                {"name": "not-b", "template": "ok", "depends": "step-a && !step-b.Failed"},
+                {
+                    "name": "either",
+                    "template": "ok",
+                    "depends": "step-a.Failed || step-a.Succeeded && step-b.Succeeded",
+                },
+                {
+                    "name": "grouped",
+                    "template": "ok",
+                    "depends": "(step-a.Failed || step-a.Succeeded) && step-b.Errored",
+                },
+            ],
+        ),
+    )
+    wf = run(simulated_cluster, custom, "logic")
+    assert phases(wf, "logic") == {
+        "step-a": "Succeeded",
+        "step-b": "Succeeded",
+        "not-b": "Succeeded",
+        "either": "Succeeded",
+        "grouped": "Omitted",
+    }
+    by_name = nodes(wf)
+    # "either" waited for both tasks it names, though the first would already decide "||".
+    assert by_name["logic.either"]["startedAt"] >= by_name["logic.step-b"]["finishedAt"]
+    assert wf["status"]["phase"] == "Succeeded"
+
+
+def test_any_succeeded_and_all_failed_read_a_fan_out(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    template = {"name": "shard", "inputs": {"parameters": [{"name": "n"}]}, "container": {
+        "image": IMAGE, "args": ["shard {{inputs.parameters.n}}"]}}  # fmt: skip
+    manifest = depends_workflow(
+        "fanout",
+        [
+            {
+                "name": "shards",
+                "template": "shard",
+                "withItems": [1, 2, 3],
+                "arguments": {"parameters": [{"name": "n", "value": "{{item}}"}]},
+            },
+            {"name": "some", "template": "ok", "depends": "shards.AnySucceeded"},
+            {"name": "none", "template": "ok", "depends": "shards.AllFailed"},
+        ],
+    )
+    manifest["spec"]["templates"].append(template)
+    simulated_cluster.add_behaviour({"match": {"args": "shard 2"}, "exitCode": 1})
+    submit(custom, manifest)
+    wf = run(simulated_cluster, custom, "fanout")
+    got = phases(wf, "fanout")
+    assert (got["shards"], got["some"], got["none"]) == ("Failed", "Succeeded", "Omitted")
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        (
+            [
+                {"name": "a", "template": "ok"},
+                {"name": "b", "template": "ok", "depends": "a"},
+                {"name": "c", "template": "ok", "dependencies": ["a"]},
+            ],
+            "invalid spec: templates.main cannot use both 'depends' and 'dependencies' in the "
+            "same DAG template",
+        ),
+        (
+            [{"name": "a", "template": "ok"}, {"name": "b", "template": "ok", "depends": "a.Done"}],
+            "invalid spec: templates.main.tasks.b task result 'Done' for task 'a' is invalid",
+        ),
+        (
+            [{"name": "a", "template": "ok"}, {"name": "b", "template": "ok", "depends": "x && a"}],
+            "invalid spec: templates.main.tasks.b dependency 'x' not defined",
+        ),
+    ],
+)
+def test_invalid_depends_fail_the_workflow_with_argos_words(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    tasks: list[dict[str, Any]],
+    message: str,
+) -> None:
+    submit(custom, depends_workflow("baddeps", tasks))
+    simulated_cluster.settle()
+    st = status(custom, "baddeps")
+    assert (st["phase"], st["message"]) == ("Failed", message)

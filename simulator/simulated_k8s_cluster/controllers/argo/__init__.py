@@ -9,8 +9,8 @@ the simulated scheduler and kubelet.
 Modelled (names and messages from ``workflow/controller`` and ``workflow/validate``):
 
 * templates ``container`` (a pod with one container ``main``), ``script`` (the same, running
-  the staged source), ``steps``, ``dag``
-  (``dependencies``, ``target``, ``failFast``) and ``suspend`` (``duration``);
+  the staged source), ``steps``, ``dag`` (``depends`` expressions or ``dependencies``,
+  ``target``, ``failFast``) and ``suspend`` (``duration``);
   ``templateRef`` to (Cluster)WorkflowTemplates and ``spec.workflowTemplateRef``
   (``status.storedWorkflowTemplateSpec``; the Workflow's parameters override the template's);
 * parameters: ``spec.arguments``, ``inputs`` with defaults, ``{{…}}`` substitution of
@@ -32,7 +32,7 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
 
 Not modelled: Argo's ``init`` and ``wait`` containers (their effects are: output parameters,
 the missing-file error), resource / http / data / plugin / containerSet templates,
-artifacts, ``depends`` expressions, ``{{=expr}}`` expressions, hooks other than ``onExit``,
+artifacts, ``{{=expr}}`` expressions, hooks other than ``onExit``,
 memoization, synchronization (semaphores, mutexes), daemons and sidecars, ``argo resume`` of a
 suspend node without a duration, node events, the Argo Server, CronWorkflows, and the
 controller's informer delays (no ``RECENTLY_STARTED_POD_DURATION`` grace for missing pods).

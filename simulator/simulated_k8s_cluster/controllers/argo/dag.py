@@ -1,10 +1,11 @@
-"""DAG templates (``dag.go``): tasks and their ``dependencies``, ``target``, ``failFast``,
-expanded tasks under a TaskGroup node, and the DAG's outputs."""
+"""DAG templates (``dag.go``): tasks and their ``depends`` / ``dependencies``, ``target``,
+``failFast``, expanded tasks under a TaskGroup node, the DAG's phase and its outputs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import depends
 from .common import ExecError, ParallelismReached
 from .composite import _continues_on, _expand, _finish
 from .expressions import TemplateError, evaluate_when, substitute
@@ -30,21 +31,80 @@ class _Dag:
         self.tasks = {t.get("name"): t for t in (tmpl.get("dag") or {}).get("tasks") or []}
         self.fail_fast = (tmpl.get("dag") or {}).get("failFast", True) is not False
         self.visited: set[str] = set()
-        self.blocked: set[str] = set()
         self.scope: dict[str, str] = {}
+        self.resolved = {name: depends.resolve(t, self.tasks) for name, t in self.tasks.items()}
 
     def task_node(self, task: str) -> Obj | None:
         return self.op.nodes.get(f"{self.name}.{task}")
 
-    def any_failed(self) -> bool:
-        for task, holder in self.tasks.items():
+    def assess(self, targets: list[str]) -> str:
+        """``assessDAGPhase``: Running while any node reached from the DAG is; else each target
+        task's branch phase — a task's own phase once it completed, else (Skipped, Omitted) the
+        phase of the branch that led to it, a failure winning — and the first failed target (with
+        ``failFast``) or the last fails the DAG unless its ``continueOn`` allows it."""
+        nodes = self.op.nodes
+        target_phase = {node["id"]: "" for t in targets if (node := self.task_node(t)) is not None}
+        queue = [(child, "Succeeded") for child in self.node.get("children") or []]
+        seen: set[tuple[str, str]] = set()
+        while queue:
+            node_id, branch = queue.pop(0)
+            if (node_id, branch) in seen:
+                continue
+            seen.add((node_id, branch))
+            node = nodes.by_id.get(node_id)
+            if node is None or not fulfilled(node):
+                return "Running"
+            if node.get("phase") in ("Succeeded", "Failed", "Error"):
+                branch = str(node["phase"])
+            if node_id in target_phase and target_phase[node_id] not in ("Failed", "Error"):
+                target_phase[node_id] = branch
+            if node.get("type") == "Retry":
+                following = [
+                    grandchild
+                    for child in reversed(nodes.children(node))
+                    for grandchild in (
+                        [child["id"]]
+                        if (child.get("nodeFlag") or {}).get("hooked")
+                        else child.get("children") or []
+                    )
+                ]
+            else:
+                following = list(node.get("children") or [])
+            queue.extend((child, branch) for child in following)
+        result = "Succeeded"
+        for task in targets:
             node = self.task_node(task)
-            if failed(node) and not _continues_on(holder, node["phase"]):  # type: ignore[index]
-                return True
-        return False
+            branch = target_phase.get(node["id"], "") if node is not None else ""
+            if not branch:
+                result = "Running"
+                if not self.fail_fast:
+                    break
+            elif branch in ("Failed", "Error"):
+                if _continues_on(self.tasks.get(task) or {}, branch):
+                    continue
+                result = branch
+                if self.fail_fast:
+                    break
+        return result
 
     def deps(self, task: str) -> list[str]:
-        return [str(d) for d in self.tasks[task].get("dependencies") or []]
+        return self.resolved[task][0] if task in self.resolved else []
+
+    def _depends_outcome(self, task: str) -> bool | str | None:
+        """``evaluateDependsLogic``: None while a dependency runs, else whether the task runs,
+        or the evaluation error."""
+        results: dict[str, dict[str, bool]] = {}
+        for dep in self.deps(task):
+            dep_node = self.task_node(dep)
+            if not fulfilled(dep_node):
+                return None
+            assert dep_node is not None
+            children = self.op.nodes.children(dep_node)
+            results[dep.replace("-", "_")] = depends.task_results(dep_node, children)
+        try:
+            return depends.evaluate(self.resolved[task][1].replace("-", "_"), results)
+        except depends.DependsError as exc:
+            return str(exc)
 
     def run(self, task: str) -> None:
         """``executeDAGTask``: dependencies first, then the task when they all succeeded."""
@@ -59,30 +119,23 @@ class _Dag:
         if fulfilled(node):
             return
         deps = self.deps(task)
-        if any(dep in self.blocked for dep in deps):
-            self.blocked.add(task)
-            return
-        dep_nodes = [self.task_node(dep) for dep in deps]
-        if not all(fulfilled(dep_node) for dep_node in dep_nodes):
-            return
-        pairs = zip(deps, dep_nodes, strict=True)
-        if not all(self._satisfied(dep, dep_node) for dep, dep_node in pairs):
-            # ``dependencies`` are ``(<dep>.Succeeded || <dep>.Skipped || <dep>.Daemoned)``.
-            if node is None:
-                nodes.init(
-                    task_name,
-                    "Skipped",
-                    str(self.tasks[task].get("template") or ""),
-                    self.ctx.scope,
-                    self.node["id"],
-                    "Omitted",
-                    "omitted: depends condition not met",
-                    self.tasks[task].get("templateRef"),
-                )
+        outcome = self._depends_outcome(task) if node is None and deps else True
+        if outcome is None:
+            return  # a dependency has not finished
+        if outcome is not True:
+            # False: ``omitted: depends condition not met``; a string: the evaluation error.
+            error = isinstance(outcome, str)
+            nodes.init(
+                task_name,
+                "Skipped",
+                str(self.tasks[task].get("template") or ""),
+                self.ctx.scope,
+                self.node["id"],
+                "Error" if error else "Omitted",
+                str(outcome) if error else "omitted: depends condition not met",
+                self.tasks[task].get("templateRef"),
+            )
             self._connect(task, task_name)
-            return
-        if node is None and (self.fail_fast and self.any_failed()):
-            self.blocked.add(task)
             return
         for dep in self._ancestors(task):
             dep_node = self.task_node(dep)
@@ -136,12 +189,6 @@ class _Dag:
         except ExecError:
             pass
         self._connect(task, task_name)
-
-    def _satisfied(self, dep: str, node: Obj | None) -> bool:
-        phase = (node or {}).get("phase")
-        return phase in ("Succeeded", "Skipped") or (
-            phase in ("Failed", "Error") and _continues_on(self.tasks[dep], str(phase))
-        )
 
     def _ancestors(self, task: str) -> set[str]:
         found: set[str] = set()
@@ -257,13 +304,6 @@ def execute_dag(
     for task in targets:
         if task in dag.tasks:
             dag.run(task)
-    running = False
-    for task in dag.tasks:
-        task_node = dag.task_node(task)
-        if (task_node is not None and not fulfilled(task_node)) or (
-            task_node is None and task not in dag.blocked and task in dag.visited
-        ):
-            running = True
     outbound = [
         o
         for t in targets
@@ -272,10 +312,11 @@ def execute_dag(
     ]
     if outbound:
         node["outboundNodes"] = outbound
-    if running:
+    phase = dag.assess([t for t in targets if t in dag.tasks])
+    if phase == "Running":
         return node
-    if dag.any_failed() or dag.blocked:
-        return nodes.mark(name, "Failed")
+    if phase in ("Failed", "Error"):
+        return nodes.mark(name, phase)
     for task in dag.tasks:
         task_node = dag.task_node(task)
         if task_node is not None:

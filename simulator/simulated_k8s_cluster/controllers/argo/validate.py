@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import depends
 from .expressions import all_tags
 
 Obj = dict[str, Any]
@@ -224,20 +225,33 @@ class _Validator:
     def _dag(self, tmpl: Obj, ctx: dict[str, Obj], ok: Callable[[str], bool]) -> None:
         name = tmpl.get("name")
         tasks = {t.get("name"): t for t in (tmpl.get("dag") or {}).get("tasks") or []}
+        using_depends = any(t.get("depends") for t in tasks.values())
         for task_name, task in tasks.items():
-            for dep in task.get("dependencies") or []:
+            if using_depends and task.get("dependencies"):
+                raise Invalid(
+                    f"templates.{name} cannot use both 'depends' and 'dependencies' in the same "
+                    "DAG template"
+                )
+            if using_depends and task.get("continueOn") is not None:
+                raise Invalid(
+                    f"templates.{name} cannot use 'continueOn' when using 'depends'. Instead use "
+                    "'dep-task.Failed'/'dep-task.Errored'"
+                )
+            for problem in depends.invalid_results(task):
+                raise Invalid(f"templates.{name}.tasks.{task_name} {problem}")
+            for dep in depends.resolve(task, tasks)[0]:
                 if dep not in tasks:
                     raise Invalid(
                         f"templates.{name}.tasks.{task_name} dependency '{dep}' not defined"
                     )
             ancestors: dict[str, set[str] | None] = {}
-            todo = list(task.get("dependencies") or [])
+            todo = list(depends.resolve(task, tasks)[0])
             while todo:
                 dep = todo.pop()
                 if dep in ancestors or dep not in tasks:
                     continue
                 ancestors[dep] = self._outputs_of(tasks[dep], ctx)
-                todo.extend(tasks[dep].get("dependencies") or [])
+                todo.extend(depends.resolve(tasks[dep], tasks)[0])
             expands = any(task.get(k) for k in ("withItems", "withParam", "withSequence"))
 
             def task_ok(tag: str, expands: bool = expands, known: Any = ancestors) -> bool:
