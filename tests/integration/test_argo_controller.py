@@ -8,6 +8,7 @@ happened. Node ids and pod names are cross-checked with ``airflow_k8s_jobs.statu
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -1741,3 +1742,42 @@ def test_invalid_depends_fail_the_workflow_with_argos_words(
     simulated_cluster.settle()
     st = status(custom, "baddeps")
     assert (st["phase"], st["message"]) == ("Failed", message)
+
+
+@pytest.mark.parametrize("inner_kind", ["steps", "dag"])
+def test_template_parallelism_over_nested_templates_runs_them_one_at_a_time(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi, inner_kind: str
+) -> None:
+    """A steps template with ``parallelism: 1`` over nested steps or DAGs that each run two pods
+    at once: its own limit counts its own pods, so the nested ones finish and the next starts."""
+    jobs = {"name": "jobs", "template": "job", "withItems": [1, 2]}
+    inner: dict[str, Any] = {"name": "inner", "inputs": {"parameters": [{"name": "id"}]}}
+    inner[inner_kind] = [[jobs]] if inner_kind == "steps" else {"tasks": [jobs]}
+    templates = [
+        {
+            "name": "outer",
+            "parallelism": 1,
+            "steps": [
+                [
+                    {
+                        "name": "each",
+                        "template": "inner",
+                        "withItems": ["a", "b", "c"],
+                        "arguments": {"parameters": [{"name": "id", "value": "{{item}}"}]},
+                    }
+                ]
+            ],
+        },
+        inner,
+        container("job", seconds=30),
+    ]
+    submit(custom, workflow(f"nested-{inner_kind}", templates))
+    wf = run(simulated_cluster, custom, f"nested-{inner_kind}")
+    assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
+    each = sorted(
+        (n for n in nodes(wf).values() if n["type"] in ("Steps", "DAG") and ".each(" in n["name"]),
+        key=lambda n: n["startedAt"],
+    )
+    assert len(each) == 3
+    for before, after in itertools.pairwise(each):
+        assert after["startedAt"] >= before["finishedAt"]

@@ -96,6 +96,17 @@ class Operation:
             if n.get("type") == "Pod" and n.get("phase") in ("Pending", "Running")
         )
 
+    def count_active_pods_of(self, boundary_id: str) -> int:
+        """``getActivePods``: created pods of this boundary that are Pending or Running."""
+        return sum(
+            1
+            for n in self.nodes.values()
+            if n.get("boundaryID") == boundary_id
+            and n.get("type") == "Pod"
+            and n.get("phase") in ("Pending", "Running")
+            and n["id"] in self.pods
+        )
+
     def count_active_children(self, boundary_id: str) -> int:
         return sum(
             1
@@ -186,8 +197,9 @@ class Operation:
         if limit is not None and self.active_pods >= int(limit):
             raise ParallelismReached()
         if node is not None and template_type(tmpl) in ("steps", "dag"):
+            # Its own pods only: nested steps and DAGs under it must go on to finish.
             own = tmpl.get("parallelism")
-            if own is not None and self.count_active_children(node["id"]) >= int(own):
+            if own is not None and self.count_active_pods_of(node["id"]) >= int(own):
                 raise ParallelismReached()
         if boundary_id and (node is None or node.get("phase") not in ("Running", "Pending")):
             boundary = self.nodes.by_id.get(boundary_id)
