@@ -1781,3 +1781,99 @@ def test_template_parallelism_over_nested_templates_runs_them_one_at_a_time(
     assert len(each) == 3
     for before, after in itertools.pairwise(each):
         assert after["startedAt"] >= before["finishedAt"]
+
+
+# --- parameters from ConfigMaps ------------------------------------------------------------------
+
+PARAMETER_LABEL = {"workflows.argoproj.io/configmap-type": "Parameter"}
+
+
+def echo_input(name: str = "echo") -> dict[str, Any]:
+    return {
+        "name": name,
+        "inputs": {"parameters": [{"name": "msg"}]},
+        "container": {"image": IMAGE, "args": ["say {{inputs.parameters.msg}}"]},
+    }
+
+
+def test_input_and_global_parameters_from_a_configmap(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    v1: kubernetes.client.CoreV1Api,
+) -> None:
+    v1.create_namespaced_config_map(
+        NS,
+        {"metadata": {"name": "params", "labels": PARAMETER_LABEL}, "data": {"msg": "from cm"}},
+    )
+    from_input = {
+        "name": "main",
+        "inputs": {
+            "parameters": [
+                {"name": "msg", "valueFrom": {"configMapKeyRef": {"name": "params", "key": "msg"}}}
+            ]
+        },
+        "container": {"image": IMAGE, "args": ["say {{inputs.parameters.msg}}"]},
+    }
+    submit(custom, workflow("cm-input", [from_input]))
+    globally = workflow("cm-global", [echo_input()])
+    globally["spec"]["arguments"] = {
+        "parameters": [
+            {"name": "msg", "valueFrom": {"configMapKeyRef": {"name": "params", "key": "msg"}}}
+        ]
+    }
+    globally["spec"]["templates"][0]["inputs"]["parameters"][0]["value"] = (
+        "{{workflow.parameters.msg}}"
+    )
+    submit(custom, globally)
+    for name in ("cm-input", "cm-global"):
+        wf = run(simulated_cluster, custom, name)
+        assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
+        assert [p.spec.containers[0].args for p in pods(v1, name)] == [["say from cm"]]
+
+
+@pytest.mark.parametrize(
+    ("configmap", "default", "phase", "message"),
+    [
+        (None, "fallback", "Succeeded", ""),
+        (
+            None,
+            None,
+            "Error",
+            "failed to set global parameter msg from configmap with name params and key msg: "
+            "ConfigMap 'params' does not exist. Please make sure it has the label "
+            "workflows.argoproj.io/configmap-type: Parameter to be detectable by the controller",
+        ),
+        (
+            {"metadata": {"name": "params"}, "data": {"msg": "x"}},
+            "fallback",
+            "Error",
+            # The global parameter falls back to its default on any error; the entry template,
+            # which gets the Workflow's arguments, only when the ConfigMap or key is missing.
+            "error in entry template execution: unable to retrieve inputs.parameters.msg from "
+            "ConfigMap: ConfigMap 'params' needs to have the label "
+            "workflows.argoproj.io/configmap-type: Parameter to load parameters",
+        ),
+    ],
+)
+def test_a_configmap_parameter_that_cannot_be_read(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    v1: kubernetes.client.CoreV1Api,
+    configmap: dict[str, Any] | None,
+    default: str | None,
+    phase: str,
+    message: str,
+) -> None:
+    if configmap is not None:
+        v1.create_namespaced_config_map(NS, configmap)
+    value_from: dict[str, Any] = {"configMapKeyRef": {"name": "params", "key": "msg"}}
+    if default is not None:
+        value_from["default"] = default
+    manifest = workflow("cm-missing", [echo_input()])
+    manifest["spec"]["arguments"] = {"parameters": [{"name": "msg", "valueFrom": value_from}]}
+    manifest["spec"]["templates"][0]["inputs"]["parameters"][0]["value"] = (
+        "{{workflow.parameters.msg}}"
+    )
+    submit(custom, manifest)
+    wf = run(simulated_cluster, custom, "cm-missing")
+    assert (wf["status"]["phase"], wf["status"].get("message", "")) == (phase, message)

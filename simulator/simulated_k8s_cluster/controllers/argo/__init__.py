@@ -13,7 +13,8 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
   ``target``, ``failFast``) and ``suspend`` (``duration``);
   ``templateRef`` to (Cluster)WorkflowTemplates and ``spec.workflowTemplateRef``
   (``status.storedWorkflowTemplateSpec``; the Workflow's parameters override the template's);
-* parameters: ``spec.arguments``, ``inputs`` with defaults, ``{{…}}`` substitution of
+* parameters: ``spec.arguments``, ``inputs`` with defaults or from a ConfigMap
+  (``valueFrom.configMapKeyRef``), ``{{…}}`` substitution of
   ``inputs.*``, ``workflow.*`` (name, namespace, uid, parameters, scheduledTime, labels,
   annotations, outputs), ``item``, ``steps.X.*``, ``tasks.X.*``, ``pod.name``, ``retries``;
   ``withItems`` / ``withParam`` / ``withSequence`` fan-out named ``<step>(<i>:<item>)``; ``when``;

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...resources import CONFIGMAPS
 from . import composite, dag, leaves
 from .common import (
     ExecError,
@@ -24,6 +25,8 @@ from .common import (
 from .expressions import param_text, substitute
 from .names import node_id, pod_name, step_or_task_name
 from .nodes import Nodes, fulfilled
+
+CONFIGMAP_TYPE_LABEL = "workflows.argoproj.io/configmap-type"
 
 Obj = dict[str, Any]
 
@@ -44,6 +47,8 @@ class Operation:
     pod_templates: dict[str, Obj]
     """Processed templates of Pod nodes by node id (what the pod was made from)."""
     globals: dict[str, str] = field(default_factory=dict)
+    global_error: str = ""
+    """Why the global parameters could not be set (``setGlobalParameters``), if they could not."""
     active_pods: int = 0
     wake_at: float | None = None
     deadline: float | None = None
@@ -158,6 +163,41 @@ class Operation:
             raise ExecError(f"template {name} not found")
         return ctx, tmpl
 
+    def configmap_value(self, ref: Obj) -> tuple[str | None, str, bool]:
+        """``GetConfigMapValue``: (value, error, whether it is a not-found error). The
+        ConfigMap must carry the label ``workflows.argoproj.io/configmap-type: Parameter``."""
+        name = substitute(str(ref.get("name") or ""), self.globals)
+        key = substitute(str(ref.get("key") or ""), self.globals)
+        found = self.host.state.store.peek(CONFIGMAPS, self.namespace, name)
+        if found is None:
+            return (
+                None,
+                f"ConfigMap '{name}' does not exist. Please make sure it has the label "
+                f"{CONFIGMAP_TYPE_LABEL}: Parameter to be detectable by the controller",
+                True,
+            )
+        if (found["metadata"].get("labels") or {}).get(CONFIGMAP_TYPE_LABEL) != "Parameter":
+            return (
+                None,
+                f"ConfigMap '{name}' needs to have the label {CONFIGMAP_TYPE_LABEL}: Parameter "
+                "to load parameters",
+                False,
+            )
+        data = found.get("data") or {}
+        if key not in data:
+            return None, f"ConfigMap '{name}' does not have the key '{key}'", True
+        return str(data[key]), "", False
+
+    def configmap_parameter(self, name: str, value_from: Obj) -> str:
+        """An input parameter from ``valueFrom.configMapKeyRef`` (its ``default`` when the
+        ConfigMap or key is missing)."""
+        value, error, not_found = self.configmap_value(value_from["configMapKeyRef"])
+        if value is not None:
+            return value
+        if not_found and value_from.get("default") is not None:
+            return param_text(value_from["default"])
+        raise ExecError(f"unable to retrieve inputs.parameters.{name} from ConfigMap: {error}")
+
     def retry_strategy(self, tmpl: Obj) -> Obj | None:
         strategy = tmpl.get("retryStrategy")
         if strategy is None and template_type(tmpl) in ("container", "script", "resource"):
@@ -174,8 +214,13 @@ class Operation:
             if value is None:
                 value = param.get("default")
             arg = supplied.get(param.get("name"))
+            value_from = param.get("valueFrom") or {}
             if arg is not None and arg.get("value") is not None:
                 value = arg["value"]
+            elif arg is not None and arg.get("valueFrom") is not None:
+                value_from = arg["valueFrom"]
+            if value_from.get("configMapKeyRef") is not None:
+                value = self.configmap_parameter(str(param.get("name")), value_from)
             if value is None:
                 raise ExecError(f"inputs.parameters.{param.get('name')} was not supplied")
             param["value"] = param_text(value)

@@ -167,9 +167,17 @@ class _Validator:
             if tmpl is None:
                 raise Invalid(f"{where}template name '{name}' undefined")
         if args is not None:
-            supplied = {p.get("name") for p in args.get("parameters") or [] if "value" in p}
+            supplied = {
+                p.get("name")
+                for p in args.get("parameters") or []
+                if "value" in p or (p.get("valueFrom") or {}).get("configMapKeyRef")
+            }
             for param in (tmpl.get("inputs") or {}).get("parameters") or []:
-                required = param.get("value") is None and param.get("default") is None
+                required = (
+                    param.get("value") is None
+                    and param.get("default") is None
+                    and not (param.get("valueFrom") or {}).get("configMapKeyRef")
+                )
                 if required and param.get("name") not in supplied:
                     raise Invalid(
                         f"{where}templates.{tmpl.get('name')} inputs.parameters."

@@ -71,6 +71,25 @@ def set_globals(op: Operation) -> None:
     for param in normalised:
         if param.get("value") is not None:
             g[f"workflow.parameters.{param['name']}"] = str(param["value"])
+            continue
+        ref = (param.get("valueFrom") or {}).get("configMapKeyRef")
+        if ref is None:
+            op.global_error = op.global_error or (
+                "either value or valueFrom must be specified in order to set global parameter "
+                f"{param['name']}"
+            )
+            continue
+        value, error, _ = op.configmap_value(ref)
+        if value is None:
+            default = (param.get("valueFrom") or {}).get("default")
+            if default is None:
+                op.global_error = op.global_error or (
+                    f"failed to set global parameter {param['name']} from configmap with name "
+                    f"{ref.get('name')} and key {ref.get('key')}: {error}"
+                )
+                continue
+            value = param_text(default)
+        g[f"workflow.parameters.{param['name']}"] = value
     for key, value in annotations.items():
         g[f"workflow.annotations.{key}"] = str(value)
     for key, value in (meta.get("labels") or {}).items():
@@ -201,6 +220,9 @@ def operate(op: Operation, find: Any) -> None:
         except Invalid as exc:
             mark_phase(op, "Failed", f"invalid spec: {exc}")
             return
+    if op.global_error:
+        mark_phase(op, "Error", op.global_error)
+        return
     ads = op.spec.get("activeDeadlineSeconds")
     if ads is not None and op.status.get("startedAt"):
         op.deadline = op.clock.parse(op.status["startedAt"]) + float(ads)
