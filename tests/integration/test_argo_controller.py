@@ -22,7 +22,7 @@ import simulated_k8s_cluster
 from airflow_k8s_jobs.status.workflows import decode_nodes, interpret_workflow, node_id
 from simulated_k8s_cluster.cluster import SimulatedCluster
 from simulated_k8s_cluster.config import ClusterConfig, ConfigError
-from simulated_k8s_cluster.controllers.argo.names import step_or_task_name
+from simulated_k8s_cluster.controllers.argo.names import fnv32a, step_or_task_name
 
 NS = "batch"
 GROUP, VERSION = "argoproj.io", "v1alpha1"
@@ -1877,3 +1877,29 @@ def test_a_configmap_parameter_that_cannot_be_read(
     submit(custom, manifest)
     wf = run(simulated_cluster, custom, "cm-missing")
     assert (wf["status"]["phase"], wf["status"].get("message", "")) == (phase, message)
+
+
+@pytest.mark.parametrize("kind", ["steps", "dag"])
+def test_inline_templates(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    v1: kubernetes.client.CoreV1Api,
+    kind: str,
+) -> None:
+    inline = {
+        "name": "a",
+        "inline": {"container": {"image": IMAGE, "args": ["hello inline"]}},
+    }
+    main: dict[str, Any] = {"name": "main"}
+    main[kind] = [[inline]] if kind == "steps" else {"tasks": [inline]}
+    name = f"inline-{kind}"
+    submit(custom, workflow(name, [main]))
+    wf = run(simulated_cluster, custom, name)
+    assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
+    node_name = f"{name}[0].a" if kind == "steps" else f"{name}.a"
+    node = nodes(wf)[node_name]
+    assert node["type"] == "Pod" and not node.get("templateName")
+    (pod,) = pods(v1, name)
+    # An inline template has no name: the pod is named after the Workflow alone.
+    assert pod.metadata.name == f"{name}-{fnv32a(node_name)}"
+    assert pod.spec.containers[0].args == ["hello inline"]

@@ -11,7 +11,8 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
 * templates ``container`` (a pod with one container ``main``), ``script`` (the same, running
   the staged source), ``steps``, ``dag`` (``depends`` expressions or ``dependencies``,
   ``target``, ``failFast``) and ``suspend`` (``duration``);
-  ``templateRef`` to (Cluster)WorkflowTemplates and ``spec.workflowTemplateRef``
+  ``inline`` templates; ``templateRef`` to (Cluster)WorkflowTemplates and
+  ``spec.workflowTemplateRef``
   (``status.storedWorkflowTemplateSpec``; the Workflow's parameters override the template's);
 * parameters: ``spec.arguments``, ``inputs`` with defaults or from a ConfigMap
   (``valueFrom.configMapKeyRef``), ``{{…}}`` substitution of

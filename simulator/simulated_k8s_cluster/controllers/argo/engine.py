@@ -157,6 +157,8 @@ class Operation:
                     f"{ref.get('name')}"
                 )
             return TemplateContext(templates, scope), tmpl
+        if isinstance(holder.get("inline"), dict):
+            return ctx, holder["inline"]
         name = holder_template_name(holder)
         tmpl = ctx.templates.get(name)
         if tmpl is None:

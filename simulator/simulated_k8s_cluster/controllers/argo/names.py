@@ -44,7 +44,7 @@ def pod_name(workflow_name: str, node_name: str, template_name: str) -> str:
     if node_name == workflow_name:
         return workflow_name
     prefix = workflow_name
-    if ".inline" not in node_name:
+    if template_name and ".inline" not in node_name:  # an inline template has no name
         prefix = f"{workflow_name}-{template_name}"
     return f"{prefix[:MAX_POD_NAME_PREFIX]}-{fnv32a(node_name)}"
 

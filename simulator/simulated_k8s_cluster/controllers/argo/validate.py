@@ -159,6 +159,8 @@ class _Validator:
                     f"{where}template reference {ref.get('name')}.{ref.get('template')} not found"
                 )
             ctx = tmpls
+        elif isinstance(holder.get("inline"), dict):
+            tmpl = holder["inline"]  # an inline template: validated like a named one
         else:
             name = holder.get("template")
             if not name:
