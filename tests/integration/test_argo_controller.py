@@ -1903,3 +1903,88 @@ def test_inline_templates(
     # An inline template has no name: the pod is named after the Workflow alone.
     assert pod.metadata.name == f"{name}-{fnv32a(node_name)}"
     assert pod.spec.containers[0].args == ["hello inline"]
+
+
+# --- containerSet templates ----------------------------------------------------------------------
+
+
+def container_set(fail: str | None = None) -> dict[str, Any]:
+    def member(name: str, *deps: str) -> dict[str, Any]:
+        found: dict[str, Any] = {"name": name, "image": IMAGE, "args": [f"{name} step"]}
+        if deps:
+            found["dependencies"] = list(deps)
+        return found
+
+    behaviours = {"main": {"seconds": 1}}
+    if fail:
+        behaviours[fail] = {"exitCode": 1}
+    return {
+        "name": "set",
+        "metadata": {"annotations": {BEHAVIOUR: json.dumps(behaviours)}},
+        "containerSet": {
+            "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}],
+            "containers": [
+                member("a"),
+                member("b", "a"),
+                member("c", "a"),
+                member("main", "b", "c"),
+            ],
+        },
+        "volumes": [{"name": "workspace", "emptyDir": {}}],
+    }
+
+
+def test_a_container_set_runs_in_one_pod_with_a_node_per_container(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    v1: kubernetes.client.CoreV1Api,
+) -> None:
+    main = {
+        "name": "main",
+        "dag": {
+            "tasks": [
+                {"name": "graph", "template": "set"},
+                {"name": "after", "template": "done", "dependencies": ["graph"]},
+            ]
+        },
+    }
+    submit(custom, workflow("ctrset", [main, container_set(), container("done")]))
+    wf = run(simulated_cluster, custom, "ctrset")
+    assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
+    by_name = nodes(wf)
+    pod_node = by_name["ctrset.graph"]
+    ids = {c: by_name[f"ctrset.graph.{c}"]["id"] for c in ("a", "b", "c", "main")}
+    assert pod_node["type"] == "Pod" and pod_node["children"] == [ids["a"]]
+    assert by_name["ctrset.graph.a"]["children"] == [ids["b"], ids["c"]]
+    assert by_name["ctrset.graph.b"]["children"] == [ids["main"]]
+    for c in ids:
+        node = by_name[f"ctrset.graph.{c}"]
+        assert (node["type"], node["phase"], node["boundaryID"]) == (
+            "Container",
+            "Succeeded",
+            pod_node["id"],
+        )
+    # The next task hangs off the last container of the graph.
+    assert by_name["ctrset.graph.main"]["children"] == [by_name["ctrset.after"]["id"]]
+    graph_pods = [
+        p for p in pods(v1, "ctrset") if p.metadata.annotations[NODE_NAME] == "ctrset.graph"
+    ]
+    (pod,) = graph_pods
+    assert [c.name for c in pod.spec.containers] == ["a", "b", "c", "main"]
+    assert all(
+        [m.mount_path for m in c.volume_mounts or [] if m.name == "workspace"] == ["/workspace"]
+        for c in pod.spec.containers
+    )
+
+
+def test_a_failed_container_fails_its_node_and_the_pod(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    submit(custom, workflow("ctrfail", [container_set(fail="b")]))
+    wf = run(simulated_cluster, custom, "ctrfail")
+    by_name = nodes(wf)
+    assert wf["status"]["phase"] == "Failed"
+    failed_node = by_name["ctrfail.b"]
+    assert failed_node["phase"] == "Failed"
+    assert failed_node["message"].startswith("b: Error (exit code 1)")
+    assert by_name["ctrfail"]["phase"] == "Failed"

@@ -9,7 +9,8 @@ the simulated scheduler and kubelet.
 Modelled (names and messages from ``workflow/controller`` and ``workflow/validate``):
 
 * templates ``container`` (a pod with one container ``main``), ``script`` (the same, running
-  the staged source), ``steps``, ``dag`` (``depends`` expressions or ``dependencies``,
+  the staged source), ``containerSet`` (one pod, a node per container), ``steps``, ``dag``
+  (``depends`` expressions or ``dependencies``,
   ``target``, ``failFast``) and ``suspend`` (``duration``);
   ``inline`` templates; ``templateRef`` to (Cluster)WorkflowTemplates and
   ``spec.workflowTemplateRef``
@@ -33,7 +34,7 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
   the controller's back errors its node (``pod deleted``).
 
 Not modelled: Argo's ``init`` and ``wait`` containers (their effects are: output parameters,
-the missing-file error), resource / http / data / plugin / containerSet templates,
+the missing-file error), resource / http / data / plugin templates,
 artifacts, ``{{=expr}}`` expressions, hooks other than ``onExit``,
 memoization, synchronization (semaphores, mutexes), daemons and sidecars, ``argo resume`` of a
 suspend node without a duration, node events, the Argo Server, CronWorkflows, and the

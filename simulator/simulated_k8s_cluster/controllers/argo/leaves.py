@@ -146,7 +146,35 @@ def execute_container(
     op.pods[node["id"]] = created
     op.pod_templates[node["id"]] = tmpl
     op.active_pods += 1
+    if tmpl.get("containerSet") is not None:
+        _container_graph(op, name, scope, holder, node, tmpl["containerSet"])
     return node
+
+
+def _container_graph(
+    op: Operation, name: str, scope: str, holder: Obj, node: Obj, container_set: Obj
+) -> None:
+    """``executeContainerSet``: a ``Container`` node per container, under the pod's node, linked
+    as the containers' ``dependencies`` say."""
+    containers = container_set.get("containers") or []
+    for container in containers:
+        child = f"{name}.{container.get('name')}"
+        if op.nodes.get(child) is None:
+            op.nodes.init(
+                child,
+                "Container",
+                holder_template_name(holder),
+                scope,
+                node["id"],
+                "Pending",
+                template_ref=holder.get("templateRef"),
+            )
+    for container in containers:
+        child = f"{name}.{container.get('name')}"
+        for dependency in container.get("dependencies") or []:
+            op.nodes.add_child(f"{name}.{dependency}", child)
+        if not container.get("dependencies"):
+            op.nodes.add_child(name, child)
 
 
 def execute_suspend(

@@ -109,6 +109,16 @@ class Nodes:
         if child_id not in children:
             children.append(child_id)
 
+    def _in_container_set(self, node: Obj) -> bool:
+        """A containerSet's pod node or one of its container nodes."""
+        if node.get("type") == "Container":
+            return True
+        return any(
+            (self.by_id.get(c) or {}).get("type") == "Container"
+            and (self.by_id.get(c) or {}).get("boundaryID") == node["id"]
+            for c in node.get("children") or []
+        )
+
     def children(self, node: Obj) -> list[Obj]:
         return [self.by_id[c] for c in node.get("children") or [] if c in self.by_id]
 
@@ -118,9 +128,21 @@ class Nodes:
         if node is None:
             return []
         node_type = node.get("type")
-        if node_type in ("Skipped", "Suspend", "Pod", "HTTP", "Plugin"):
-            return [nid]
         children = node.get("children") or []
+        if node_type in ("Pod", "Container") and children and self._in_container_set(node):
+            # A containerSet's pod and its containers: the last containers of the graph.
+            last: list[str] = []
+            for child_id in children:
+                child = self.by_id.get(child_id)
+                if child is None:
+                    continue
+                if node_type == "Container" and child.get("boundaryID") != node.get("boundaryID"):
+                    last.append(nid)
+                else:
+                    last.extend(self.outbound(child_id))
+            return last
+        if node_type in ("Skipped", "Suspend", "Pod", "HTTP", "Plugin", "Container"):
+            return [nid]
         if node_type == "Retry" and children:
             return [children[-1]]
         if node_type == "TaskGroup":

@@ -58,14 +58,25 @@ def build_pod(
         NODE_NAME_ANNOTATION: node["name"],
         NODE_ID_ANNOTATION: node["id"],
     }
-    if template.get("script") is not None:
+    if template.get("containerSet") is not None:
+        container_set = template["containerSet"]
+        shared_mounts = container_set.get("volumeMounts") or []
+        containers = []
+        for declared in container_set.get("containers") or []:
+            one = {k: copy.deepcopy(v) for k, v in declared.items() if k != "dependencies"}
+            if shared_mounts:
+                one["volumeMounts"] = [*(one.get("volumeMounts") or []), *shared_mounts]
+            containers.append(one)
+        pod_spec: Obj = {"restartPolicy": "Never", "containers": containers}
+    elif template.get("script") is not None:
         # A script template: the source is staged in a file that the command runs.
         container = {k: copy.deepcopy(v) for k, v in template["script"].items() if k != "source"}
         container["args"] = [*(container.get("args") or []), SCRIPT_SOURCE_PATH]
     else:
         container = copy.deepcopy(template.get("container") or {})
-    container["name"] = MAIN_CONTAINER
-    pod_spec: Obj = {"restartPolicy": "Never", "containers": [container]}
+    if template.get("containerSet") is None:
+        container["name"] = MAIN_CONTAINER
+        pod_spec = {"restartPolicy": "Never", "containers": [container]}
     node_selector = {**(spec.get("nodeSelector") or {}), **(template.get("nodeSelector") or {})}
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
@@ -224,6 +235,33 @@ def read_outputs(template: Obj, files: Mapping[str, str]) -> tuple[list[Obj], st
             continue
         params.append(param)
     return params, error
+
+
+def container_nodes(pod: Obj) -> list[tuple[str, str, str]]:
+    """(container, phase, message) of each container of a containerSet pod, as Argo's
+    podReconciliation marks the ``<node>.<container>`` nodes."""
+    status = pod.get("status") or {}
+    out: list[tuple[str, str, str]] = []
+    for c in status.get("containerStatuses") or []:
+        state = c.get("state") or {}
+        terminated = state.get("terminated")
+        if terminated is not None:
+            code = int(terminated.get("exitCode", 0))
+            message = (
+                f"{c['name']}: {terminated.get('reason', '')} (exit code {code}): "
+                f"{terminated.get('message', '')}"
+            )
+            if code == 0:
+                out.append((c["name"], "Succeeded", ""))
+            else:
+                out.append((c["name"], "Error" if code == 64 else "Failed", message))
+        elif status.get("phase") == "Failed":
+            out.append((c["name"], "Failed", "Pod Failed whilst container running"))
+        elif state.get("waiting") is not None:
+            out.append((c["name"], "Pending", ""))
+        elif state.get("running") is not None:
+            out.append((c["name"], "Running", ""))
+    return out
 
 
 def assess(

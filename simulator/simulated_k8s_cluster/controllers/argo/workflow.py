@@ -22,7 +22,7 @@ from .names import (
     on_exit_node_name,
 )
 from .nodes import fulfilled
-from .pods import assess
+from .pods import assess, container_nodes
 from .validate import Invalid, validate
 
 Obj = dict[str, Any]
@@ -175,6 +175,10 @@ def reconcile_pods(op: Operation) -> None:
             nodes.by_id[node["id"]] = updated
             if fulfilled(updated):
                 op.add_global_outputs(updated.get("outputs"))
+        for container, phase, message in container_nodes(pod):
+            child = nodes.get(f"{node['name']}.{container}")
+            if child is not None and child.get("phase") != phase:
+                nodes.mark(child["name"], phase, message or None)
         phase = (pod.get("status") or {}).get("phase") or "Pending"
         if fulfilled(updated) or phase not in ("Pending", "Running"):
             continue
