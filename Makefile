@@ -85,7 +85,8 @@ venv = .venv-$(1)
 # deferrable Job DAG and the Argo seed DAG.
 FAST_LANE := tests/unit tests/integration/test_job_trigger.py \
     tests/integration/test_argo_trigger.py tests/integration/test_clusters_hook.py \
-    tests/integration/test_job_operator.py tests/e2e/test_job_dags.py \
+    tests/integration/test_job_operator.py tests/integration/test_gcp_connection_identity.py \
+    tests/e2e/test_job_dags.py \
     tests/integration/test_demo.py::test_demo_runs_a_job_dag_and_an_argo_dag
 
 # tests/cluster needs a real cluster: the upstream control plane that scripts/real-cluster

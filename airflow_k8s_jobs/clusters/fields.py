@@ -24,6 +24,12 @@ CONNECTION_FIELDS: dict[str, tuple[str, str, str]] = {
         "boolean",
         "Reach the control plane through its DNS-based endpoint.",
     ),
+    "gcp_conn_id": (
+        "Google Cloud connection",
+        "string",
+        "An Airflow Google Cloud connection whose identity reaches the GKE cluster (default: "
+        "Application Default Credentials, e.g. Composer's service account).",
+    ),
     "impersonation_chain": (
         "Impersonation chain",
         "string",

@@ -112,19 +112,12 @@ def _default_request() -> Any:
     return google.auth.transport.requests.Request()
 
 
-def google_credentials(impersonation_chain: tuple[str, ...] = ()) -> Any:
-    """Application Default Credentials, impersonating the last account of the chain if any."""
-    import google.auth
-    from google.auth.exceptions import DefaultCredentialsError
-
-    try:
-        credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-    except DefaultCredentialsError as exc:
-        raise PermanentError(
-            f"No Google Application Default Credentials: {exc}. On Cloud Composer the "
-            "environment's service account is used; elsewhere set GOOGLE_APPLICATION_CREDENTIALS "
-            "or run `gcloud auth application-default login`."
-        ) from None
+def google_credentials(
+    impersonation_chain: tuple[str, ...] = (), gcp_conn_id: str | None = None
+) -> Any:
+    """The credentials of an Airflow Google Cloud connection (``gcp_conn_id``) or Application
+    Default Credentials, impersonating the last account of the chain if any."""
+    credentials = _connection_credentials(gcp_conn_id) if gcp_conn_id else _default_credentials()
     if impersonation_chain:
         from google.auth import impersonated_credentials
 
@@ -137,17 +130,66 @@ def google_credentials(impersonation_chain: tuple[str, ...] = ()) -> Any:
     return credentials
 
 
-_token_sources: dict[tuple[str, ...], GoogleTokenSource] = {}
+def _default_credentials() -> Any:
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    except DefaultCredentialsError as exc:
+        raise PermanentError(
+            f"No Google Application Default Credentials: {exc}. On Cloud Composer the "
+            "environment's service account is used; elsewhere set GOOGLE_APPLICATION_CREDENTIALS "
+            "or run `gcloud auth application-default login`, or name an Airflow Google Cloud "
+            "connection with gcp_conn_id."
+        ) from None
+    return credentials
+
+
+def _connection_credentials(gcp_conn_id: str) -> Any:
+    """What the Google provider's hook makes of an Airflow Google Cloud connection (key file,
+    key JSON, credential configuration, its own impersonation chain and scopes)."""
+    try:
+        from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
+    except ImportError:
+        raise InvalidInputError(
+            f"gcp_conn_id={gcp_conn_id!r} needs the Google provider "
+            "(apache-airflow-providers-google, included in Cloud Composer images): install it, "
+            "or remove gcp_conn_id to use Application Default Credentials."
+        ) from None
+    from airflow.exceptions import AirflowException, AirflowNotFoundException
+
+    try:
+        return GoogleBaseHook(gcp_conn_id=gcp_conn_id).get_credentials()
+    except AirflowNotFoundException:
+        raise InvalidInputError(
+            f"The Google Cloud connection {gcp_conn_id!r} (gcp_conn_id) is not defined: create "
+            "it, or remove gcp_conn_id to use Application Default Credentials."
+        ) from None
+    except AirflowException as exc:
+        raise InvalidInputError(
+            f"The Google Cloud connection {gcp_conn_id!r} (gcp_conn_id) gives no credentials: {exc}"
+        ) from None
+
+
+GoogleIdentity = tuple[str | None, tuple[str, ...]]
+"""(gcp_conn_id, impersonation chain): whose tokens reach a GKE cluster."""
+
+_token_sources: dict[GoogleIdentity, GoogleTokenSource] = {}
 _token_sources_lock = threading.Lock()
 
 
-def token_source_for(impersonation_chain: tuple[str, ...] = ()) -> GoogleTokenSource:
-    """The process-wide token source for an identity (ADC, or ADC impersonating a chain)."""
+def token_source_for(
+    impersonation_chain: tuple[str, ...] = (), gcp_conn_id: str | None = None
+) -> GoogleTokenSource:
+    """The process-wide token source for an identity: ADC or an Airflow Google Cloud
+    connection, impersonating a chain or not."""
+    identity: GoogleIdentity = (gcp_conn_id, impersonation_chain)
     with _token_sources_lock:
-        source = _token_sources.get(impersonation_chain)
+        source = _token_sources.get(identity)
         if source is None:
-            source = GoogleTokenSource(google_credentials(impersonation_chain))
-            _token_sources[impersonation_chain] = source
+            source = GoogleTokenSource(google_credentials(impersonation_chain, gcp_conn_id))
+            _token_sources[identity] = source
         return source
 
 

@@ -169,7 +169,7 @@ def load_sync_configuration(settings: ClusterSettings, configuration: Any) -> No
         elif settings.kind == "in_cluster":
             kubernetes.config.load_incluster_config(client_configuration=configuration)
         else:
-            tokens = gke.token_source_for(settings.impersonation_chain)
+            tokens = gke.token_source_for(settings.impersonation_chain, settings.gcp_conn_id)
             endpoint = gke.cluster_endpoint(settings, tokens.credentials)
             configure_gke_sync(configuration, endpoint, tokens)
     except kubernetes.config.ConfigException as exc:
@@ -199,7 +199,9 @@ async def load_async_configuration(settings: ClusterSettings, configuration: Any
             kubernetes_asyncio.config.load_incluster_config(client_configuration=configuration)
         else:
             # ADC discovery and get_cluster block; the results are cached per process.
-            tokens = await asyncio.to_thread(gke.token_source_for, settings.impersonation_chain)
+            tokens = await asyncio.to_thread(
+                gke.token_source_for, settings.impersonation_chain, settings.gcp_conn_id
+            )
             endpoint = await asyncio.to_thread(gke.cluster_endpoint, settings, tokens.credentials)
             configure_gke_async(configuration, endpoint, tokens)
     except kubernetes_asyncio.config.ConfigException as exc:
@@ -374,7 +376,7 @@ class KubeClusterHook(BaseHook):
         """
         settings = self.settings
         if settings.kind == "gke":
-            tokens = gke.token_source_for(settings.impersonation_chain)
+            tokens = gke.token_source_for(settings.impersonation_chain, settings.gcp_conn_id)
             tokens.invalidate()
             _set_token(client.configuration, tokens.token())
         else:
@@ -385,7 +387,9 @@ class KubeClusterHook(BaseHook):
         """The async counterpart of :meth:`refresh_credentials`."""
         settings = await self.asettings()
         if settings.kind == "gke":
-            tokens = await asyncio.to_thread(gke.token_source_for, settings.impersonation_chain)
+            tokens = await asyncio.to_thread(
+                gke.token_source_for, settings.impersonation_chain, settings.gcp_conn_id
+            )
             tokens.invalidate()
             _set_token(client.configuration, await tokens.atoken())
         else:

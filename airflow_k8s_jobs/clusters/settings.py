@@ -44,6 +44,7 @@ _OUR_FIELDS = frozenset(
         "use_internal_ip",
         "use_dns_endpoint",
         "impersonation_chain",
+        "gcp_conn_id",
         "kubeconfig_path",
         "kubeconfig",
         "context",
@@ -77,6 +78,8 @@ class ClusterSettings:
     use_internal_ip: bool = False
     use_dns_endpoint: bool = False
     impersonation_chain: tuple[str, ...] = ()
+    gcp_conn_id: str | None = None
+    """An Airflow Google Cloud connection to take the GKE identity from (default: ADC)."""
     kubeconfig_path: str | None = None
     kubeconfig: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     context: str | None = None
@@ -256,6 +259,7 @@ def _parse_ours(conn_id: str, extras: dict[str, Any], prefix: str = _OUR_PREFIX)
     in_cluster = ex.flag("in_cluster")
     use_internal_ip, use_dns_endpoint = ex.flag("use_internal_ip"), ex.flag("use_dns_endpoint")
     chain = ex.names("impersonation_chain")
+    gcp_conn_id = ex.text("gcp_conn_id")
     namespace, allowed = _namespaces(ex)
     common: dict[str, Any] = {
         "conn_id": conn_id,
@@ -291,6 +295,7 @@ def _parse_ours(conn_id: str, extras: dict[str, Any], prefix: str = _OUR_PREFIX)
             ("use_internal_ip", use_internal_ip),
             ("use_dns_endpoint", use_dns_endpoint),
             ("impersonation_chain", chain),
+            ("gcp_conn_id", gcp_conn_id),
         )
         if v
     ]
@@ -324,6 +329,7 @@ def _parse_ours(conn_id: str, extras: dict[str, Any], prefix: str = _OUR_PREFIX)
             use_internal_ip=use_internal_ip,
             use_dns_endpoint=use_dns_endpoint,
             impersonation_chain=chain,
+            gcp_conn_id=gcp_conn_id,
             **common,
         )
     if in_cluster:
