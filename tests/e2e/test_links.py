@@ -104,7 +104,9 @@ def gke_connection(e2e_cluster: SimulatedCluster, monkeypatch: pytest.MonkeyPatc
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         return e2e_cluster.token, now + dt.timedelta(hours=1)
 
-    def token_source_for(chain: tuple[str, ...] = ()) -> gke.GoogleTokenSource:
+    def token_source_for(
+        chain: tuple[str, ...] = (), gcp_conn_id: str | None = None
+    ) -> gke.GoogleTokenSource:
         credentials = Credentials(token=None, refresh_handler=issue)
         return gke.GoogleTokenSource(credentials, request_factory=lambda: None)
 
