@@ -33,6 +33,7 @@ from .resources import (
 from .selectors import object_filter, parse_field_selector, parse_label_selector
 from .state import ClusterState
 from .store import ResourceVersionTooOld
+from .streams import STREAM_SUBRESOURCES, StreamServer
 
 log = logging.getLogger("simulated_k8s_cluster")
 
@@ -81,6 +82,7 @@ class ApiServer:
         self.state = state
         self._watch_tasks: set[asyncio.Task[Any]] = set()
         self.authorizer = Authorizer(state.config.rbac, state.config.cluster_name)
+        self.streams = StreamServer(state)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -128,6 +130,8 @@ class ApiServer:
             self._count_and_fault("discovery", "/".join(parts[:3]), None)
             return _json_response(discovery)
         route = self._route(parts)
+        if route.resource is PODS and route.subresource in STREAM_SUBRESOURCES:
+            return await self._stream(request, route)
         verb = self._verb(request, route)
         self._count_and_fault(verb, route.counted_resource, route.namespace)
         self._authorize(request, route, verb)
@@ -141,6 +145,27 @@ class ApiServer:
                 f"resource ({request.method} {route.counted_resource})",
             )
         return await handler(request, route)
+
+    async def _stream(self, request: web.Request, route: Route) -> web.StreamResponse:
+        """``pods/exec`` and ``pods/attach``: ``get`` for a websocket ``GET``, ``create`` for a
+        ``POST``; from 1.35 (``AuthorizePodWebsocketUpgradeCreatePermission``) a websocket
+        upgrade needs ``create`` too."""
+        if request.method not in ("GET", "POST") or route.name is None:
+            raise ApiError(
+                405,
+                f"the server does not allow this method on the requested "
+                f"resource ({request.method} {route.counted_resource})",
+            )
+        verb = "get" if request.method == "GET" else "create"
+        self._count_and_fault(verb, route.counted_resource, route.namespace)
+        self._authorize(request, route, verb)
+        major, minor = (int(p) for p in self.state.config.kubernetes_version.split(".")[:2])
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if verb == "get" and upgrade and (major, minor) >= (1, 35):
+            self._authorize(request, route, "create")
+        return await self.streams.serve(
+            request, route.namespace or "", route.name, route.subresource or ""
+        )
 
     def _handlers(self) -> dict[str, Callable[[web.Request, Route], Awaitable[web.StreamResponse]]]:
         return {
@@ -222,7 +247,8 @@ class ApiServer:
             raise ApiError(404, "the server could not find the requested resource")
         name = rest[1] if len(rest) >= 2 else None
         sub = rest[2] if len(rest) == 3 else None
-        if sub is not None and sub not in resource.subresources:
+        streamed = resource is PODS and sub in STREAM_SUBRESOURCES
+        if sub is not None and sub not in resource.subresources and not streamed:
             raise ApiError(404, "the server could not find the requested resource")
         return Route(resource, namespace, name, sub)
 
@@ -363,14 +389,20 @@ class ApiServer:
             if r.categories:
                 entry["categories"] = list(r.categories)
             listed.append(entry)
-            for sub in sorted(r.subresources):
+            streamed = STREAM_SUBRESOURCES if r is PODS else frozenset()
+            for sub in sorted(r.subresources | streamed):
+                kind, verbs = r.kind, ["get", "patch", "update"]
+                if sub == "log":
+                    kind, verbs = "Pod", ["get"]
+                elif sub in streamed:
+                    kind, verbs = f"Pod{sub.capitalize()}Options", ["create", "get"]
                 listed.append(
                     {
                         "name": f"{r.plural}/{sub}",
                         "singularName": "",
                         "namespaced": r.namespaced,
-                        "kind": r.kind if sub != "log" else "Pod",
-                        "verbs": ["get"] if sub == "log" else ["get", "patch", "update"],
+                        "kind": kind,
+                        "verbs": verbs,
                     }
                 )
         return {

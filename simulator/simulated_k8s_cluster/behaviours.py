@@ -8,7 +8,7 @@ hit (image pull failures, preemption). Rules come from the cluster configuration
     behaviours:
       - match: {image: "task-python:1.0", args: "pre-task.py", env: {JOB_COMPLETION_INDEX: "3"},
                 namespace: batch, container: main, labels: {app: etl}}
-        seconds: 2              # simulated run time (default 1)
+        seconds: 2              # simulated run time (default 1; "forever": until stopped)
         exitCode: 0             # default 0
         stdout: "[1, 2, 3]"     # log lines (a string split on newlines, or a list of lines)
         files: {"/tmp/results": "[1, 2, 3]"}
@@ -17,6 +17,9 @@ hit (image pull failures, preemption). Rules come from the cluster configuration
         imagePullSeconds: 30            # ... and recovers after that many simulated seconds
         preemptAfterSeconds: 5          # the pod is preempted 5 s after it starts running
         oomKilled: true                 # terminated with exit code 137, reason OOMKilled
+        signals: {INT: 0}               # signals the main process handles: exit with that code
+        exec:                           # what commands run with pods/exec answer
+          - {command: "python -V", stdout: "Python 3.12.1", exitCode: 0}
         times: 1                        # only the first N pods the rule matches
 
 Matching (every ``match`` key is optional; an empty or missing ``match`` matches everything):
@@ -49,12 +52,21 @@ included) whose values are such objects, for containers that should behave diffe
     sim.airflow-k8s-jobs/behaviour: '{"main": {"exitCode": 1}, "sidecar": {"seconds": 60}}'
 
 Containers a keyed annotation does not name fall back to the rules.
+
+A container no rule or annotation describes is judged by its command: a shell loop that never
+ends (``while true; do …; done``, ``while :``), ``sleep infinity`` or ``tail -f /dev/null``
+runs until it is stopped. Whatever describes a container, the ``trap "exit N" INT`` lines of
+its shell command say which signals its main process handles (unless ``signals`` is given).
+The main process is PID 1, which ignores every signal it has no handler for, ``KILL`` included
+when sent from inside the container.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,8 +89,32 @@ _BEHAVIOUR_FIELDS = (
     "imagePullMessage",
     "preemptAfterSeconds",
     "oomKilled",
+    "signals",
+    "exec",
 )
+_EXEC_FIELDS = ("command", "stdout", "stderr", "exitCode")
+SIGNALS = {
+    "HUP": 1,
+    "INT": 2,
+    "QUIT": 3,
+    "KILL": 9,
+    "USR1": 10,
+    "USR2": 12,
+    "TERM": 15,
+}
+"""Signal names and numbers (x86-64 Linux) the simulated containers know."""
 _RULE_FIELDS = ("match", "times", *_BEHAVIOUR_FIELDS)
+
+
+@dataclass(frozen=True)
+class ExecAnswer:
+    """How a container answers one command run in it through ``pods/exec``."""
+
+    command: str
+    """The command's words joined by spaces are this, or start with it and a space."""
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +122,7 @@ class Behaviour:
     """What one container does."""
 
     seconds: float = 1.0
+    """Simulated run time; ``math.inf`` runs until the container is stopped."""
     exit_code: int = 0
     stdout: tuple[str, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)
@@ -97,6 +134,15 @@ class Behaviour:
     image_pull_message: str | None = None
     preempt_after_seconds: float | None = None
     oom_killed: bool = False
+    signals: Mapping[str, int] | None = None
+    """Signal name (``INT``) → exit code, for the signals the main process handles; None:
+    what the command's shell ``trap`` lines say."""
+    exec_answers: tuple[ExecAnswer, ...] = ()
+
+    @property
+    def forever(self) -> bool:
+        """Runs until stopped."""
+        return math.isinf(self.seconds)
 
     @property
     def reason(self) -> str:
@@ -199,6 +245,64 @@ def _string_map(data: Mapping[str, Any], key: str, where: str) -> dict[str, str]
     return out
 
 
+def signal_name(value: str) -> str | None:
+    """``INT``, ``SIGINT``, ``int`` or ``2`` → ``INT``; None for an unknown signal."""
+    text = value.strip().upper()
+    if text.isdigit():
+        return next((name for name, number in SIGNALS.items() if number == int(text)), None)
+    text = text.removeprefix("SIG")
+    return text if text in SIGNALS else None
+
+
+def _exit_code(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        raise ConfigError(f"{where}: must be an integer from 0 to 255, got {value!r}")
+    return value
+
+
+def _signals(data: Mapping[str, Any], where: str) -> dict[str, int] | None:
+    value = data.get("signals")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}.signals: must be a mapping of signal to exit code")
+    out: dict[str, int] = {}
+    for key, code in value.items():
+        name = signal_name(str(key))
+        if name is None:
+            raise ConfigError(f"{where}.signals.{key}: unknown signal; known: {', '.join(SIGNALS)}")
+        if name == "KILL":
+            raise ConfigError(f"{where}.signals.{key}: KILL cannot be handled")
+        out[name] = _exit_code(code, f"{where}.signals.{key}")
+    return out
+
+
+def _exec_answers(data: Mapping[str, Any], where: str) -> tuple[ExecAnswer, ...]:
+    value = data.get("exec")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}.exec: must be a list of {{command, stdout, stderr, exitCode}}")
+    answers = []
+    for i, entry in enumerate(value):
+        at = f"{where}.exec[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{at}: must be a mapping, got {entry!r}")
+        _unknown(entry, _EXEC_FIELDS, at)
+        command = _string(entry, "command", at)
+        if not command:
+            raise ConfigError(f"{at}.command: required")
+        answers.append(
+            ExecAnswer(
+                command=command,
+                stdout=_string(entry, "stdout", at) or "",
+                stderr=_string(entry, "stderr", at) or "",
+                exit_code=_exit_code(entry.get("exitCode", 0), f"{at}.exitCode"),
+            )
+        )
+    return tuple(answers)
+
+
 def _unknown(data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
@@ -212,10 +316,15 @@ def parse_behaviour(
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: must be a mapping, got {data!r}")
     _unknown(data, allowed, where)
-    seconds = _number(data, "seconds", where)
-    exit_code = data.get("exitCode", 0)
-    if isinstance(exit_code, bool) or not isinstance(exit_code, int) or not 0 <= exit_code <= 255:
-        raise ConfigError(f"{where}.exitCode: must be an integer from 0 to 255, got {exit_code!r}")
+    if data.get("seconds") == "forever":
+        seconds: float | None = math.inf
+    elif isinstance(data.get("seconds"), str):
+        raise ConfigError(
+            f'{where}.seconds: must be a number >= 0 or "forever", got {data["seconds"]!r}'
+        )
+    else:
+        seconds = _number(data, "seconds", where)
+    exit_code = _exit_code(data.get("exitCode", 0), f"{where}.exitCode")
     stdout = data.get("stdout")
     lines: tuple[str, ...]
     if stdout is None:
@@ -255,6 +364,8 @@ def parse_behaviour(
         image_pull_message=_string(data, "imagePullMessage", where),
         preempt_after_seconds=_number(data, "preemptAfterSeconds", where),
         oom_killed=oom_killed,
+        signals=_signals(data, where),
+        exec_answers=_exec_answers(data, where),
     )
 
 
@@ -360,3 +471,48 @@ def expand(text: str, env: Mapping[str, str]) -> str:
         return env.get(name, found.group(0))
 
     return _REFERENCE.sub(replace, text)
+
+
+# --- what a container's command says about it ---------------------------------------------------
+
+_SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
+_ENDLESS_LOOP = re.compile(r"\bwhile\s+(?:true|:)\s*[;\n]\s*do\b(?P<body>.*?)[;\n]\s*done\b", re.S)
+_ENDLESS_COMMAND = re.compile(r"(?:^|[;&|\s])(?:sleep\s+(?:infinity|inf)|tail\s+-f\s+/dev/null)\b")
+_TRAP = re.compile(r"\btrap\s+(?:'([^']*)'|\"([^\"]*)\"|(\S+))((?:[ \t]+[A-Za-z0-9]+)+)")
+_EXIT = re.compile(r"\bexit(?:\s+(\d+))?")
+
+
+def _script(argv: list[str]) -> str:
+    """The shell script a command runs (``sh -c SCRIPT``), else the command line."""
+    if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in _SHELLS and argv[1] == "-c":
+        return argv[2]
+    return " ".join(shlex.quote(part) for part in argv)
+
+
+def runs_forever(argv: list[str]) -> bool:
+    """Whether a command never ends by itself: an endless shell loop without ``break`` or
+    ``exit`` in it, ``sleep infinity``, ``tail -f /dev/null``."""
+    script = _script(argv)
+    for loop in _ENDLESS_LOOP.finditer(script):
+        if not re.search(r"\b(?:break|exit)\b", loop.group("body")):
+            return True
+    return bool(_ENDLESS_COMMAND.search(script))
+
+
+def trapped_signals(argv: list[str]) -> dict[str, int]:
+    """Signal name → exit code for the ``trap "… exit N" SIG`` lines of a shell command."""
+    script = _script(argv)
+    out: dict[str, int] = {}
+    for found in _TRAP.finditer(script):
+        action = next(g for g in found.groups()[:3] if g is not None)
+        if action == "-":
+            continue
+        exit_found = _EXIT.search(action)
+        if exit_found is None:
+            continue  # handled without exiting (``trap "" INT`` ignores the signal)
+        code = int(exit_found.group(1) or 0)
+        for word in found.group(4).split():
+            name = signal_name(word)
+            if name is not None:
+                out[name] = code & 0xFF
+    return out

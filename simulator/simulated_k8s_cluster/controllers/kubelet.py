@@ -27,25 +27,38 @@ What it reproduces of a real kubelet (``pkg/kubelet``, release 1.33):
   ``DisruptionTarget`` (``PreemptionByScheduler``), event ``Preempted``, graceful delete — after
   which the kubelet kills it as above (phase ``Failed``).
 - Logs (:meth:`Kubelet.lines`) with the API server's and kubelet's errors.
+- ``pods/exec`` and ``pods/attach`` (:meth:`Kubelet.exec_session`, :meth:`Kubelet.attach_target`):
+  commands run in a running container by :mod:`..shell` against what the container's behaviour
+  wrote (``files``, shared through the pod's volumes) and its processes; a signal to PID 1
+  stops the container when its main process handles it (``signals``, or a shell ``trap``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import hashlib
 import logging
+import math
+import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..behaviours import (
     BEHAVIOUR_ANNOTATION,
+    DEFAULT_BEHAVIOUR,
+    SIGNALS,
     Behaviour,
     ContainerFacts,
+    ExecAnswer,
     RuleBook,
     expand,
     parse_annotation,
+    runs_forever,
+    trapped_signals,
 )
 from ..config import ConfigError
 from ..resources import CONFIGMAPS, NODES, PODS, SECRETS, ApiError, not_found
@@ -74,6 +87,12 @@ KUBELET_CONDITIONS = (
     "PodScheduled",
 )
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+FIRST_EXEC_PID = 10
+"""Process IDs of exec sessions start here (PID 1 is the main process)."""
+STANDARD_DIRS = frozenset(
+    {"/", "/bin", "/dev", "/etc", "/home", "/proc", "/root", "/sbin", "/tmp", "/usr", "/var"}
+)
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 # --- image references (github.com/distribution/reference) ---------------------------------------
@@ -176,6 +195,16 @@ class Instance:
 
 
 @dataclass
+class ExecSession:
+    """A process started in a container with ``pods/exec``."""
+
+    pid: int
+    argv: list[str]
+    signal: str | None = None
+    """The signal that ended it."""
+
+
+@dataclass
 class ContainerRun:
     name: str
     init: bool
@@ -184,6 +213,14 @@ class ContainerRun:
     env: dict[str, str]
     image_error: str | None
     image_name: str
+    argv: list[str] = field(default_factory=list)
+    """The main process's command line (``command`` + ``args``, expanded)."""
+    signals: Mapping[str, int] = field(default_factory=dict)
+    """Signals the main process handles, and the exit code it then exits with."""
+    exit_code_override: int | None = None
+    """The exit code of the current run when a handled signal ends it early."""
+    sessions: dict[int, ExecSession] = field(default_factory=dict)
+    next_pid: int = FIRST_EXEC_PID
     stage: str = "pending"
     """pending → creating → running → done, with invalid / pull-failed / pull-backoff /
     backoff (CrashLoopBackOff) on the way."""
@@ -321,23 +358,7 @@ class Kubelet:
         """Log lines of a container, with the API server's and the kubelet's errors."""
         meta, spec = pod["metadata"], pod.get("spec") or {}
         name = meta["name"]
-        containers = [c["name"] for c in spec.get("containers") or []]
-        init_containers = [c["name"] for c in spec.get("initContainers") or []]
-        if not container:
-            if len(containers) == 1:
-                container = containers[0]
-            elif not containers:
-                raise ApiError(400, f"a container name must be specified for pod {name}")
-            else:
-                message = (
-                    f"a container name must be specified for pod {name}, choose one of: "
-                    f"[{' '.join(containers)}]"
-                )
-                if init_containers:
-                    message += f" or one of the init containers: [{' '.join(init_containers)}]"
-                raise ApiError(400, message)
-        elif container not in containers and container not in init_containers:
-            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        container = choose_container(pod, container)
         if not spec.get("nodeName"):
             return [], True  # not on a node yet: the API server answers with an empty log
         status = pod.get("status") or {}
@@ -399,6 +420,69 @@ class Kubelet:
         now = self.state.clock.now()
         finished = instance.finished_at is not None and instance.finished_at <= now
         return instance.emitted(now), finished
+
+    # --- exec and attach ----------------------------------------------------------------------
+
+    def _running(self, pod: Obj, container: str | None) -> tuple[PodRun, ContainerRun, str]:
+        """The running container a stream connects to, with the API server's and the kubelet's
+        errors (``StreamError`` for the kubelet's plain-text ones)."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        name = choose_container(pod, container)
+        if not spec.get("nodeName"):
+            raise ApiError(400, f"pod {meta['name']} does not have a host assigned")
+        run = self._pods.get(meta.get("uid", ""))
+        crun = run.by_name(name) if run is not None else None
+        if run is None or crun is None or crun.stage != "running" or crun.current is None:
+            raise StreamError(f'container not found ("{name}")')
+        return run, crun, name
+
+    def exec_session(self, pod: Obj, container: str | None, argv: list[str]) -> ExecView:
+        """Start a process in a running container (what ``pods/exec`` connects to)."""
+        run, crun, _ = self._running(pod, container)
+        pid = crun.next_pid
+        crun.next_pid += 1
+        session = ExecSession(pid=pid, argv=list(argv))
+        crun.sessions[pid] = session
+        return ExecView(self, run, crun, session)
+
+    def attach_target(self, pod: Obj, container: str | None) -> AttachView:
+        """The main process of a running container (what ``pods/attach`` connects to)."""
+        run, crun, _ = self._running(pod, container)
+        return AttachView(self, run, crun)
+
+    def signal_main(self, run: PodRun, crun: ContainerRun, signal: str) -> None:
+        """Deliver a signal to a container's main process (PID 1): it exits with the code its
+        handler gives, at once; PID 1 ignores signals it has no handler for."""
+        if signal not in crun.signals or crun.stage != "running" or crun.current is None:
+            return
+        now = self.state.clock.now()
+        crun.exit_code_override = crun.signals[signal]
+        crun.next_at = now
+        pod = self.state.store.peek(PODS, run.namespace, run.name)
+        if pod is not None:
+            self._sync(pod, now)
+
+    def visible_files(self, run: PodRun, crun: ContainerRun) -> dict[str, str]:
+        """The files a container sees: its own, and those other containers wrote into volumes
+        it mounts too (at its own mount path)."""
+        out: dict[str, str] = {}
+        own: dict[str, str] = {}
+        for other in run.containers:
+            instance = other.current or other.last
+            if instance is None or not instance.container_id:
+                continue
+            if other is crun:
+                own = {_abs_path(path): content for path, content in instance.files.items()}
+                continue
+            for path, content in instance.files.items():
+                location = _volume_of(other.spec, path)
+                if location is None:
+                    continue
+                for mount_path, volume in _mounts(crun.spec):
+                    if volume == location[0]:
+                        out[posixpath.join(mount_path, location[1]).rstrip("/")] = content
+        out.update(own)
+        return out
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -533,7 +617,13 @@ class Kubelet:
                     labels=labels,
                     init=init,
                 )
+                argv = [expand(str(part), env) for part in command]
                 behaviour = overrides.get(container["name"]) or self.rules.select(run.uid, facts)
+                if behaviour is DEFAULT_BEHAVIOUR and runs_forever(argv):
+                    behaviour = dataclasses.replace(behaviour, seconds=math.inf)
+                signals = behaviour.signals
+                if signals is None:
+                    signals = trapped_signals(argv)
                 error, image_name = normalize_image(facts.image)
                 crun = ContainerRun(
                     name=container["name"],
@@ -548,6 +638,8 @@ class Kubelet:
                     },
                     image_error=error,
                     image_name=image_name,
+                    argv=argv,
+                    signals=dict(signals),
                 )
                 (run.init if init else run.main).append(crun)
                 if not init and behaviour.preempt_after_seconds is not None:
@@ -750,7 +842,8 @@ class Kubelet:
         container_id = "containerd://" + _digest(run.uid, crun.name, str(crun.serial))
         lines = [expand(line, crun.env) for line in behaviour.stdout]
         count = len(lines)
-        timed = [(at + behaviour.seconds * i / count, line) for i, line in enumerate(lines)]
+        spread = 0.0 if behaviour.forever else behaviour.seconds
+        timed = [(at + spread * i / count, line) for i, line in enumerate(lines)]
         instance = Instance(
             container_id=container_id,
             started_at=at,
@@ -761,7 +854,7 @@ class Kubelet:
         crun.current = instance
         crun.stage = "running"
         crun.waiting_reason, crun.waiting_message = "", None
-        crun.next_at = instance.planned_end
+        crun.next_at = None if behaviour.forever else instance.planned_end
         self._event(pod, run, "Normal", "Created", f"Created container: {crun.name}", crun)
         self._event(pod, run, "Normal", "Started", f"Started container {crun.name}", crun)
 
@@ -785,9 +878,14 @@ class Kubelet:
         instance = crun.current
         assert instance is not None
         behaviour = crun.behaviour
-        self._terminate(crun, instance, at, behaviour.exit_code, behaviour.reason)
+        exit_code, reason = behaviour.exit_code, behaviour.reason
+        if crun.exit_code_override is not None:
+            exit_code = crun.exit_code_override
+            reason = "Completed" if exit_code == 0 else "Error"
+            crun.exit_code_override = None
+        self._terminate(crun, instance, at, exit_code, reason)
         policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
-        failed = behaviour.exit_code != 0
+        failed = exit_code != 0
         restart = policy == "Always" or (policy == "OnFailure" and failed)
         if not restart:
             crun.stage = "done"
@@ -1096,3 +1194,208 @@ def _phase(
             return "Failed"
         return "Running"
     return "Pending"
+
+
+# --- exec and attach ----------------------------------------------------------------------------
+
+
+class StreamError(Exception):
+    """An error the kubelet answers a stream request with (plain text, HTTP 500)."""
+
+
+def choose_container(pod: Obj, container: str | None) -> str:
+    """The container a log/exec/attach request means, with the API server's ``400`` errors."""
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    name = meta["name"]
+    containers = [c["name"] for c in spec.get("containers") or []]
+    init_containers = [c["name"] for c in spec.get("initContainers") or []]
+    if not container:
+        if len(containers) == 1:
+            return str(containers[0])
+        if not containers:
+            raise ApiError(400, f"a container name must be specified for pod {name}")
+        message = (
+            f"a container name must be specified for pod {name}, choose one of: "
+            f"[{' '.join(containers)}]"
+        )
+        if init_containers:
+            message += f" or one of the init containers: [{' '.join(init_containers)}]"
+        raise ApiError(400, message)
+    if container not in containers and container not in init_containers:
+        raise ApiError(400, f"container {container} is not valid for pod {name}")
+    return container
+
+
+def _abs_path(path: str) -> str:
+    """An absolute, normalized path (relative paths start at ``/``)."""
+    return posixpath.normpath("/" + path.lstrip("/"))
+
+
+def _mounts(spec: Obj) -> list[tuple[str, tuple[str, str]]]:
+    """``(mount path, (volume, subPath))`` of a container's volume mounts."""
+    out = []
+    for mount in spec.get("volumeMounts") or []:
+        path = _abs_path(str(mount.get("mountPath") or ""))
+        out.append((path, (str(mount.get("name") or ""), str(mount.get("subPath") or ""))))
+    return out
+
+
+def _volume_of(spec: Obj, path: str) -> tuple[tuple[str, str], str] | None:
+    """``((volume, subPath), path inside the mount)`` of a path a container writes, if it lies
+    in one of its volume mounts (the deepest one)."""
+    path = _abs_path(path)
+    best: tuple[str, tuple[str, str]] | None = None
+    for mount_path, volume in _mounts(spec):
+        inside = mount_path == "/" or path == mount_path or path.startswith(mount_path + "/")
+        if inside and (best is None or len(mount_path) > len(best[0])):
+            best = (mount_path, volume)
+    if best is None:
+        return None
+    return best[1], posixpath.relpath(path, best[0]) if path != best[0] else ""
+
+
+class _ContainerView:
+    """A running container as a stream request sees it."""
+
+    def __init__(self, kubelet: Kubelet, run: PodRun, crun: ContainerRun) -> None:
+        self.kubelet = kubelet
+        self.run = run
+        self.crun = crun
+        self.instance = crun.current
+        self.hostname = run.name
+        self.env: Mapping[str, str] = {
+            k: v
+            for k, v in crun.env.items()
+            if k not in ("POD_NAME", "POD_NAMESPACE", "CONTAINER_NAME") or _declared(crun.spec, k)
+        }
+
+    def alive(self) -> bool:
+        """Whether the container still runs the instance the stream connected to."""
+        crun = self.crun
+        return (
+            crun.stage == "running"
+            and crun.current is self.instance
+            and self.kubelet._pods.get(self.run.uid) is self.run
+            and self.run.killed_at is None
+        )
+
+
+def _declared(spec: Obj, name: str) -> bool:
+    return any(isinstance(v, dict) and v.get("name") == name for v in spec.get("env") or [])
+
+
+class ExecView(_ContainerView):
+    """One exec session in a running container: what :class:`..shell.Shell` runs against."""
+
+    def __init__(
+        self, kubelet: Kubelet, run: PodRun, crun: ContainerRun, session: ExecSession
+    ) -> None:
+        super().__init__(kubelet, run, crun)
+        self.session = session
+        self.pid = session.pid
+
+    def close(self) -> None:
+        self.crun.sessions.pop(self.session.pid, None)
+
+    def read_file(self, path: str) -> str | None:
+        path = _abs_path(path)
+        files = self.kubelet.visible_files(self.run, self.crun)
+        if path in files:
+            return files[path]
+        if path == "/etc/hostname":
+            return self.hostname + "\n"
+        mounted = any(p == SERVICE_ACCOUNT_DIR for p, _ in _mounts(self.crun.spec))
+        if path == SERVICE_ACCOUNT_DIR + "/namespace" and mounted:
+            return self.run.namespace
+        return None
+
+    def is_dir(self, path: str) -> bool:
+        path = _abs_path(path)
+        if path in STANDARD_DIRS or any(p == path for p, _ in _mounts(self.crun.spec)):
+            return True
+        prefix = path.rstrip("/") + "/"
+        files = self.kubelet.visible_files(self.run, self.crun)
+        mounts = [p + "/" for p, _ in _mounts(self.crun.spec)]
+        return any(f.startswith(prefix) for f in files) or any(m.startswith(prefix) for m in mounts)
+
+    def write_file(self, path: str, content: str, append: bool = False) -> None:
+        instance = self.crun.current
+        if instance is None:
+            return
+        path = _abs_path(path)
+        if append:
+            content = (self.read_file(path) or "") + content
+        instance.files[path] = content
+        # a write into a volume is seen by every container that mounts it
+        location = _volume_of(self.crun.spec, path)
+        if location is None:
+            return
+        for other in self.run.containers:
+            other_instance = other.current or other.last
+            if other is self.crun or other_instance is None:
+                continue
+            for key in list(other_instance.files):
+                if _volume_of(other.spec, key) == location:
+                    del other_instance.files[key]
+
+    def processes(self) -> list[tuple[int, str]]:
+        crun = self.crun
+        main = (
+            " ".join(crun.argv) or posixpath.basename(crun.image_name.split("@")[0]).split(":")[0]
+        )
+        out = [(1, main)]
+        out += [(pid, " ".join(s.argv)) for pid, s in sorted(crun.sessions.items())]
+        return out
+
+    def signal(self, pid: int, signal: str) -> bool:
+        if pid == 1:
+            self.kubelet.signal_main(self.run, self.crun, signal)
+            return True
+        session = self.crun.sessions.get(pid)
+        if session is None:
+            return False
+        session.signal = signal
+        return True
+
+    def signalled(self) -> str | None:
+        return self.session.signal
+
+    def answer(self, words: list[str]) -> ExecAnswer | None:
+        line = " ".join(words)
+        for answer in self.crun.behaviour.exec_answers:
+            if line == answer.command or line.startswith(answer.command + " "):
+                return answer
+        return None
+
+    async def sleep(self, seconds: float) -> None:
+        clock = self.kubelet.state.clock
+        until = clock.now() + seconds
+        while clock.now() < until:
+            delay = clock.wall_delay(until - clock.now())
+            await asyncio.sleep(min(delay if delay is not None else 0.05, 0.05))
+
+    def exit_code(self, signal: str) -> int:
+        """The status of a process ended by a signal."""
+        return 128 + SIGNALS[signal]
+
+
+class AttachView(_ContainerView):
+    """The main process of a running container, for ``pods/attach``."""
+
+    def __init__(self, kubelet: Kubelet, run: PodRun, crun: ContainerRun) -> None:
+        super().__init__(kubelet, run, crun)
+        self.attached_at = self.written()
+        """How many lines the main process had written when the client attached."""
+
+    def output(self, since: int) -> list[str]:
+        """Lines the main process has written, from the ``since``-th on."""
+        instance = self.instance
+        if instance is None:
+            return []
+        return [line for _, line in instance.emitted(self.kubelet.state.clock.now())][since:]
+
+    def written(self) -> int:
+        instance = self.instance
+        if instance is None:
+            return 0
+        return len(instance.emitted(self.kubelet.state.clock.now()))
