@@ -29,11 +29,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import demo  # scripts/demo.py (pytest's pythonpath)
 import pytest
 from kubernetes import client
 
 from airflow_k8s_jobs._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
-from airflow_k8s_jobs.demo import EXAMPLES_CLUSTER
 from airflow_k8s_jobs.manifests.names import DAG_ID, TASK_ID, TRY_NUMBER
 
 from .airflow_runs import AirflowHome, DagRunResult
@@ -68,7 +68,7 @@ SECONDS_DIVISOR = 40
 def cluster_config() -> dict[str, Any]:
     """The example DAGs' cluster (no Kueue, no Argo), on wall-clock time, plus a spot pool."""
     config = copy.deepcopy(
-        {k: v for k, v in EXAMPLES_CLUSTER.items() if k not in ("kueue", "argo")}
+        {k: v for k, v in demo.EXAMPLES_CLUSTER.items() if k not in ("kueue", "argo")}
     )
     config["timeScale"] = 1
     config["autoscalerScanSeconds"] = 1
