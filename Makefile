@@ -255,6 +255,8 @@ demo: setup-af3
 
 bench: setup-af3
 	$(call venv,af3)/bin/python benchmarks/argo_waiting.py --output benchmarks/results/argo_waiting.md
+	$(call venv,af3)/bin/python benchmarks/simulated_cluster_scale.py \
+	  --output benchmarks/results/simulated_cluster_scale.md
 
 # --- housekeeping -------------------------------------------------------------------------
 

@@ -32,7 +32,15 @@ from .controllers.namespaces import NamespaceDefaults
 from .controllers.scheduler import ClusterAutoscaler, NodePoolManager, Scheduler
 from .events import EventRecorder
 from .faults import FailureRule
-from .resources import NAMESPACES, ResourceType, default_registry
+from .resources import (
+    CONFIGMAPS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SECRETS,
+    ResourceType,
+    default_registry,
+)
 from .state import ClusterState
 from .store import Store
 
@@ -40,6 +48,13 @@ T = TypeVar("T")
 Obj = dict[str, Any]
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+CONTROLLER_WATCHES: dict[str, tuple[ResourceType, ...]] = {
+    "kubelet": (PODS, NODES, CONFIGMAPS, SECRETS),
+    "scheduler": (PODS, NODES),
+}
+"""The resource types these controllers read: the background loop runs them only after a
+change of one of those (or when they asked to be woken)."""
 
 
 class SimulatedCluster:
@@ -145,7 +160,9 @@ class SimulatedCluster:
     async def _serve(self) -> None:
         if self.config.tls:
             self._ssl = self._make_tls()
-        self._controller_loop = ControllerLoop(self.state.store, self.clock, self.loop_controllers)
+        self._controller_loop = ControllerLoop(
+            self.state.store, self.clock, self.loop_controllers, CONTROLLER_WATCHES
+        )
         self._controller_task = asyncio.get_running_loop().create_task(self._controller_loop.run())
         await self._start_server()
 
@@ -372,7 +389,14 @@ class SimulatedCluster:
 
         Returns once the controllers have caught up with the new instant.
         """
-        self.call(self.clock.advance, seconds)
+        loop = self._controller_loop
+
+        def advance() -> None:
+            if loop is not None:
+                loop.run_due()  # what happened before is handled at the instant it happened
+            self.clock.advance(seconds)
+
+        self.call(advance)
         self.settle()
 
     def settle(self) -> None:

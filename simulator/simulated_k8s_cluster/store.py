@@ -29,6 +29,8 @@ from .resources import (
 
 Obj = dict[str, Any]
 Predicate = Callable[[Mapping[str, Any]], bool]
+Observer = Callable[["ResourceType", str, Obj, "Obj | None"], None]
+"""Called with (resource, event type, object, previous object or None) on every write."""
 
 FOREGROUND_FINALIZER = "foregroundDeletion"
 ORPHAN_FINALIZER = "orphan"
@@ -89,9 +91,35 @@ ObjectRef = tuple[ResourceType, str, str]
 """(resource, namespace, name)."""
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-like data (much cheaper than ``copy.deepcopy`` for it).
+
+    Dicts, lists and scalars are copied here; anything else goes to ``copy.deepcopy``.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else clone(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _SCALARS else clone(v) for v in value]
+    if kind in _SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj["metadata"]
     return meta.get("namespace") or "", meta["name"]
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controlling owner (the first reference with ``controller``)."""
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
 
 
 class Store:
@@ -110,11 +138,20 @@ class Store:
         self._oldest_rv = 0
         self._watchers: set[Watcher] = set()
         self._listeners: list[Callable[[], None]] = []
+        self._observers: list[Observer] = []
+        # The resourceVersion of the last write of each resource type.
+        self._written: dict[ResourceType, int] = {}
+        # Creation order of every stored object, across resource types.
+        self._serial = 0
+        self._order: dict[ObjectRef, int] = {}
         self._by_uid: dict[str, tuple[ResourceType, str, str]] = {}
         # Indexes for the garbage collector: owner uid → dependents, and objects being deleted.
         self._dependents: dict[str, set[ObjectRef]] = {}
         self._owners_of: dict[ObjectRef, tuple[str, ...]] = {}
         self._deleting: set[ObjectRef] = set()
+        # Controlling owner uid → the objects it controls, and the reverse.
+        self._controlled: dict[str, set[ObjectRef]] = {}
+        self._controller_of: dict[ObjectRef, str] = {}
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -151,6 +188,36 @@ class Store:
                 found.append((resource, obj))
         return found
 
+    def controlled_by(
+        self, resource: ResourceType, owner_uid: str, namespace: str | None = None
+    ) -> list[Obj]:
+        """Objects of ``resource`` whose controlling ownerReference names ``owner_uid``.
+
+        Stored objects (read-only), in creation order, as :meth:`objects` yields them.
+        """
+        refs = [
+            ref
+            for ref in self._controlled.get(owner_uid, ())
+            if ref[0] is resource and (namespace is None or ref[1] == namespace)
+        ]
+        if len(refs) > 1:
+            refs.sort(key=lambda ref: self._order.get(ref, 0))
+        found = []
+        for ref in refs:
+            obj = self.peek(*ref)
+            if obj is not None:
+                found.append(obj)
+        return found
+
+    def creation_order(self, resource: ResourceType, obj: Mapping[str, Any]) -> int:
+        """A number that grows with the creation of stored objects (0: not stored)."""
+        namespace, name = _key(obj)
+        return self._order.get((resource, namespace, name), 0)
+
+    def last_write(self, resource: ResourceType) -> int:
+        """The resourceVersion of the latest write of ``resource`` (0: none yet)."""
+        return self._written.get(resource, 0)
+
     def referenced_owner_uids(self) -> list[str]:
         """Every uid some object names as its owner."""
         return list(self._dependents)
@@ -166,7 +233,7 @@ class Store:
 
     def get(self, resource: ResourceType, namespace: str, name: str) -> Obj | None:
         obj = self._objects.get(resource, {}).get((namespace or "", name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def peek(self, resource: ResourceType, namespace: str, name: str) -> Obj | None:
         """The stored object itself (read-only)."""
@@ -188,7 +255,7 @@ class Store:
         self, resource: ResourceType, namespace: str | None = None, matches: Predicate | None = None
     ) -> list[Obj]:
         return [
-            copy.deepcopy(obj)
+            clone(obj)
             for obj in self.objects(resource, namespace)
             if matches is None or matches(obj)
         ]
@@ -197,6 +264,10 @@ class Store:
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer`` with every write, before the listeners."""
+        self._observers.append(observer)
 
     def _index(self, resource: ResourceType, event_type: str, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -208,13 +279,27 @@ class Store:
                 if not dependents:
                     del self._dependents[uid]
         self._deleting.discard(ref)
+        controller = self._controller_of.pop(ref, None)
+        if controller is not None:
+            controlled = self._controlled[controller]
+            controlled.discard(ref)
+            if not controlled:
+                del self._controlled[controller]
         if event_type == "DELETED":
+            self._order.pop(ref, None)
             return
+        if event_type == "ADDED":
+            self._serial += 1
+            self._order[ref] = self._serial
         uids = tuple(r.get("uid", "") for r in meta.get("ownerReferences") or [])
         if uids:
             self._owners_of[ref] = uids
             for uid in uids:
                 self._dependents.setdefault(uid, set()).add(ref)
+            controller = controller_uid(obj)
+            if controller is not None:
+                self._controller_of[ref] = controller
+                self._controlled.setdefault(controller, set()).add(ref)
         if meta.get("deletionTimestamp"):
             self._deleting.add(ref)
 
@@ -223,9 +308,12 @@ class Store:
         if self._oldest_rv == 0 and len(self._history) == self._history.maxlen:
             self._oldest_rv = self._history[0].rv  # the oldest write is forgotten now
         self._history.append(HistoryEntry(self._rv, resource, event_type, obj, old))
+        self._written[resource] = self._rv
         for watcher in list(self._watchers):
             if watcher.resource is resource:
                 watcher.offer(event_type, obj, old)
+        for observer in self._observers:
+            observer(resource, event_type, obj, old)
         for listener in self._listeners:
             listener()
 
@@ -235,7 +323,7 @@ class Store:
 
     def create(self, resource: ResourceType, obj: Obj) -> Obj:
         """Store a new object (name already resolved); 409 when it exists."""
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace") or ""
         if resource.namespaced:
@@ -273,11 +361,11 @@ class Store:
         bucket[key] = obj
         self._by_uid[meta["uid"]] = (resource, *key)
         self._record(resource, "ADDED", obj, None)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def update(self, resource: ResourceType, obj: Obj, check_version: bool = False) -> Obj:
         """Replace a stored object. A no-op write changes nothing and sends no event."""
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         bucket = self._objects.setdefault(resource, {})
         key = _key(obj) if resource.namespaced else ("", obj["metadata"]["name"])
         current = bucket.get(key)
@@ -314,23 +402,23 @@ class Store:
                 generation += 1
             meta["generation"] = generation
         if obj == current:
-            return copy.deepcopy(current)
+            return clone(current)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(resource, obj)
         meta["resourceVersion"] = self._next_rv()
         bucket[key] = obj
         self._record(resource, "MODIFIED", obj, current)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def _remove(self, resource: ResourceType, obj: Obj) -> Obj:
         bucket = self._objects.get(resource, {})
         key = _key(obj) if resource.namespaced else ("", obj["metadata"]["name"])
         bucket.pop(key, None)
         self._by_uid.pop(obj["metadata"].get("uid", ""), None)
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._record(resource, "DELETED", obj, None)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def delete(
         self,
@@ -369,7 +457,7 @@ class Store:
                 f'propagationPolicy: Unsupported value: "{policy}": supported '
                 'values: "Foreground", "Background", "Orphan"',
             )
-        obj = copy.deepcopy(current)
+        obj = clone(current)
         obj_meta = obj["metadata"]
         finalizers = list(obj_meta.get("finalizers") or [])
         # Orphan: the garbage collector removes the ownerReferences, then this finalizer.
@@ -396,7 +484,7 @@ class Store:
                 obj_meta["deletionGracePeriodSeconds"] = 0
             obj_meta["finalizers"] = finalizers
             if obj == current:
-                return copy.deepcopy(current)
+                return clone(current)
             return self._write_deleting(resource, obj, current)
         return self._remove(resource, obj)
 
@@ -404,7 +492,7 @@ class Store:
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._objects[resource][_key(obj)] = obj
         self._record(resource, "MODIFIED", obj, current)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def finish_deletion(self, resource: ResourceType, namespace: str, name: str) -> None:
         """Remove an object whose graceful deletion the kubelet has confirmed."""
@@ -415,17 +503,24 @@ class Store:
             self._remove(resource, current)
 
     def orphan_dependents(self, owner_uid: str) -> None:
-        for resource, bucket in list(self._objects.items()):
-            for obj in list(bucket.values()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if any(ref.get("uid") == owner_uid for ref in refs):
-                    updated = copy.deepcopy(obj)
-                    kept = [ref for ref in refs if ref.get("uid") != owner_uid]
-                    if kept:
-                        updated["metadata"]["ownerReferences"] = kept
-                    else:
-                        updated["metadata"].pop("ownerReferences", None)
-                    self.update(resource, updated)
+        """Remove ``owner_uid`` from its dependents' ownerReferences (by type, then age)."""
+        types = {resource: i for i, resource in enumerate(self._objects)}
+        refs = sorted(
+            self._dependents.get(owner_uid, ()),
+            key=lambda ref: (types.get(ref[0], len(types)), self._order.get(ref, 0)),
+        )
+        for resource, namespace, name in refs:
+            obj = self.peek(resource, namespace, name)
+            if obj is None:
+                continue
+            refs_of = obj["metadata"].get("ownerReferences") or []
+            updated = clone(obj)
+            kept = [ref for ref in refs_of if ref.get("uid") != owner_uid]
+            if kept:
+                updated["metadata"]["ownerReferences"] = kept
+            else:
+                updated["metadata"].pop("ownerReferences", None)
+            self.update(resource, updated)
 
     # --- watching --------------------------------------------------------------------------
 

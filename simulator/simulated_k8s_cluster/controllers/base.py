@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from ..clock import SimClock
+from ..resources import ResourceType
 from ..store import Store
 
 log = logging.getLogger("simulated_k8s_cluster")
@@ -17,6 +20,8 @@ class Controller(Protocol):
     """One control loop. ``reconcile`` must be idempotent and write only on real change."""
 
     name: str
+    # Optionally, ``watches``: the resource types whose changes the controller reads; it then
+    # runs in the background loop only after changes of those (or at its wake-up instant).
 
     def reconcile(self) -> float | None:
         """Bring the store closer to the desired state.
@@ -28,16 +33,47 @@ class Controller(Protocol):
 
 
 class ControllerLoop:
-    """Runs all controllers after every change and at the instants they asked for."""
+    """Runs all controllers after every change and at the instants they asked for.
+
+    :meth:`run_once` runs every controller until nothing changes (what ``settle()`` needs).
+    The background loop (:meth:`run`) is lighter on the API server, which shares its event
+    loop: it runs a controller only when something it reads changed (its ``watches``, by
+    default every resource type) or its wake-up instant has come, and after a long pass it
+    serves requests about as long before the next one (unless time is frozen). A pass itself
+    is never interrupted: a request is answered either before or after all controllers saw
+    the state it found.
+    """
 
     MAX_PASSES = 200
+    REST_SHARE = 1.0
+    """After a pass that took ``t`` wall seconds, wait ``REST_SHARE * t`` before the next."""
+    MAX_REST = 0.5
+    """... but never longer than this many wall seconds."""
+    REST_AFTER = 0.1
+    """Passes shorter than this many wall seconds need no rest."""
 
-    def __init__(self, store: Store, clock: SimClock, controllers: list[Controller]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: SimClock,
+        controllers: list[Controller],
+        watches: Mapping[str, Collection[ResourceType]] | None = None,
+    ) -> None:
+        """``watches`` names, per controller name, the resource types whose changes it reads
+        (overriding a controller's own ``watches`` attribute)."""
         self.store = store
         self.clock = clock
         self.controllers = controllers
         self._kicked = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._stopped = False
+        self._watches: list[frozenset[ResourceType] | None] = []
+        for controller in controllers:
+            declared = (watches or {}).get(controller.name, getattr(controller, "watches", None))
+            self._watches.append(None if declared is None else frozenset(declared))
+        # Per controller: the store's resourceVersion when it last started, and its wake-up.
+        self._ran_at: list[int | None] = [None] * len(controllers)
+        self._wake: list[float | None] = [None] * len(controllers)
         store.add_listener(self.kick)
 
     def kick(self) -> None:
@@ -46,30 +82,70 @@ class ControllerLoop:
 
     def stop(self) -> None:
         self._stopped = True
+        self._stopping.set()
         self._kicked.set()
+
+    def _reconcile(self, index: int) -> float | None:
+        controller = self.controllers[index]
+        self._ran_at[index] = self.store.resource_version
+        try:
+            wanted = controller.reconcile()
+        except Exception:  # a broken controller must not stop the cluster
+            log.exception("controller %s failed", controller.name)
+            wanted = self.clock.now() + 1.0
+        self._wake[index] = wanted
+        return wanted
+
+    def _due(self, index: int, now: float) -> bool:
+        """Whether something the controller reads changed since it last ran, or it asked to
+        run by now."""
+        ran_at = self._ran_at[index]
+        if ran_at is None:
+            return True
+        wake = self._wake[index]
+        if wake is not None and wake <= now:
+            return True
+        watches = self._watches[index]
+        if watches is None:
+            return self.store.resource_version > ran_at
+        return any(self.store.last_write(resource) > ran_at for resource in watches)
+
+    def _earliest_wake(self) -> float | None:
+        wakes = [wake for wake in self._wake if wake is not None]
+        return min(wakes) if wakes else None
 
     def run_once(self) -> float | None:
         """Reconcile until nothing changes; the earliest wake-up any controller asked for."""
-        wake_at: float | None = None
         for _ in range(self.MAX_PASSES):
             before = self.store.resource_version
-            wake_at = None
-            for controller in self.controllers:
-                try:
-                    wanted = controller.reconcile()
-                except Exception:  # a broken controller must not stop the cluster
-                    log.exception("controller %s failed", controller.name)
-                    wanted = self.clock.now() + 1.0
-                if wanted is not None and (wake_at is None or wanted < wake_at):
-                    wake_at = wanted
+            for index in range(len(self.controllers)):
+                self._reconcile(index)
             if self.store.resource_version == before:
                 break
-        return wake_at
+        return self._earliest_wake()
+
+    def run_due(self) -> float | None:
+        """Like :meth:`run_once`, but only the controllers that are due."""
+        for _ in range(self.MAX_PASSES):
+            before = self.store.resource_version
+            for index in range(len(self.controllers)):
+                if self._due(index, self.clock.now()):
+                    self._reconcile(index)
+            if self.store.resource_version == before:
+                break
+        return self._earliest_wake()
 
     async def run(self) -> None:
         while not self._stopped:
             self._kicked.clear()
-            wake_at = self.run_once()
+            started = time.monotonic()
+            wake_at = self.run_due()
+            busy = time.monotonic() - started
+            # With frozen time every pass follows its write at once, as tests rely on.
+            if busy > self.REST_AFTER and self.clock.time_scale > 0 and not self._stopped:
+                rest = min(busy * self.REST_SHARE, self.MAX_REST)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=rest)
             timeout = None
             if wake_at is not None:
                 timeout = self.clock.wall_delay(max(0.0, wake_at - self.clock.now()))

@@ -93,6 +93,7 @@ class TtlAfterFinishedController:
     """Deletes finished Jobs ``ttlSecondsAfterFinished`` after they finished (foreground)."""
 
     name = "ttl-after-finished"
+    watches = (JOBS,)
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state

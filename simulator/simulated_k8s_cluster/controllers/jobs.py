@@ -26,15 +26,16 @@ it count upstream; with ``podFailurePolicy`` it is matched as a Failed pod with 
 
 from __future__ import annotations
 
-import copy
+import heapq
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..admission import admit_create, generate_name
-from ..resources import JOBS, PODS, ApiError
+from ..resources import JOBS, PODS, ApiError, ResourceType
 from ..state import ClusterState
+from ..store import clone, controller_uid
 
 log = logging.getLogger("simulated_k8s_cluster")
 
@@ -81,13 +82,6 @@ def _ready(pod: Obj) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
-
-
-def _controller_uid(obj: Obj) -> str | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
 
 
 def completion_index(pod: Obj) -> int | None:
@@ -269,23 +263,69 @@ class _Finished:
 
 
 class JobController:
-    """Reconciles every batch/v1 Job of the store (see the module docstring)."""
+    """Reconciles every batch/v1 Job of the store (see the module docstring).
+
+    As the upstream controller's work queue, a pass syncs only the Jobs that need it: those
+    whose object or pods changed since they were last synced, those whose wake-up instant
+    (active deadline, back-off) has come, and those whose last sync failed to write.
+    """
 
     name = "job-controller"
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
         self._tracking: dict[str, _Tracking] = {}
+        self._resync_all = True
+        self._dirty: set[str] = set()
+        """Uids of Jobs whose object or pods changed (may name other owners, or gone Jobs)."""
+        self._retry: set[str] = set()
+        """Jobs whose last sync failed; synced again on every pass, as before they changed."""
+        self._wake: dict[str, float] = {}
+        self._timers: list[tuple[float, str]] = []
+        """A heap of (instant, uid); an entry counts only while ``_wake[uid]`` equals it."""
+        self._write_failed = False
+        state.store.add_observer(self._observe)
+
+    def _observe(self, resource: ResourceType, event_type: str, obj: Obj, old: Obj | None) -> None:
+        if resource is JOBS:
+            self._dirty.add(obj["metadata"].get("uid", ""))
+        elif resource is PODS:
+            for version in (obj, old):
+                if version is not None and (owner := controller_uid(version)) is not None:
+                    self._dirty.add(owner)
 
     # --- the loop ------------------------------------------------------------------------------
 
     def reconcile(self) -> float | None:
         store = self.state.store
-        wake_at: float | None = None
-        live: set[str] = set()
-        for job in list(store.objects(JOBS)):
+        now = self.state.clock.now()
+        due = self._dirty | self._retry
+        self._dirty = set()
+        self._retry = set()
+        if self._resync_all:
+            self._resync_all = False
+            due.update(job["metadata"]["uid"] for job in store.objects(JOBS))
+            due.update(self._tracking)
+        while self._timers and self._timers[0][0] <= now:
+            at, uid = heapq.heappop(self._timers)
+            if self._wake.get(uid) == at:
+                del self._wake[uid]
+                due.add(uid)
+        jobs: list[Obj] = []
+        for uid in due:
+            job = store.by_uid(uid)
+            if job is None or (job.get("apiVersion"), job.get("kind")) != (
+                JOBS.api_version,
+                JOBS.kind,
+            ):
+                self._tracking.pop(uid, None)
+                self._wake.pop(uid, None)
+                continue
+            jobs.append(job)
+        jobs.sort(key=lambda job: store.creation_order(JOBS, job))
+        for job in jobs:
             uid = job["metadata"]["uid"]
-            live.add(uid)
+            self._write_failed = False
             try:
                 wanted = self._sync(job)
             except ApiError as exc:  # e.g. the namespace is being deleted
@@ -293,12 +333,17 @@ class JobController:
                     "job %s/%s: %s", job["metadata"].get("namespace"), job["metadata"]["name"], exc
                 )
                 wanted = None
-            if wanted is not None and (wake_at is None or wanted < wake_at):
-                wake_at = wanted
-        for uid in list(self._tracking):
-            if uid not in live:
-                del self._tracking[uid]
-        return wake_at
+                self._write_failed = True
+            if self._write_failed:
+                self._retry.add(uid)
+            if wanted is None:
+                self._wake.pop(uid, None)
+            elif self._wake.get(uid) != wanted:
+                self._wake[uid] = wanted
+                heapq.heappush(self._timers, (wanted, uid))
+        while self._timers and self._wake.get(self._timers[0][1]) != self._timers[0][0]:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
 
     # --- one Job ---------------------------------------------------------------------------
 
@@ -315,10 +360,11 @@ class JobController:
         if spec.get("completionMode", "NonIndexed") not in ("NonIndexed", "Indexed"):
             return None
 
-        job = copy.deepcopy(stored)
+        # The stored Job is only read; writes go through a shallow copy with a new status.
+        job = dict(stored)
         spec = job["spec"]
-        old_status = copy.deepcopy(job.get("status") or {})
-        status: Obj = copy.deepcopy(old_status)
+        old_status: Obj = stored.get("status") or {}
+        status: Obj = clone(old_status)
         t = self._tracking.setdefault(uid, _Tracking())
         now = clock.now()
         wake: list[float] = []
@@ -331,7 +377,7 @@ class JobController:
         only_failed = bool(policy) or spec.get("podReplacementPolicy") == "Failed"
         suspended = bool(spec.get("suspend"))
 
-        pods = [p for p in store.objects(PODS, namespace) if _controller_uid(p) == uid]
+        pods = store.controlled_by(PODS, uid, namespace)
         present = {p["metadata"]["uid"] for p in pods}
 
         # Pods that vanished before they were counted count as failed (the tracking finalizer
@@ -543,8 +589,8 @@ class JobController:
         # --- the new status ---
         terminating = sum(
             1
-            for p in store.objects(PODS, namespace)
-            if _controller_uid(p) == uid and _deleting(p) and not _terminal(p)
+            for p in store.controlled_by(PODS, uid, namespace)
+            if _deleting(p) and not _terminal(p)
         )
         _set_count(status, "active", active)
         status["ready"] = max(ready, 0)
@@ -619,7 +665,7 @@ class JobController:
     def _uncounted_status(
         status: Obj, old_status: Obj, new_succeeded: list[Obj], new_failed: list[Obj]
     ) -> Obj:
-        interim = copy.deepcopy(status)
+        interim = clone(status)
         for key in ("succeeded", "failed", "completedIndexes", "failedIndexes", "completionTime"):
             if key in old_status:
                 interim[key] = old_status[key]
@@ -729,7 +775,7 @@ class JobController:
     def _create_pod(self, job: Obj, t: _Tracking, index: int | None) -> bool:
         store = self.state.store
         meta, spec = job["metadata"], job["spec"]
-        template = copy.deepcopy(spec.get("template") or {})
+        template = clone(spec.get("template") or {})
         template_meta = template.get("metadata") or {}
         pod_spec = template.get("spec") or {}
         labels = dict(template_meta.get("labels") or {})
@@ -793,6 +839,7 @@ class JobController:
         try:
             created = store.create(PODS, admit_create(PODS, pod))
         except ApiError as exc:
+            self._write_failed = True
             self.state.events.record(
                 job,
                 "Warning",
@@ -825,6 +872,7 @@ class JobController:
                 store.delete(PODS, meta["namespace"], meta["name"])
             except ApiError as exc:
                 if exc.code != 404:
+                    self._write_failed = True
                     self.state.events.record(
                         job,
                         "Warning",
@@ -875,7 +923,7 @@ class JobController:
     # --- failures and back-off ---------------------------------------------------------------
 
     def _as_vanished(self, last: Obj, now: float) -> Obj:
-        pod = copy.deepcopy(last)
+        pod = clone(last)
         meta = pod["metadata"]
         if not meta.get("deletionTimestamp"):
             meta["deletionTimestamp"] = self.state.clock.timestamp(now)
