@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -661,28 +661,35 @@ def observe_queueing(kube: Kube) -> dict[str, Any]:
         )
 
 
-def test_the_simulated_kueue_says_what_the_real_one_says(kube: Kube) -> None:
+def assert_simulated_says_the_same(
+    observe: Callable[[Kube], dict[str, Any]], real: dict[str, Any]
+) -> None:
+    """Run the same observation on the simulated Kueue and compare it with the real one's."""
     from simulated_k8s_cluster import SimulatedCluster
 
-    real = observe_queueing(kube)
     with SimulatedCluster(CONFIG) as simulated:
         api = simulated.sync_api_client()
         try:
-            sim = observe_queueing(Kube(api))
+            sim = observe(Kube(api))
         finally:
             api.close()
-    assert real["hog"]["admission"]["podSetAssignments"][0]["flavors"] == {"cpu": FLAVOR}
-    assert real["waiter"]["conditions"][0][2] == "Pending"
-    assert ("Job", "Normal", "Started", f"Admitted by clusterQueue {CLUSTER_QUEUE}") in real[
-        "events"
-    ]
-    assert real["ClusterQueue"]["pendingWorkloads"] == 2
     differences = {
         key: {"simulated": sim.get(key), "real": value}
         for key, value in real.items()
         if sim.get(key) != value
     }
     assert not differences, json.dumps(differences, indent=1, default=str)
+
+
+def test_the_simulated_kueue_says_what_the_real_one_says(kube: Kube) -> None:
+    real = observe_queueing(kube)
+    assert real["hog"]["admission"]["podSetAssignments"][0]["flavors"] == {"cpu": FLAVOR}
+    assert real["waiter"]["conditions"][0][2] == "Pending"
+    assert ("Job", "Normal", "Started", f"Admitted by clusterQueue {CLUSTER_QUEUE}") in real[
+        "events"
+    ]
+    assert real["ClusterQueue"]["pendingWorkloads"] == 2
+    assert_simulated_says_the_same(observe_queueing, real)
 
 
 # --- (g) a cohort: borrowing and lending limits, judged by Kueue itself -----------------------
@@ -763,8 +770,6 @@ def observe_borrowing(kube: Kube) -> dict[str, Any]:
 
 
 def test_cohort_borrowing_in_the_simulated_kueue_is_kueues(kube: Kube) -> None:
-    from simulated_k8s_cluster import SimulatedCluster
-
     real = observe_borrowing(kube)
     # What Kueue itself says, so that the comparison below compares something.
     cpu = {r["name"]: r for r in real["team-b"]["flavorsReservation"][0]["resources"]}["cpu"]
@@ -773,15 +778,4 @@ def test_cohort_borrowing_in_the_simulated_kueue_is_kueues(kube: Kube) -> None:
             "insufficient unused quota for cpu in flavor default, 1 more needed") in real["short"][
         "conditions"
     ]  # fmt: skip
-    with SimulatedCluster(CONFIG) as simulated:
-        api = simulated.sync_api_client()
-        try:
-            sim = observe_borrowing(Kube(api))
-        finally:
-            api.close()
-    differences = {
-        key: {"simulated": sim.get(key), "real": value}
-        for key, value in real.items()
-        if sim.get(key) != value
-    }
-    assert not differences, json.dumps(differences, indent=1, default=str)
+    assert_simulated_says_the_same(observe_borrowing, real)

@@ -270,10 +270,11 @@ def assess(
     template: Obj,
     files: Callable[[], Mapping[str, str]],
     now: str,
-    stdout: Callable[[], str] | None = None,
+    stdout: Callable[[], str | None] | None = None,
 ) -> Obj:
-    """``assessNodeStatus``: the node as the pod shows it (a copy). ``stdout`` is given when the
-    Workflow reads this node's ``outputs.result`` (Argo's ``includeScriptOutput``)."""
+    """``assessNodeStatus``: the node as the pod shows it (a copy). ``stdout`` gives the main
+    container's output once the node finishes, or None when the Workflow does not read this
+    node's ``outputs.result`` (Argo's ``includeScriptOutput``)."""
     updated = copy.deepcopy(node)
     status = pod.get("status") or {}
     phase = status.get("phase") or "Pending"
@@ -297,8 +298,8 @@ def assess(
             outputs["parameters"] = params
     else:
         new_phase, message = "Error", f"Unexpected pod phase for {pod['metadata']['name']}: {phase}"
-    if stdout is not None and new_phase in ("Succeeded", "Failed", "Error"):
-        result = stdout()
+    result = stdout() if stdout is not None and new_phase in FULFILLED else None
+    if result is not None:
         if result.endswith("\n"):  # Argo trims one newline
             result = result[:-1]
         outputs["result"] = result[-RESULT_LIMIT:]

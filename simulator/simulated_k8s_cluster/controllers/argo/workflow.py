@@ -169,8 +169,12 @@ def reconcile_pods(op: Operation) -> None:
                 nodes.mark(node["name"], "Error", "pod deleted")
             continue
         tmpl = op.pod_templates.get(node["id"]) or op.template_of(node) or {}
-        stdout = functools.partial(op.host.stdout, pod) if op.result_referenced(node) else None
-        updated = assess(node, pod, tmpl, functools.partial(op.host.files, pod), op.stamp(), stdout)
+
+        # Whether the result is wanted is asked only once the node finishes (it reads templates).
+        def result(pod: Obj = pod, node: Obj = node) -> str | None:
+            return op.host.stdout(pod) if op.result_referenced(node) else None
+
+        updated = assess(node, pod, tmpl, functools.partial(op.host.files, pod), op.stamp(), result)
         if updated != node:
             nodes.by_id[node["id"]] = updated
             if fulfilled(updated):
