@@ -92,8 +92,11 @@ FAST_LANE := tests/unit tests/integration/test_job_trigger.py \
 # tests/cluster needs a real cluster: the upstream control plane that scripts/real-cluster
 # starts (built from Go modules by scripts/build-real-cluster), or any cluster via KUBECONFIG.
 # tests/packaging builds the wheels and installs them into fresh virtualenvs: once, on af3.
-FULL_SUITE := tests --ignore=tests/cluster --ignore=tests/packaging
+# tests/deployment runs Airflow as deployed (scheduler, triggerer, LocalExecutor, PostgreSQL):
+# its own step, on both full environments.
+FULL_SUITE := tests --ignore=tests/cluster --ignore=tests/packaging --ignore=tests/deployment
 PACKAGING_TESTS := tests/packaging
+DEPLOYMENT_TESTS := tests/deployment
 REAL_CLUSTER_TESTS := tests/cluster
 # What real Airflow runs on the real control plane: also on Airflow 2.11.
 REAL_CLUSTER_AIRFLOW_TESTS := tests/cluster/test_airflow_on_real_control_plane.py \
@@ -106,7 +109,7 @@ pytest_opts = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist lo
     --durations=15 $(PYTEST_ARGS)
 
 .PHONY: help setup lint format typecheck test test-fast test-packaging test-cluster real-cluster \
-        demo bench clean $(addprefix setup-,$(ALL_ENVS)) $(addprefix test-,$(ALL_ENVS))
+        demo bench clean test-deployment $(addprefix setup-,$(ALL_ENVS)) $(addprefix test-,$(ALL_ENVS))
 
 help:
 	@echo "make demo          run the example DAGs against a simulated cluster (Airflow 3)"
@@ -114,6 +117,7 @@ help:
 	@echo "                   lane on Composer-like package sets"
 	@echo "make test-fast     the fast lane on the Airflow 3 environment only (local use)"
 	@echo "make test-packaging  build both wheels, install them into fresh virtualenvs"
+	@echo "make test-deployment  tests/deployment: Airflow deployed (scheduler, triggerer, PostgreSQL)"
 	@echo "make test-ENV      the full suite on one environment: $(FULL_ENVS)"
 	@echo "                   or the fast lane on one of: $(COMPAT_ENVS)"
 	@echo "make lint          ruff check + ruff format --check + the import contracts"
@@ -178,6 +182,14 @@ $(addprefix test-,$(COMPAT_ENVS)): test-%: setup-%
 	@mkdir -p $(RESULTS)
 	scripts/run-pytest.sh $(call venv,$*) $(RESULTS)/$* $(FAST_LANE) $(pytest_opts)
 
+# PostgreSQL (Debian's package, installed when missing) backs the deployments' metadata database.
+test-deployment: setup-af2 setup-af3
+	@mkdir -p $(RESULTS)
+	scripts/postgres ensure
+	for e in $(FULL_ENVS); do \
+	  LABEL=deployment-$$e scripts/run-pytest.sh .venv-$$e $(RESULTS)/deployment-$$e \
+	    $(DEPLOYMENT_TESTS) $(pytest_opts) || exit 1; done
+
 test-packaging: setup-af3
 	@mkdir -p $(RESULTS)
 	LABEL=packaging scripts/run-pytest.sh $(call venv,af3) $(RESULTS)/packaging \
@@ -218,6 +230,12 @@ test: setup
 	echo ">> the wheels: built, installed into fresh virtualenvs, the README's offline DAG test"; \
 	LABEL=packaging scripts/run-pytest.sh .venv-af3 $(RESULTS)/packaging \
 	  $(PACKAGING_TESTS) $(pytest_opts) || true; \
+	echo ">> real Airflow deployments: scheduler, triggerer, LocalExecutor, PostgreSQL"; \
+	scripts/postgres ensure || true; \
+	for e in $(FULL_ENVS); do \
+	  LABEL=deployment-$$e scripts/run-pytest.sh .venv-$$e $(RESULTS)/deployment-$$e \
+	    $(DEPLOYMENT_TESTS) $(pytest_opts) || true; \
+	done; \
 	echo ">> the upstream control plane: build, then tests/cluster on .venv-af3"; \
 	if ! command -v go >/dev/null || scripts/build-real-cluster; then \
 	  LABEL=real-cluster scripts/run-pytest.sh .venv-af3 $(RESULTS)/real-cluster \
@@ -230,7 +248,7 @@ test: setup
 	echo "mypy:            $$types"; \
 	ok=1; [ $$lint = OK ] && [ $$types = OK ] || ok=0; \
 	passed=0; failed=0; skipped=0; \
-	for e in $(ALL_ENVS) packaging real-cluster real-cluster-af2; do \
+	for e in $(ALL_ENVS) packaging deployment-af2 deployment-af3 real-cluster real-cluster-af2; do \
 	  if [ -f $(RESULTS)/$$e ]; then cat $(RESULTS)/$$e; \
 	    read rc p f x s < $(RESULTS)/$$e.counts; \
 	    passed=$$((passed + p)); failed=$$((failed + f + x)); skipped=$$((skipped + s)); \
