@@ -1,65 +1,51 @@
 """Real Airflow deployments (scheduler, triggerer, LocalExecutor, PostgreSQL) for the tests in
-this folder; see deployment.py."""
+this folder; see deployment.py.
+
+Each test module names the DAG files its deployment serves (``DAGS``: file name → source) and
+shares one deployment and one simulated cluster between its tests, each test running DAGs of its
+own: starting Airflow's components costs far more than a run.
+"""
 
 from __future__ import annotations
 
-import json
+import copy
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from demo import CONN_ID, EXAMPLES_CLUSTER, NAMESPACE, install_workflow_templates
 
 from simulated_k8s_cluster import SimulatedCluster
 
-from .deployment import PostgresServer
+from .deployment import AirflowDeployment, PostgresServer, deployment
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "dags"
 
-# The example DAGs' cluster, its durations shortened: a wall second per 100 simulated ones. The
-# containers still run for 15 wall seconds: a trigger firing within moments of its deferral races
-# the scheduler's handling of the deferring worker's exit (Airflow then fails the resumed task as
-# "state changed externally"); on a real cluster Jobs run for minutes.
-DEPLOYMENT_CLUSTER: dict[str, Any] = {
-    "timeScale": 0.01,
-    "namespaces": ["batch", "argo"],
-    "nodePools": [
-        {
-            "name": "default",
-            "nodes": 2,
-            "capacity": {"cpu": "8", "memory": "32Gi"},
-            "labels": {"cloud.google.com/gke-nodepool": "default"},
-        },
-        {
-            "name": "gpu",
-            "nodes": 0,
-            "maxNodes": 2,
-            "scaleUpSeconds": 120,
-            "capacity": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
-            "labels": {"cloud.google.com/gke-nodepool": "gpu"},
-            "taints": [
-                {"key": "cloud.google.com/gke-nodepool", "value": "gpu", "effect": "NoSchedule"}
-            ],
-        },
-    ],
-    "argo": {},
-    "behaviours": [
-        {
-            "match": {"image": "task-python:1.0", "args": "pre-task.py"},
-            "seconds": 1500,
-            "stdout": "preprocessing\n[1, 2, 3]",
-            "terminationMessage": "[1, 2, 3]",
-        },
-        {
-            "match": {"image": "task-python:1.0", "args": "train.py"},
-            "seconds": 1500,
-            "stdout": "epoch 1/1\nmodel saved",
-            "terminationMessage": '{"auc": 0.91}',
-        },
-    ],
-}
+MINIMUM_CONTAINER_SECONDS = 1500
+"""Every container of the example cluster runs at least this long in simulated time (15 wall
+seconds at its time scale). A trigger that fires within moments of its deferral races the
+scheduler's handling of the deferring worker's exit, and Airflow then fails the resumed task as
+"state changed externally"; on a real cluster Jobs run for minutes."""
+
+
+def deployment_cluster() -> dict[str, Any]:
+    """The example DAGs' cluster (scripts/demo.py), its containers running a little longer."""
+    config = copy.deepcopy(EXAMPLES_CLUSTER)
+    for rule in config["behaviours"]:
+        if isinstance(rule.get("seconds"), (int, float)):
+            rule["seconds"] = max(rule["seconds"], MINIMUM_CONTAINER_SECONDS)
+    return config
+
+
+@dataclass
+class Deployed:
+    airflow: AirflowDeployment
+    cluster: SimulatedCluster
 
 
 @pytest.fixture(scope="session")
@@ -76,17 +62,25 @@ def postgres() -> Iterator[PostgresServer]:
         shutil.rmtree(parent, ignore_errors=True)
 
 
-@pytest.fixture
-def cluster_connection(tmp_path: Path) -> Iterator[tuple[SimulatedCluster, dict[str, Any]]]:
-    """The simulated cluster and the ``gke_batch`` connection to it."""
-    with SimulatedCluster(DEPLOYMENT_CLUSTER) as cluster:
-        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig.yaml")
+@pytest.fixture(scope="module")
+def deployed(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: PostgresServer,
+) -> Iterator[Deployed]:
+    """The module's deployment, its ``gke_batch`` connection pointing at a simulated cluster."""
+    tmp = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    dags: dict[str, Path] = request.module.DAGS
+    with SimulatedCluster(deployment_cluster()) as cluster:
+        install_workflow_templates(cluster, EXAMPLE_DAGS)
+        kubeconfig = cluster.write_kubeconfig(tmp / "kubeconfig.yaml")
         conn = {
             "conn_type": "k8sjobs",
-            "extra": {"kubeconfig_path": str(kubeconfig), "namespace": "batch"},
+            "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
         }
-        yield cluster, conn
-
-
-def connection_json(conn: dict[str, Any]) -> str:
-    return json.dumps(conn)
+        extra_env = {
+            # A killed triggerer's triggers move to a live one once its heartbeat is this old.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+        }
+        with deployment(tmp, postgres, dags, {CONN_ID: conn}, extra_env) as airflow:
+            yield Deployed(airflow, cluster)

@@ -1,0 +1,108 @@
+"""Faults injected while a task waits, under a real deployment: each task must end as it would
+without the fault — success, on its first try, with exactly one Job — and never hang."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+from demo import NAMESPACE
+
+from .conftest import DEPLOYMENT_DAGS, Deployed
+from .deployment import AirflowDeployment, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+DAGS = {"deployed_faults.py": DEPLOYMENT_DAGS / "deployed_faults.py"}
+
+RUN_SECONDS = 2500
+"""How long each scenario's container runs, in simulated seconds (25 wall seconds)."""
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+def start_scenario(deployed: Deployed, scenario: str, seconds: float = RUN_SECONDS) -> str:
+    """Unpause the scenario's DAG and wait until its task is deferred; returns the run id."""
+    deployed.cluster.add_behaviour(
+        {
+            "match": {"image": "task-python:1.0", "args": f"long-task.py {scenario}"},
+            "seconds": seconds,
+            "stdout": f"{scenario}: done",
+        }
+    )
+    dag_id = f"deployed_{scenario}"
+    deployed.airflow.unpause(dag_id)
+    run_id = deployed.airflow.first_run(dag_id)
+    deployed.airflow.wait_for_task_state(dag_id, run_id, "work", {"deferred"}, timeout=300)
+    return run_id
+
+
+def jobs_of(deployed: Deployed, scenario: str) -> list[dict[str, Any]]:
+    prefix = f"deployed-{scenario.replace('_', '-')}-work-"
+    return [
+        job
+        for job in deployed.cluster.list("jobs", NAMESPACE)
+        if job["metadata"]["name"].startswith(prefix)
+    ]
+
+
+def job_finished(deployed: Deployed, scenario: str) -> bool:
+    (job,) = jobs_of(deployed, scenario)
+    conditions = job.get("status", {}).get("conditions") or []
+    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
+
+
+def assert_succeeded_once(
+    airflow: AirflowDeployment, deployed: Deployed, scenario: str, run_id: str
+) -> None:
+    dag_id = f"deployed_{scenario}"
+    state = airflow.wait_for_run(dag_id, run_id, timeout=420)
+    task = airflow.tasks(dag_id, run_id)["work"]
+    assert (state, task.state) == ("success", "success"), (
+        task,
+        airflow.task_log(dag_id, run_id, "work")[-5000:],
+        airflow.component_logs()[-5000:],
+    )
+    assert task.try_number == 1, "a retry was spent"
+    assert len(jobs_of(deployed, scenario)) == 1, "the Job was created twice"
+    assert f"{scenario}: done" in airflow.task_log(dag_id, run_id, "work")
+
+
+def test_triggerer_killed_while_the_job_finishes(deployed: Deployed) -> None:
+    """SIGKILL the triggerer; the Job finishes while no triggerer runs; a new triggerer takes
+    the orphaned trigger over and fires at once from the Job's current state."""
+    airflow = deployed.airflow
+    run_id = start_scenario(deployed, "triggerer_killed")
+    old_triggerer = airflow.wait_for_job("TriggererJob")
+    airflow.kill("triggerer", signal.SIGKILL)
+    wait_until(lambda: job_finished(deployed, "triggerer_killed"), 300, "the Job to finish")
+    airflow.start("triggerer")
+    airflow.wait_for_job("TriggererJob", newer_than=old_triggerer)
+    assert_succeeded_once(airflow, deployed, "triggerer_killed", run_id)
+
+
+def test_scheduler_killed_and_restarted_while_deferred(deployed: Deployed) -> None:
+    airflow = deployed.airflow
+    run_id = start_scenario(deployed, "scheduler_killed")
+    old_scheduler = airflow.wait_for_job("SchedulerJob")
+    airflow.kill("scheduler", signal.SIGKILL)
+    airflow.start("scheduler")
+    airflow.wait_for_job("SchedulerJob", newer_than=old_scheduler)
+    assert_succeeded_once(airflow, deployed, "scheduler_killed", run_id)
+
+
+def test_kubernetes_api_server_restarted_with_its_watch_history_lost(deployed: Deployed) -> None:
+    """Every watch dropped, old resourceVersions answer 410 Gone, and connections are refused
+    for a few seconds, while the trigger waits in the triggerer process."""
+    run_id = start_scenario(deployed, "api_server_restarted")
+    deployed.cluster.restart_api_server(outage_seconds=5)
+    assert_succeeded_once(deployed.airflow, deployed, "api_server_restarted", run_id)
+
+
+def test_token_rotated_while_deferred(deployed: Deployed) -> None:
+    """The cluster's token is revoked and a new one written to the kubeconfig: the trigger gets
+    401, reloads its credentials, and goes on waiting."""
+    run_id = start_scenario(deployed, "token_rotated")
+    deployed.cluster.expire_token()
+    assert_succeeded_once(deployed.airflow, deployed, "token_rotated", run_id)
