@@ -1346,13 +1346,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "simulated cluster and the version is configuration, so kubectl warns about the skew "
         "and the gitVersion is not a plain vX.Y.Z"
     ),
-    "kubectl_create_job": (
-        "kubectl create job sends a protobuf body; the simulated API server speaks JSON only"
-    ),
-    "kubectl_auth_can_i": (
-        "kubectl auth can-i sends its SelfSubjectAccessReview as protobuf; the simulated API "
-        "server speaks JSON only (the same review as JSON is answered as on the real one)"
-    ),
     "kubectl_apply_server_side": "no server-side apply (415 Unsupported Media Type)",
     "kubectl_explain": (
         "/openapi/v3 has what kubectl needs for server-side field validation, no schemas"
