@@ -644,7 +644,7 @@ class ApiServer:
 
     async def _body(self, request: web.Request) -> Any:
         if k8s_protobuf.is_protobuf(request.headers.get("Content-Type", "")):
-            return k8s_protobuf.read_body(await request.read())
+            return k8s_protobuf.read_body(await request.read(), request.path)
         text = await request.text()
         if not text:
             raise ApiError(400, "the body of the request was empty")

@@ -59,11 +59,29 @@ def is_protobuf(content_type: str) -> bool:
 
 
 def wants_protobuf(accept: str) -> bool:
-    """Whether an ``Accept`` header allows protobuf but not JSON (then only protobuf will do)."""
-    types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
-    if MEDIA_TYPE not in types:
-        return False
-    return not any(t in ("application/json", "application/*", "*/*", "") for t in types)
+    """Whether protobuf is the client's first choice among what the server can answer in: the
+    media types of an ``Accept`` header by quality, then in their order (``*/*`` means JSON)."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
+        media_type, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+            elif key.strip() == "as":  # a Table or other transformation: never protobuf here
+                quality = 0.0
+        if media_type and quality > 0:
+            ranked.append((-quality, position, media_type.lower()))
+    for _quality, _position, media_type in sorted(ranked):
+        if media_type == MEDIA_TYPE:
+            return True
+        if media_type in ("application/json", "application/yaml", "application/*", "*/*"):
+            return False
+    return False
 
 
 def message_name(api_version: str, kind: str) -> str | None:
@@ -85,11 +103,14 @@ def decode(data: bytes) -> Obj:
     name = message_name(api_version, kind)
     if name is None:
         raise UnsupportedKind(
-            f"{kind or 'an object without a kind'} ({api_version or 'no apiVersion'}) "
-            "has no protobuf form; send it as application/json"
+            f"{kind or 'an object without a kind'} in version "
+            f'"{api_version.rsplit("/", 1)[-1]}" cannot be handled as protobuf: no kind '
+            f'"{kind}" is registered for version "{api_version}" (custom resources are JSON only)'
         )
     raw = base64.b64decode(envelope.get("raw", ""))
     obj = _decode_message(name, raw)
+    if kind.endswith("List"):
+        obj.setdefault("items", [])  # a list is never null
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 
@@ -353,7 +374,7 @@ def _encode_value(number: int, type_: str, value: Any) -> bytes:
 
 def _encode_special(type_: str, value: Any) -> bytes:
     if type_ in (_TIME, _MICRO_TIME):
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = _parse_time(str(value))
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         seconds = int(moment.replace(microsecond=0).timestamp())
@@ -399,6 +420,19 @@ def _encode_message(message: str, obj: Obj) -> bytes:
     return bytes(out)
 
 
+_TIME_TEXT = re.compile(r"^(.+?[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:?\d\d)?$")
+
+
+def _parse_time(text: str) -> datetime:
+    """RFC 3339 with any number of fraction digits (what Python 3.10 cannot read by itself)."""
+    match = _TIME_TEXT.match(text.strip())
+    if match is None:
+        raise ProtobufError(f"invalid time {text!r}")
+    base, fraction, zone = match.groups()
+    zone = "+00:00" if zone in (None, "Z", "z") else zone
+    return datetime.fromisoformat(f"{base}.{(fraction or '').ljust(6, '0')[:6]}{zone}")
+
+
 def _parse_duration(text: str) -> int:
     sign = -1 if text.startswith("-") else 1
     body = text.lstrip("+-")
@@ -419,25 +453,39 @@ UNSUPPORTED_BODY = (
 )
 
 
-def read_body(data: bytes) -> Obj:
-    """A protobuf request body as its JSON object, or the :class:`ApiError` a client gets."""
+def read_body(data: bytes, path: str) -> Obj:
+    """A protobuf request body sent to ``path`` as its JSON object, or the :class:`ApiError` a
+    client gets: 415 on the routes of custom resources (JSON only), 400 for what is not a
+    protobuf message of a kind with a table here."""
+    parts = [p for p in path.split("/") if p]
+    group_version = "/".join(parts[1:2] if parts[:1] == ["api"] else parts[1:3])
+    if group_version not in KINDS:
+        raise ApiError(
+            415, f"{UNSUPPORTED_BODY} (protobuf is served for built-in kinds only, not {path})"
+        )
     try:
         return decode(data)
     except UnsupportedKind as exc:
-        raise ApiError(415, f"{UNSUPPORTED_BODY} ({exc})") from exc
+        raise ApiError(400, str(exc)) from exc
     except (ProtobufError, UnicodeDecodeError, struct.error, KeyError, ValueError) as exc:
         raise ApiError(400, f"the object provided is unrecognized (protobuf: {exc})") from exc
+
+
+def _json_acceptable(accept: str) -> bool:
+    types = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    return bool(types & {"application/json", "application/*", "*/*", ""})
 
 
 @web.middleware
 async def negotiate(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Answer in protobuf when the client accepts protobuf and not JSON (objects that have a
-    protobuf form only; tables, discovery and streams stay JSON)."""
+    """Answer in protobuf when the client prefers it (objects that have a protobuf form only;
+    tables, discovery, custom resources and streams stay JSON, as on a real API server)."""
     response = await handler(request)
+    accept = request.headers.get("Accept", "")
     if (
-        not wants_protobuf(request.headers.get("Accept", ""))
+        not wants_protobuf(accept)
         or not isinstance(response, web.Response)
         or response.content_type != "application/json"
         or response.text is None
@@ -446,10 +494,14 @@ async def negotiate(
     try:
         body = json.loads(response.text)
         data = encode(body) if isinstance(body, dict) else None
-    except (ProtobufError, ValueError, TypeError):
-        data = None
+    except (ProtobufError, ValueError, TypeError, AttributeError, KeyError):
+        data = None  # no protobuf form (custom resources, tables, discovery)
+    status = response.status
+    if data is None and not _json_acceptable(accept) and status < 400:
+        message = "only the following media types are accepted: application/json, application/yaml"
+        data, status = encode(ApiError(406, message).status()), 406
     if data is None:
         return response
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
     headers.pop("Content-Length", None)
-    return web.Response(body=data, status=response.status, headers=headers, content_type=MEDIA_TYPE)
+    return web.Response(body=data, status=status, headers=headers, content_type=MEDIA_TYPE)

@@ -292,6 +292,15 @@ def test_times_and_durations() -> None:
     assert k8s_protobuf._format_time(0, 0, micro=False) is None
     assert k8s_protobuf._format_time(1714557600, 999_999_999, micro=False) == "2024-05-01T10:00:00Z"
     assert k8s_protobuf._format_time(-1, 0, micro=True) == "1969-12-31T23:59:59.000000Z"
+    for text, expected in [
+        ("2024-05-01T10:00:00.1Z", (1714557600, 100_000)),
+        ("2024-05-01T10:00:00.123456789Z", (1714557600, 123_456)),
+        ("2024-05-01T12:00:00+02:00", (1714557600, 0)),
+    ]:
+        moment = k8s_protobuf._parse_time(text)
+        assert (int(moment.timestamp()), moment.microsecond) == expected
+    with pytest.raises(ProtobufError, match="invalid time"):
+        k8s_protobuf._parse_time("yesterday")
     for nanos, text in [
         (0, "0s"),
         (1_500_000, "1.5ms"),
@@ -307,9 +316,15 @@ def test_media_types() -> None:
     assert is_protobuf("application/vnd.kubernetes.protobuf")
     assert is_protobuf("application/vnd.kubernetes.protobuf; charset=binary")
     assert not is_protobuf("application/json")
-    assert wants_protobuf("application/vnd.kubernetes.protobuf")
-    assert not wants_protobuf("application/vnd.kubernetes.protobuf,application/json")
-    assert not wants_protobuf("application/vnd.kubernetes.protobuf, */*")
+    pb = "application/vnd.kubernetes.protobuf"
+    assert wants_protobuf(pb)
+    assert wants_protobuf(f"{pb},application/json")  # what kubectl sends: the first choice
+    assert wants_protobuf(f"{pb}, */*")
+    assert wants_protobuf(f"application/json;q=0.5, {pb}")
+    assert not wants_protobuf(f"application/json, {pb}")
+    assert not wants_protobuf(f"*/*, {pb}")
+    assert not wants_protobuf(f"{pb};q=0, application/json")
+    assert not wants_protobuf(f"{pb};as=Table;v=v1;g=meta.k8s.io, application/json")
     assert not wants_protobuf("application/json")
     assert not wants_protobuf("")
 
@@ -322,14 +337,27 @@ def test_bodies_that_are_not_protobuf_of_a_known_kind() -> None:
     workload = _envelope("kueue.x-k8s.io/v1beta1", "Workload", b"")
     with pytest.raises(UnsupportedKind, match="Workload"):
         decode(workload)
+    # the routes of custom resources take no protobuf (415); a kind without a table sent to a
+    # built-in resource is a bad request, as on a real API server
     with pytest.raises(ApiError) as error:
-        k8s_protobuf.read_body(workload)
+        k8s_protobuf.read_body(workload, "/apis/kueue.x-k8s.io/v1beta1/namespaces/a/workloads")
     assert error.value.code == 415
     assert error.value.status()["reason"] == "UnsupportedMediaType"
-    assert "application/json" in error.value.message
+    assert error.value.message.startswith(
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json"
+    )
     with pytest.raises(ApiError) as error:
-        k8s_protobuf.read_body(b"k8s\x00\xff")
+        k8s_protobuf.read_body(workload, "/api/v1/namespaces/a/configmaps")
+    assert (error.value.code, error.value.reason) == (400, "BadRequest")
+    assert 'no kind "Workload" is registered for version "kueue.x-k8s.io/v1beta1"' in str(
+        error.value.message
+    )
+    with pytest.raises(ApiError) as error:
+        k8s_protobuf.read_body(b"k8s\x00\xff", "/apis/batch/v1/namespaces/a/jobs")
     assert error.value.code == 400
+    job = k8s_protobuf.read_body(encode(JOB), "/apis/batch/v1/namespaces/a/jobs")
+    assert job["metadata"]["name"] == "etl"
 
 
 def test_the_served_builtin_kinds_have_tables() -> None:
