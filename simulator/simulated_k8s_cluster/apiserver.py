@@ -819,7 +819,10 @@ class ApiServer:
 
     async def _delete_options(self, request: web.Request) -> Obj:
         options: Obj = {}
-        text = await request.text()
+        protobuf = k8s_protobuf.is_protobuf(request.headers.get("Content-Type", ""))
+        if protobuf and request.can_read_body:
+            options = k8s_protobuf.read_body(await request.read(), request.path)
+        text = "" if protobuf else await request.text()
         if text:
             try:
                 options = json.loads(text) or {}

@@ -211,3 +211,33 @@ def test_protobuf_bodies_of_custom_resources_are_refused(
         )
         assert status == 400
         assert json.loads(data)["reason"] == "BadRequest"
+
+
+def test_delete_options_in_protobuf(
+    simulated_cluster: Any,
+    simulated_api_client: kubernetes.client.ApiClient,
+    v1: kubernetes.client.CoreV1Api,
+) -> None:
+    """client-go's typed clients send DeleteOptions as protobuf, typed with the resource's group
+    version (``batch/v1``) or ``v1``."""
+    v1.create_namespaced_config_map("batch", {"metadata": {"name": "gone", "finalizers": ["x/y"]}})
+    options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Foreground"}
+    path = "/api/v1/namespaces/batch/configmaps/gone"
+    status, content_type, data = _request(
+        simulated_api_client, "DELETE", path, k8s_protobuf.encode(options)
+    )
+    assert (status, content_type) == (200, k8s_protobuf.MEDIA_TYPE)
+    deleted = k8s_protobuf.decode(data)
+    assert sorted(deleted["metadata"]["finalizers"]) == ["foregroundDeletion", "x/y"]
+    assert "deletionTimestamp" in deleted["metadata"]
+    # the preconditions of the options are checked too
+    options = {
+        "apiVersion": "batch/v1",  # as a typed batch/v1 client would send it
+        "kind": "DeleteOptions",
+        "preconditions": {"uid": "not-the-uid"},
+    }
+    status, _content_type, data = _request(
+        simulated_api_client, "DELETE", path, k8s_protobuf.encode(options)
+    )
+    assert status == 409
+    assert k8s_protobuf.decode(data)["reason"] == "Conflict"
