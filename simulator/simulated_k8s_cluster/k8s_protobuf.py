@@ -85,10 +85,12 @@ def wants_protobuf(accept: str) -> bool:
 
 
 def message_name(api_version: str, kind: str) -> str | None:
-    """The protobuf message of a kind, or None when it has none here."""
-    for package in (KINDS.get(api_version), _META):
-        if package and f"{package}.{kind}" in MESSAGES:
-            return f"{package}.{kind}"
+    """The protobuf message of a kind, or None when it has none here (``Status`` and
+    ``DeleteOptions`` come typed with any built-in group version)."""
+    package = KINDS.get(api_version)
+    for name in (f"{package}.{kind}", f"{_META}.{kind}") if package else ():
+        if name in MESSAGES:
+            return name
     return None
 
 
