@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-from .resources import JOBS, NAMESPACES, NODES, PODS, FieldError, ResourceType, invalid
+from .resources import JOBS, NAMESPACES, NODES, PODS, SECRETS, FieldError, ResourceType, invalid
 
 Obj = dict[str, Any]
 
@@ -581,11 +581,19 @@ def prepare_namespace(obj: Obj) -> list[FieldError]:
     return []
 
 
+def prepare_secret(obj: Obj) -> list[FieldError]:
+    """A Secret without a type is ``Opaque`` (as the API server defaults it)."""
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
+    return []
+
+
 Preparer = Callable[[Obj], list[FieldError]]
 _PREPARE: dict[ResourceType, Preparer] = {
     PODS: prepare_pod,
     JOBS: lambda obj: job_name_errors(obj) or prepare_job(obj),
     NAMESPACES: prepare_namespace,
+    SECRETS: prepare_secret,
 }
 _UPDATE_CHECKS: dict[ResourceType, Callable[[Obj, Obj], list[FieldError]]] = {
     PODS: pod_update_errors,

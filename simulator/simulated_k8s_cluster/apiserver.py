@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admission, patching, schema, tables
+from . import admission, k8s_protobuf, patching, schema, tables
 from .rbac import Attributes, Authorizer
 from .resources import (
     NAMESPACES,
@@ -85,7 +85,9 @@ class ApiServer:
         self.streams = StreamServer(state)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=16 * 1024 * 1024, middlewares=[k8s_protobuf.negotiate]
+        )
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -641,6 +643,8 @@ class ApiServer:
     # --- writing ---------------------------------------------------------------------------
 
     async def _body(self, request: web.Request) -> Any:
+        if k8s_protobuf.is_protobuf(request.headers.get("Content-Type", "")):
+            return k8s_protobuf.read_body(await request.read(), request.path)
         text = await request.text()
         if not text:
             raise ApiError(400, "the body of the request was empty")
@@ -815,7 +819,10 @@ class ApiServer:
 
     async def _delete_options(self, request: web.Request) -> Obj:
         options: Obj = {}
-        text = await request.text()
+        protobuf = k8s_protobuf.is_protobuf(request.headers.get("Content-Type", ""))
+        if protobuf and request.can_read_body:
+            options = k8s_protobuf.read_body(await request.read(), request.path)
+        text = "" if protobuf else await request.text()
         if text:
             try:
                 options = json.loads(text) or {}

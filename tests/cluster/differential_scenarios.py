@@ -30,6 +30,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from airflow_k8s_jobs.status.jobs import interpret_job
+from simulated_k8s_cluster import k8s_protobuf
 
 from .conftest import wait_for
 
@@ -1192,6 +1193,121 @@ def access_review(ctx: Ctx) -> Any:
     }
 
 
+def _protobuf(
+    ctx: Ctx, method: str, path: str, body: bytes | None, accept: str = k8s_protobuf.MEDIA_TYPE
+) -> tuple[int, str, Any]:
+    """One request with a protobuf body: ``(status, content type, decoded answer)``.
+
+    Through urllib3: the client's own error path reads every error body as UTF-8 text."""
+    headers = {"Content-Type": k8s_protobuf.MEDIA_TYPE, "Accept": accept}
+    ctx.api.update_params_for_auth(headers, [], ["BearerToken"])
+    response = ctx.api.rest_client.pool_manager.request(
+        method, ctx.api.configuration.host + path, body=body, headers=headers, timeout=60
+    )
+    code, data, headers = response.status, response.data, response.headers
+    content_type = (headers or {}).get("Content-Type", "").split(";")[0]
+    if content_type == k8s_protobuf.MEDIA_TYPE:
+        return code, content_type, k8s_protobuf.decode(data)
+    return code, content_type, json.loads(data or b"null")
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _protobuf_list_differences(ctx: Ctx, path: str) -> list[str]:
+    """The objects of a list read as protobuf that differ from the same list read as JSON (those
+    at the same resourceVersion in both), and what is wrong with the list itself."""
+    code, content_type, listed = _protobuf(ctx, "GET", path, None)
+    if (code, content_type) != (200, k8s_protobuf.MEDIA_TYPE) or "items" not in listed:
+        return [f"answer {code} {content_type}"]
+    as_json = _protobuf(ctx, "GET", path, None, "application/json")[2]
+    by_version = {item["metadata"]["resourceVersion"]: item for item in as_json["items"]}
+    differing = []
+    for item in listed["items"]:
+        same = by_version.get(item["metadata"]["resourceVersion"])
+        if same is not None and _without_nulls(same) != item:
+            differing.append(item["metadata"]["name"])
+    return differing
+
+
+def _read_twice(ctx: Ctx, jobs: str) -> tuple[list[str]] | None:
+    """The top-level fields in which Job ``pb`` read as protobuf and as JSON differ (None when it
+    changed between the two reads)."""
+    as_protobuf = _protobuf(ctx, "GET", f"{jobs}/pb", None)[2]
+    as_json = _without_nulls(_protobuf(ctx, "GET", f"{jobs}/pb", None, "application/json")[2])
+    if as_json["metadata"]["resourceVersion"] != as_protobuf["metadata"]["resourceVersion"]:
+        return None
+    keys = set(as_json) | set(as_protobuf)
+    return (sorted(k for k in keys if as_json.get(k) != as_protobuf.get(k)),)
+
+
+@scenario
+def protobuf_bodies(ctx: Ctx) -> Any:
+    """Objects sent and read as protobuf (what kubectl and client-go speak by default): what
+    comes back in protobuf is what comes back in JSON."""
+    job = job_body("pb", {"seconds": 0}, suspend=True, activeDeadlineSeconds=600)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "EMPTY", "value": ""}, {"name": "N", "value": "1"}]
+    container["resources"] = {"limits": {"cpu": "250m", "memory": "64Mi"}}
+    container["ports"] = [{"name": "http", "containerPort": 8080}]
+    container["readinessProbe"] = {"httpGet": {"path": "/", "port": "http"}}
+    job["metadata"]["labels"] = {"app": "pb", "empty": ""}
+    jobs = f"/apis/batch/v1/namespaces/{ctx.namespace}/jobs"
+    created = _protobuf(ctx, "POST", jobs, k8s_protobuf.encode(job))
+    differing = ctx.wait(
+        "the Job read twice at one resourceVersion", lambda: _read_twice(ctx, jobs)
+    )
+    again = _protobuf(ctx, "POST", jobs, k8s_protobuf.encode(job))
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {"namespace": ctx.namespace, "verb": "get", "resource": "pods"}
+        },
+    }
+    reviewed = _protobuf(
+        ctx,
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        k8s_protobuf.encode(review),
+        accept=f"{k8s_protobuf.MEDIA_TYPE}, application/json",
+    )
+    garbage = _protobuf(ctx, "POST", jobs, k8s_protobuf.MAGIC + b"\x0a\xff")
+    ctx.core.create_namespaced_pod(ctx.namespace, pod_body("pb-pod", {"seconds": 0}))
+    ctx.wait(
+        "pb-pod done",
+        lambda: ctx.core.read_namespaced_pod("pb-pod", ctx.namespace).status.phase == "Succeeded",
+    )
+    lists = {
+        path.rsplit("/", 1)[-1]: _protobuf_list_differences(ctx, path)
+        for path in (
+            f"/api/v1/namespaces/{ctx.namespace}/pods",
+            f"/api/v1/namespaces/{ctx.namespace}/events",
+            f"/api/v1/namespaces/{ctx.namespace}/configmaps",
+            f"/api/v1/namespaces/{ctx.namespace}/serviceaccounts",
+            f"/apis/batch/v1/namespaces/{ctx.namespace}/jobs",
+            "/api/v1/namespaces",
+            "/api/v1/nodes",
+        )
+    }
+    return {
+        "created": created[:2],
+        "spec": {k: created[2]["spec"].get(k) for k in ("suspend", "activeDeadlineSeconds")},
+        "env": created[2]["spec"]["template"]["spec"]["containers"][0]["env"],
+        "labels": created[2]["metadata"]["labels"],
+        "protobuf_differs_from_json_in": differing,
+        "again": (*again[:2], {k: again[2].get(k) for k in ("kind", "reason", "code")}),
+        "review": (*reviewed[:2], reviewed[2]["status"].get("allowed")),
+        "garbage": (garbage[0], garbage[2].get("reason")),
+        "lists_differ": {name: found for name, found in lists.items() if found},
+    }
+
+
 # --- kubectl ------------------------------------------------------------------------------
 
 
@@ -1345,13 +1461,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "/version reports v<kubernetesVersion>-sim (default 1.33.2): the suffix marks the "
         "simulated cluster and the version is configuration, so kubectl warns about the skew "
         "and the gitVersion is not a plain vX.Y.Z"
-    ),
-    "kubectl_create_job": (
-        "kubectl create job sends a protobuf body; the simulated API server speaks JSON only"
-    ),
-    "kubectl_auth_can_i": (
-        "kubectl auth can-i sends its SelfSubjectAccessReview as protobuf; the simulated API "
-        "server speaks JSON only (the same review as JSON is answered as on the real one)"
     ),
     "kubectl_apply_server_side": "no server-side apply (415 Unsupported Media Type)",
     "kubectl_explain": (
