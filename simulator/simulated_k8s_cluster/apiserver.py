@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admission, patching, schema, tables
+from . import admission, openapi, patching, schema, tables
 from .rbac import Attributes, Authorizer
 from .resources import (
     NAMESPACES,
@@ -119,6 +119,9 @@ class ApiServer:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
         parts = [p for p in path.split("/") if p]
+        if parts == ["openapi", "v2"]:
+            self._count_and_fault("discovery", "openapi/v2", None)
+            return self._openapi_v2(request)
         if parts[:2] == ["openapi", "v3"]:
             self._count_and_fault("discovery", "openapi/v3", None)
             document = self._openapi_v3(parts[2:])
@@ -290,50 +293,39 @@ class ApiServer:
         }
 
     def _openapi_v3(self, parts: list[str]) -> Obj | None:
-        """``/openapi/v3``: the index of group versions, and for each a document with just its
-        PATCH operations, their group-version-kind and ``fieldValidation`` parameter — what
-        kubectl reads to use server-side field validation. No schemas (``kubectl explain`` has
-        nothing to show)."""
+        """``/openapi/v3``: the index of group versions, and each one's document (see
+        :mod:`.openapi`)."""
         registry = self.state.registry
-        versions = {
-            (f"apis/{group}/{version}" if group else f"api/{version}"): (group, version)
-            for group, served in registry.groups().items()
-            for version in served
+        documents = {
+            (g, v): openapi.v3_document(
+                registry.in_group_version(g, v), self._version()["gitVersion"]
+            )
+            for g, versions in registry.groups().items()
+            for v in versions
         }
         if not parts:
-            return {
-                "paths": {
-                    path: {"serverRelativeURL": f"/openapi/v3/{path}?hash=0"}
-                    for path in sorted(versions)
-                }
-            }
-        found = versions.get("/".join(parts))
-        if found is None:
-            return None
-        group, version = found
-        paths: Obj = {}
-        for resource in registry.in_group_version(group, version):
-            prefix = "/" + "/".join(parts)
-            scope = "/namespaces/{namespace}" if resource.namespaced else ""
-            paths[f"{prefix}{scope}/{resource.plural}/{{name}}"] = {
-                "patch": {
-                    "x-kubernetes-group-version-kind": {
-                        "group": group,
-                        "version": version,
-                        "kind": resource.kind,
-                    },
-                    "parameters": [
-                        {"name": name, "in": "query", "schema": {"type": "string"}}
-                        for name in ("dryRun", "fieldManager", "fieldValidation", "force")
-                    ],
-                    "responses": {},
-                }
-            }
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": self._version()["gitVersion"]},
-            "paths": paths,
-        }
+            return openapi.v3_index(documents)
+        for (group, version), document in documents.items():
+            if parts == (["apis", group, version] if group else ["api", version]):
+                return document
+        return None
+
+    def _openapi_v2(self, request: web.Request) -> web.Response:
+        """``/openapi/v2`` as JSON; a client that accepts only protobuf gets ``406``."""
+        accept = request.headers.get("Accept", "*/*")
+        if not any(
+            kind.split(";")[0].strip() in ("application/json", "application/*", "*/*", "")
+            for kind in accept.split(",")
+        ):
+            raise ApiError(406, f"only application/json is served here, not {accept}")
+        registry = self.state.registry
+        resources = [
+            r
+            for g, versions in registry.groups().items()
+            for v in versions
+            for r in registry.in_group_version(g, v)
+        ]
+        return _json_response(openapi.v2_document(resources, self._version()["gitVersion"]))
 
     def _discovery(self, parts: list[str]) -> Obj | None:
         registry = self.state.registry
