@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admission, openapi, patching, schema, tables
+from . import admission, apply, openapi, patching, schema, tables
 from .rbac import Attributes, Authorizer
 from .resources import (
     NAMESPACES,
@@ -681,12 +681,22 @@ class ApiServer:
         return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
 
     async def _create(self, request: web.Request, route: Route) -> web.StreamResponse:
-        store, resource = self.state.store, route.resource
         obj = await self._body(request)
         if not isinstance(obj, dict):
             raise ApiError(400, "the object provided is unrecognized")
         self._check_kind(obj, route)
-        warnings = self._prune(request, obj, resource)
+        warnings = self._prune(request, obj, route.resource)
+        return await self._create_object(request, route, obj, warnings)
+
+    async def _create_object(
+        self,
+        request: web.Request,
+        route: Route,
+        obj: Obj,
+        warnings: dict[str, str] | None,
+        managed_fields: list[Obj] | None = None,
+    ) -> web.StreamResponse:
+        store, resource = self.state.store, route.resource
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
             raise ApiError(400, "resourceVersion should not be set on objects to be created")
@@ -709,6 +719,8 @@ class ApiServer:
             "selfLink",
         ):
             meta.pop(server_field, None)
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         if "status" in resource.subresources and resource is not NODES:
             obj["status"] = {}  # nodes alone may be created with a status (nodeStrategy)
         if not meta.get("name") and meta.get("generateName"):
@@ -792,6 +804,8 @@ class ApiServer:
 
     async def _patch(self, request: web.Request, route: Route) -> web.StreamResponse:
         assert route.name is not None
+        if request.headers.get("Content-Type", "").split(";")[0].strip() == patching.APPLY_PATCH:
+            return await self._apply(request, route)
         current = self.state.store.require(route.resource, route.namespace or "", route.name)
         body = await self._body(request)
         content_type = request.headers.get("Content-Type", "")
@@ -804,6 +818,43 @@ class ApiServer:
         if not patched["metadata"].get("resourceVersion"):
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return await self._write(request, route, current, patched, warnings)
+
+    async def _apply(self, request: web.Request, route: Route) -> web.StreamResponse:
+        """Server-side apply (see :mod:`.apply`): creates the object when absent."""
+        assert route.name is not None
+        resource = route.resource
+        applied = apply.parse(await request.text())
+        self._check_kind(applied, route)
+        warnings = self._prune(request, applied, resource)
+        name = (applied.get("metadata") or {}).get("name")
+        if name and name != route.name:
+            raise ApiError(
+                400,
+                f"the name of the object ({name}) does not match the name on the URL "
+                f"({route.name})",
+            )
+        current = self.state.store.peek(resource, route.namespace or "", route.name)
+        if current is None and route.subresource:
+            current = self.state.store.require(resource, route.namespace or "", route.name)
+        result = apply.server_side_apply(
+            resource,
+            current,
+            applied,
+            request.query.get("fieldManager", ""),
+            _bool(request.query.get("force")),
+            self.state.clock.timestamp(),
+            route.subresource,
+        )
+        meta = result["metadata"]
+        meta["name"] = route.name
+        if current is None:
+            managed = meta.get("managedFields")
+            return await self._create_object(request, route, result, warnings, managed)
+        for immutable in ("namespace", "uid"):
+            if immutable in current["metadata"]:
+                meta[immutable] = current["metadata"][immutable]
+        meta.setdefault("resourceVersion", current["metadata"]["resourceVersion"])
+        return await self._write(request, route, current, result, warnings)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         options: Obj = {}

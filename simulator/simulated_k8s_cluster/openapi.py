@@ -33,6 +33,7 @@ from .resources import ResourceType
 
 __all__ = [
     "definition_name",
+    "list_extensions",
     "model_for",
     "v2_document",
     "v3_document",
@@ -114,6 +115,12 @@ _LIST_OVERRIDES: dict[tuple[str, str], Obj] = {
     ("V1NamespaceSpec", "finalizers"): _lists(None, None, "atomic"),
     ("V1EphemeralContainer", "ports"): _keyed("containerPort", "protocol"),
 }
+
+
+def list_extensions(field: str) -> Obj | None:
+    """The ``x-kubernetes-list-*`` / ``x-kubernetes-patch-*`` extensions of a built-in list
+    field, by its name (None: an atomic list)."""
+    return _LIST_EXTENSIONS.get(field)
 
 
 def _go_name(model: str) -> str:
