@@ -1383,7 +1383,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "kubectl auth can-i sends its SelfSubjectAccessReview as protobuf; the simulated API "
         "server speaks JSON only (the same review as JSON is answered as on the real one)"
     ),
-    "kubectl_api_resources": "batch/v1 cronjobs is not served (no CronJob controller)",
 }
 
 

@@ -86,3 +86,12 @@ def test_v2_refers_to_definitions() -> None:
         "parameters"
     ]
     assert {"name": "fieldValidation", "in": "query", "type": "string"} in parameters
+
+
+def test_cronjobs_are_published_with_their_job_template() -> None:
+    from simulated_k8s_cluster.resources import CRONJOBS
+
+    schemas = openapi.v3_document([CRONJOBS, JOBS], "v1.33.2")["components"]["schemas"]
+    spec = schemas["io.k8s.api.batch.v1.CronJobSpec"]
+    assert set(spec["required"]) == {"schedule", "jobTemplate"}
+    assert "io.k8s.api.batch.v1.JobTemplateSpec" in schemas
