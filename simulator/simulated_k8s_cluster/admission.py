@@ -599,6 +599,16 @@ def prepare_cronjob(obj: Obj) -> list[FieldError]:
     spec.setdefault("suspend", False)
     spec.setdefault("successfulJobsHistoryLimit", 3)
     spec.setdefault("failedJobsHistoryLimit", 1)
+    job_template = spec.get("jobTemplate")
+    if isinstance(job_template, dict):
+        # The pod template is defaulted as a pod's; the Job's own defaults wait for the Job.
+        job_template.setdefault("metadata", {})
+        template = job_template.setdefault("spec", {}).setdefault("template", {})
+        if isinstance(template, dict):
+            template.setdefault("metadata", {})
+            pod_spec = template.setdefault("spec", {})
+            if isinstance(pod_spec, dict):
+                default_pod_spec(pod_spec)
     return cronjob_spec_errors(spec)
 
 

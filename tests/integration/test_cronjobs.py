@@ -88,7 +88,8 @@ def test_jobs_on_schedule_with_history_limit(
     assert (owner.kind, owner.name, owner.controller) == ("CronJob", "ticks", True)
     scheduled = job.metadata.annotations["batch.kubernetes.io/cronjob-scheduled-timestamp"]
     minutes = int(job.metadata.name.rsplit("-", 1)[1])
-    assert datetime.fromisoformat(scheduled).timestamp() == minutes * 60
+    assert scheduled.endswith("Z")
+    assert datetime.fromisoformat(scheduled.replace("Z", "+00:00")).timestamp() == minutes * 60
     assert all(
         any(c.type == "Complete" and c.status == "True" for c in j.status.conditions or [])
         for j in jobs

@@ -43,3 +43,14 @@ def test_invalid(spec: dict[str, Any], field: str) -> None:
 
 def test_macros_and_zones_are_valid() -> None:
     admission.admit_create(CRONJOBS, _cronjob(schedule="@hourly", timeZone="Europe/Paris"))
+
+
+def test_scheduled_timestamps_are_printed_as_go_does() -> None:
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from simulated_k8s_cluster.controllers.cronjobs import _rfc3339
+
+    moment = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    assert _rfc3339(moment) == "2026-01-01T12:00:00Z"
+    assert _rfc3339(moment.astimezone(ZoneInfo("Europe/Paris"))) == "2026-01-01T13:00:00+01:00"

@@ -31,6 +31,12 @@ Obj = dict[str, Any]
 SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
 
+def _rfc3339(moment: datetime) -> str:
+    """As Go's ``time.RFC3339`` prints it: ``Z`` for a zero offset."""
+    text = moment.replace(microsecond=0).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def _succeeded(job: Obj) -> bool:
     return any(
         c.get("type") == "Complete" and c.get("status") == "True"
@@ -165,9 +171,9 @@ class CronJobController:
                 "labels": dict(job_meta.get("labels") or {}),
                 "annotations": {
                     **(job_meta.get("annotations") or {}),
-                    SCHEDULED_ANNOTATION: clock.datetime_at(scheduled_at)
-                    .astimezone(_zone(spec.get("timeZone")))
-                    .isoformat(),
+                    SCHEDULED_ANNOTATION: _rfc3339(
+                        clock.datetime_at(scheduled_at).astimezone(_zone(spec.get("timeZone")))
+                    ),
                 },
                 "ownerReferences": [
                     {
