@@ -1323,6 +1323,40 @@ def kubectl_wait_and_logs(ctx: Ctx) -> Any:
 
 
 @scenario
+def cronjob_defaults_and_table(ctx: Ctx) -> Any:
+    """A CronJob as stored (defaults) and as ``kubectl get`` shows it, before its first run."""
+    body = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "timeZone": "Europe/Paris",
+            "jobTemplate": {"spec": job_body("unused")["spec"]},
+        },
+    }
+    created = ctx.dict(ctx.batch.create_namespaced_cron_job(ctx.namespace, body))
+    invalid = {**body, "metadata": {"name": "bad"}, "spec": {**body["spec"], "schedule": "x"}}
+    try:
+        ctx.batch.create_namespaced_cron_job(ctx.namespace, invalid)
+        refused: Any = None
+    except ApiException as exc:
+        refused = error(exc)
+    rc, out, _ = ctx.kubectl("get", "cronjobs", "-o", "wide")
+    rows = _lines(out)
+    return {
+        "spec": created["spec"],
+        "status": created.get("status"),
+        "refused": refused,
+        "table": (
+            rc,
+            rows[0].split() if rows else [],
+            rows[1].split()[:5] if len(rows) > 1 else [],
+        ),
+    }
+
+
+@scenario
 def kubectl_auth_can_i(ctx: Ctx) -> Any:
     can = ctx.kubectl("auth", "can-i", "create", "jobs")
     return {"rc": can[0], "out": can[1].strip()}
