@@ -10,11 +10,24 @@ import random
 import re
 import uuid
 from collections.abc import Callable
+from datetime import timezone
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from kubernetes.utils.quantity import parse_quantity
 
-from .resources import JOBS, NAMESPACES, NODES, PODS, SECRETS, FieldError, ResourceType, invalid
+from .resources import (
+    CRONJOBS,
+    JOBS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SECRETS,
+    FieldError,
+    ResourceType,
+    invalid,
+)
 
 Obj = dict[str, Any]
 
@@ -588,16 +601,83 @@ def prepare_secret(obj: Obj) -> list[FieldError]:
     return []
 
 
+_CRON_POLICIES = ("Allow", "Forbid", "Replace")
+
+
+def zone(name: str | None) -> Any:
+    """The time zone of a CronJob's ``spec.timeZone`` (UTC when unset)."""
+    return ZoneInfo(name) if name else timezone.utc
+
+
+def prepare_cronjob(obj: Obj) -> list[FieldError]:
+    """Default a new CronJob's spec and validate its schedule and policy."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_template = spec.get("jobTemplate")
+    if isinstance(job_template, dict):
+        # The pod template is defaulted as a pod's; the Job's own defaults wait for the Job.
+        job_template.setdefault("metadata", {})
+        template = job_template.setdefault("spec", {}).setdefault("template", {})
+        if isinstance(template, dict):
+            template.setdefault("metadata", {})
+            pod_spec = template.setdefault("spec", {})
+            if isinstance(pod_spec, dict):
+                default_pod_spec(pod_spec)
+    return cronjob_spec_errors(spec)
+
+
+def cronjob_spec_errors(spec: Obj) -> list[FieldError]:
+    """What the API server refuses in a CronJob's spec (the checks modelled here)."""
+    errors: list[FieldError] = []
+    schedule = spec.get("schedule")
+    if not schedule:
+        errors.append(FieldError("spec.schedule", "Required"))
+    elif not croniter.is_valid(str(schedule)) or (
+        not str(schedule).startswith("@") and len(str(schedule).split()) != 5
+    ):
+        errors.append(
+            FieldError("spec.schedule", "Invalid", "unparseable cron expression", schedule)
+        )
+    if spec.get("concurrencyPolicy") not in _CRON_POLICIES:
+        errors.append(
+            FieldError(
+                "spec.concurrencyPolicy",
+                "NotSupported",
+                ", ".join(f'"{p}"' for p in _CRON_POLICIES),
+                spec.get("concurrencyPolicy"),
+            )
+        )
+    if spec.get("timeZone"):
+        try:
+            zone(spec["timeZone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            errors.append(
+                FieldError("spec.timeZone", "Invalid", "unknown time zone", spec["timeZone"])
+            )
+    if not isinstance(spec.get("jobTemplate"), dict):
+        errors.append(FieldError("spec.jobTemplate", "Required"))
+    return errors
+
+
+def cronjob_update_errors(old: Obj, new: Obj) -> list[FieldError]:
+    return cronjob_spec_errors(new.get("spec") or {})
+
+
 Preparer = Callable[[Obj], list[FieldError]]
 _PREPARE: dict[ResourceType, Preparer] = {
     PODS: prepare_pod,
     JOBS: lambda obj: job_name_errors(obj) or prepare_job(obj),
     NAMESPACES: prepare_namespace,
     SECRETS: prepare_secret,
+    CRONJOBS: prepare_cronjob,
 }
 _UPDATE_CHECKS: dict[ResourceType, Callable[[Obj, Obj], list[FieldError]]] = {
     PODS: pod_update_errors,
     JOBS: job_update_errors,
+    CRONJOBS: cronjob_update_errors,
 }
 
 

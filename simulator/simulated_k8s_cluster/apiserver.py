@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admission, k8s_protobuf, patching, schema, tables
+from . import admission, apply, k8s_protobuf, openapi, patching, schema, tables
 from .rbac import Attributes, Authorizer
 from .resources import (
     NAMESPACES,
@@ -121,6 +121,9 @@ class ApiServer:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
         parts = [p for p in path.split("/") if p]
+        if parts == ["openapi", "v2"]:
+            self._count_and_fault("discovery", "openapi/v2", None)
+            return self._openapi_v2(request)
         if parts[:2] == ["openapi", "v3"]:
             self._count_and_fault("discovery", "openapi/v3", None)
             document = self._openapi_v3(parts[2:])
@@ -292,50 +295,39 @@ class ApiServer:
         }
 
     def _openapi_v3(self, parts: list[str]) -> Obj | None:
-        """``/openapi/v3``: the index of group versions, and for each a document with just its
-        PATCH operations, their group-version-kind and ``fieldValidation`` parameter — what
-        kubectl reads to use server-side field validation. No schemas (``kubectl explain`` has
-        nothing to show)."""
+        """``/openapi/v3``: the index of group versions, and each one's document (see
+        :mod:`.openapi`)."""
         registry = self.state.registry
-        versions = {
-            (f"apis/{group}/{version}" if group else f"api/{version}"): (group, version)
-            for group, served in registry.groups().items()
-            for version in served
+        documents = {
+            (g, v): openapi.v3_document(
+                registry.in_group_version(g, v), self._version()["gitVersion"]
+            )
+            for g, versions in registry.groups().items()
+            for v in versions
         }
         if not parts:
-            return {
-                "paths": {
-                    path: {"serverRelativeURL": f"/openapi/v3/{path}?hash=0"}
-                    for path in sorted(versions)
-                }
-            }
-        found = versions.get("/".join(parts))
-        if found is None:
-            return None
-        group, version = found
-        paths: Obj = {}
-        for resource in registry.in_group_version(group, version):
-            prefix = "/" + "/".join(parts)
-            scope = "/namespaces/{namespace}" if resource.namespaced else ""
-            paths[f"{prefix}{scope}/{resource.plural}/{{name}}"] = {
-                "patch": {
-                    "x-kubernetes-group-version-kind": {
-                        "group": group,
-                        "version": version,
-                        "kind": resource.kind,
-                    },
-                    "parameters": [
-                        {"name": name, "in": "query", "schema": {"type": "string"}}
-                        for name in ("dryRun", "fieldManager", "fieldValidation", "force")
-                    ],
-                    "responses": {},
-                }
-            }
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": self._version()["gitVersion"]},
-            "paths": paths,
-        }
+            return openapi.v3_index(documents)
+        for (group, version), document in documents.items():
+            if parts == (["apis", group, version] if group else ["api", version]):
+                return document
+        return None
+
+    def _openapi_v2(self, request: web.Request) -> web.Response:
+        """``/openapi/v2`` as JSON; a client that accepts only protobuf gets ``406``."""
+        accept = request.headers.get("Accept", "*/*")
+        if not any(
+            kind.split(";")[0].strip() in ("application/json", "application/*", "*/*", "")
+            for kind in accept.split(",")
+        ):
+            raise ApiError(406, f"only application/json is served here, not {accept}")
+        registry = self.state.registry
+        resources = [
+            r
+            for g, versions in registry.groups().items()
+            for v in versions
+            for r in registry.in_group_version(g, v)
+        ]
+        return _json_response(openapi.v2_document(resources, self._version()["gitVersion"]))
 
     def _discovery(self, parts: list[str]) -> Obj | None:
         registry = self.state.registry
@@ -693,12 +685,22 @@ class ApiServer:
         return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
 
     async def _create(self, request: web.Request, route: Route) -> web.StreamResponse:
-        store, resource = self.state.store, route.resource
         obj = await self._body(request)
         if not isinstance(obj, dict):
             raise ApiError(400, "the object provided is unrecognized")
         self._check_kind(obj, route)
-        warnings = self._prune(request, obj, resource)
+        warnings = self._prune(request, obj, route.resource)
+        return await self._create_object(request, route, obj, warnings)
+
+    async def _create_object(
+        self,
+        request: web.Request,
+        route: Route,
+        obj: Obj,
+        warnings: dict[str, str] | None,
+        managed_fields: list[Obj] | None = None,
+    ) -> web.StreamResponse:
+        store, resource = self.state.store, route.resource
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
             raise ApiError(400, "resourceVersion should not be set on objects to be created")
@@ -721,6 +723,8 @@ class ApiServer:
             "selfLink",
         ):
             meta.pop(server_field, None)
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         if "status" in resource.subresources and resource is not NODES:
             obj["status"] = {}  # nodes alone may be created with a status (nodeStrategy)
         if not meta.get("name") and meta.get("generateName"):
@@ -804,6 +808,8 @@ class ApiServer:
 
     async def _patch(self, request: web.Request, route: Route) -> web.StreamResponse:
         assert route.name is not None
+        if request.headers.get("Content-Type", "").split(";")[0].strip() == patching.APPLY_PATCH:
+            return await self._apply(request, route)
         current = self.state.store.require(route.resource, route.namespace or "", route.name)
         body = await self._body(request)
         content_type = request.headers.get("Content-Type", "")
@@ -816,6 +822,43 @@ class ApiServer:
         if not patched["metadata"].get("resourceVersion"):
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return await self._write(request, route, current, patched, warnings)
+
+    async def _apply(self, request: web.Request, route: Route) -> web.StreamResponse:
+        """Server-side apply (see :mod:`.apply`): creates the object when absent."""
+        assert route.name is not None
+        resource = route.resource
+        applied = apply.parse(await request.text())
+        self._check_kind(applied, route)
+        warnings = self._prune(request, applied, resource)
+        name = (applied.get("metadata") or {}).get("name")
+        if name and name != route.name:
+            raise ApiError(
+                400,
+                f"the name of the object ({name}) does not match the name on the URL "
+                f"({route.name})",
+            )
+        current = self.state.store.peek(resource, route.namespace or "", route.name)
+        if current is None and route.subresource:
+            current = self.state.store.require(resource, route.namespace or "", route.name)
+        result = apply.server_side_apply(
+            resource,
+            current,
+            applied,
+            request.query.get("fieldManager", ""),
+            _bool(request.query.get("force")),
+            self.state.clock.timestamp(),
+            route.subresource,
+        )
+        meta = result["metadata"]
+        meta["name"] = route.name
+        if current is None:
+            managed = meta.get("managedFields")
+            return await self._create_object(request, route, result, warnings, managed)
+        for immutable in ("namespace", "uid"):
+            if immutable in current["metadata"]:
+                meta[immutable] = current["metadata"][immutable]
+        meta.setdefault("resourceVersion", current["metadata"]["resourceVersion"])
+        return await self._write(request, route, current, result, warnings)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         options: Obj = {}

@@ -24,6 +24,7 @@ from .clock import SimClock
 from .config import ClusterConfig
 from .controllers.argo import ArgoController
 from .controllers.base import Controller, ControllerLoop
+from .controllers.cronjobs import CronJobController
 from .controllers.gc import GarbageCollector, TtlAfterFinishedController
 from .controllers.jobs import JobController
 from .controllers.kubelet import Kubelet
@@ -101,6 +102,7 @@ class SimulatedCluster:
             NamespaceDefaults(self.state, self._ca_pem),
             self.node_pools,
             GarbageCollector(self.state),
+            CronJobController(self.state),
             JobController(self.state),
             TtlAfterFinishedController(self.state),
             Scheduler(self.state),

@@ -112,6 +112,17 @@ JOBS = ResourceType(
     default_propagation="Orphan",
     categories=("all",),
 )
+CRONJOBS = ResourceType(
+    "batch",
+    "v1",
+    "cronjobs",
+    "CronJob",
+    True,
+    "cronjob",
+    short_names=("cj",),
+    subresources=frozenset({"status"}),
+    categories=("all",),
+)
 
 SELF_SUBJECT_ACCESS_REVIEWS = ResourceType(
     "authorization.k8s.io",
@@ -132,6 +143,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     CONFIGMAPS,
     SECRETS,
     SERVICEACCOUNTS,
+    CRONJOBS,
     JOBS,
     SELF_SUBJECT_ACCESS_REVIEWS,
 )

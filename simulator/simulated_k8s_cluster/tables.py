@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .clock import SimClock
-from .resources import CONFIGMAPS, EVENTS, JOBS, NAMESPACES, NODES, PODS, ResourceType
+from .resources import CONFIGMAPS, CRONJOBS, EVENTS, JOBS, NAMESPACES, NODES, PODS, ResourceType
 
 Obj = dict[str, Any]
 Column = tuple[str, str, int]  # name, type, priority (1: only with -o wide)
@@ -211,6 +211,28 @@ class Printer:
             obj["metadata"]["name"],
         ]
 
+    def cronjob(self, obj: Obj) -> list[Any]:
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        containers = ((job_spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        selector = ",".join(
+            f"{k}={v}"
+            for k, v in sorted(((job_spec.get("selector") or {}).get("matchLabels") or {}).items())
+        )
+        last = status.get("lastScheduleTime")
+        return [
+            obj["metadata"]["name"],
+            spec.get("schedule", ""),
+            spec.get("timeZone") or "<none>",
+            str(bool(spec.get("suspend"))),
+            len(status.get("active") or []),
+            self.since(last) if last else "<none>",
+            self.age(obj),
+            ",".join(str(c.get("name", "")) for c in containers),
+            ",".join(str(c.get("image", "")) for c in containers),
+            selector or "<none>",
+        ]
+
     def namespace(self, obj: Obj) -> list[Any]:
         return [obj["metadata"]["name"], (obj.get("status") or {}).get("phase", ""), self.age(obj)]
 
@@ -279,6 +301,21 @@ _COLUMNS: dict[ResourceType, tuple[list[Column], str]] = {
             ("Name", "string", 1),
         ],
         "event",
+    ),
+    CRONJOBS: (
+        [
+            _NAME,
+            ("Schedule", "string", 0),
+            ("Timezone", "string", 0),
+            ("Suspend", "boolean", 0),
+            ("Active", "integer", 0),
+            ("Last Schedule", "date", 0),
+            _AGE,
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        "cronjob",
     ),
     NAMESPACES: ([_NAME, ("Status", "string", 0), _AGE], "namespace"),
     CONFIGMAPS: ([_NAME, ("Data", "integer", 0), _AGE], "config_map"),
