@@ -72,6 +72,30 @@ MESSAGES: dict[str, tuple[tuple[int, str, str, str], ...]] = {
         (3, "evaluationError", "string", "o"),
         (4, "denied", "bool", "o"),
     ),
+    "k8s.io.api.batch.v1.CronJob": (
+        (1, "metadata", "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", "o"),
+        (2, "spec", "k8s.io.api.batch.v1.CronJobSpec", "o"),
+        (3, "status", "k8s.io.api.batch.v1.CronJobStatus", "o"),
+    ),
+    "k8s.io.api.batch.v1.CronJobList": (
+        (1, "metadata", "k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta", "o"),
+        (2, "items", "k8s.io.api.batch.v1.CronJob", "r"),
+    ),
+    "k8s.io.api.batch.v1.CronJobSpec": (
+        (1, "schedule", "string", ""),
+        (2, "startingDeadlineSeconds", "int64", "po"),
+        (3, "concurrencyPolicy", "string", "o"),
+        (4, "suspend", "bool", "po"),
+        (5, "jobTemplate", "k8s.io.api.batch.v1.JobTemplateSpec", ""),
+        (6, "successfulJobsHistoryLimit", "int32", "po"),
+        (7, "failedJobsHistoryLimit", "int32", "po"),
+        (8, "timeZone", "string", "po"),
+    ),
+    "k8s.io.api.batch.v1.CronJobStatus": (
+        (1, "active", "k8s.io.api.core.v1.ObjectReference", "ro"),
+        (4, "lastScheduleTime", "k8s.io.apimachinery.pkg.apis.meta.v1.Time", "po"),
+        (5, "lastSuccessfulTime", "k8s.io.apimachinery.pkg.apis.meta.v1.Time", "po"),
+    ),
     "k8s.io.api.batch.v1.Job": (
         (1, "metadata", "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", "o"),
         (2, "spec", "k8s.io.api.batch.v1.JobSpec", "o"),
@@ -126,6 +150,10 @@ MESSAGES: dict[str, tuple[tuple[int, str, str, str], ...]] = {
         (9, "ready", "int32", "po"),
         (10, "failedIndexes", "string", "po"),
         (11, "terminating", "int32", "po"),
+    ),
+    "k8s.io.api.batch.v1.JobTemplateSpec": (
+        (1, "metadata", "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", "o"),
+        (2, "spec", "k8s.io.api.batch.v1.JobSpec", "o"),
     ),
     "k8s.io.api.batch.v1.PodFailurePolicy": (
         (1, "rules", "k8s.io.api.batch.v1.PodFailurePolicyRule", "r"),

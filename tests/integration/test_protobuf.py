@@ -84,6 +84,35 @@ def test_kubectl_create_job(
     assert err == 'error: failed to create job: jobs.batch "hello" already exists'
 
 
+def test_kubectl_create_cronjob_and_a_job_from_it(
+    simulated_cluster: Any, simulated_kubeconfig: Path, batch: kubernetes.client.BatchV1Api
+) -> None:
+    rc, out, err = _kubectl(
+        simulated_kubeconfig,
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=0 2 * * *",
+        "--",
+        "echo",
+        "hi",
+    )
+    assert (rc, out) == (0, "cronjob.batch/nightly created"), err
+    cronjob = batch.read_namespaced_cron_job("nightly", "batch")
+    assert cronjob.spec.schedule == "0 2 * * *"
+    assert cronjob.spec.concurrency_policy == "Allow"  # defaulted by the server
+    container = cronjob.spec.job_template.spec.template.spec.containers[0]
+    assert (container.image, container.command) == ("busybox", ["echo", "hi"])
+    rc, out, err = _kubectl(
+        simulated_kubeconfig, "create", "job", "manual", "--from=cronjob/nightly"
+    )
+    assert (rc, out) == (0, "job.batch/manual created"), err
+    job = batch.read_namespaced_job("manual", "batch")
+    assert job.spec.template.spec.containers[0].command == ["echo", "hi"]
+    assert job.metadata.annotations["cronjob.kubernetes.io/instantiate"] == "manual"
+
+
 def test_kubectl_auth_can_i(simulated_cluster: Any, simulated_kubeconfig: Path) -> None:
     assert _kubectl(simulated_kubeconfig, "auth", "can-i", "create", "jobs")[:2] == (0, "yes")
     denied = _kubectl(simulated_kubeconfig, "auth", "can-i", "create", "jobs", namespace="locked")
