@@ -732,6 +732,163 @@ def pod_failure_policy(ctx: Ctx) -> Any:
     }
 
 
+INDEXED_TASK = "example.com/indexed-task:1"
+INDEXED_TASK_BEHAVIOURS: list[Obj] = [
+    {"match": {"image": INDEXED_TASK, "env": {"JOB_COMPLETION_INDEX": "1"}}, "seconds": 4},
+    {
+        "match": {"image": INDEXED_TASK, "args": "fail-0", "env": {"JOB_COMPLETION_INDEX": "0"}},
+        "seconds": 1,
+        "exitCode": 3,
+    },
+    {"match": {"image": INDEXED_TASK}, "seconds": "forever"},
+]
+"""Behaviour rules of the cluster configuration both clusters run with (a Job template cannot
+say per index what its pods do): index 1 succeeds after 4 s, index 0 fails after 1 s when its
+args say ``fail-0``, every other index runs until stopped."""
+
+
+def indexed_task_job(name: str, args: list[str], **spec: Any) -> Obj:
+    body = job_body(name, completionMode="Indexed", **spec)
+    if body["spec"]["backoffLimit"] is None:
+        del body["spec"]["backoffLimit"]  # the default, which backoffLimitPerIndex changes
+    body["spec"]["template"]["spec"]["containers"] = [
+        {"name": "main", "image": INDEXED_TASK, "args": args}
+    ]
+    return body
+
+
+def _job_result(ctx: Ctx, name: str) -> Obj:
+    job = read_job(ctx, name)
+    return {
+        "conditions": [
+            (t, s, r, c.get("message"))
+            for (t, s, r), c in zip(conditions(job), job["status"]["conditions"], strict=True)
+        ],
+        "counters": counters(
+            job,
+            "succeeded",
+            "failed",
+            "active",
+            "ready",
+            "terminating",
+            "completedIndexes",
+            "failedIndexes",
+        ),
+        "uncounted": job["status"].get("uncountedTerminatedPods"),
+        "has_completion_time": bool(job["status"].get("completionTime")),
+        "job_events": job_reasons_in_order(ctx, name),
+        "outcome": outcome(ctx, name),
+    }
+
+
+@scenario
+def success_policy(ctx: Ctx) -> Any:
+    """Indexed Jobs ended by their successPolicy: the rules are checked in order, the remaining
+    pods are stopped, and ``SuccessCriteriaMet`` comes before ``Complete``; a failed index
+    (``backoffLimitPerIndex``) does not stop the policy from being met."""
+    policy = {
+        "rules": [
+            {"succeededIndexes": "0,2-3"},
+            {"succeededIndexes": "1-3", "succeededCount": 1},
+        ]
+    }
+    ctx.batch.create_namespaced_job(
+        ctx.namespace,
+        indexed_task_job("leader", ["run"], completions=4, parallelism=4, successPolicy=policy),
+    )
+    ctx.batch.create_namespaced_job(
+        ctx.namespace,
+        indexed_task_job(
+            "per-index",
+            ["fail-$(JOB_COMPLETION_INDEX)"],
+            completions=3,
+            parallelism=3,
+            backoffLimit=None,
+            backoffLimitPerIndex=0,
+            successPolicy={"rules": [{"succeededIndexes": "1"}]},
+        ),
+    )
+    seen: Obj = {}
+    for name in ("leader", "per-index"):
+        wait_job(ctx, name, "Complete")
+        ctx.wait(
+            f"the Completed event of {name}",
+            lambda name=name: "Completed" in job_reasons_in_order(ctx, name),
+        )
+        seen[name] = _job_result(ctx, name)
+        seen[name]["pods"] = sorted(
+            (
+                p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"],
+                p["status"]["phase"],
+            )
+            for p in job_pods(ctx, name)
+            if not p["metadata"].get("deletionTimestamp")
+        )
+    return seen
+
+
+@scenario
+def native_sidecar_job(ctx: Ctx) -> Any:
+    """Jobs whose pods have a native sidecar (an init container with ``restartPolicy:
+    Always``): it runs beside the main container, is stopped when that one is done, and the
+    pod succeeds or fails by the main container; a sidecar that exits is restarted."""
+
+    def body(name: str, main: Obj, sidecar: Obj) -> Obj:
+        job = job_body(name, {"main": main, "logshipper": sidecar})
+        template = job["spec"]["template"]["spec"]
+        template["initContainers"] = [
+            {
+                "name": "logshipper",
+                "image": "busybox",
+                "restartPolicy": "Always",
+                "command": ["sh", "-c", "tail -F /opt/logs.txt"],
+            }
+        ]
+        return job
+
+    forever = {"seconds": "forever"}
+    ctx.batch.create_namespaced_job(ctx.namespace, body("ok", {"seconds": 3}, forever))
+    ctx.batch.create_namespaced_job(
+        ctx.namespace, body("fails", {"seconds": 1, "exitCode": 2}, forever)
+    )
+    ctx.batch.create_namespaced_job(
+        ctx.namespace, body("crashy", {"seconds": 6}, {"seconds": 2, "exitCode": 1})
+    )
+    ctx.wait(
+        "Job ok active and ready",
+        lambda: counters(read_job(ctx, "ok"), "active", "ready") == {"active": 1, "ready": 1},
+    )
+    seen: Obj = {}
+    for name, final in (("ok", "Complete"), ("fails", "Failed"), ("crashy", "Complete")):
+        wait_job(ctx, name, final)
+        (pod,) = job_pods(ctx, name)
+        status = pod["status"]
+
+        def container(entry: Obj) -> Obj:
+            state = entry["state"]
+            (key,) = state
+            terminated = state.get("terminated") or {}
+            return {
+                "name": entry["name"],
+                "state": key,
+                "exit": (terminated.get("exitCode"), terminated.get("reason")),
+                "ready": entry.get("ready"),
+                "started": entry.get("started"),
+                "restarts": entry.get("restartCount"),
+                "last": sorted((entry.get("lastState") or {}).get("terminated") or {}),
+            }
+
+        seen[name] = {
+            **_job_result(ctx, name),
+            "pod_phase": status["phase"],
+            "pod_conditions": conditions(pod),
+            "init": [container(c) for c in status.get("initContainerStatuses") or []],
+            "main": [container(c) for c in status.get("containerStatuses") or []],
+            "pod_events": reasons_for(ctx, "Pod", pod["metadata"]["name"]),
+        }
+    return seen
+
+
 @scenario
 def active_deadline(ctx: Ctx) -> Any:
     ctx.batch.create_namespaced_job(

@@ -525,7 +525,10 @@ class JobController:
                     t.counted.add(pod_uid)
                     if match_pod_failure_policy(policy, pod)[1]:
                         failed += 1
-            deleted, deleted_ready = self._delete_pods(job, active_pods, counted=False)
+            # Upstream removes the tracking finalizers of every pod once the outcome is decided:
+            # the pods deleted now never count, also after SuccessCriteriaMet (where they are
+            # not counted as failed).
+            deleted, deleted_ready = self._delete_pods(job, active_pods, counted=True)
             active -= deleted
             ready -= deleted_ready
         else:

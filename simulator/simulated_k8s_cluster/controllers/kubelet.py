@@ -975,7 +975,7 @@ class Kubelet:
             crun.next_at = None
             if crun.stage == "running" and crun.current is not None:
                 self._event(pod, run, "Normal", "Killing", f"Stopping container {crun.name}", crun)
-                code = crun.signals.get("SIGTERM", KILLED_EXIT_CODE)
+                code = crun.signals.get("TERM", KILLED_EXIT_CODE)
                 self._terminate(crun, crun.current, at, code, "Completed" if code == 0 else "Error")
             elif crun.current is None and crun.last is not None:
                 crun.current, crun.last = crun.last, None  # stopped while backing off
