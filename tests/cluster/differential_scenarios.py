@@ -792,6 +792,7 @@ def success_policy(ctx: Ctx) -> Any:
             {"succeededIndexes": "1-3", "succeededCount": 1},
         ]
     }
+    start = ctx.batch.list_namespaced_job(ctx.namespace).metadata.resource_version
     ctx.batch.create_namespaced_job(
         ctx.namespace,
         indexed_task_job("leader", ["run"], completions=4, parallelism=4, successPolicy=policy),
@@ -824,6 +825,29 @@ def success_policy(ctx: Ctx) -> Any:
             for p in job_pods(ctx, name)
             if not p["metadata"].get("deletionTimestamp")
         )
+    # The status updates in order, replayed by a watch from before the Job was created.
+    updates = ctx.watch(
+        f"/apis/batch/v1/namespaces/{ctx.namespace}/jobs",
+        {
+            "fieldSelector": "metadata.name=leader",
+            "resourceVersion": start,
+            "timeoutSeconds": "30",
+        },
+        stop=lambda e: "Complete" in true_types(e["object"]),
+    )
+    states: list[Any] = []
+    for event in updates:
+        st = event["object"].get("status") or {}
+        state = (
+            true_types(event["object"]),
+            st.get("succeeded"),
+            st.get("completedIndexes"),
+            bool(st.get("terminating")),
+            sorted(k for k, v in (st.get("uncountedTerminatedPods") or {}).items() if v),
+        )
+        if not states or states[-1] != state:
+            states.append(state)
+    seen["leader"]["updates"] = states
     return seen
 
 
@@ -854,12 +878,21 @@ def native_sidecar_job(ctx: Ctx) -> Any:
     ctx.batch.create_namespaced_job(
         ctx.namespace, body("crashy", {"seconds": 6}, {"seconds": 2, "exitCode": 1})
     )
+    # A pod failure policy sees the sidecar's exit code too (143: stopped once the main
+    # container failed), in initContainerStatuses after the regular containers.
+    with_policy = body("policy", {"seconds": 1, "exitCode": 1}, forever)
+    with_policy["spec"]["backoffLimit"] = 3
+    with_policy["spec"]["podFailurePolicy"] = {
+        "rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [143]}}]
+    }
+    ctx.batch.create_namespaced_job(ctx.namespace, with_policy)
     ctx.wait(
         "Job ok active and ready",
         lambda: counters(read_job(ctx, "ok"), "active", "ready") == {"active": 1, "ready": 1},
     )
     seen: Obj = {}
-    for name, final in (("ok", "Complete"), ("fails", "Failed"), ("crashy", "Complete")):
+    jobs = (("ok", "Complete"), ("fails", "Failed"), ("crashy", "Complete"), ("policy", "Failed"))
+    for name, final in jobs:
         wait_job(ctx, name, final)
         (pod,) = job_pods(ctx, name)
         status = pod["status"]
@@ -878,8 +911,13 @@ def native_sidecar_job(ctx: Ctx) -> Any:
                 "last": sorted((entry.get("lastState") or {}).get("terminated") or {}),
             }
 
+        result = _job_result(ctx, name)
+        result["conditions"] = [
+            (t, st, r, ctx.norm(re.sub(r"pod [^ ]+/[^ ]+", "pod P", m or "")))
+            for t, st, r, m in result["conditions"]
+        ]
         seen[name] = {
-            **_job_result(ctx, name),
+            **result,
             "pod_phase": status["phase"],
             "pod_conditions": conditions(pod),
             "init": [container(c) for c in status.get("initContainerStatuses") or []],
