@@ -1099,9 +1099,10 @@ def test_e2e_native_sidecar_job(simulated_cluster: SimulatedCluster, batch: Any,
     stopped = pod.status.init_container_statuses[0]
     assert (stopped.ready, stopped.started, stopped.restart_count) == (False, False, 0)
     terminated = stopped.state.terminated
-    # Stopped by SIGTERM: exit code 143, and its log tail as message (FallbackToLogsOnError).
+    # `tail` ignores SIGTERM: killed after the grace period (137), and its log tail as message
+    # (FallbackToLogsOnError).
     assert (terminated.exit_code, terminated.reason, terminated.message) == (
-        143,
+        137,
         "Error",
         "shipping\n",
     )

@@ -706,13 +706,21 @@ def test_native_sidecar_runs_beside_the_main_container(
     proxy = container(status, "proxy", init=True)
     assert "running" in proxy["state"] and proxy["lastState"]["terminated"]["exitCode"] == 1
     assert status["phase"] == "Running"
-    cluster.advance(3)  # the main container is done: the sidecar is stopped
+    cluster.advance(3)  # the main container is done: the sidecar is asked to stop
+    status = wait_status(
+        cluster, "sidecar", lambda s: "terminated" in container(s)["state"], "main done"
+    )
+    assert container(status)["state"]["terminated"]["reason"] == "Completed"
+    assert ("Normal", "Killing", "Stopping container proxy") in events(cluster, "sidecar")
+    # It ignores SIGTERM: it runs on (the pod too) until it ends by itself, not restarted.
+    assert status["phase"] == "Running"
+    assert "running" in container(status, "proxy", init=True)["state"]
+    cluster.advance(2)
     status = wait_status(cluster, "sidecar", phase_is("Succeeded"), "Succeeded")
     proxy = container(status, "proxy", init=True)
-    assert (proxy["state"]["terminated"]["exitCode"], proxy["ready"]) == (143, False)
-    assert container(status)["state"]["terminated"]["reason"] == "Completed"
+    assert (proxy["state"]["terminated"]["exitCode"], proxy["ready"]) == (1, False)
+    assert proxy["restartCount"] == 1
     assert conditions(status)["Initialized"]["reason"] == "PodCompleted"
-    assert ("Normal", "Killing", "Stopping container proxy") in events(cluster, "sidecar")
 
 
 def test_native_sidecar_pod_fails_by_its_main_container(
@@ -722,13 +730,43 @@ def test_native_sidecar_pod_fails_by_its_main_container(
     init = [{"name": "log", "image": "task:1.0", "restartPolicy": "Always"}]
     cluster.add_behaviour({"match": {"container": "log"}, "seconds": "forever"})
     cluster.add_behaviour({"match": {"container": "main"}, "seconds": 1, "exitCode": 3})
-    core.create_namespaced_pod(NS, pod_body("sidecar-fails", init=init))
+    core.create_namespaced_pod(
+        NS, pod_body("sidecar-fails", init=init, terminationGracePeriodSeconds=10)
+    )
     cluster.advance(0.5)
     cluster.advance(0.5)
     cluster.advance(1)
+    status = wait_status(
+        cluster, "sidecar-fails", lambda s: "terminated" in container(s)["state"], "main done"
+    )
+    assert status["phase"] == "Running"
+    cluster.advance(10)  # the end of the grace period: killed
     status = wait_status(cluster, "sidecar-fails", phase_is("Failed"), "Failed")
     assert container(status)["state"]["terminated"]["exitCode"] == 3
-    assert container(status, "log", init=True)["state"]["terminated"]["exitCode"] == 143
+    log = container(status, "log", init=True)["state"]["terminated"]
+    assert (log["exitCode"], log["reason"]) == (137, "Error")
+
+
+def test_native_sidecar_handling_sigterm_exits_at_once(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
+    cluster = simulated_cluster
+    script = "trap 'exit 0' TERM; while true; do sleep 1; done"
+    init = [
+        {
+            "name": "proxy",
+            "image": "task:1.0",
+            "restartPolicy": "Always",
+            "command": ["sh", "-c", script],
+        }
+    ]
+    core.create_namespaced_pod(NS, pod_body("sidecar-term", init=init))
+    cluster.advance(0.5)
+    cluster.advance(0.5)
+    cluster.advance(1)
+    status = wait_status(cluster, "sidecar-term", phase_is("Succeeded"), "Succeeded")
+    proxy = container(status, "proxy", init=True)["state"]["terminated"]
+    assert (proxy["exitCode"], proxy["reason"]) == (0, "Completed")
 
 
 # --- behaviours ---------------------------------------------------------------------------------

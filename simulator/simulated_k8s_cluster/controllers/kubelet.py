@@ -11,9 +11,11 @@ What it reproduces of a real kubelet (``pkg/kubelet``, release 1.33):
   the init containers and let the next one start as soon as they run (no ``startupProbe`` is
   run: a sidecar counts as started once running); they run beside the regular containers,
   are ready while running, restart whenever they exit (whatever the pod's ``restartPolicy``)
-  and are stopped once every regular container is done for good (``Killing``; exit code 143,
-  or the code of their SIGTERM handler). They never decide the pod's phase: the pod then
-  succeeds or fails by its regular containers.
+  and are stopped once every regular container is done for good (``Killing``): one whose
+  main process handles SIGTERM exits at once with its handler's code, one that does not (PID 1
+  ignores it) runs until ``terminationGracePeriodSeconds`` (default 30 s) have passed and is
+  killed (137) — the pod stays Running meanwhile. They never decide the pod's phase: the pod
+  then succeeds or fails by its regular containers.
 - A container waits ``ContainerCreating`` (``PodInitializing`` while init containers run) for
   half a simulated second — pulling its image when the pull policy is ``Always`` or the node
   does not have it yet (events ``Pulling``/``Pulled``, else ``Pulled`` "already present") — then
@@ -85,6 +87,8 @@ MAX_TERMINATION_MESSAGE_LENGTH = 4096
 MAX_TERMINATION_LOG_BYTES = 2048
 MAX_TERMINATION_LOG_LINES = 80
 KILLED_EXIT_CODE = 143  # SIGTERM, what a process that exits on the stop signal reports
+SIGKILL_EXIT_CODE = 137
+DEFAULT_GRACE_SECONDS = 30.0
 TERMINAL = ("Succeeded", "Failed")
 KUBELET_CONDITIONS = (
     "PodReadyToStartContainers",
@@ -225,6 +229,8 @@ class ContainerRun:
     signals: Mapping[str, int] = field(default_factory=dict)
     """Signals the main process handles, and the exit code it then exits with."""
     exit_code_override: int | None = None
+    kill_at: float | None = None
+    """When a sidecar that ignores SIGTERM is killed (the end of the pod's grace period)."""
     """The exit code of the current run when a handled signal ends it early."""
     sessions: dict[int, ExecSession] = field(default_factory=dict)
     next_pid: int = FIRST_EXEC_PID
@@ -900,7 +906,9 @@ class Kubelet:
         assert instance is not None
         behaviour = crun.behaviour
         exit_code, reason = behaviour.exit_code, behaviour.reason
-        if crun.exit_code_override is not None:
+        if crun.kill_at is not None and at >= crun.kill_at:
+            exit_code, reason = SIGKILL_EXIT_CODE, "Error"
+        elif crun.exit_code_override is not None:
             exit_code = crun.exit_code_override
             reason = "Completed" if exit_code == 0 else "Error"
             crun.exit_code_override = None
@@ -965,19 +973,34 @@ class Kubelet:
             main.next_at = at
 
     def _stop_sidecars(self, pod: Obj, run: PodRun, at: float) -> None:
-        """Stop the sidecars once the pod is done (in reverse order, as the kubelet does): a
-        sidecar that handles SIGTERM exits with its handler's code, others with 143."""
+        """Stop the sidecars once the pod is done (all at once; the kubelet goes in reverse
+        order). SIGTERM first: a sidecar whose main process handles it exits at once with its
+        handler's code; one that ignores it (PID 1 without a handler) runs on until the end of
+        ``terminationGracePeriodSeconds`` (or its own end) and is then killed (137)."""
         sidecars = [c for c in run.init if c.sidecar]
         if not sidecars:
             return
         run.sidecars_stopped = True
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or grace < 0:
+            grace = DEFAULT_GRACE_SECONDS
         for crun in reversed(sidecars):
-            crun.next_at = None
             if crun.stage == "running" and crun.current is not None:
                 self._event(pod, run, "Normal", "Killing", f"Stopping container {crun.name}", crun)
-                code = crun.signals.get("TERM", KILLED_EXIT_CODE)
-                self._terminate(crun, crun.current, at, code, "Completed" if code == 0 else "Error")
-            elif crun.current is None and crun.last is not None:
+                if "TERM" in crun.signals:
+                    crun.next_at = None
+                    code = crun.signals["TERM"]
+                    self._terminate(
+                        crun, crun.current, at, code, "Completed" if code == 0 else "Error"
+                    )
+                    crun.stage = "done"
+                else:
+                    crun.kill_at = at + float(grace)
+                    if crun.next_at is None or crun.next_at > crun.kill_at:
+                        crun.next_at = crun.kill_at
+                continue
+            crun.next_at = None
+            if crun.current is None and crun.last is not None:
                 crun.current, crun.last = crun.last, None  # stopped while backing off
             elif crun.stage != "done":
                 crun.current = Instance(
