@@ -854,12 +854,15 @@ def success_policy(ctx: Ctx) -> Any:
 @scenario
 def native_sidecar_job(ctx: Ctx) -> Any:
     """Jobs whose pods have a native sidecar (an init container with ``restartPolicy:
-    Always``): it runs beside the main container, is stopped when that one is done, and the
-    pod succeeds or fails by the main container; a sidecar that exits is restarted."""
+    Always``): it runs beside the main container, is stopped when that one is done (``tail``
+    ignores SIGTERM: killed at the end of the grace period), and the pod succeeds or fails by
+    the main container; a sidecar that exits is restarted."""
 
-    def body(name: str, main: Obj, sidecar: Obj) -> Obj:
+    def body(name: str, main: Obj, sidecar: Obj, grace: int | None = 5) -> Obj:
         job = job_body(name, {"main": main, "logshipper": sidecar})
         template = job["spec"]["template"]["spec"]
+        if grace is not None:
+            template["terminationGracePeriodSeconds"] = grace
         template["initContainers"] = [
             {
                 "name": "logshipper",
@@ -871,19 +874,19 @@ def native_sidecar_job(ctx: Ctx) -> Any:
         return job
 
     forever = {"seconds": "forever"}
-    ctx.batch.create_namespaced_job(ctx.namespace, body("ok", {"seconds": 3}, forever))
+    ctx.batch.create_namespaced_job(ctx.namespace, body("ok", {"seconds": 3}, forever, None))
     ctx.batch.create_namespaced_job(
         ctx.namespace, body("fails", {"seconds": 1, "exitCode": 2}, forever)
     )
     ctx.batch.create_namespaced_job(
         ctx.namespace, body("crashy", {"seconds": 6}, {"seconds": 2, "exitCode": 1})
     )
-    # A pod failure policy sees the sidecar's exit code too (143: stopped once the main
+    # A pod failure policy sees the sidecar's exit code too (137: killed once the main
     # container failed), in initContainerStatuses after the regular containers.
     with_policy = body("policy", {"seconds": 1, "exitCode": 1}, forever)
     with_policy["spec"]["backoffLimit"] = 3
     with_policy["spec"]["podFailurePolicy"] = {
-        "rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [143]}}]
+        "rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [137]}}]
     }
     ctx.batch.create_namespaced_job(ctx.namespace, with_policy)
     ctx.wait(

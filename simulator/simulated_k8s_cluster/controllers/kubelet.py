@@ -242,6 +242,8 @@ class ContainerRun:
     next_at: float | None = None
     current: Instance | None = None
     last: Instance | None = None
+    earlier: Instance | None = None
+    """The run before ``last`` (what ``lastState`` shows once ``last`` becomes the state)."""
     restart_count: int = 0
     crashes: int = 0
     pull_first_at: float | None = None
@@ -929,6 +931,7 @@ class Kubelet:
             return
         crun.crashes += 1
         crun.restart_count += 1
+        crun.earlier = crun.last
         crun.last = instance
         crun.current = None
         if crun.crashes == 1:
@@ -1001,7 +1004,7 @@ class Kubelet:
                 continue
             crun.next_at = None
             if crun.current is None and crun.last is not None:
-                crun.current, crun.last = crun.last, None  # stopped while backing off
+                crun.current, crun.last = crun.last, crun.earlier  # stopped while backing off
             elif crun.stage != "done":
                 crun.current = Instance(
                     container_id="",
