@@ -733,6 +733,204 @@ def pod_failure_policy(ctx: Ctx) -> Any:
     }
 
 
+INDEXED_TASK = "example.com/indexed-task:1"
+INDEXED_TASK_BEHAVIOURS: list[Obj] = [
+    {"match": {"image": INDEXED_TASK, "env": {"JOB_COMPLETION_INDEX": "1"}}, "seconds": 4},
+    {
+        "match": {"image": INDEXED_TASK, "args": "fail-0", "env": {"JOB_COMPLETION_INDEX": "0"}},
+        "seconds": 1,
+        "exitCode": 3,
+    },
+    {"match": {"image": INDEXED_TASK}, "seconds": "forever"},
+]
+"""Behaviour rules of the cluster configuration both clusters run with (a Job template cannot
+say per index what its pods do): index 1 succeeds after 4 s, index 0 fails after 1 s when its
+args say ``fail-0``, every other index runs until stopped."""
+
+
+def indexed_task_job(name: str, args: list[str], **spec: Any) -> Obj:
+    body = job_body(name, completionMode="Indexed", **spec)
+    if body["spec"]["backoffLimit"] is None:
+        del body["spec"]["backoffLimit"]  # the default, which backoffLimitPerIndex changes
+    body["spec"]["template"]["spec"]["containers"] = [
+        {"name": "main", "image": INDEXED_TASK, "args": args}
+    ]
+    return body
+
+
+def _job_result(ctx: Ctx, name: str) -> Obj:
+    job = read_job(ctx, name)
+    return {
+        "conditions": [
+            (t, s, r, c.get("message"))
+            for (t, s, r), c in zip(conditions(job), job["status"]["conditions"], strict=True)
+        ],
+        "counters": counters(
+            job,
+            "succeeded",
+            "failed",
+            "active",
+            "ready",
+            "terminating",
+            "completedIndexes",
+            "failedIndexes",
+        ),
+        "uncounted": job["status"].get("uncountedTerminatedPods"),
+        "has_completion_time": bool(job["status"].get("completionTime")),
+        "job_events": job_reasons_in_order(ctx, name),
+        "outcome": outcome(ctx, name),
+    }
+
+
+@scenario
+def success_policy(ctx: Ctx) -> Any:
+    """Indexed Jobs ended by their successPolicy: the rules are checked in order, the remaining
+    pods are stopped, and ``SuccessCriteriaMet`` comes before ``Complete``; a failed index
+    (``backoffLimitPerIndex``) does not stop the policy from being met."""
+    policy = {
+        "rules": [
+            {"succeededIndexes": "0,2-3"},
+            {"succeededIndexes": "1-3", "succeededCount": 1},
+        ]
+    }
+    start = ctx.batch.list_namespaced_job(ctx.namespace).metadata.resource_version
+    ctx.batch.create_namespaced_job(
+        ctx.namespace,
+        indexed_task_job("leader", ["run"], completions=4, parallelism=4, successPolicy=policy),
+    )
+    ctx.batch.create_namespaced_job(
+        ctx.namespace,
+        indexed_task_job(
+            "per-index",
+            ["fail-$(JOB_COMPLETION_INDEX)"],
+            completions=3,
+            parallelism=3,
+            backoffLimit=None,
+            backoffLimitPerIndex=0,
+            successPolicy={"rules": [{"succeededIndexes": "1"}]},
+        ),
+    )
+    seen: Obj = {}
+    for name in ("leader", "per-index"):
+        wait_job(ctx, name, "Complete")
+        ctx.wait(
+            f"the Completed event of {name}",
+            lambda name=name: "Completed" in job_reasons_in_order(ctx, name),
+        )
+        seen[name] = _job_result(ctx, name)
+        seen[name]["pods"] = sorted(
+            (
+                p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"],
+                p["status"]["phase"],
+            )
+            for p in job_pods(ctx, name)
+            if not p["metadata"].get("deletionTimestamp")
+        )
+    # The status updates in order, replayed by a watch from before the Job was created.
+    updates = ctx.watch(
+        f"/apis/batch/v1/namespaces/{ctx.namespace}/jobs",
+        {
+            "fieldSelector": "metadata.name=leader",
+            "resourceVersion": start,
+            "timeoutSeconds": "30",
+        },
+        stop=lambda e: "Complete" in true_types(e["object"]),
+    )
+    states: list[Any] = []
+    for event in updates:
+        st = event["object"].get("status") or {}
+        state = (
+            true_types(event["object"]),
+            st.get("succeeded"),
+            st.get("completedIndexes"),
+            bool(st.get("terminating")),
+            sorted(k for k, v in (st.get("uncountedTerminatedPods") or {}).items() if v),
+        )
+        if not states or states[-1] != state:
+            states.append(state)
+    seen["leader"]["updates"] = states
+    return seen
+
+
+@scenario
+def native_sidecar_job(ctx: Ctx) -> Any:
+    """Jobs whose pods have a native sidecar (an init container with ``restartPolicy:
+    Always``): it runs beside the main container, is stopped when that one is done (``tail``
+    ignores SIGTERM: killed at the end of the grace period), and the pod succeeds or fails by
+    the main container; a sidecar that exits is restarted."""
+
+    def body(name: str, main: Obj, sidecar: Obj, grace: int | None = 5) -> Obj:
+        job = job_body(name, {"main": main, "logshipper": sidecar})
+        template = job["spec"]["template"]["spec"]
+        if grace is not None:
+            template["terminationGracePeriodSeconds"] = grace
+        template["initContainers"] = [
+            {
+                "name": "logshipper",
+                "image": "busybox",
+                "restartPolicy": "Always",
+                "command": ["sh", "-c", "tail -F /opt/logs.txt"],
+            }
+        ]
+        return job
+
+    forever = {"seconds": "forever"}
+    ctx.batch.create_namespaced_job(ctx.namespace, body("ok", {"seconds": 3}, forever, None))
+    ctx.batch.create_namespaced_job(
+        ctx.namespace, body("fails", {"seconds": 1, "exitCode": 2}, forever)
+    )
+    ctx.batch.create_namespaced_job(
+        ctx.namespace, body("crashy", {"seconds": 6}, {"seconds": 2, "exitCode": 1})
+    )
+    # A pod failure policy sees the sidecar's exit code too (137: killed once the main
+    # container failed), in initContainerStatuses after the regular containers.
+    with_policy = body("policy", {"seconds": 1, "exitCode": 1}, forever)
+    with_policy["spec"]["backoffLimit"] = 3
+    with_policy["spec"]["podFailurePolicy"] = {
+        "rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [137]}}]
+    }
+    ctx.batch.create_namespaced_job(ctx.namespace, with_policy)
+    ctx.wait(
+        "Job ok active and ready",
+        lambda: counters(read_job(ctx, "ok"), "active", "ready") == {"active": 1, "ready": 1},
+    )
+    seen: Obj = {}
+    jobs = (("ok", "Complete"), ("fails", "Failed"), ("crashy", "Complete"), ("policy", "Failed"))
+    for name, final in jobs:
+        wait_job(ctx, name, final)
+        (pod,) = job_pods(ctx, name)
+        status = pod["status"]
+
+        def container(entry: Obj) -> Obj:
+            state = entry["state"]
+            (key,) = state
+            terminated = state.get("terminated") or {}
+            return {
+                "name": entry["name"],
+                "state": key,
+                "exit": (terminated.get("exitCode"), terminated.get("reason")),
+                "ready": entry.get("ready"),
+                "started": entry.get("started"),
+                "restarts": entry.get("restartCount"),
+                "last": sorted((entry.get("lastState") or {}).get("terminated") or {}),
+            }
+
+        result = _job_result(ctx, name)
+        result["conditions"] = [
+            (t, st, r, ctx.norm(re.sub(r"pod [^ ]+/[^ ]+", "pod P", m or "")))
+            for t, st, r, m in result["conditions"]
+        ]
+        seen[name] = {
+            **result,
+            "pod_phase": status["phase"],
+            "pod_conditions": conditions(pod),
+            "init": [container(c) for c in status.get("initContainerStatuses") or []],
+            "main": [container(c) for c in status.get("containerStatuses") or []],
+            "pod_events": reasons_for(ctx, "Pod", pod["metadata"]["name"]),
+        }
+    return seen
+
+
 @scenario
 def active_deadline(ctx: Ctx) -> Any:
     ctx.batch.create_namespaced_job(

@@ -2,6 +2,9 @@
 control plane (``scripts/real-cluster`` with the node agent) and against the simulated cluster
 started with the same configuration, and what a client sees must be the same.
 
+``-k`` selects scenarios (only those are observed); ``DIFFERENTIAL_OBSERVATIONS=FILE`` writes
+both clusters' observations to FILE as JSON.
+
 The real control plane is the judge. A scenario whose observations differ fails, unless it is
 listed in ``KNOWN_DIFFERENCES`` with the reason (docs/testing.md has the same table); a listed
 scenario must still differ, so a fix shows up as a failure asking to remove it from the list.
@@ -13,6 +16,7 @@ own; the module takes under a minute once the control plane is built.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -28,7 +32,12 @@ from kubernetes import config
 from simulated_k8s_cluster import SimulatedCluster
 
 from .conftest import NODES_CONFIG, START_TIMEOUT, run_cluster_with_nodes
-from .differential_scenarios import KNOWN_DIFFERENCES, SCENARIOS, namespace_context
+from .differential_scenarios import (
+    INDEXED_TASK_BEHAVIOURS,
+    KNOWN_DIFFERENCES,
+    SCENARIOS,
+    namespace_context,
+)
 
 # Not skipped without KUBECONFIG (see conftest.py): both clusters are started here.
 STARTS_OWN_CLUSTER = True
@@ -37,6 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(START_TIMEOUT + 600)]
 
 WORKERS = 8
 KUBECTL_SCENARIOS = {name for name in SCENARIOS if name.startswith("kubectl_")}
+CONFIG = {**NODES_CONFIG, "behaviours": INDEXED_TASK_BEHAVIOURS}
 
 
 def find_kubectl() -> Path | None:
@@ -61,17 +71,32 @@ def run_scenario(kind: str, kubeconfig: Path, kubectl: Path | None, name: str) -
         api.close()
 
 
+def selected_scenarios(session: pytest.Session) -> set[str]:
+    """The scenarios whose tests this run selected (``-k``): only those are observed."""
+    return {
+        item.callspec.params["name"]
+        for item in session.items
+        if item.module is sys.modules[__name__] and hasattr(item, "callspec")
+    }
+
+
 @pytest.fixture(scope="module")
 def observations(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, dict[str, Any]]]:
     kubectl = find_kubectl()
-    names = [n for n in SCENARIOS if kubectl is not None or n not in KUBECTL_SCENARIOS]
+    selected = selected_scenarios(request.session)
+    names = [
+        n
+        for n in SCENARIOS
+        if n in selected and (kubectl is not None or n not in KUBECTL_SCENARIOS)
+    ]
     # kubectl (client-go) sends its bearer token over HTTPS only: the simulated cluster serves
     # HTTPS like the real one.
-    sim_config = {**NODES_CONFIG, "tls": True}
+    sim_config = {**CONFIG, "tls": True}
     with (
-        run_cluster_with_nodes(tmp_path_factory, NODES_CONFIG) as real,
+        run_cluster_with_nodes(tmp_path_factory, CONFIG) as real,
         SimulatedCluster(sim_config) as simulated,
     ):
         sim_kubeconfig = simulated.write_kubeconfig(
@@ -92,6 +117,9 @@ def observations(
             f"differential: {len(found)} scenarios in {time.monotonic() - started:.1f}s, "
             f"{len(differ)} differ ({len(KNOWN_DIFFERENCES)} known): {', '.join(differ)}"
         )
+        dump = os.environ.get("DIFFERENTIAL_OBSERVATIONS")
+        if dump:  # both clusters' observations, to look at side by side
+            Path(dump).write_text(json.dumps(found, indent=1, sort_keys=True))
         yield found
 
 

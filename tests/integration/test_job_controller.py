@@ -16,6 +16,7 @@ import pytest
 
 from simulated_k8s_cluster.cluster import SimulatedCluster
 from simulated_k8s_cluster.controllers.jobs import format_indexes, parse_indexes
+from simulated_k8s_cluster.resources import PODS
 
 NS = "batch"
 NO_NODES = {"timeScale": 0, "namespaces": [NS], "nodePools": [{"name": "default", "nodes": 0}]}
@@ -716,6 +717,93 @@ def test_success_policy(simulated_cluster: SimulatedCluster, batch: Any, core: A
     assert not pods_of(core, "leader")
 
 
+def test_success_policy_stops_the_other_pods_without_counting_them(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any
+) -> None:
+    """``SuccessCriteriaMet`` first, the remaining pods deleted, and ``Complete`` (same reason
+    and message) only once they are gone; the deleted pods never count as failed."""
+    batch.create_namespaced_job(
+        NS,
+        held_job(
+            "lead",
+            completions=4,
+            parallelism=4,
+            completionMode="Indexed",
+            successPolicy={
+                "rules": [
+                    {"succeededIndexes": "0,2-3"},
+                    {"succeededIndexes": "1-3", "succeededCount": 2},
+                ]
+            },
+        ),
+    )
+    pods = {
+        int(p.metadata.annotations[INDEX_KEY]): p
+        for p in wait_pods(simulated_cluster, core, "lead", 4)
+    }
+    finish(core, pods[2].metadata.name)
+    simulated_cluster.wait_for(lambda: job_status(batch, "lead").get("completedIndexes") == "2")
+    assert "SuccessCriteriaMet" not in conditions(batch, "lead")
+    finish(core, pods[3].metadata.name)
+    met = wait_condition(simulated_cluster, batch, "lead", "SuccessCriteriaMet")
+    assert (met["reason"], met["message"]) == ("SuccessPolicy", "Matched rules at index 1")
+    simulated_cluster.wait_for(lambda: job_status(batch, "lead").get("terminating") == 2)
+    assert "Complete" not in conditions(batch, "lead")
+    assert len(events(simulated_cluster, "lead", "SuccessfulDelete")) == 2
+    for index in (0, 1):
+        release(core, pods[index].metadata.name)
+    complete = wait_condition(simulated_cluster, batch, "lead", "Complete")
+    assert (complete["reason"], complete["message"]) == (met["reason"], met["message"])
+    status = job_status(batch, "lead")
+    assert (status["succeeded"], status.get("failed"), status["terminating"]) == (2, None, 0)
+    assert status["completedIndexes"] == "2,3" and status["completionTime"]
+    assert condition_types(batch, "lead") == ["SuccessCriteriaMet", "Complete"]
+    for index in (2, 3):
+        release(core, pods[index].metadata.name)
+
+
+def test_failure_wins_over_a_success_policy_met_in_the_same_sync(
+    simulated_cluster: SimulatedCluster, batch: Any, core: Any
+) -> None:
+    """Failure criteria are checked before the success policy: with both met at once the Job
+    fails (here a failed index over ``maxFailedIndexes``)."""
+    create_job(
+        batch,
+        "both",
+        completions=3,
+        parallelism=3,
+        completionMode="Indexed",
+        backoffLimitPerIndex=0,
+        maxFailedIndexes=0,
+        successPolicy={"rules": [{"succeededIndexes": "1"}]},
+    )
+    pods = {
+        int(p.metadata.annotations[INDEX_KEY]): p
+        for p in wait_pods(simulated_cluster, core, "both", 3)
+    }
+    # Both outcomes land between two passes of the controller (as one kubelet sync would).
+    outcomes = {pods[0].metadata.name: ("Failed", 1), pods[1].metadata.name: ("Succeeded", 0)}
+
+    def report() -> None:
+        store = simulated_cluster.state.store
+        for name, (phase, code) in outcomes.items():
+            pod = store.get(PODS, NS, name)
+            assert pod is not None
+            terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+            pod["status"] = {
+                "phase": phase,
+                "containerStatuses": [
+                    {"name": "main", "ready": False, "state": {"terminated": terminated}}
+                ],
+            }
+            store.update(PODS, pod)
+
+    simulated_cluster.call(report)
+    failed = wait_condition(simulated_cluster, batch, "both", "Failed")
+    assert failed["reason"] == "MaxFailedIndexesExceeded"
+    assert "SuccessCriteriaMet" not in conditions(batch, "both")
+
+
 # --- activeDeadlineSeconds and suspend ------------------------------------------------------
 
 
@@ -963,3 +1051,58 @@ def test_e2e_preempted_pod_is_replaced(
     status = job_status(batch, "e2e-preempt")
     assert status["succeeded"] == 1
     assert status.get("failed", 0) == (0 if ignore_disruptions else 1)
+
+
+@pytest.mark.simulated_cluster(WITH_NODES)
+def test_e2e_native_sidecar_job(simulated_cluster: SimulatedCluster, batch: Any, core: Any) -> None:
+    """A Job whose pods have a native sidecar completes by its main container: the sidecar
+    runs beside it, is stopped once it is done, and does not make the pod fail."""
+    body = job_body("e2e-sidecar", backoffLimit=0)
+    template = body["spec"]["template"]
+    template["metadata"] = {
+        "annotations": {
+            "sim.airflow-k8s-jobs/behaviour": (
+                '{"main": {"seconds": 3, "terminationMessage": "wrote 3 lines"},'
+                ' "logshipper": {"seconds": "forever", "stdout": "shipping"}}'
+            )
+        }
+    }
+    template["spec"]["initContainers"] = [
+        {
+            "name": "logshipper",
+            "image": "busybox:1.36",
+            "restartPolicy": "Always",
+            "command": ["sh", "-c", "tail -F /opt/logs.txt"],
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+        }
+    ]
+    batch.create_namespaced_job(NS, body)
+    simulated_cluster.wait_for(
+        lambda: job_status(batch, "e2e-sidecar").get("ready") == 1, message="a ready pod"
+    )
+    (running,) = pods_of(core, "e2e-sidecar")
+    assert running.status.phase == "Running"
+    sidecar = running.status.init_container_statuses[0]
+    assert (sidecar.started, sidecar.ready, sidecar.state.running is not None) == (
+        True,
+        True,
+        True,
+    )
+    complete = wait_condition(simulated_cluster, batch, "e2e-sidecar", "Complete")
+    assert complete["reason"] == "CompletionsReached"
+    status = job_status(batch, "e2e-sidecar")
+    assert (status["succeeded"], status.get("failed"), status["ready"]) == (1, None, 0)
+    (pod,) = pods_of(core, "e2e-sidecar", active_only=False)
+    assert pod.status.phase == "Succeeded"
+    main = pod.status.container_statuses[0].state.terminated
+    assert (main.exit_code, main.reason, main.message) == (0, "Completed", "wrote 3 lines")
+    stopped = pod.status.init_container_statuses[0]
+    assert (stopped.ready, stopped.started, stopped.restart_count) == (False, False, 0)
+    terminated = stopped.state.terminated
+    # `tail` ignores SIGTERM: killed after the grace period (137), and its log tail as message
+    # (FallbackToLogsOnError).
+    assert (terminated.exit_code, terminated.reason, terminated.message) == (
+        137,
+        "Error",
+        "shipping\n",
+    )

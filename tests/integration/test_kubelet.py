@@ -651,6 +651,124 @@ def test_failing_init_container_fails_the_pod(
     assert waiting_reason(status, "main") == "PodInitializing"
 
 
+def test_native_sidecar_runs_beside_the_main_container(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
+    """An init container with ``restartPolicy: Always`` starts, lets the next init container
+    and the main container start, restarts when it exits, and is stopped once the main
+    container is done; the pod then succeeds by its main container."""
+    cluster = simulated_cluster
+    init = [
+        {"name": "proxy", "image": "task:1.0", "restartPolicy": "Always"},
+        {"name": "setup", "image": "task:1.0"},
+    ]
+    cluster.add_behaviour({"match": {"container": "proxy"}, "seconds": 5, "exitCode": 1})
+    cluster.add_behaviour({"match": {"container": "main"}, "seconds": 6})
+    core.create_namespaced_pod(NS, pod_body("sidecar", init=init))
+    status = wait_status(cluster, "sidecar", lambda s: "initContainerStatuses" in s, "statuses")
+    assert conditions(status)["Initialized"]["message"] == (
+        "containers with incomplete status: [proxy setup]"
+    )
+    cluster.advance(0.5)  # the sidecar runs; the next init container starts at once
+    status = wait_status(
+        cluster,
+        "sidecar",
+        lambda s: "running" in container(s, "proxy", init=True)["state"],
+        "sidecar running",
+    )
+    proxy = container(status, "proxy", init=True)
+    assert (proxy["started"], proxy["ready"]) == (True, True)
+    assert status["phase"] == "Pending"
+    cluster.advance(0.5)
+    status = wait_status(
+        cluster,
+        "sidecar",
+        lambda s: "running" in container(s, "setup", init=True)["state"],
+        "setup running",
+    )
+    setup = container(status, "setup", init=True)
+    assert (setup["started"], setup["ready"]) == (True, False)
+    cluster.advance(1)  # setup done: the main container starts
+    cluster.advance(0.5)
+    status = wait_status(cluster, "sidecar", phase_is("Running"), "main running")
+    setup = container(status, "setup", init=True)
+    assert (setup["started"], setup["ready"]) == (False, True)
+    assert setup["state"]["terminated"]["reason"] == "Completed"
+    assert conditions(status)["Initialized"]["status"] == "True"
+    assert conditions(status)["Ready"]["status"] == "True"
+    cluster.advance(3)  # the sidecar exits after 5 s: restarted at once, the pod runs on
+    status = wait_status(
+        cluster,
+        "sidecar",
+        lambda s: container(s, "proxy", init=True)["restartCount"] == 1,
+        "sidecar restarted",
+    )
+    proxy = container(status, "proxy", init=True)
+    assert "running" in proxy["state"] and proxy["lastState"]["terminated"]["exitCode"] == 1
+    assert status["phase"] == "Running"
+    cluster.advance(3)  # the main container is done: the sidecar is asked to stop
+    status = wait_status(
+        cluster, "sidecar", lambda s: "terminated" in container(s)["state"], "main done"
+    )
+    assert container(status)["state"]["terminated"]["reason"] == "Completed"
+    assert ("Normal", "Killing", "Stopping container proxy") in events(cluster, "sidecar")
+    # It ignores SIGTERM: it runs on (the pod too) until it ends by itself, not restarted.
+    assert status["phase"] == "Running"
+    assert "running" in container(status, "proxy", init=True)["state"]
+    cluster.advance(2)
+    status = wait_status(cluster, "sidecar", phase_is("Succeeded"), "Succeeded")
+    proxy = container(status, "proxy", init=True)
+    assert (proxy["state"]["terminated"]["exitCode"], proxy["ready"]) == (1, False)
+    assert proxy["restartCount"] == 1
+    assert conditions(status)["Initialized"]["reason"] == "PodCompleted"
+
+
+def test_native_sidecar_pod_fails_by_its_main_container(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
+    cluster = simulated_cluster
+    init = [{"name": "log", "image": "task:1.0", "restartPolicy": "Always"}]
+    cluster.add_behaviour({"match": {"container": "log"}, "seconds": "forever"})
+    cluster.add_behaviour({"match": {"container": "main"}, "seconds": 1, "exitCode": 3})
+    core.create_namespaced_pod(
+        NS, pod_body("sidecar-fails", init=init, terminationGracePeriodSeconds=10)
+    )
+    cluster.advance(0.5)
+    cluster.advance(0.5)
+    cluster.advance(1)
+    status = wait_status(
+        cluster, "sidecar-fails", lambda s: "terminated" in container(s)["state"], "main done"
+    )
+    assert status["phase"] == "Running"
+    cluster.advance(10)  # the end of the grace period: killed
+    status = wait_status(cluster, "sidecar-fails", phase_is("Failed"), "Failed")
+    assert container(status)["state"]["terminated"]["exitCode"] == 3
+    log = container(status, "log", init=True)["state"]["terminated"]
+    assert (log["exitCode"], log["reason"]) == (137, "Error")
+
+
+def test_native_sidecar_handling_sigterm_exits_at_once(
+    simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
+) -> None:
+    cluster = simulated_cluster
+    script = "trap 'exit 0' TERM; while true; do sleep 1; done"
+    init = [
+        {
+            "name": "proxy",
+            "image": "task:1.0",
+            "restartPolicy": "Always",
+            "command": ["sh", "-c", script],
+        }
+    ]
+    core.create_namespaced_pod(NS, pod_body("sidecar-term", init=init))
+    cluster.advance(0.5)
+    cluster.advance(0.5)
+    cluster.advance(1)
+    status = wait_status(cluster, "sidecar-term", phase_is("Succeeded"), "Succeeded")
+    proxy = container(status, "proxy", init=True)["state"]["terminated"]
+    assert (proxy["exitCode"], proxy["reason"]) == (0, "Completed")
+
+
 # --- behaviours ---------------------------------------------------------------------------------
 
 

@@ -515,6 +515,13 @@ class JobController:
         suspend_changed = False
         resumed = False
 
+        # What upstream lists in uncountedTerminatedPods before counting it: new failed pods
+        # that count, and new succeeded pods of a NonIndexed Job (an Indexed one counts its
+        # completed indexes at once).
+        uncounted_succeeded = [] if indexed else [p["metadata"]["uid"] for p in new_succeeded]
+        uncounted_failed = [
+            p["metadata"]["uid"] for p in new_failed if matches[p["metadata"]["uid"]][1]
+        ]
         if finished is not None:
             if finished.failure:
                 # When the Job fails, every pod not terminated yet counts as failed.
@@ -525,7 +532,11 @@ class JobController:
                     t.counted.add(pod_uid)
                     if match_pod_failure_policy(policy, pod)[1]:
                         failed += 1
-            deleted, deleted_ready = self._delete_pods(job, active_pods, counted=False)
+                        uncounted_failed.append(pod_uid)
+            # Upstream removes the tracking finalizers of every pod once the outcome is decided:
+            # the pods deleted now never count, also after SuccessCriteriaMet (where they are
+            # not counted as failed).
+            deleted, deleted_ready = self._delete_pods(job, active_pods, counted=True)
             active -= deleted
             ready -= deleted_ready
         else:
@@ -626,11 +637,14 @@ class JobController:
                     status["completionTime"] = stamp
                 enacted = True
 
-        if (new_succeeded or new_failed) and status != old_status:
-            # As upstream, newly finished pods go to uncountedTerminatedPods first (with a new
-            # FailureTarget / SuccessCriteriaMet), and are counted in a second status update
-            # (which may add Complete / Failed).
-            interim = self._uncounted_status(status, old_status, new_succeeded, new_failed)
+        if status != old_status:
+            # As upstream, a first update has the new counters of active, ready and terminating
+            # pods, the completed and failed indexes, a new FailureTarget / SuccessCriteriaMet
+            # and the newly finished pods in uncountedTerminatedPods; a second one counts those
+            # and adds Complete / Failed.
+            interim = self._uncounted_status(
+                status, old_status, indexed, uncounted_succeeded, uncounted_failed
+            )
             if interim != old_status:
                 job["status"] = interim
                 job = store.update(JOBS, job)
@@ -663,17 +677,23 @@ class JobController:
 
     @staticmethod
     def _uncounted_status(
-        status: Obj, old_status: Obj, new_succeeded: list[Obj], new_failed: list[Obj]
+        status: Obj,
+        old_status: Obj,
+        indexed: bool,
+        uncounted_succeeded: list[str],
+        uncounted_failed: list[str],
     ) -> Obj:
+        """The first of upstream's two status updates (see :meth:`_sync`)."""
         interim = clone(status)
-        for key in ("succeeded", "failed", "completedIndexes", "failedIndexes", "completionTime"):
+        restored = ("failed", "completionTime") if indexed else ("succeeded", "failed")
+        for key in (*restored, "completionTime"):
             if key in old_status:
                 interim[key] = old_status[key]
             else:
                 interim.pop(key, None)
         interim["uncountedTerminatedPods"] = {
-            key: [p["metadata"]["uid"] for p in found]
-            for key, found in (("succeeded", new_succeeded), ("failed", new_failed))
+            key: found
+            for key, found in (("succeeded", uncounted_succeeded), ("failed", uncounted_failed))
             if found
         }
         old_types = {c.get("type") for c in old_status.get("conditions") or []}

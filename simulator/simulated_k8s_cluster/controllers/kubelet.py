@@ -7,6 +7,15 @@ What it reproduces of a real kubelet (``pkg/kubelet``, release 1.33):
   ``PodReadyToStartContainers``, ``Initialized``, ``Ready``, ``ContainersReady`` and
   ``PodScheduled``, and per container ``containerStatuses`` (``initContainerStatuses`` for init
   containers, which run one after the other first).
+- Native sidecars (init containers with ``restartPolicy: Always``) start in their place among
+  the init containers and let the next one start as soon as they run (no ``startupProbe`` is
+  run: a sidecar counts as started once running); they run beside the regular containers,
+  are ready while running, restart whenever they exit (whatever the pod's ``restartPolicy``)
+  and are stopped once every regular container is done for good (``Killing``): one whose
+  main process handles SIGTERM exits at once with its handler's code, one that does not (PID 1
+  ignores it) runs until ``terminationGracePeriodSeconds`` (default 30 s) have passed and is
+  killed (137) — the pod stays Running meanwhile. They never decide the pod's phase: the pod
+  then succeeds or fails by its regular containers.
 - A container waits ``ContainerCreating`` (``PodInitializing`` while init containers run) for
   half a simulated second — pulling its image when the pull policy is ``Always`` or the node
   does not have it yet (events ``Pulling``/``Pulled``, else ``Pulled`` "already present") — then
@@ -43,7 +52,7 @@ import logging
 import math
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +87,8 @@ MAX_TERMINATION_MESSAGE_LENGTH = 4096
 MAX_TERMINATION_LOG_BYTES = 2048
 MAX_TERMINATION_LOG_LINES = 80
 KILLED_EXIT_CODE = 143  # SIGTERM, what a process that exits on the stop signal reports
+SIGKILL_EXIT_CODE = 137
+DEFAULT_GRACE_SECONDS = 30.0
 TERMINAL = ("Succeeded", "Failed")
 KUBELET_CONDITIONS = (
     "PodReadyToStartContainers",
@@ -218,6 +229,8 @@ class ContainerRun:
     signals: Mapping[str, int] = field(default_factory=dict)
     """Signals the main process handles, and the exit code it then exits with."""
     exit_code_override: int | None = None
+    kill_at: float | None = None
+    """When a sidecar that ignores SIGTERM is killed (the end of the pod's grace period)."""
     """The exit code of the current run when a handled signal ends it early."""
     sessions: dict[int, ExecSession] = field(default_factory=dict)
     next_pid: int = FIRST_EXEC_PID
@@ -229,6 +242,8 @@ class ContainerRun:
     next_at: float | None = None
     current: Instance | None = None
     last: Instance | None = None
+    earlier: Instance | None = None
+    """The run before ``last`` (what ``lastState`` shows once ``last`` becomes the state)."""
     restart_count: int = 0
     crashes: int = 0
     pull_first_at: float | None = None
@@ -236,6 +251,11 @@ class ContainerRun:
     pull_retry_at: float = 0.0
     pulling: bool = False
     serial: int = 0
+
+    @property
+    def sidecar(self) -> bool:
+        """A restartable init container (``restartPolicy: Always``): a native sidecar."""
+        return self.init and self.spec.get("restartPolicy") == "Always"
 
     @property
     def field_path(self) -> str:
@@ -266,6 +286,10 @@ class PodRun:
     deadline_at: float | None = None
     killed_at: float | None = None
     deadline_exceeded: bool = False
+    initialized: bool = False
+    """Whether the regular containers were started (every init container done or started)."""
+    sidecars_stopped: bool = False
+    """Whether the sidecars were stopped because the pod is done (its phase is then terminal)."""
     terminal: bool = False
     sandbox_ready: bool = True
     images_pulled: set[str] = field(default_factory=set)
@@ -651,6 +675,7 @@ class Kubelet:
         for crun in run.containers:
             crun.waiting_reason = waiting
         first = run.init[:1] or run.main
+        run.initialized = not run.init
         for crun in first:
             crun.next_at = now
         deadline = spec.get("activeDeadlineSeconds")
@@ -857,6 +882,10 @@ class Kubelet:
         crun.next_at = None if behaviour.forever else instance.planned_end
         self._event(pod, run, "Normal", "Created", f"Created container: {crun.name}", crun)
         self._event(pod, run, "Normal", "Started", f"Started container {crun.name}", crun)
+        if crun.sidecar and crun.serial == 1:
+            # A sidecar does not block the next init container once it has started (with no
+            # startupProbe, which this kubelet does not run, it counts as started at once).
+            self._init_next(run, crun, at)
 
     def _terminate(
         self, crun: ContainerRun, instance: Instance, at: float, exit_code: int, reason: str
@@ -879,21 +908,30 @@ class Kubelet:
         assert instance is not None
         behaviour = crun.behaviour
         exit_code, reason = behaviour.exit_code, behaviour.reason
-        if crun.exit_code_override is not None:
+        if crun.kill_at is not None and at >= crun.kill_at:
+            exit_code, reason = SIGKILL_EXIT_CODE, "Error"
+        elif crun.exit_code_override is not None:
             exit_code = crun.exit_code_override
             reason = "Completed" if exit_code == 0 else "Error"
             crun.exit_code_override = None
         self._terminate(crun, instance, at, exit_code, reason)
         policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
         failed = exit_code != 0
-        restart = policy == "Always" or (policy == "OnFailure" and failed)
+        if crun.sidecar:
+            # A sidecar restarts whatever the pod's restartPolicy, until the pod is done.
+            restart = not run.sidecars_stopped
+        else:
+            restart = policy == "Always" or (policy == "OnFailure" and failed)
         if not restart:
             crun.stage = "done"
             if crun.init:
-                self._init_done(run, crun, at)
+                self._init_done(pod, run, crun, at)
+            elif all(c.stage == "done" for c in run.main):
+                self._stop_sidecars(pod, run, at)
             return
         crun.crashes += 1
         crun.restart_count += 1
+        crun.earlier = crun.last
         crun.last = instance
         crun.current = None
         if crun.crashes == 1:
@@ -917,15 +955,69 @@ class Kubelet:
         )
         crun.next_at = at + delay
 
-    def _init_done(self, run: PodRun, crun: ContainerRun, at: float) -> None:
+    def _init_done(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
+        if crun.sidecar:
+            return
         if not crun.succeeded():
-            return  # restartPolicy Never: the pod fails
+            self._stop_sidecars(pod, run, at)  # restartPolicy Never: the pod fails
+            return
+        self._init_next(run, crun, at)
+
+    def _init_next(self, run: PodRun, crun: ContainerRun, at: float) -> None:
+        """Start what comes after an init container: the next one, or the regular containers."""
+        if run.initialized:
+            return
         index = run.init.index(crun)
         if index + 1 < len(run.init):
             run.init[index + 1].next_at = at
             return
+        run.initialized = True
         for main in run.main:
             main.next_at = at
+
+    def _stop_sidecars(self, pod: Obj, run: PodRun, at: float) -> None:
+        """Stop the sidecars once the pod is done (all at once; the kubelet goes in reverse
+        order). SIGTERM first: a sidecar whose main process handles it exits at once with its
+        handler's code; one that ignores it (PID 1 without a handler) runs on until the end of
+        ``terminationGracePeriodSeconds`` (or its own end) and is then killed (137)."""
+        sidecars = [c for c in run.init if c.sidecar]
+        if not sidecars:
+            return
+        run.sidecars_stopped = True
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or grace < 0:
+            grace = DEFAULT_GRACE_SECONDS
+        for crun in reversed(sidecars):
+            if crun.stage == "running" and crun.current is not None:
+                self._event(pod, run, "Normal", "Killing", f"Stopping container {crun.name}", crun)
+                if "TERM" in crun.signals:
+                    crun.next_at = None
+                    code = crun.signals["TERM"]
+                    self._terminate(
+                        crun, crun.current, at, code, "Completed" if code == 0 else "Error"
+                    )
+                    crun.stage = "done"
+                else:
+                    crun.kill_at = at + float(grace)
+                    if crun.next_at is None or crun.next_at > crun.kill_at:
+                        crun.next_at = crun.kill_at
+                continue
+            crun.next_at = None
+            if crun.current is None and crun.last is not None:
+                crun.current, crun.last = crun.last, crun.earlier  # stopped while backing off
+            elif crun.stage != "done":
+                crun.current = Instance(
+                    container_id="",
+                    started_at=at,
+                    planned_end=at,
+                    lines=[],
+                    files={},
+                    finished_at=at,
+                    exit_code=137,
+                    reason="ContainerStatusUnknown",
+                    message="The container could not be located when the pod was terminated",
+                )
+            crun.stage = "done"
 
     def _kill(self, pod: Obj, run: PodRun, now: float) -> None:
         run.killed_at = now
@@ -958,11 +1050,14 @@ class Kubelet:
         container_id = None
         if crun.stage == "running" and crun.current is not None:
             state = {"running": {"startedAt": self._ts(crun.current.started_at)}}
-            ready = started = True
+            started = True
+            # a regular init container is ready once it has succeeded, not while it runs
+            ready = not crun.init or crun.sidecar
             container_id = crun.current.container_id
         elif crun.stage == "done" and crun.current is not None:
             state = {"terminated": self._terminated(crun.current)}
             container_id = crun.current.container_id or None
+            ready = crun.init and not crun.sidecar and crun.current.exit_code == 0
         else:
             waiting: Obj = {"reason": crun.waiting_reason}
             if crun.waiting_message:
@@ -1011,8 +1106,9 @@ class Kubelet:
         spec = pod.get("spec") or {}
         init_statuses = [self._container_status(c) for c in run.init]
         main_statuses = [self._container_status(c) for c in run.main]
-        terminal = run.killed_at is not None
-        phase = _phase(spec, init_statuses, main_statuses, terminal)
+        terminal = run.killed_at is not None or run.sidecars_stopped
+        sidecars = [c.sidecar for c in run.init]
+        phase = _phase(spec, init_statuses, sidecars, main_statuses, terminal, run.initialized)
         if phase not in TERMINAL and old.get("phase") in TERMINAL:
             phase = old["phase"]
         status: Obj = {
@@ -1024,7 +1120,9 @@ class Kubelet:
         if run.deadline_exceeded:
             status["reason"] = "DeadlineExceeded"
             status["message"] = "Pod was active on the node longer than the specified deadline"
-        status["conditions"] = self._conditions(old, run, phase, init_statuses, main_statuses)
+        status["conditions"] = self._conditions(
+            old, run, phase, init_statuses, sidecars, main_statuses
+        )
         status["hostIP"] = run.host_ip
         status["hostIPs"] = [{"ip": run.host_ip}]
         status["podIP"] = run.pod_ip
@@ -1036,7 +1134,13 @@ class Kubelet:
         return status
 
     def _conditions(
-        self, old: Obj, run: PodRun, phase: str, init_statuses: list[Obj], main_statuses: list[Obj]
+        self,
+        old: Obj,
+        run: PodRun,
+        phase: str,
+        init_statuses: list[Obj],
+        sidecars: list[bool],
+        main_statuses: list[Obj],
     ) -> list[Obj]:
         previous = {c.get("type"): c for c in old.get("conditions") or []}
         out = [c for c in old.get("conditions") or [] if c.get("type") not in KUBELET_CONDITIONS]
@@ -1065,16 +1169,25 @@ class Kubelet:
             return cond
 
         out.append(condition("PodReadyToStartContainers", phase not in TERMINAL))
+        # a regular init container is done once ready (succeeded), a sidecar once started
         incomplete = [
             s["name"]
-            for s in init_statuses
-            if (s["state"].get("terminated") or {}).get("exitCode") != 0
+            for s, sidecar in zip(init_statuses, sidecars, strict=True)
+            if not (s["started"] if sidecar else s["ready"])
         ]
+        regular_started = any(
+            "running" in s["state"]
+            or "terminated" in s["state"]
+            or "terminated" in (s.get("lastState") or {})
+            for s in main_statuses
+        )
         if not init_statuses:
             out.append(
                 condition("Initialized", True, "PodCompleted" if phase == "Succeeded" else None)
             )
-        elif incomplete and phase != "Succeeded":
+        elif phase == "Succeeded":
+            out.append(condition("Initialized", True, "PodCompleted"))
+        elif incomplete and not regular_started:
             out.append(
                 condition(
                     "Initialized",
@@ -1085,7 +1198,12 @@ class Kubelet:
             )
         else:
             out.append(condition("Initialized", True))
-        unready = [s["name"] for s in main_statuses if not s["ready"]]
+        unready = [
+            s["name"]
+            for s, sidecar in zip(init_statuses, sidecars, strict=True)
+            if sidecar and not s["ready"]
+        ]
+        unready += [s["name"] for s in main_statuses if not s["ready"]]
         ready: list[tuple[str, bool, str | None, str | None]]
         if phase == "Succeeded":
             ready = [
@@ -1136,12 +1254,29 @@ def _node_ready(node: Obj) -> bool:
 
 
 def _phase(
-    spec: Obj, init_statuses: Iterable[Obj], main_statuses: list[Obj], terminal: bool
+    spec: Obj,
+    init_statuses: list[Obj],
+    sidecars: list[bool],
+    main_statuses: list[Obj],
+    terminal: bool,
+    initialized: bool,
 ) -> str:
-    """The kubelet's ``getPhase`` (regular init containers; no sidecars)."""
+    """The kubelet's ``getPhase``: regular init containers, sidecars (restartable init
+    containers, which never make the pod fail or succeed) and regular containers."""
     pending_init = failed_init = 0
-    for status in init_statuses:
+    pending_sidecars = 0
+    running = waiting = stopped = succeeded = 0
+    for status, sidecar in zip(init_statuses, sidecars, strict=True):
         state, last = status["state"], status.get("lastState") or {}
+        if sidecar:
+            if "running" in state:
+                if not status.get("started"):
+                    pending_sidecars += 1
+                running += 1
+            elif "waiting" in state and "terminated" not in last:
+                pending_sidecars += 1
+                waiting += 1
+            continue  # a terminated sidecar does not count
         if "running" in state:
             pending_init += 1
         elif "terminated" in state:
@@ -1155,7 +1290,6 @@ def _phase(
                 pending_init += 1
         else:
             pending_init += 1
-    running = waiting = stopped = succeeded = 0
     for status in main_statuses:
         state, last = status["state"], status.get("lastState") or {}
         if "running" in state:
@@ -1178,6 +1312,8 @@ def _phase(
         for s in main_statuses
     )
     if pending_init > 0 and not regular_started:
+        return "Pending"
+    if pending_sidecars > 0 and not (initialized or regular_started):
         return "Pending"
     if waiting > 0:
         return "Pending"
