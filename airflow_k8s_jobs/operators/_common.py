@@ -16,29 +16,25 @@ from typing import Any, TypeVar
 
 import jinja2
 import yaml
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from .._compat import AirflowFailException, Context, is_sensitive_name
 from ..errors import (
+    BadRequest,
+    Conflict,
+    Invalid,
     InvalidInputError,
     JobFailedError,
     KubeApiError,
+    NotFound,
     TransientError,
     WorkflowFailedError,
 )
 from ..kube import PODS, Resource, request_sync
 from ..manifests.names import TaskInstanceKey, matches_task
+from ..retrying import API_RETRY
 
 LOG_HEAD_LINES = 50
 LOG_TAIL_LINES = 200
-
-api_retry = retry(
-    retry=retry_if_exception_type(TransientError),
-    wait=wait_exponential_jitter(initial=1, max=30),
-    stop=stop_after_attempt(6),
-    reraise=True,
-)
-"""Retry an API call on 429, 5xx and dropped connections, with jittered backoff."""
 
 
 # --- failures that Airflow must not retry ------------------------------------------------------
@@ -219,43 +215,46 @@ def create_or_adopt(
     where: str,
     timeout: float,
     log: logging.Logger | Any,
+    refresh: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Create ``manifest`` after a server-side dry run, or re-attach to the object this same try
     created before (a worker that died between submitting and deferring).
 
     The dry run (``fieldValidation=Strict``) lets the API server reject bad input before anything
     exists. On ``409 AlreadyExists`` the existing object is adopted only if its labels say it was
-    created by exactly this task instance try; anything else is left untouched.
+    created by exactly this task instance try; anything else is left untouched. Each request
+    follows :data:`~airflow_k8s_jobs.retrying.API_RETRY` (``refresh`` reloads the credentials
+    after a 401).
     """
     name = manifest["metadata"]["name"]
     kind = resource.kind
 
-    @api_retry
     def call(
         method: str, url: str, query: list[tuple[str, Any]] | None = None, body: Any = None
     ) -> Any:
-        return request_sync(api, method, url, query=query, body=body, timeout=timeout, what=where)
+        return API_RETRY.call(
+            lambda: request_sync(
+                api, method, url, query=query, body=body, timeout=timeout, what=where
+            ),
+            refresh=refresh,
+        )
 
     path = resource.path(namespace)
     try:  # the API server validates everything first; nothing is created by a dry run
         call("POST", path, [("dryRun", "All"), ("fieldValidation", "Strict")], manifest)
-    except KubeApiError as exc:
-        if exc.code == 409:
-            pass  # it exists already: adoption below decides
-        elif exc.code in (400, 404, 422):
-            raise InvalidInputError(
-                f"The cluster rejected {where}: {exc.status.get('message') or exc}. "
-                f"Fix the {kind} manifest or the operator arguments; nothing was created."
-            ) from exc
-        else:
-            raise
+    except Conflict:
+        pass  # it exists already: adoption below decides
+    except (BadRequest, NotFound, Invalid) as exc:
+        raise InvalidInputError(
+            f"The cluster rejected {where}: {exc.api_message}. "
+            f"Fix the {kind} manifest or the operator arguments; nothing was created."
+        ) from exc
     try:
         created = call("POST", path, None, manifest)
         log.info("Created %s (uid %s).", where, created["metadata"]["uid"])
         return dict(created)
-    except KubeApiError as exc:
-        if exc.code != 409:
-            raise
+    except Conflict:
+        pass
     existing = call("GET", resource.path(namespace, name))
     meta = existing["metadata"]
     if not matches_task(meta.get("labels"), meta.get("annotations"), key):

@@ -18,7 +18,13 @@ import jinja2.ext
 
 from .._compat import AirflowTaskTimeout, BaseOperator, Context
 from ..clusters import KubeClusterHook
-from ..errors import InvalidInputError, KubeApiError, ObjectGoneError, WorkflowFailedError
+from ..errors import (
+    InvalidInputError,
+    NotFound,
+    ObjectGoneError,
+    PermanentApiError,
+    WorkflowFailedError,
+)
 from ..kube import (
     CLUSTER_WORKFLOW_TEMPLATES,
     MERGE_PATCH,
@@ -37,6 +43,7 @@ from ..manifests.workflows import (
     protect_argo_expressions,
     shutdown_patch,
 )
+from ..retrying import API_RETRY
 from ..status.workflows import (
     NODE_ID_ANNOTATION,
     NODE_NAME_ANNOTATION,
@@ -51,7 +58,6 @@ from ..waiting import WorkflowTarget, wait_for_workflow
 from ._common import (
     RENDERED_MANIFEST,
     FatalWorkflowFailedError,
-    api_retry,
     bad_input_is_final,
     create_or_adopt,
     execution_deadline,
@@ -345,22 +351,25 @@ class ArgoWorkflowOperator(BaseOperator):
         api = hook.api_client()
         timeout = hook.settings.request_timeout
 
-        @api_retry
         def get(path: str) -> Any:
-            return request_sync(api, "GET", path, timeout=timeout, what=f"reading {what}")
+            return API_RETRY.call(
+                lambda: request_sync(api, "GET", path, timeout=timeout, what=f"reading {what}"),
+                refresh=lambda: hook.refresh_credentials(api),
+            )
 
         try:
             return dict(get(resource.path(ns, name)))
-        except KubeApiError as exc:
-            if exc.code != 404:
-                raise InvalidInputError(
-                    f"Cannot read {what} to check the parameters: {exc}. Grant the connection's "
-                    f"identity 'get' and 'list' on {resource.plural}.argoproj.io; nothing was "
-                    "created."
-                ) from exc
+        except NotFound:
+            pass
+        except PermanentApiError as exc:
+            raise InvalidInputError(
+                f"Cannot read {what} to check the parameters: {exc}. Grant the connection's "
+                f"identity 'get' and 'list' on {resource.plural}.argoproj.io; nothing was "
+                "created."
+            ) from exc
         try:
             existing = sorted(o["metadata"]["name"] for o in get(resource.path(ns))["items"])
-        except KubeApiError:
+        except PermanentApiError:
             existing = []
         known = f"; there are: {', '.join(existing)}" if existing else "; there are none"
         raise InvalidInputError(
@@ -487,10 +496,8 @@ class ArgoWorkflowOperator(BaseOperator):
                 timeout=timeout,
                 what=f"reading Workflow {namespace}/{name}",
             )
-        except KubeApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         return dict(workflow) if workflow["metadata"].get("uid") == uid else None
 
     def _print_logs(
@@ -533,9 +540,8 @@ class ArgoWorkflowOperator(BaseOperator):
                 what=f"stopping {where}",
             )
             self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
-        except KubeApiError as exc:
-            if exc.code != 404:
-                raise
+        except NotFound:
+            pass
 
     def on_kill(self) -> None:
         """Stop the Workflow when the task is killed while the worker waits (synchronous mode)."""

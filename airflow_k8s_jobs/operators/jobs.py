@@ -12,7 +12,7 @@ import jinja2
 
 from .._compat import AirflowTaskTimeout, BaseOperator, Context
 from ..clusters import KubeClusterHook
-from ..errors import JobFailedError, KubeApiError
+from ..errors import JobFailedError, NotFound
 from ..kube import JOBS, request_sync
 from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
 from ..manifests.names import TaskInstanceKey
@@ -421,9 +421,8 @@ class KubeJobOperator(BaseOperator):
                 what=f"deleting {where}",
             )
             self.log.info("Deleted %s and its pods.", where)
-        except KubeApiError as exc:
-            if exc.code != 404:
-                raise
+        except NotFound:
+            pass
 
     def on_kill(self) -> None:
         """Delete the Job when the task is killed while the worker waits (synchronous mode)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._compat import TriggerEvent
 from ..clusters import KubeClusterHook
-from ..errors import KubeApiError
+from ..errors import NotFound
 from ..kube import MERGE_PATCH, WORKFLOWS, request
 from ..manifests.workflows import shutdown_patch
 from ..status.workflows import workflow_finished
@@ -97,9 +97,8 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
                 content_type=MERGE_PATCH,
                 what=f"stopping {target.where}",
             )
-        except KubeApiError as exc:
-            if exc.code != 404:
-                self.log.warning("Could not stop %s: %s", target.where, exc)
+        except NotFound:
+            pass
         except Exception as exc:  # the task is being killed anyway: report, don't raise
             self.log.warning("Could not stop %s: %s", target.where, exc)
         finally:
