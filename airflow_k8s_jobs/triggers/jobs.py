@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-from .._compat import TriggerEvent
-from ..clusters import KubeClusterHook
 from ..kube import JOBS, request
 from ..waiting import JobTarget, WaitPolicy, wait_for_job
 from .base import KillAwareTrigger
-
-log = logging.getLogger(__name__)
 
 
 class KubeJobTrigger(KillAwareTrigger):
@@ -51,49 +45,40 @@ class KubeJobTrigger(KillAwareTrigger):
         self.delete_on_kill = delete_on_kill
         self._fired = False
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "cluster_conn_id": self.target.cluster_conn_id,
-                "cluster_name": self.target.cluster_name,
-                "namespace": self.target.namespace,
-                "job_name": self.target.name,
-                "job_uid": self.target.uid,
-                "queued": self.target.queued,
-                "capacity_timeout": self.policy.capacity_timeout,
-                "image_pull_grace": self.policy.image_pull_grace,
-                "delete_on_kill": self.delete_on_kill,
-                "deadline": self.policy.deadline,
-            },
+    @classmethod
+    def for_target(
+        cls, target: JobTarget, policy: WaitPolicy, *, delete_on_kill: bool
+    ) -> KubeJobTrigger:
+        """The trigger waiting for ``target`` with ``policy``."""
+        return cls(
+            target.cluster_conn_id,
+            target.cluster_name,
+            target.namespace,
+            target.name,
+            target.uid,
+            target.queued,
+            policy.capacity_timeout,
+            policy.image_pull_grace,
+            delete_on_kill,
+            policy.deadline,
         )
 
-    def _hook(self) -> KubeClusterHook:
-        return KubeClusterHook(self.target.cluster_conn_id)
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "cluster_conn_id": self.target.cluster_conn_id,
+            "cluster_name": self.target.cluster_name,
+            "namespace": self.target.namespace,
+            "job_name": self.target.name,
+            "job_uid": self.target.uid,
+            "queued": self.target.queued,
+            "capacity_timeout": self.policy.capacity_timeout,
+            "image_pull_grace": self.policy.image_pull_grace,
+            "delete_on_kill": self.delete_on_kill,
+            "deadline": self.policy.deadline,
+        }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        result = await wait_for_job(self._hook(), self.target, self.policy, self.log)
-        self._fired = True
-        yield TriggerEvent(result)
-
-    async def delete_job(self) -> None:
-        """Delete the Job and its pods (``Foreground``), if it is still ours."""
-        hook = self._hook()
-        client = await hook.async_api_client()
-        try:
-            body = {"propagationPolicy": "Foreground", "preconditions": {"uid": self.target.uid}}
-            self.log.info("Deleting %s (task killed while deferred).", self.target.where)
-            await request(
-                client,
-                "DELETE",
-                JOBS.path(self.target.namespace, self.target.name),
-                body=body,
-                what=f"deleting {self.target.where}",
-            )
-        except Exception as exc:  # the task is being killed anyway: report, don't raise
-            self.log.warning("Could not delete %s: %s", self.target.where, exc)
-        finally:
-            await client.close()
+    async def wait(self) -> dict[str, Any]:
+        return await wait_for_job(self._hook(), self.target, self.policy, self.log)
 
     @property
     def act_on_kill(self) -> bool:
@@ -101,3 +86,19 @@ class KubeJobTrigger(KillAwareTrigger):
 
     async def on_task_killed(self) -> None:
         await self.delete_job()
+
+    async def delete_job(self) -> None:
+        """Delete the Job and its pods (``Foreground``), if it is still ours."""
+        target = self.target
+
+        async def delete(client: Any) -> None:
+            self.log.info("Deleting %s (task killed while deferred).", target.where)
+            await request(
+                client,
+                "DELETE",
+                JOBS.path(target.namespace, target.name),
+                body={"propagationPolicy": "Foreground", "preconditions": {"uid": target.uid}},
+                what=f"deleting {target.where}",
+            )
+
+        await self.on_cluster("delete", delete)
