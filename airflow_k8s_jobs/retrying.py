@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type
 
@@ -87,6 +87,16 @@ class RetryPolicy:
 
         return before_sleep
 
+    def _settings(self, on_retry: OnRetry | None) -> dict[str, Any]:
+        """What the sync and the async ``tenacity`` retrying share."""
+        return {
+            "retry": retry_if_exception_type(TransientError),
+            "wait": self._wait,
+            "stop": self._stop(self.clock()),
+            "before_sleep": self._before_sleep(on_retry),
+            "reraise": True,
+        }
+
     def call(
         self,
         fn: Callable[[], T],
@@ -108,14 +118,7 @@ class RetryPolicy:
                 refresh()
                 return fn()
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientError),
-            wait=self._wait,
-            stop=self._stop(self.clock()),
-            sleep=self.sleep,
-            before_sleep=self._before_sleep(on_retry),
-            reraise=True,
-        )
+        retrying = Retrying(sleep=self.sleep, **self._settings(on_retry))
         return retrying(attempt)
 
     async def acall(
@@ -139,14 +142,7 @@ class RetryPolicy:
                 await refresh()
                 return await fn()
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
-            wait=self._wait,
-            stop=self._stop(self.clock()),
-            sleep=self.asleep,
-            before_sleep=self._before_sleep(on_retry),
-            reraise=True,
-        )
+        retrying = AsyncRetrying(sleep=self.asleep, **self._settings(on_retry))
         return await retrying(attempt)
 
 

@@ -1,5 +1,6 @@
 """What the operators share: the task instance key, deadlines, submit-or-re-attach, pod logs,
-manifest files, the manifest shown as the rendered template, and which failures are final."""
+manifest files and their Jinja environment, the manifest shown as the rendered template, and
+which failures are final."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jinja2
+import jinja2.ext
 import yaml
 
 from .._compat import AirflowFailException, Context, is_sensitive_name
@@ -31,6 +33,7 @@ from ..errors import (
 )
 from ..kube import PODS, Resource, request_sync
 from ..manifests.names import TaskInstanceKey, matches_task
+from ..manifests.workflows import protect_argo_expressions
 from ..retrying import API_RETRY
 
 LOG_HEAD_LINES = 50
@@ -153,6 +156,20 @@ def jinja_errors_in(where: str) -> Iterator[None]:
         raise InvalidInputError(f"{where}: Jinja syntax error{line}: {exc.message}") from exc
     except jinja2.UndefinedError as exc:
         raise InvalidInputError(f"{where}: Jinja: {exc.message}") from exc
+
+
+class _ArgoExpressions(jinja2.ext.Extension):
+    """Leaves Argo's own ``{{…}}`` expressions to Argo when Airflow renders a template."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return protect_argo_expressions(source)
+
+
+def argo_safe(env: jinja2.Environment) -> jinja2.Environment:
+    """An overlay of ``env`` (same loader, macros, undefined) that keeps Argo expressions."""
+    if any(isinstance(ext, _ArgoExpressions) for ext in env.extensions.values()):
+        return env
+    return env.overlay(extensions=[_ArgoExpressions])
 
 
 def mask_sensitive_values(value: Any) -> Any:

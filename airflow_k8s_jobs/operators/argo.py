@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import jinja2
-import jinja2.ext
 
 from .._compat import Context
 from ..clusters import KubeClusterHook
@@ -31,7 +30,6 @@ from ..manifests.workflows import (
     WorkflowRequest,
     build_workflow,
     load_workflow,
-    protect_argo_expressions,
     shutdown_patch,
 )
 from ..status.workflows import (
@@ -48,6 +46,7 @@ from ..waiting import WorkflowTarget, wait_for_workflow
 from ._common import (
     RENDERED_MANIFEST,
     FatalWorkflowFailedError,
+    argo_safe,
     jinja_errors_in,
     list_pods,
     looks_like_manifest_file,
@@ -61,20 +60,6 @@ from .links import WORKFLOW_LINKS, persist_workflow_link
 
 MAIN_CONTAINER = "main"
 MAX_LOGGED_PODS = 100
-
-
-class _ArgoExpressions(jinja2.ext.Extension):
-    """Leaves Argo's own ``{{…}}`` expressions to Argo when Airflow renders a template."""
-
-    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
-        return protect_argo_expressions(source)
-
-
-def argo_safe(env: jinja2.Environment) -> jinja2.Environment:
-    """An overlay of ``env`` (same loader, macros, undefined) that keeps Argo expressions."""
-    if any(isinstance(ext, _ArgoExpressions) for ext in env.extensions.values()):
-        return env
-    return env.overlay(extensions=[_ArgoExpressions])
 
 
 class ArgoWorkflowOperator(SubmitAndWaitOperator):
@@ -356,10 +341,8 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
 
     @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        hook = self._hook()
-        api = hook.api_client()
-        namespace, name, uid = event["namespace"], event["name"], event["uid"]
-        where = self._where(namespace, name)
+        hook, api = self._hook(), self._hook().api_client()
+        namespace, name, uid, where = self._about(event)
         self._target = None  # finished: on_kill() has nothing left to stop
         if event["status"] == "timeout":
             self._timed_out(event)

@@ -194,6 +194,11 @@ class SubmitAndWaitOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def _about(self, event: dict[str, Any]) -> tuple[str, str, str, str]:
+        """The namespace, name and uid of what the event is about, and how messages name it."""
+        namespace, name = event["namespace"], event["name"]
+        return namespace, name, event["uid"], self._where(namespace, name)
+
     # --- stop ---------------------------------------------------------------------------------
 
     @property
@@ -210,8 +215,7 @@ class SubmitAndWaitOperator(BaseOperator):
         self._target = None  # on_kill() (Airflow 2 calls it on a timeout) has nothing to do
         done = ""
         if self._acts_on_kill:
-            namespace, name = event["namespace"], event["name"]
-            done = " " + self._stop(namespace, name, event["uid"], self._where(namespace, name))
+            done = " " + self._stop(*self._about(event))
         raise AirflowTaskTimeout(f"{event['message']}{done}")
 
     def on_kill(self) -> None:

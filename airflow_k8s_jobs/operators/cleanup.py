@@ -197,26 +197,7 @@ class KubeCleanupOperator(BaseOperator):
             result = results[namespace] = self._clean(hook, limiter, namespace, selector, budget)
             if budget is not None:
                 budget -= result.deleted
-            self.log.info(
-                "%s on %s: %s %d of %d listed Jobs (%d already gone); kept %d unfinished, "
-                "%d too young, %d failed, %d owned by another object, %d recreated, "
-                "%d over max_deletions; %d being deleted already (now = %s from the %s).",
-                namespace,
-                cluster,
-                "would delete" if self.dry_run_only else "deleted",
-                result.deleted,
-                result.listed,
-                result.already_gone,
-                result.kept_running,
-                result.kept_too_young,
-                result.kept_failed,
-                result.kept_owned,
-                result.kept_recreated,
-                result.kept_max_deletions,
-                result.already_deleting,
-                result.now,
-                result.clock,
-            )
+            self.log.info("%s", result.describe(f"{namespace} on {cluster}", self.dry_run_only))
         total = sum(r.deleted for r in results.values())
         reached = self.max_deletions is not None and total >= self.max_deletions
         if reached:

@@ -246,12 +246,10 @@ class KubeJobOperator(SubmitAndWaitOperator):
 
     @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        hook = self._hook()
-        api = hook.api_client()
-        namespace, name, uid = event["namespace"], event["name"], event["uid"]
-        where = self._where(namespace, name)
+        api = self._hook().api_client()
+        namespace, name, uid, where = self._about(event)
         selector = f"{JOB_UID_LABEL}={uid}"
-        timeout = hook.settings.request_timeout
+        timeout = self._hook().settings.request_timeout
         pods = by_index(list_pods(api, namespace, selector, timeout, f"Job {namespace}"))
         logs = {}
         for pod in pods:

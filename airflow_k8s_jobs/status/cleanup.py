@@ -170,6 +170,18 @@ class NamespaceResult:
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items()}
 
+    def describe(self, where: str, dry_run: bool) -> str:
+        """The task log's line about one namespace (``where``: "batch on <cluster>")."""
+        return (
+            f"{where}: {'would delete' if dry_run else 'deleted'} {self.deleted} of "
+            f"{self.listed} listed Jobs ({self.already_gone} already gone); kept "
+            f"{self.kept_running} unfinished, {self.kept_too_young} too young, "
+            f"{self.kept_failed} failed, {self.kept_owned} owned by another object, "
+            f"{self.kept_recreated} recreated, {self.kept_max_deletions} over max_deletions; "
+            f"{self.already_deleting} being deleted already (now = {self.now} from the "
+            f"{self.clock})."
+        )
+
 
 @dataclass
 class Survey:

@@ -27,6 +27,8 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
         trigger then fires with status ``timeout`` and the operator stops the Workflow.
     """
 
+    target_arguments = ("workflow_name", "workflow_uid")
+
     def __init__(
         self,
         cluster_conn_id: str,
@@ -51,22 +53,12 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
     ) -> ArgoWorkflowTrigger:
         """The trigger waiting for ``target``."""
         return cls(
-            target.cluster_conn_id,
-            target.cluster_name,
-            target.namespace,
-            target.name,
-            target.uid,
-            shutdown_on_kill,
-            deadline,
+            **cls.target_kwargs(target), shutdown_on_kill=shutdown_on_kill, deadline=deadline
         )
 
     def arguments(self) -> dict[str, Any]:
         return {
-            "cluster_conn_id": self.target.cluster_conn_id,
-            "cluster_name": self.target.cluster_name,
-            "namespace": self.target.namespace,
-            "workflow_name": self.target.name,
-            "workflow_uid": self.target.uid,
+            **self.target_kwargs(self.target),
             "shutdown_on_kill": self.shutdown_on_kill,
             "deadline": self.deadline,
         }

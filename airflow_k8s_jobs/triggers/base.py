@@ -9,7 +9,7 @@ instance's state and acts only once the try it waits for is over.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from asgiref.sync import sync_to_async
 
@@ -29,7 +29,21 @@ class KillAwareTrigger(BaseTrigger):
     """
 
     target: Any
+    target_arguments: ClassVar[tuple[str, str]]
+    """The names of the arguments taking the target's name and uid (``job_name``, ...)."""
     _fired: bool = False
+
+    @classmethod
+    def target_kwargs(cls, target: Any) -> dict[str, Any]:
+        """The arguments naming ``target`` (the connection, the cluster, where, which)."""
+        name, uid = cls.target_arguments
+        return {
+            "cluster_conn_id": target.cluster_conn_id,
+            "cluster_name": target.cluster_name,
+            "namespace": target.namespace,
+            name: target.name,
+            uid: target.uid,
+        }
 
     def arguments(self) -> dict[str, Any]:
         """The keyword arguments that make this trigger again."""

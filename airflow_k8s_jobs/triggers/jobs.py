@@ -26,6 +26,8 @@ class KubeJobTrigger(KillAwareTrigger):
         trigger then fires with status ``timeout`` and the operator deletes the Job.
     """
 
+    target_arguments = ("job_name", "job_uid")
+
     def __init__(
         self,
         cluster_conn_id: str,
@@ -50,32 +52,21 @@ class KubeJobTrigger(KillAwareTrigger):
         cls, target: JobTarget, policy: WaitPolicy, *, delete_on_kill: bool
     ) -> KubeJobTrigger:
         """The trigger waiting for ``target`` with ``policy``."""
-        return cls(
-            target.cluster_conn_id,
-            target.cluster_name,
-            target.namespace,
-            target.name,
-            target.uid,
-            target.queued,
-            policy.capacity_timeout,
-            policy.image_pull_grace,
-            delete_on_kill,
-            policy.deadline,
-        )
+        return cls(**cls._kwargs(target, policy, delete_on_kill))
+
+    @classmethod
+    def _kwargs(cls, target: JobTarget, policy: WaitPolicy, delete_on_kill: bool) -> dict[str, Any]:
+        return {
+            **cls.target_kwargs(target),
+            "queued": target.queued,
+            "capacity_timeout": policy.capacity_timeout,
+            "image_pull_grace": policy.image_pull_grace,
+            "delete_on_kill": delete_on_kill,
+            "deadline": policy.deadline,
+        }
 
     def arguments(self) -> dict[str, Any]:
-        return {
-            "cluster_conn_id": self.target.cluster_conn_id,
-            "cluster_name": self.target.cluster_name,
-            "namespace": self.target.namespace,
-            "job_name": self.target.name,
-            "job_uid": self.target.uid,
-            "queued": self.target.queued,
-            "capacity_timeout": self.policy.capacity_timeout,
-            "image_pull_grace": self.policy.image_pull_grace,
-            "delete_on_kill": self.delete_on_kill,
-            "deadline": self.policy.deadline,
-        }
+        return self._kwargs(self.target, self.policy, self.delete_on_kill)
 
     async def wait(self) -> dict[str, Any]:
         return await wait_for_job(self._hook(), self.target, self.policy, self.log)
