@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import KubeApiError, TransientError
+from .errors import KubeApiError, TransientError, api_error
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,6 @@ CLUSTER_WORKFLOW_TEMPLATES = Resource(
 )
 
 
-class Unauthorized(KubeApiError):
-    """401: the credentials expired or were rotated; refresh them and retry."""
-
-
-class Gone(KubeApiError):
-    """410: the resourceVersion is too old; list again."""
-
-
 def _retry_after(headers: Any, status: dict[str, Any]) -> float | None:
     value = headers.get("Retry-After") if headers is not None else None
     if value is not None:
@@ -79,7 +71,7 @@ def _retry_after(headers: Any, status: dict[str, Any]) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
-def error_for(code: int, body: bytes | str, headers: Any, what: str) -> Exception:
+def error_for(code: int, body: bytes | str, headers: Any, what: str) -> KubeApiError:
     """The error a non-2xx answer means, carrying the parsed ``Status``."""
     text = body.decode(errors="replace") if isinstance(body, bytes) else body
     try:
@@ -90,13 +82,7 @@ def error_for(code: int, body: bytes | str, headers: Any, what: str) -> Exceptio
         status = {}
     message = status.get("message") or text.strip() or f"HTTP {code}"
     full = f"{what}: {message} (HTTP {code})"
-    if code == 401:
-        return Unauthorized(full, code, status)
-    if code == 410:
-        return Gone(full, code, status)
-    if code == 429 or code >= 500:
-        return TransientError(full, _retry_after(headers, status))
-    return KubeApiError(full, code, status)
+    return api_error(code, full, status, _retry_after(headers, status))
 
 
 async def request(

@@ -3,8 +3,9 @@
 Every trigger in a triggerer process (and the synchronous waiter in a worker) subscribes here
 instead of polling. An :class:`Informer` lists once, then watches from the list's
 ``resourceVersion`` with bookmarks, resumes from the last version it saw when a stream ends,
-lists again on ``410 Gone``, refreshes credentials on ``401``, and backs off (with jitter, and at
-least the server's ``Retry-After``) on 429/5xx and broken connections. Subscribers read its
+lists again on ``410 Gone``, refreshes credentials once on ``401``, and backs off on 429/5xx and
+broken connections as :class:`~airflow_k8s_jobs.retrying.RetryPolicy` says (jitter, at least the
+server's ``Retry-After``), for as long as it has subscribers. Subscribers read its
 cache and are woken when an object they care about changes.
 """
 
@@ -13,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import KubeApiError, TransientError
-from .kube import Gone, Resource, Unauthorized, request, watch_lines
+from .errors import Expired, KubeApiError, TransientError, Unauthorized
+from .kube import Resource, request, watch_lines
+from .retrying import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +43,8 @@ class WatchKey:
     label_selector: str = ""
 
 
-@dataclass
-class Backoff:
-    """Jittered exponential backoff; ``Retry-After`` from the server is a floor."""
-
-    initial: float = 0.5
-    cap: float = 30.0
-    attempt: int = 0
-
-    def next_delay(self, retry_after: float | None = None) -> float:
-        delay = min(self.cap, self.initial * (2**self.attempt))
-        self.attempt += 1
-        delay = random.uniform(delay / 2, delay)
-        return max(delay, retry_after or 0.0)
-
-    def reset(self) -> None:
-        self.attempt = 0
+WATCH_RETRY = RetryPolicy(initial=0.5, cap=30.0)
+"""How informers back off; they retry for as long as they have subscribers."""
 
 
 Interest = Callable[[Resource, Obj], bool]
@@ -121,7 +108,13 @@ class Informer:
     WATCH_SECONDS = (240, 360)
     """Each watch request asks the server to end it after a random time in this range."""
 
-    def __init__(self, key: WatchKey, clients: ClientSource, api_client: Any) -> None:
+    def __init__(
+        self,
+        key: WatchKey,
+        clients: ClientSource,
+        api_client: Any,
+        policy: RetryPolicy = WATCH_RETRY,
+    ) -> None:
         self.key = key
         self.clients = clients
         self.api_client = api_client
@@ -133,7 +126,9 @@ class Informer:
         self._synced = asyncio.Event()
         self._error: Exception | None = None
         self._task: asyncio.Task[None] | None = None
-        self._backoff = Backoff()
+        self.policy = policy
+        self._failures = 0  # failed attempts since the last event
+        self._refreshed = False  # credentials reloaded since the last success
 
     @property
     def what(self) -> str:
@@ -177,6 +172,7 @@ class Informer:
         body = await request(self.api_client, "GET", path, query=self._query(), what=self.what)
         self.objects = {o["metadata"]["name"]: o for o in body.get("items") or []}
         self.resource_version = body["metadata"]["resourceVersion"]
+        self._succeeded()
         self._synced.set()
         self._notify(None)
 
@@ -187,7 +183,7 @@ class Informer:
             *self._query(),
             ("resourceVersion", self.resource_version),
             ("allowWatchBookmarks", "true"),
-            ("timeoutSeconds", random.randint(low, high)),
+            ("timeoutSeconds", self.policy.rng.randint(low, high)),
         ]
         path = self.key.resource.path(self.key.namespace)
         async for event in watch_lines(
@@ -197,7 +193,7 @@ class Informer:
             if kind == "ERROR":
                 code = int(obj.get("code") or 500)
                 if code == 410:
-                    raise Gone(f"{self.what}: {obj.get('message')}", 410, obj)
+                    raise Expired(f"{self.what}: {obj.get('message')}", 410, obj)
                 raise TransientError(f"{self.what}: {obj.get('message')} (HTTP {code})")
             rv = (obj.get("metadata") or {}).get("resourceVersion")
             if rv:
@@ -209,8 +205,9 @@ class Informer:
                 self.objects.pop(name, None)
             else:
                 self.objects[name] = obj
-            self._backoff.reset()
+            self._succeeded()
             self._notify(obj)
+        self._succeeded()  # the server ended the stream: the credentials were good
 
     async def _run(self) -> None:
         while True:
@@ -220,21 +217,25 @@ class Informer:
                 await self._watch()
             except asyncio.CancelledError:
                 raise
-            except Gone:
+            except Expired:
                 log.info("%s: resource version expired, listing again", self.what)
                 self.resource_version = None
-            except Unauthorized:
+            except Unauthorized as exc:
+                if self._refreshed:  # rejected again with fresh credentials: give up
+                    self._fail(exc)
+                    return
                 log.info("%s: credentials rejected (401), refreshing them", self.what)
+                self._refreshed = True
                 try:
                     await self.clients.arefresh_credentials(self.api_client)
                 except Exception as exc:
                     self._fail(exc)
                     return
-                await asyncio.sleep(self._backoff.next_delay())
             except TransientError as exc:
-                delay = self._backoff.next_delay(exc.retry_after)
+                self._failures += 1
+                delay = self.policy.backoff(self._failures, exc.retry_after)
                 log.warning("%s: %s; retrying in %.1fs", self.what, exc, delay)
-                await asyncio.sleep(delay)
+                await self.policy.asleep(delay)
             except KubeApiError as exc:
                 self._fail(exc)
                 return
@@ -242,6 +243,10 @@ class Informer:
                 log.exception("%s failed", self.what)
                 self._fail(exc)
                 return
+
+    def _succeeded(self) -> None:
+        self._failures = 0
+        self._refreshed = False
 
     def _fail(self, exc: Exception) -> None:
         self._error = exc

@@ -13,8 +13,15 @@ from typing import TYPE_CHECKING, Any
 import kubernetes
 import yaml
 
-from airflow_k8s_jobs.errors import KubeApiError, KubeJobsError, TransientError
-from airflow_k8s_jobs.kube import Unauthorized, request_sync
+from airflow_k8s_jobs.errors import (
+    KubeApiError,
+    KubeJobsError,
+    NotFound,
+    PermanentApiError,
+    TransientError,
+    Unauthorized,
+)
+from airflow_k8s_jobs.kube import request_sync
 
 from .settings import ClusterSettings
 
@@ -157,8 +164,10 @@ def _served(client: Any, api: str, plural: str, timeout: float) -> bool | None:
         )
     except Unauthorized:
         raise
-    except KubeApiError as exc:
-        return False if exc.code == 404 else None
+    except NotFound:
+        return False
+    except PermanentApiError:
+        return None
     if not isinstance(resources, dict):
         return None
     return any(r.get("name") == plural for r in resources.get("resources") or [])
@@ -185,7 +194,7 @@ def _probe_jobs(
             )
         except Unauthorized:
             raise
-        except KubeApiError as exc:
+        except PermanentApiError as exc:
             ok = False
             clauses.append(f"in namespace {namespace} it cannot list Jobs: {_api_message(exc)}")
             continue
@@ -264,7 +273,7 @@ def _test(hook: KubeClusterHook) -> tuple[bool, str]:
         version = request_sync(client, "GET", "/version", timeout=timeout, what="GET /version")
     except Unauthorized:
         return False, f"{where} {_REJECTED}"
-    except KubeApiError as exc:
+    except PermanentApiError as exc:
         return False, f"{where} answered GET /version with an error: {_api_message(exc)}."
     except Exception as exc:
         return False, f"Cannot reach {where}: {_describe_error(exc)}."
@@ -293,7 +302,7 @@ def _check_rights(
             clauses.append(clause)
     except Unauthorized:
         raise
-    except KubeApiError as exc:  # the API server would not review: list Jobs instead
+    except PermanentApiError as exc:  # the API server would not review: list Jobs instead
         return _probe_jobs(client, namespaces, timeout, exc)
     if argo is False:
         clauses.append(f"Argo Workflows is not installed (no {_ARGO_API} API)")

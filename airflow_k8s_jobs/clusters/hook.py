@@ -12,8 +12,8 @@ watches, followed logs) get none by default and must pass their own.
 
 A 401 means the credentials went stale (a rotated kubeconfig token, a revoked GKE token):
 :meth:`refresh_credentials` / :meth:`arefresh_credentials` reload them into the client's
-configuration in place, and :meth:`call_with_reauth` / :meth:`acall_with_reauth` retry a call
-once after doing so.
+configuration in place; :class:`~airflow_k8s_jobs.retrying.RetryPolicy` calls them on a 401 and
+repeats the request once.
 
 :meth:`KubeClusterHook.test_connection` is what Airflow's "Test connection" (UI, REST API and
 ``airflow connections test``) calls: it reaches the API server and asks it, with
@@ -27,7 +27,6 @@ import hashlib
 import inspect
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -395,46 +394,6 @@ class KubeClusterHook(BaseHook):
         else:
             await load_async_configuration(settings, client.configuration)
         self.log.info("Reloaded the credentials of %s.", settings.display_name)
-
-    def call_with_reauth(self, client: kubernetes.client.ApiClient, call: Callable[[], T]) -> T:
-        """Run ``call()``; on a 401 reload the credentials and run it once more."""
-        try:
-            return call()
-        except kubernetes.client.ApiException as exc:
-            if exc.status != 401:
-                raise
-        self.refresh_credentials(client)
-        try:
-            return call()
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 401:
-                raise self._unauthorized() from None
-            raise
-
-    async def acall_with_reauth(
-        self, client: kubernetes_asyncio.client.ApiClient, call: Callable[[], Awaitable[T]]
-    ) -> T:
-        """Await ``call()``; on a 401 reload the credentials and await it once more."""
-        try:
-            return await call()
-        except kubernetes_asyncio.client.ApiException as exc:
-            if exc.status != 401:
-                raise
-        await self.arefresh_credentials(client)
-        try:
-            return await call()
-        except kubernetes_asyncio.client.ApiException as exc:
-            if exc.status == 401:
-                raise self._unauthorized() from None
-            raise
-
-    def _unauthorized(self) -> PermanentError:
-        settings = self.__dict__.get("settings")
-        name = settings.display_name if settings else "the cluster"
-        return PermanentError(
-            f"{name} (connection {self.cluster_conn_id!r}) rejected our credentials (401) even "
-            "after reloading them: check the kubeconfig's user / the service account's access."
-        )
 
     # -- "Test connection" ------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """What the operators share: the task instance key, deadlines, submit-or-re-attach, pod logs,
-manifest files, the manifest shown as the rendered template, and which failures are final."""
+manifest files and their Jinja environment, the manifest shown as the rendered template, and
+which failures are final."""
 
 from __future__ import annotations
 
@@ -15,30 +16,28 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jinja2
+import jinja2.ext
 import yaml
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from .._compat import AirflowFailException, Context, is_sensitive_name
 from ..errors import (
+    BadRequest,
+    Conflict,
+    Invalid,
     InvalidInputError,
     JobFailedError,
     KubeApiError,
+    NotFound,
     TransientError,
     WorkflowFailedError,
 )
 from ..kube import PODS, Resource, request_sync
 from ..manifests.names import TaskInstanceKey, matches_task
+from ..manifests.workflows import protect_argo_expressions
+from ..retrying import API_RETRY
 
 LOG_HEAD_LINES = 50
 LOG_TAIL_LINES = 200
-
-api_retry = retry(
-    retry=retry_if_exception_type(TransientError),
-    wait=wait_exponential_jitter(initial=1, max=30),
-    stop=stop_after_attempt(6),
-    reraise=True,
-)
-"""Retry an API call on 429, 5xx and dropped connections, with jittered backoff."""
 
 
 # --- failures that Airflow must not retry ------------------------------------------------------
@@ -159,6 +158,20 @@ def jinja_errors_in(where: str) -> Iterator[None]:
         raise InvalidInputError(f"{where}: Jinja: {exc.message}") from exc
 
 
+class _ArgoExpressions(jinja2.ext.Extension):
+    """Leaves Argo's own ``{{…}}`` expressions to Argo when Airflow renders a template."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return protect_argo_expressions(source)
+
+
+def argo_safe(env: jinja2.Environment) -> jinja2.Environment:
+    """An overlay of ``env`` (same loader, macros, undefined) that keeps Argo expressions."""
+    if any(isinstance(ext, _ArgoExpressions) for ext in env.extensions.values()):
+        return env
+    return env.overlay(extensions=[_ArgoExpressions])
+
+
 def mask_sensitive_values(value: Any) -> Any:
     """A copy of ``value`` in which every ``{"name": n, "value": v}`` entry (a container's env
     variable, an Argo parameter) whose name Airflow deems sensitive has its value masked, as
@@ -219,43 +232,46 @@ def create_or_adopt(
     where: str,
     timeout: float,
     log: logging.Logger | Any,
+    refresh: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Create ``manifest`` after a server-side dry run, or re-attach to the object this same try
     created before (a worker that died between submitting and deferring).
 
     The dry run (``fieldValidation=Strict``) lets the API server reject bad input before anything
     exists. On ``409 AlreadyExists`` the existing object is adopted only if its labels say it was
-    created by exactly this task instance try; anything else is left untouched.
+    created by exactly this task instance try; anything else is left untouched. Each request
+    follows :data:`~airflow_k8s_jobs.retrying.API_RETRY` (``refresh`` reloads the credentials
+    after a 401).
     """
     name = manifest["metadata"]["name"]
     kind = resource.kind
 
-    @api_retry
     def call(
         method: str, url: str, query: list[tuple[str, Any]] | None = None, body: Any = None
     ) -> Any:
-        return request_sync(api, method, url, query=query, body=body, timeout=timeout, what=where)
+        return API_RETRY.call(
+            lambda: request_sync(
+                api, method, url, query=query, body=body, timeout=timeout, what=where
+            ),
+            refresh=refresh,
+        )
 
     path = resource.path(namespace)
     try:  # the API server validates everything first; nothing is created by a dry run
         call("POST", path, [("dryRun", "All"), ("fieldValidation", "Strict")], manifest)
-    except KubeApiError as exc:
-        if exc.code == 409:
-            pass  # it exists already: adoption below decides
-        elif exc.code in (400, 404, 422):
-            raise InvalidInputError(
-                f"The cluster rejected {where}: {exc.status.get('message') or exc}. "
-                f"Fix the {kind} manifest or the operator arguments; nothing was created."
-            ) from exc
-        else:
-            raise
+    except Conflict:
+        pass  # it exists already: adoption below decides
+    except (BadRequest, NotFound, Invalid) as exc:
+        raise InvalidInputError(
+            f"The cluster rejected {where}: {exc.api_message}. "
+            f"Fix the {kind} manifest or the operator arguments; nothing was created."
+        ) from exc
     try:
         created = call("POST", path, None, manifest)
         log.info("Created %s (uid %s).", where, created["metadata"]["uid"])
         return dict(created)
-    except KubeApiError as exc:
-        if exc.code != 409:
-            raise
+    except Conflict:
+        pass
     existing = call("GET", resource.path(namespace, name))
     meta = existing["metadata"]
     if not matches_task(meta.get("labels"), meta.get("annotations"), key):

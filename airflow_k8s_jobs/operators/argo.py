@@ -7,26 +7,22 @@ created through the Kubernetes API with the same connection as Jobs (no Argo Ser
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Coroutine, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import jinja2
-import jinja2.ext
 
-from .._compat import AirflowTaskTimeout, BaseOperator, Context
+from .._compat import Context
 from ..clusters import KubeClusterHook
-from ..errors import InvalidInputError, KubeApiError, ObjectGoneError, WorkflowFailedError
-from ..kube import (
-    CLUSTER_WORKFLOW_TEMPLATES,
-    MERGE_PATCH,
-    WORKFLOW_TEMPLATES,
-    WORKFLOWS,
-    request_sync,
+from ..errors import (
+    InvalidInputError,
+    NotFound,
+    ObjectGoneError,
+    PermanentApiError,
+    WorkflowFailedError,
 )
-from ..manifests.names import TaskInstanceKey
+from ..kube import CLUSTER_WORKFLOW_TEMPLATES, MERGE_PATCH, WORKFLOW_TEMPLATES, WORKFLOWS
 from ..manifests.workflows import (
     DEFAULT_POD_GC,
     DEFAULT_TTL_STRATEGY,
@@ -34,7 +30,6 @@ from ..manifests.workflows import (
     WorkflowRequest,
     build_workflow,
     load_workflow,
-    protect_argo_expressions,
     shutdown_patch,
 )
 from ..status.workflows import (
@@ -51,41 +46,23 @@ from ..waiting import WorkflowTarget, wait_for_workflow
 from ._common import (
     RENDERED_MANIFEST,
     FatalWorkflowFailedError,
-    api_retry,
-    bad_input_is_final,
-    create_or_adopt,
-    execution_deadline,
+    argo_safe,
     jinja_errors_in,
     list_pods,
     looks_like_manifest_file,
-    manifest_yaml,
     no_retry_on_bad_input,
     print_pod_log,
     read_manifest_file,
     read_pod_log,
-    task_instance_key,
 )
+from .base import SubmitAndWaitOperator
 from .links import WORKFLOW_LINKS, persist_workflow_link
 
 MAIN_CONTAINER = "main"
 MAX_LOGGED_PODS = 100
 
 
-class _ArgoExpressions(jinja2.ext.Extension):
-    """Leaves Argo's own ``{{…}}`` expressions to Argo when Airflow renders a template."""
-
-    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
-        return protect_argo_expressions(source)
-
-
-def argo_safe(env: jinja2.Environment) -> jinja2.Environment:
-    """An overlay of ``env`` (same loader, macros, undefined) that keeps Argo expressions."""
-    if any(isinstance(ext, _ArgoExpressions) for ext in env.extensions.values()):
-        return env
-    return env.overlay(extensions=[_ArgoExpressions])
-
-
-class ArgoWorkflowOperator(BaseOperator):
+class ArgoWorkflowOperator(SubmitAndWaitOperator):
     """Submit an Argo Workflow through the Kubernetes API and wait for it (deferrable).
 
     Give exactly one of ``workflow`` (a manifest), ``workflow_template`` or
@@ -164,6 +141,9 @@ class ArgoWorkflowOperator(BaseOperator):
     ui_color = "#ffe7cc"
     operator_extra_links = WORKFLOW_LINKS
 
+    resource = WORKFLOWS
+    name_xcom_key = "workflow_name"
+
     def __init__(
         self,
         *,
@@ -185,14 +165,14 @@ class ArgoWorkflowOperator(BaseOperator):
         deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            cluster_conn_id=cluster_conn_id, namespace=namespace, deferrable=deferrable, **kwargs
+        )
         if shutdown_on_kill is not None and shutdown_on_kill not in SHUTDOWN_STRATEGIES:
             raise InvalidInputError(
                 f"task {self.task_id}: shutdown_on_kill must be one of "
                 f"{', '.join(SHUTDOWN_STRATEGIES)} or None, got {shutdown_on_kill!r}"
             )
-        self.cluster_conn_id = cluster_conn_id
-        self.namespace = namespace
         self.workflow = workflow
         self.workflow_template = workflow_template
         self.cluster_workflow_template = cluster_workflow_template
@@ -206,31 +186,17 @@ class ArgoWorkflowOperator(BaseOperator):
         self.shutdown_on_kill = shutdown_on_kill
         self.get_logs = get_logs
         self.argo_ui_url = argo_ui_url
-        self.deferrable = deferrable
-        self._target: WorkflowTarget | None = None
         self._rendered_workflow: dict[str, Any] | None = None
-        self.rendered_manifest: str | None = None
 
     # --- rendering ----------------------------------------------------------------------------
 
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Any,
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        # Airflow renders every template field through here, mapped tasks included.
-        env = argo_safe(jinja_env)
-        fields = [f for f in template_fields if f != RENDERED_MANIFEST]
-        super()._do_render_template_fields(parent, fields, context, env, seen_oids)
-        if parent is self:
-            self._rendered_workflow = None
-            if self.workflow is not None:
-                with bad_input_is_final():
-                    self._rendered_workflow = self._render_workflow(context, env)
-            self.rendered_manifest = self._preview(context)
+    def _template_env(self, env: jinja2.Environment) -> jinja2.Environment:
+        return argo_safe(env)
+
+    def _render_manifest(self, context: Context, env: jinja2.Environment) -> None:
+        self._rendered_workflow = None
+        if self.workflow is not None:
+            self._rendered_workflow = self._render_workflow(context, env)
 
     def _render_workflow(
         self, context: Context, env: jinja2.Environment | None = None
@@ -254,33 +220,12 @@ class ArgoWorkflowOperator(BaseOperator):
             rendered = self.render_template(source, context, env)
         return load_workflow(rendered, where=where)
 
-    def _preview(self, context: Context) -> str | None:
-        """The Workflow this try submits, as YAML, built without the cluster (a template is not
-        read); None while it cannot be built (``execute`` then reports why)."""
-        try:
-            settings = self._hook().settings
-            namespace = self.namespace or settings.default_namespace
-            settings.check_namespace(namespace)
-            manifest = self._build(context, namespace, settings.display_name, template=None)
-        except Exception as exc:
-            self.log.debug("The Workflow manifest cannot be built yet: %s", exc)
-            return None
-        return manifest_yaml(manifest)
+    def _preview_manifest(self, context: Context) -> dict[str, Any]:
+        """Built without the cluster: a template is not read."""
+        namespace = self._target_namespace()
+        return self._build(context, namespace, template=None)
 
     # --- submit -------------------------------------------------------------------------------
-
-    def _hook(self) -> KubeClusterHook:
-        return KubeClusterHook(self.cluster_conn_id)
-
-    def _key(self, context: Context) -> TaskInstanceKey:
-        return task_instance_key(context)
-
-    def _scheduled_time(self, context: Context) -> datetime | None:
-        for key in ("data_interval_end", "logical_date"):
-            value = context.get(key)
-            if isinstance(value, datetime):
-                return value
-        return None
 
     def build_manifest(self, context: Context) -> tuple[dict[str, Any], str]:
         """The Workflow this task instance try submits, and its namespace.
@@ -288,27 +233,27 @@ class ArgoWorkflowOperator(BaseOperator):
         Reads the connection and, for a template submission, the template (to check the
         parameters); raises :class:`InvalidInputError` on bad input, before anything is created.
         """
-        hook = self._hook()
-        settings = hook.settings
-        namespace = self.namespace or settings.default_namespace
-        settings.check_namespace(namespace)
+        namespace = self._target_namespace()
         template = None
         if self.workflow is None and (self.workflow_template or self.cluster_workflow_template):
-            template = self._fetch_template(hook, namespace)
-        workflow = self._build(context, namespace, settings.display_name, template)
-        return workflow, namespace
+            template = self._fetch_template(self._hook(), namespace)
+        return self._build(context, namespace, template), namespace
 
     def _build(
-        self,
-        context: Context,
-        namespace: str,
-        cluster: str,
-        template: dict[str, Any] | None,
+        self, context: Context, namespace: str, template: dict[str, Any] | None
     ) -> dict[str, Any]:
         """The Workflow of this try (no I/O but reading a ``workflow`` file not rendered yet)."""
         manifest = self._rendered_workflow
         if manifest is None and self.workflow is not None:
             manifest = self._render_workflow(context)
+        scheduled = next(
+            (
+                v
+                for k in ("data_interval_end", "logical_date")
+                if isinstance(v := context.get(k), datetime)
+            ),
+            None,
+        )
         request = WorkflowRequest(
             workflow=manifest,
             workflow_template=self.workflow_template,
@@ -321,8 +266,9 @@ class ArgoWorkflowOperator(BaseOperator):
             service_account_name=self.service_account_name,
             ttl_strategy=self.ttl_strategy,
             pod_gc=self.pod_gc,
-            scheduled_time=self._scheduled_time(context),
+            scheduled_time=scheduled,
         )
+        cluster = self._hook().settings.display_name
         return build_workflow(request, self._key(context), namespace, cluster)
 
     def _fetch_template(self, hook: KubeClusterHook, namespace: str) -> dict[str, Any]:
@@ -342,25 +288,23 @@ class ArgoWorkflowOperator(BaseOperator):
                 None,
             )
             what = f"ClusterWorkflowTemplate {name} on {cluster}"
-        api = hook.api_client()
-        timeout = hook.settings.request_timeout
 
-        @api_retry
         def get(path: str) -> Any:
-            return request_sync(api, "GET", path, timeout=timeout, what=f"reading {what}")
+            return self._request("GET", path, what=f"reading {what}")
 
         try:
             return dict(get(resource.path(ns, name)))
-        except KubeApiError as exc:
-            if exc.code != 404:
-                raise InvalidInputError(
-                    f"Cannot read {what} to check the parameters: {exc}. Grant the connection's "
-                    f"identity 'get' and 'list' on {resource.plural}.argoproj.io; nothing was "
-                    "created."
-                ) from exc
+        except NotFound:
+            pass
+        except PermanentApiError as exc:
+            raise InvalidInputError(
+                f"Cannot read {what} to check the parameters: {exc}. Grant the connection's "
+                f"identity 'get' and 'list' on {resource.plural}.argoproj.io; nothing was "
+                "created."
+            ) from exc
         try:
             existing = sorted(o["metadata"]["name"] for o in get(resource.path(ns))["items"])
-        except KubeApiError:
+        except PermanentApiError:
             existing = []
         known = f"; there are: {', '.join(existing)}" if existing else "; there are none"
         raise InvalidInputError(
@@ -369,86 +313,53 @@ class ArgoWorkflowOperator(BaseOperator):
             "was created."
         )
 
-    @no_retry_on_bad_input
-    def execute(self, context: Context) -> Any:
-        manifest, namespace = self.build_manifest(context)
-        hook = self._hook()
-        name = manifest["metadata"]["name"]
-        where = f"Workflow {namespace}/{name} on {hook.settings.display_name}"
-        workflow = create_or_adopt(
-            hook.api_client(),
-            WORKFLOWS,
-            manifest,
-            namespace,
-            self._key(context),
-            where=where,
-            timeout=hook.settings.request_timeout,
-            log=self.log,
-        )
-        self._target = WorkflowTarget(
+    def _target_for(self, namespace: str, obj: dict[str, Any]) -> WorkflowTarget:
+        return WorkflowTarget(
             cluster_conn_id=self.cluster_conn_id,
-            cluster_name=hook.settings.display_name,
+            cluster_name=self._hook().settings.display_name,
             namespace=namespace,
-            name=name,
-            uid=workflow["metadata"]["uid"],
+            name=obj["metadata"]["name"],
+            uid=obj["metadata"]["uid"],
         )
-        context["ti"].xcom_push(key="workflow_name", value=name)
-        context["ti"].xcom_push(key="namespace", value=namespace)
-        ui_link = persist_workflow_link(context, self.argo_ui_url, namespace, workflow)
+
+    def _persist_links(self, context: Context, namespace: str, obj: dict[str, Any]) -> None:
+        ui_link = persist_workflow_link(context, self.argo_ui_url, namespace, obj)
         if ui_link:
             self.log.info("Argo UI: %s", ui_link)
-        deadline = execution_deadline(self.execution_timeout, context)
-        if self.deferrable:
-            self.defer(
-                trigger=ArgoWorkflowTrigger(
-                    cluster_conn_id=self.cluster_conn_id,
-                    cluster_name=self._target.cluster_name,
-                    namespace=namespace,
-                    workflow_name=name,
-                    workflow_uid=self._target.uid,
-                    shutdown_on_kill=self.shutdown_on_kill,
-                    deadline=deadline,
-                ),
-                method_name="execute_complete",
-                # A backstop only: the trigger itself fires at the deadline, so that the
-                # Workflow is stopped rather than left running by a trigger timeout.
-                timeout=None
-                if deadline is None
-                else timedelta(seconds=max(0.0, deadline - time.time()) + 60),
-            )
-        event = asyncio.run(wait_for_workflow(hook, self._target, self.log, deadline))
-        return self.execute_complete(context, event)
+
+    def _trigger(self, target: WorkflowTarget, deadline: float | None) -> ArgoWorkflowTrigger:
+        return ArgoWorkflowTrigger.for_target(
+            target, shutdown_on_kill=self.shutdown_on_kill, deadline=deadline
+        )
+
+    def _wait(
+        self, target: WorkflowTarget, deadline: float | None
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        return wait_for_workflow(self._hook(), target, self.log, deadline)
 
     # --- finish -------------------------------------------------------------------------------
 
     @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        hook = self._hook()
-        api = hook.api_client()
-        namespace, name, uid = event["namespace"], event["name"], event["uid"]
-        where = f"Workflow {namespace}/{name} on {hook.settings.display_name}"
+        hook, api = self._hook(), self._hook().api_client()
+        namespace, name, uid, where = self._about(event)
         self._target = None  # finished: on_kill() has nothing left to stop
         if event["status"] == "timeout":
-            if self.shutdown_on_kill:
-                self._shutdown(hook, namespace, name, uid, where, self.shutdown_on_kill)
-            stopped = f" It was stopped ({self.shutdown_on_kill})." if self.shutdown_on_kill else ""
-            raise AirflowTaskTimeout(f"{event['message']}{stopped}")
+            self._timed_out(event)
         if event.get("reason") == "WorkflowDeleted":
             raise ObjectGoneError(event["message"])
-        workflow = self._read_workflow(api, namespace, name, uid, hook.settings.request_timeout)
+        workflow = self._read(namespace, name, uid)
         state: WorkflowState | None = interpret_workflow(workflow, name=name, namespace=namespace)
         if state is not None and not state.exists:  # deleted since the event: use the event
             state = None
-        pods = list_pods(
-            api, namespace, f"{WORKFLOW_LABEL}={name}", hook.settings.request_timeout, where
-        )
-        by_node = {
-            (p["metadata"].get("annotations") or {}).get(NODE_ID_ANNOTATION, ""): p for p in pods
-        }
-        pod_names = {node_id: p["metadata"]["name"] for node_id, p in by_node.items() if node_id}
-        logs: dict[str, str] = {}
-        if self.get_logs:
-            logs = self._print_logs(api, namespace, name, pods, where)
+        timeout = hook.settings.request_timeout
+        pods = list_pods(api, namespace, f"{WORKFLOW_LABEL}={name}", timeout, where)
+        pod_names: dict[str, str] = {}
+        for pod in pods:
+            node_id = (pod["metadata"].get("annotations") or {}).get(NODE_ID_ANNOTATION)
+            if node_id:
+                pod_names[node_id] = pod["metadata"]["name"]
+        logs = self._print_logs(namespace, name, pods, where) if self.get_logs else {}
         if event["status"] != "success":
             # A Workflow the controller rejected fails the same way on every try.
             failure = FatalWorkflowFailedError if event.get("permanent") else WorkflowFailedError
@@ -459,12 +370,6 @@ class ArgoWorkflowOperator(BaseOperator):
                 if pod not in logs and node.type == "Pod":
                     logs[pod] = read_pod_log(api, namespace, pod, where, MAIN_CONTAINER)
             raise failure(summarize_workflow_failure(state, where, logs, pod_names=pod_names))
-        outputs = dict(state.outputs) if state is not None else dict(event.get("outputs") or {})
-        node_outputs = (
-            {k: dict(v) for k, v in state.node_outputs.items()}
-            if state is not None
-            else dict(event.get("node_outputs") or {})
-        )
         self.log.info("%s succeeded: %s", where, event.get("status_line") or event.get("message"))
         context["ti"].xcom_push(key="phase", value=event.get("phase"))
         return {
@@ -472,32 +377,29 @@ class ArgoWorkflowOperator(BaseOperator):
             "namespace": namespace,
             "uid": uid,
             "phase": event.get("phase"),
-            "outputs": outputs,
-            "node_outputs": node_outputs,
+            "outputs": dict(state.outputs if state else event.get("outputs") or {}),
+            "node_outputs": {
+                k: dict(v)
+                for k, v in (
+                    state.node_outputs if state else event.get("node_outputs") or {}
+                ).items()
+            },
         }
 
-    def _read_workflow(
-        self, api: Any, namespace: str, name: str, uid: str, timeout: float
-    ) -> dict[str, Any] | None:
+    def _read(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
+        """The Workflow, or None once it is gone (or another of the same name replaced it)."""
+        path = WORKFLOWS.path(namespace, name)
         try:
-            workflow = request_sync(
-                api,
-                "GET",
-                WORKFLOWS.path(namespace, name),
-                timeout=timeout,
-                what=f"reading Workflow {namespace}/{name}",
-            )
-        except KubeApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
+            workflow = self._request("GET", path, what=f"reading Workflow {namespace}/{name}")
+        except NotFound:
+            return None
         return dict(workflow) if workflow["metadata"].get("uid") == uid else None
 
     def _print_logs(
-        self, api: Any, namespace: str, name: str, pods: list[dict[str, Any]], where: str
+        self, namespace: str, name: str, pods: list[dict[str, Any]], where: str
     ) -> dict[str, str]:
         """Each pod's log in the task log, prefixed by pod and node (``[1].task2-3(0:1)…``)."""
-        logs: dict[str, str] = {}
+        api = self._hook().api_client()
         if len(pods) > MAX_LOGGED_PODS:
             self.log.info(
                 "%s has %d pods; writing the logs of the last %d.",
@@ -505,48 +407,31 @@ class ArgoWorkflowOperator(BaseOperator):
                 len(pods),
                 MAX_LOGGED_PODS,
             )
+        logs: dict[str, str] = {}
         for pod in pods[-MAX_LOGGED_PODS:]:
             meta = pod["metadata"]
-            pod_name_ = meta["name"]
-            text = read_pod_log(api, namespace, pod_name_, where, MAIN_CONTAINER)
-            logs[pod_name_] = text
+            logs[meta["name"]] = read_pod_log(api, namespace, meta["name"], where, MAIN_CONTAINER)
             node = (meta.get("annotations") or {}).get(NODE_NAME_ANNOTATION, "")
-            label = f"{pod_name_} {node.removeprefix(name)}".strip()
-            print_pod_log(self.log, label, (pod.get("status") or {}).get("phase"), text)
+            label = f"{meta['name']} {node.removeprefix(name)}".strip()
+            phase = (pod.get("status") or {}).get("phase")
+            print_pod_log(self.log, label, phase, logs[meta["name"]])
         return logs
 
-    def _shutdown(
-        self, hook: KubeClusterHook, namespace: str, name: str, uid: str, where: str, strategy: str
-    ) -> None:
-        api = hook.api_client()
+    @property
+    def _acts_on_kill(self) -> bool:
+        return self.shutdown_on_kill is not None
+
+    def _stop(self, namespace: str, name: str, uid: str, where: str) -> str:
+        """Set ``spec.shutdown`` on the Workflow, if it is still ours and still running."""
+        strategy = self.shutdown_on_kill or "Terminate"
         path = WORKFLOWS.path(namespace, name)
         try:
-            current = request_sync(api, "GET", path, what=f"reading {where}")
-            if current["metadata"].get("uid") != uid or workflow_finished(current):
-                return
-            request_sync(
-                api,
-                "PATCH",
-                path,
-                body=shutdown_patch(strategy),
-                content_type=MERGE_PATCH,
-                what=f"stopping {where}",
-            )
-            self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
-        except KubeApiError as exc:
-            if exc.code != 404:
-                raise
-
-    def on_kill(self) -> None:
-        """Stop the Workflow when the task is killed while the worker waits (synchronous mode)."""
-        target = self._target
-        if target is None or self.shutdown_on_kill is None:
-            return
-        self._shutdown(
-            self._hook(),
-            target.namespace,
-            target.name,
-            target.uid,
-            target.where,
-            self.shutdown_on_kill,
-        )
+            current = self._request("GET", path, what=f"reading {where}")
+            if current["metadata"].get("uid") == uid and not workflow_finished(current):
+                patch = shutdown_patch(strategy)
+                what = f"stopping {where}"
+                self._request("PATCH", path, body=patch, content_type=MERGE_PATCH, what=what)
+                self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
+        except NotFound:
+            pass
+        return f"It was stopped ({strategy})."

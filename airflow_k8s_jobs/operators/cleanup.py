@@ -4,205 +4,41 @@ Clusters that ran batch Jobs for a long time without ``ttlSecondsAfterFinished``
 of thousands of finished Jobs and pods, and every LIST of them weighs on etcd and the API server.
 This operator removes them politely: per namespace it first lists the Jobs page by page
 (``limit`` + ``continue``; a continue token that expires meanwhile restarts the listing), keeping
-only what deciding needs (name, uid, outcome, finish time), then deletes the finished Jobs old
-enough, each with a ``uid`` precondition. It never touches a Job that has not finished, and every
-request — LIST pages, DELETEs, retries — waits for a token bucket of ``requests_per_second``.
-
-How "now" is chosen
--------------------
-A Job's age is ``now - finished``, where *finished* is ``status.completionTime`` (Complete) or
-the ``lastTransitionTime`` of the ``Complete`` / ``Failed`` condition. *now* is, per namespace:
-
-1. ``clock()`` when a clock is given to the operator (used as is);
-2. otherwise the cluster's clock: the ``Date`` header of the first LIST answer (the API server
-   writes it, so the worker's clock skew does not matter);
-3. otherwise (no usable ``Date`` header) the worker's local clock.
-
-For 2 and 3, *now* is raised to the newest timestamp the cluster wrote on any Job listed in the
-namespace if that is later: the cluster's clock has certainly passed it. This only corrects a
-clock that is behind, so ages stay lower bounds of the true ages — a Job is never deleted for
-being older than it is. (The simulated test cluster relies on it: its object timestamps run on
-simulated time while its ``Date`` header is wall time.) Against a real cluster the ``Date``
-header is normally already the later of the two.
+only what deciding needs, then deletes the finished Jobs old enough, each with a ``uid``
+precondition. What it decides (finished or not, kept or not, how old, what "now" is) is
+:mod:`airflow_k8s_jobs.status.cleanup`; every request — LIST pages, DELETEs, retries — waits for
+a token bucket of ``requests_per_second`` and follows the one retry policy.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
-
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from .._compat import BaseOperator, Context
 from ..clusters import ClusterSettings, KubeClusterHook
-from ..errors import InvalidInputError, KubeApiError, TransientError
-from ..kube import JOBS, Unauthorized, request_sync_with_headers
-from ..manifests.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from ..errors import Conflict, Expired, NotFound, PermanentApiError
+from ..kube import JOBS, request_sync_with_headers
+from ..retrying import RateLimiter, RetryPolicy
+from ..status.cleanup import (
+    MAX_NAMES,
+    PROPAGATION_POLICIES,
+    Candidate,
+    NamespaceResult,
+    Survey,
+    check_arguments,
+    choose_now,
+    cleanup_selector,
+    raise_to_floor,
+    verdict,
+)
 
-PROPAGATION_POLICIES = ("Background", "Foreground")
-"""Deletion propagation policies that also delete the Job's pods (``Orphan`` would keep them)."""
+__all__ = ["MAX_NAMES", "PROPAGATION_POLICIES", "KubeCleanupOperator", "RateLimiter"]
 
 PAGE_SIZE = 500
 """Jobs per LIST request (``limit``); the rest is fetched with the ``continue`` token."""
-
-MAX_NAMES = 100
-"""Deleted Job names kept per namespace in the returned summary (the counts are exact)."""
-
-MAX_RETRY_AFTER = 300.0
-"""Longest server ``Retry-After`` hint honoured, in seconds."""
-
-MANAGED_SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"
-
-_backoff = wait_exponential_jitter(initial=1, max=30)
-
-
-class RateLimiter:
-    """A token bucket: at most ``rate`` requests per second on average, ``burst`` at once.
-
-    With the default ``burst=1`` consecutive requests are at least ``1 / rate`` seconds apart.
-    ``monotonic`` and ``sleep`` are injectable so tests can count the waiting instead of doing
-    it; ``slept`` is the total time :meth:`acquire` asked to sleep.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int = 1,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be > 0, got {rate!r}")
-        if burst < 1:
-            raise ValueError(f"burst must be >= 1, got {burst!r}")
-        self.rate = float(rate)
-        self.burst = burst
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._last = monotonic()
-        self.slept = 0.0
-        self.acquired = 0
-
-    def acquire(self) -> None:
-        """Take one token, sleeping until one is available."""
-        now = self._monotonic()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens < 1.0:
-            wait = (1.0 - self._tokens) / self.rate
-            self.slept += wait
-            self._sleep(wait)
-            now = self._monotonic()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens = max(self._tokens, 1.0)  # the sleep was for exactly this token
-        self._tokens -= 1.0
-        self.acquired += 1
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp as written by the API server, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def finished(job: Mapping[str, Any]) -> tuple[str | None, datetime | None]:
-    """``("Complete" | "Failed", when)`` for a finished Job, ``(None, None)`` otherwise.
-
-    Only the terminal conditions count: ``SuccessCriteriaMet`` / ``FailureTarget`` mean the Job
-    controller is still terminating pods. ``when`` is None if the cluster recorded no time.
-    """
-    status = job.get("status") or {}
-    for condition in status.get("conditions") or []:
-        kind = condition.get("type")
-        if kind in ("Complete", "Failed") and condition.get("status") == "True":
-            when = parse_time(condition.get("lastTransitionTime"))
-            if kind == "Complete":
-                when = parse_time(status.get("completionTime")) or when
-            return kind, when
-    return None, None
-
-
-def newest_timestamp(job: Mapping[str, Any]) -> datetime | None:
-    """The latest instant the cluster wrote on ``job`` (its clock has passed it)."""
-    meta = job.get("metadata") or {}
-    status = job.get("status") or {}
-    values = [meta.get("creationTimestamp"), status.get("startTime"), status.get("completionTime")]
-    for condition in status.get("conditions") or []:
-        values += [condition.get("lastTransitionTime"), condition.get("lastProbeTime")]
-    times = [t for t in map(parse_time, values) if t is not None]
-    return max(times) if times else None
-
-
-def _controlled(job: Mapping[str, Any]) -> str | None:
-    for ref in (job.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return f"{ref.get('kind')}/{ref.get('name')}"
-    return None
-
-
-def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    hint = getattr(exc, "retry_after", None)
-    if hint is not None and hint >= 0:
-        return min(float(hint), MAX_RETRY_AFTER)
-    return float(_backoff(state))
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    """A finished Job found by the LIST: what deciding and deleting it needs."""
-
-    name: str
-    uid: str
-    outcome: str
-    when: datetime | None
-
-
-@dataclass
-class NamespaceResult:
-    """What happened in one namespace (returned to XCom as a dict)."""
-
-    listed: int = 0
-    deleted: int = 0
-    already_gone: int = 0
-    kept_running: int = 0
-    kept_too_young: int = 0
-    kept_failed: int = 0
-    kept_owned: int = 0
-    kept_recreated: int = 0
-    kept_max_deletions: int = 0
-    already_deleting: int = 0
-    pages: int = 0
-    now: str = ""
-    clock: str = ""
-    names: list[str] = field(default_factory=list)
-    names_truncated: bool = False
-
-    def add_name(self, name: str) -> None:
-        if len(self.names) < MAX_NAMES:
-            self.names.append(name)
-        else:
-            self.names_truncated = True
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items()}
 
 
 class KubeCleanupOperator(BaseOperator):
@@ -227,7 +63,8 @@ class KubeCleanupOperator(BaseOperator):
                                   "names": [...], "names_truncated": False}}}
 
     With ``dry_run`` the ``deleted`` counts and ``names`` are what *would* be deleted.
-    See the module docstring for how the age is measured ("now" is the cluster's clock).
+    See :mod:`airflow_k8s_jobs.status.cleanup` for how the age is measured ("now" is the
+    cluster's clock).
 
     :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
         cncf ``kubernetes`` connection.
@@ -281,38 +118,19 @@ class KubeCleanupOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        age = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-        where = f"task {kwargs.get('task_id')!r}"
-        if not isinstance(age, (int, float)) or age < 0:
-            raise InvalidInputError(f"{where}: older_than must be >= 0, got {older_than!r}.")
-        if propagation_policy not in PROPAGATION_POLICIES:
-            raise InvalidInputError(
-                f"{where}: propagation_policy must be one of {', '.join(PROPAGATION_POLICIES)}, "
-                f"got {propagation_policy!r}"
-                + (
-                    " (Orphan would leave the Jobs' pods behind)."
-                    if propagation_policy == "Orphan"
-                    else "."
-                )
-            )
-        if not (isinstance(requests_per_second, (int, float)) and requests_per_second > 0):
-            raise InvalidInputError(
-                f"{where}: requests_per_second must be > 0, got {requests_per_second!r}."
-            )
-        if max_deletions is not None and max_deletions < 0:
-            raise InvalidInputError(f"{where}: max_deletions must be >= 0, got {max_deletions}.")
-        if max_attempts < 1:
-            raise InvalidInputError(f"{where}: max_attempts must be >= 1, got {max_attempts}.")
-        if page_size < 1:
-            raise InvalidInputError(f"{where}: page_size must be >= 1, got {page_size}.")
-        if not only_managed and label_selector is None:
-            raise InvalidInputError(
-                f"{where}: only_managed=False needs a label_selector saying which Jobs to clean "
-                '(label_selector="" for every Job in the namespace).'
-            )
+        self.older_than = check_arguments(
+            f"task {kwargs.get('task_id')!r}",
+            older_than=older_than,
+            propagation_policy=propagation_policy,
+            requests_per_second=requests_per_second,
+            max_deletions=max_deletions,
+            max_attempts=max_attempts,
+            page_size=page_size,
+            only_managed=only_managed,
+            label_selector=label_selector,
+        )
         self.cluster_conn_id = cluster_conn_id
         self.namespaces = namespaces
-        self.older_than = timedelta(seconds=float(age))
         self.label_selector = label_selector
         self.only_managed = only_managed
         self.include_failed = include_failed
@@ -331,13 +149,7 @@ class KubeCleanupOperator(BaseOperator):
 
     def selector(self) -> str:
         """The label selector the Jobs are listed with."""
-        given = (self.label_selector or "").strip()
-        if not self.only_managed:
-            return given
-        extra = [
-            part for part in given.split(",") if part.strip() and part.strip() != MANAGED_SELECTOR
-        ]
-        return ",".join([MANAGED_SELECTOR, *extra])
+        return cleanup_selector(self.label_selector, self.only_managed)
 
     def target_namespaces(self, settings: ClusterSettings) -> list[str]:
         """The namespaces to clean, each checked against the connection's allow-list."""
@@ -359,13 +171,12 @@ class KubeCleanupOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = KubeClusterHook(self.cluster_conn_id)
-        settings = hook.settings
-        namespaces = self.target_namespaces(settings)
+        namespaces = self.target_namespaces(hook.settings)
         selector = self.selector()
         limiter = RateLimiter(
             self.requests_per_second, monotonic=self._monotonic, sleep=self._sleep
         )
-        cluster = settings.display_name
+        cluster = hook.settings.display_name
         self.log.info(
             "%s finished Jobs older than %s in %s on %s (selector %r, failed Jobs %s, "
             "at most %s requests/s%s).",
@@ -383,30 +194,10 @@ class KubeCleanupOperator(BaseOperator):
         for namespace in namespaces:
             if budget is not None and budget <= 0:
                 break
-            result = self._clean(hook, limiter, namespace, selector, budget)
-            results[namespace] = result
+            result = results[namespace] = self._clean(hook, limiter, namespace, selector, budget)
             if budget is not None:
                 budget -= result.deleted
-            self.log.info(
-                "%s on %s: %s %d of %d listed Jobs (%d already gone); kept %d unfinished, "
-                "%d too young, %d failed, %d owned by another object, %d recreated, "
-                "%d over max_deletions; %d being deleted already (now = %s from the %s).",
-                namespace,
-                cluster,
-                "would delete" if self.dry_run_only else "deleted",
-                result.deleted,
-                result.listed,
-                result.already_gone,
-                result.kept_running,
-                result.kept_too_young,
-                result.kept_failed,
-                result.kept_owned,
-                result.kept_recreated,
-                result.kept_max_deletions,
-                result.already_deleting,
-                result.now,
-                result.clock,
-            )
+            self.log.info("%s", result.describe(f"{namespace} on {cluster}", self.dry_run_only))
         total = sum(r.deleted for r in results.values())
         reached = self.max_deletions is not None and total >= self.max_deletions
         if reached:
@@ -431,123 +222,73 @@ class KubeCleanupOperator(BaseOperator):
         selector: str,
         budget: int | None,
     ) -> NamespaceResult:
-        result, candidates, now = self._survey(hook, limiter, namespace, selector)
-        for candidate in candidates:
-            if candidate.when is None or now - candidate.when < self.older_than:
+        survey, now = self._survey(hook, limiter, namespace, selector)
+        result = survey.result
+        for job in survey.candidates:
+            decided = verdict(job, now, self.older_than, result.deleted, budget)
+            if decided == "too_young":
                 result.kept_too_young += 1
-                continue
-            if budget is not None and result.deleted >= budget:
+            elif decided == "over_budget":
                 result.kept_max_deletions += 1
-                continue
-            self._delete(hook, limiter, namespace, candidate, now - candidate.when, result)
+            else:
+                assert job.when is not None
+                self._delete(hook, limiter, namespace, job, now - job.when, result)
         return result
 
     def _survey(
         self, hook: KubeClusterHook, limiter: RateLimiter, namespace: str, selector: str
-    ) -> tuple[NamespaceResult, list[_Candidate], datetime]:
+    ) -> tuple[Survey, datetime]:
         """List every Job of the namespace (page by page) before deleting any: the finished
         ones are the candidates, and "now" is the same for all of them."""
-        cluster = hook.settings.display_name
+        what = f"listing the Jobs of namespace {namespace} on {hook.settings.display_name}"
         while True:
-            result = NamespaceResult()
-            candidates: list[_Candidate] = []
-            base: datetime | None = None
-            floor: datetime | None = None
+            survey = Survey(self.include_failed)
+            base: tuple[datetime, str] | None = None
             token: str | None = None
             while True:
                 query: list[tuple[str, Any]] = [("limit", self.page_size)]
-                if selector:
-                    query.append(("labelSelector", selector))
-                if token:
-                    query.append(("continue", token))
+                query += [("labelSelector", selector)] if selector else []
+                query += [("continue", token)] if token else []
                 try:
                     body, headers = self._call(
-                        hook,
-                        limiter,
-                        "GET",
-                        JOBS.path(namespace),
-                        query,
-                        None,
-                        f"listing the Jobs of namespace {namespace} on {cluster}",
+                        hook, limiter, "GET", JOBS.path(namespace), query, None, what
                     )
-                except KubeApiError as exc:
-                    if exc.code == 410 and token:
-                        break  # the continue token expired (etcd compaction): list again
-                    raise
-                result.pages += 1
+                except Expired:
+                    if not token:
+                        raise
+                    break  # the continue token expired (etcd compaction): list again
+                survey.result.pages += 1
                 if base is None:
-                    base, result.clock = self._now(headers)
+                    base = self._now(headers)
                 for job in (body or {}).get("items") or []:
-                    result.listed += 1
-                    newest = newest_timestamp(job)
-                    if newest is not None and (floor is None or newest > floor):
-                        floor = newest
-                    candidate = self._triage(job, namespace, result)
-                    if candidate is not None:
-                        candidates.append(candidate)
+                    survey.add(job)
                 token = ((body or {}).get("metadata") or {}).get("continue") or None
                 if not token:
-                    assert base is not None
-                    now = base
-                    if self.clock is None and floor is not None and floor > base:
-                        now = floor
-                    result.now = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    return result, candidates, now
+                    now = raise_to_floor(base[0], base[1], survey.floor)
+                    survey.result.now = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    survey.result.clock = base[1]
+                    return survey, now
             self.log.info("The list of Jobs in %s expired while paging; listing again.", namespace)
-
-    def _triage(
-        self, job: dict[str, Any], namespace: str, result: NamespaceResult
-    ) -> _Candidate | None:
-        """Count a Job that is kept whatever its age; return the finished ones."""
-        meta = job["metadata"]
-        if meta.get("deletionTimestamp"):
-            result.already_deleting += 1
-            return None
-        outcome, when = finished(job)
-        if outcome is None:
-            result.kept_running += 1
-            return None
-        if outcome == "Failed" and not self.include_failed:
-            result.kept_failed += 1
-            return None
-        owner = _controlled(job)
-        if owner is not None:
-            self.log.debug("Keeping Job %s/%s: controlled by %s.", namespace, meta["name"], owner)
-            result.kept_owned += 1
-            return None
-        return _Candidate(meta["name"], meta["uid"], outcome, when)
 
     def _delete(
         self,
         hook: KubeClusterHook,
         limiter: RateLimiter,
         namespace: str,
-        job: _Candidate,
+        job: Candidate,
         age: timedelta,
         result: NamespaceResult,
     ) -> None:
-        name = job.name
-        if self.dry_run_only:
-            self.log.info("Would delete Job %s/%s (%s %s ago).", namespace, name, job.outcome, age)
-            result.deleted += 1
-            result.add_name(name)
-            return
-        cluster = hook.settings.display_name
-        try:
-            self._call(
-                hook,
-                limiter,
-                "DELETE",
-                JOBS.path(namespace, name),
-                None,
-                {"propagationPolicy": self.propagation_policy, "preconditions": {"uid": job.uid}},
-                f"deleting Job {namespace}/{name} on {cluster}",
-            )
-        except KubeApiError as exc:
-            if exc.code == 404:
+        name, cluster = job.name, hook.settings.display_name
+        if not self.dry_run_only:
+            body = {"propagationPolicy": self.propagation_policy, "preconditions": {"uid": job.uid}}
+            what = f"deleting Job {namespace}/{name} on {cluster}"
+            try:
+                self._call(hook, limiter, "DELETE", JOBS.path(namespace, name), None, body, what)
+            except NotFound:
                 result.already_gone += 1
                 return
-            if exc.code == 409:
+            except Conflict:
                 self.log.info(
                     "Not deleting Job %s/%s: it was recreated (no longer uid %s).",
                     namespace,
@@ -556,32 +297,23 @@ class KubeCleanupOperator(BaseOperator):
                 )
                 result.kept_recreated += 1
                 return
-            raise KubeApiError(
-                f"Cannot delete Job {namespace}/{name} on {cluster} (connection "
-                f"{self.cluster_conn_id!r}): {exc}. The connection's identity needs "
-                f"'delete' on batch/v1 jobs in namespace {namespace}.",
-                exc.code,
-                exc.status,
-            ) from exc
-        self.log.info("Deleted Job %s/%s (%s %s ago).", namespace, name, job.outcome, age)
+            except PermanentApiError as exc:
+                raise type(exc)(
+                    f"Cannot delete Job {namespace}/{name} on {cluster} (connection "
+                    f"{self.cluster_conn_id!r}): {exc}. The connection's identity needs "
+                    f"'delete' on batch/v1 jobs in namespace {namespace}.",
+                    exc.code,
+                    exc.status,
+                ) from exc
+        verb = "Would delete" if self.dry_run_only else "Deleted"
+        self.log.info("%s Job %s/%s (%s %s ago).", verb, namespace, name, job.outcome, age)
         result.deleted += 1
         result.add_name(name)
 
     def _now(self, headers: Mapping[str, str] | None) -> tuple[datetime, str]:
-        if self.clock is not None:
-            now = self.clock()
-            return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)), "given clock"
-        value = headers.get("Date") if headers is not None else None
-        if value:
-            try:
-                parsed = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                parsed = None
-            if parsed is not None:
-                if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=timezone.utc)
-                return parsed, "cluster's Date header"
-        return datetime.now(timezone.utc), "local clock"
+        given = self.clock() if self.clock is not None else None
+        date = headers.get("Date") if headers is not None else None
+        return choose_now(given, date, datetime.now(timezone.utc))
 
     def _call(
         self,
@@ -596,30 +328,17 @@ class KubeCleanupOperator(BaseOperator):
         """One rate-limited request, retried on transient errors, re-authenticated once."""
         api = hook.api_client()
         timeout = hook.settings.request_timeout
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientError),
-            wait=_wait,
-            stop=stop_after_attempt(self.max_attempts),
-            sleep=self._sleep,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        for attempt in retrying:
-            with attempt:
-                limiter.acquire()
-                try:
-                    return request_sync_with_headers(
-                        api, method, path, query=query, body=body, timeout=timeout, what=what
-                    )
-                except Unauthorized:
-                    hook.refresh_credentials(api)
-                    limiter.acquire()
-                    return request_sync_with_headers(
-                        api, method, path, query=query, body=body, timeout=timeout, what=what
-                    )
-        raise AssertionError("unreachable")  # pragma: no cover
+        policy = RetryPolicy(attempts=self.max_attempts, sleep=self._sleep, clock=self._monotonic)
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning("%s; retrying in %.1f s (attempt %d).", exc, wait, state.attempt_number)
+        def send() -> tuple[Any, Mapping[str, str]]:
+            limiter.acquire()
+            return request_sync_with_headers(
+                api, method, path, query=query, body=body, timeout=timeout, what=what
+            )
+
+        return policy.call(
+            send, refresh=lambda: hook.refresh_credentials(api), on_retry=self._log_retry
+        )
+
+    def _log_retry(self, exc: BaseException, wait: float, attempt: int) -> None:
+        self.log.warning("%s; retrying in %.1f s (attempt %d).", exc, wait, attempt)

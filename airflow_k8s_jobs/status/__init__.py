@@ -35,8 +35,9 @@ terminated one has reason ``Stopped`` / ``Terminated``.
 from __future__ import annotations
 
 from .jobs import interpret_job, job_outcome, server_now
+from .results import by_index, pod_label, termination_messages
 from .state import JobState, Phase, PodFailure, PodProblem
-from .summary import summarize_failure
+from .summary import summarize_failure, summarize_job_verdict
 from .workflows import (
     NODE_ID_ANNOTATION,
     NODE_NAME_ANNOTATION,
@@ -62,13 +63,17 @@ __all__ = [
     "PodProblem",
     "WorkflowNode",
     "WorkflowState",
+    "by_index",
     "decode_nodes",
     "interpret_job",
     "interpret_workflow",
     "job_outcome",
     "node_id",
+    "pod_label",
     "pod_name",
     "server_now",
     "summarize_failure",
+    "summarize_job_verdict",
     "summarize_workflow_failure",
+    "termination_messages",
 ]

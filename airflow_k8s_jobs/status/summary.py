@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from ._objects import Obj
+from .jobs import interpret_job
 from .state import JobState, PodFailure
 
 MAX_PODS = 5
@@ -100,3 +103,12 @@ def summarize_failure(state: JobState, logs: Mapping[str, str], *, tail_lines: i
     if len(text) > MAX_TOTAL_CHARS:
         text = text[: MAX_TOTAL_CHARS - 40].rstrip() + "\n... (message truncated)"
     return text
+
+
+def summarize_job_verdict(
+    headline: str, pods: Sequence[Obj], logs: Mapping[str, str], *, tail_lines: int = 20
+) -> str:
+    """:func:`summarize_failure` for the waiter's verdict ``headline`` (what failed and why)
+    and the Job's pods as they are now (logs: pod name → log text)."""
+    state = interpret_job(None, pods, [])
+    return summarize_failure(replace(state, message=headline), logs, tail_lines=tail_lines)

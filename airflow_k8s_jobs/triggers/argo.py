@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from .._compat import TriggerEvent
-from ..clusters import KubeClusterHook
-from ..errors import KubeApiError
+from ..errors import NotFound
 from ..kube import MERGE_PATCH, WORKFLOWS, request
 from ..manifests.workflows import shutdown_patch
 from ..status.workflows import workflow_finished
@@ -30,6 +27,8 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
         trigger then fires with status ``timeout`` and the operator stops the Workflow.
     """
 
+    target_arguments = ("workflow_name", "workflow_uid")
+
     def __init__(
         self,
         cluster_conn_id: str,
@@ -48,27 +47,24 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
         self.deadline = deadline
         self._fired = False
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "cluster_conn_id": self.target.cluster_conn_id,
-                "cluster_name": self.target.cluster_name,
-                "namespace": self.target.namespace,
-                "workflow_name": self.target.name,
-                "workflow_uid": self.target.uid,
-                "shutdown_on_kill": self.shutdown_on_kill,
-                "deadline": self.deadline,
-            },
+    @classmethod
+    def for_target(
+        cls, target: WorkflowTarget, *, shutdown_on_kill: str | None, deadline: float | None
+    ) -> ArgoWorkflowTrigger:
+        """The trigger waiting for ``target``."""
+        return cls(
+            **cls.target_kwargs(target), shutdown_on_kill=shutdown_on_kill, deadline=deadline
         )
 
-    def _hook(self) -> KubeClusterHook:
-        return KubeClusterHook(self.target.cluster_conn_id)
+    def arguments(self) -> dict[str, Any]:
+        return {
+            **self.target_kwargs(self.target),
+            "shutdown_on_kill": self.shutdown_on_kill,
+            "deadline": self.deadline,
+        }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        result = await wait_for_workflow(self._hook(), self.target, self.log, self.deadline)
-        self._fired = True
-        yield TriggerEvent(result)
+    async def wait(self) -> dict[str, Any]:
+        return await wait_for_workflow(self._hook(), self.target, self.log, self.deadline)
 
     @property
     def act_on_kill(self) -> bool:
@@ -80,27 +76,27 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
     async def shutdown(self, strategy: str) -> None:
         """Set ``spec.shutdown`` on the Workflow, if it is still ours and still running."""
         target = self.target
-        client = await self._hook().async_api_client()
         path = WORKFLOWS.path(target.namespace, target.name)
-        try:
-            current = await request(client, "GET", path, what=f"reading {target.where}")
-            if current["metadata"].get("uid") != target.uid or workflow_finished(current):
-                return
-            self.log.info(
-                "Stopping %s with strategy %s (task killed while deferred).", target.where, strategy
-            )
-            await request(
-                client,
-                "PATCH",
-                path,
-                body=shutdown_patch(strategy),
-                content_type=MERGE_PATCH,
-                what=f"stopping {target.where}",
-            )
-        except KubeApiError as exc:
-            if exc.code != 404:
-                self.log.warning("Could not stop %s: %s", target.where, exc)
-        except Exception as exc:  # the task is being killed anyway: report, don't raise
-            self.log.warning("Could not stop %s: %s", target.where, exc)
-        finally:
-            await client.close()
+
+        async def stop(client: Any) -> None:
+            try:
+                current = await request(client, "GET", path, what=f"reading {target.where}")
+                if current["metadata"].get("uid") != target.uid or workflow_finished(current):
+                    return
+                self.log.info(
+                    "Stopping %s with strategy %s (task killed while deferred).",
+                    target.where,
+                    strategy,
+                )
+                await request(
+                    client,
+                    "PATCH",
+                    path,
+                    body=shutdown_patch(strategy),
+                    content_type=MERGE_PATCH,
+                    what=f"stopping {target.where}",
+                )
+            except NotFound:
+                pass
+
+        await self.on_cluster("stop", stop)

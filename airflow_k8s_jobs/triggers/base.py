@@ -8,24 +8,71 @@ instance's state and acts only once the try it waits for is over.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar
 
 from asgiref.sync import sync_to_async
 
-from .._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, BaseTrigger
+from .._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent
+from ..clusters import KubeClusterHook
 
 TRY_GOES_ON = frozenset({"deferred", "scheduled", "queued", "running"})
 """States in which the try a trigger waits for is not over (it waits, or resumes)."""
 
 
 class KillAwareTrigger(BaseTrigger):
-    """A trigger that calls :meth:`on_task_killed` when its task is killed while deferred.
+    """A trigger that waits for ``self.target`` (a ``JobTarget``, a ``WorkflowTarget``) and
+    calls :meth:`on_task_killed` when its task is killed while deferred.
 
-    Subclasses implement :meth:`on_task_killed`, say whether they want it
-    (:attr:`act_on_kill`) and set ``self._fired`` once they yielded their event.
+    Subclasses implement :meth:`arguments` (what :meth:`serialize` stores), :meth:`wait` (the
+    event's payload), :meth:`on_task_killed` and say whether they want it (:attr:`act_on_kill`).
     """
 
+    target: Any
+    target_arguments: ClassVar[tuple[str, str]]
+    """The names of the arguments taking the target's name and uid (``job_name``, ...)."""
     _fired: bool = False
+
+    @classmethod
+    def target_kwargs(cls, target: Any) -> dict[str, Any]:
+        """The arguments naming ``target`` (the connection, the cluster, where, which)."""
+        name, uid = cls.target_arguments
+        return {
+            "cluster_conn_id": target.cluster_conn_id,
+            "cluster_name": target.cluster_name,
+            "namespace": target.namespace,
+            name: target.name,
+            uid: target.uid,
+        }
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments that make this trigger again."""
+        raise NotImplementedError
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", self.arguments()
+
+    def _hook(self) -> KubeClusterHook:
+        return KubeClusterHook(self.target.cluster_conn_id)
+
+    async def wait(self) -> dict[str, Any]:
+        """Wait for the target; the result is the event's payload."""
+        raise NotImplementedError
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        result = await self.wait()
+        self._fired = True
+        yield TriggerEvent(result)
+
+    async def on_cluster(self, doing: str, action: Callable[[Any], Awaitable[None]]) -> None:
+        """Run ``action(api_client)``; the task is being killed anyway: report, don't raise."""
+        client = await self._hook().async_api_client()
+        try:
+            await action(client)
+        except Exception as exc:
+            self.log.warning("Could not %s %s: %s", doing, self.target.where, exc)
+        finally:
+            await client.close()
 
     @property
     def act_on_kill(self) -> bool:

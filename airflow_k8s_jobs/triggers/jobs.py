@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-from .._compat import TriggerEvent
-from ..clusters import KubeClusterHook
 from ..kube import JOBS, request
 from ..waiting import JobTarget, WaitPolicy, wait_for_job
 from .base import KillAwareTrigger
-
-log = logging.getLogger(__name__)
 
 
 class KubeJobTrigger(KillAwareTrigger):
@@ -31,6 +25,8 @@ class KubeJobTrigger(KillAwareTrigger):
     :param deadline: epoch seconds by which the task must end (its ``execution_timeout``); the
         trigger then fires with status ``timeout`` and the operator deletes the Job.
     """
+
+    target_arguments = ("job_name", "job_uid")
 
     def __init__(
         self,
@@ -51,49 +47,29 @@ class KubeJobTrigger(KillAwareTrigger):
         self.delete_on_kill = delete_on_kill
         self._fired = False
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "cluster_conn_id": self.target.cluster_conn_id,
-                "cluster_name": self.target.cluster_name,
-                "namespace": self.target.namespace,
-                "job_name": self.target.name,
-                "job_uid": self.target.uid,
-                "queued": self.target.queued,
-                "capacity_timeout": self.policy.capacity_timeout,
-                "image_pull_grace": self.policy.image_pull_grace,
-                "delete_on_kill": self.delete_on_kill,
-                "deadline": self.policy.deadline,
-            },
-        )
+    @classmethod
+    def for_target(
+        cls, target: JobTarget, policy: WaitPolicy, *, delete_on_kill: bool
+    ) -> KubeJobTrigger:
+        """The trigger waiting for ``target`` with ``policy``."""
+        return cls(**cls._kwargs(target, policy, delete_on_kill))
 
-    def _hook(self) -> KubeClusterHook:
-        return KubeClusterHook(self.target.cluster_conn_id)
+    @classmethod
+    def _kwargs(cls, target: JobTarget, policy: WaitPolicy, delete_on_kill: bool) -> dict[str, Any]:
+        return {
+            **cls.target_kwargs(target),
+            "queued": target.queued,
+            "capacity_timeout": policy.capacity_timeout,
+            "image_pull_grace": policy.image_pull_grace,
+            "delete_on_kill": delete_on_kill,
+            "deadline": policy.deadline,
+        }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        result = await wait_for_job(self._hook(), self.target, self.policy, self.log)
-        self._fired = True
-        yield TriggerEvent(result)
+    def arguments(self) -> dict[str, Any]:
+        return self._kwargs(self.target, self.policy, self.delete_on_kill)
 
-    async def delete_job(self) -> None:
-        """Delete the Job and its pods (``Foreground``), if it is still ours."""
-        hook = self._hook()
-        client = await hook.async_api_client()
-        try:
-            body = {"propagationPolicy": "Foreground", "preconditions": {"uid": self.target.uid}}
-            self.log.info("Deleting %s (task killed while deferred).", self.target.where)
-            await request(
-                client,
-                "DELETE",
-                JOBS.path(self.target.namespace, self.target.name),
-                body=body,
-                what=f"deleting {self.target.where}",
-            )
-        except Exception as exc:  # the task is being killed anyway: report, don't raise
-            self.log.warning("Could not delete %s: %s", self.target.where, exc)
-        finally:
-            await client.close()
+    async def wait(self) -> dict[str, Any]:
+        return await wait_for_job(self._hook(), self.target, self.policy, self.log)
 
     @property
     def act_on_kill(self) -> bool:
@@ -101,3 +77,19 @@ class KubeJobTrigger(KillAwareTrigger):
 
     async def on_task_killed(self) -> None:
         await self.delete_job()
+
+    async def delete_job(self) -> None:
+        """Delete the Job and its pods (``Foreground``), if it is still ours."""
+        target = self.target
+
+        async def delete(client: Any) -> None:
+            self.log.info("Deleting %s (task killed while deferred).", target.where)
+            await request(
+                client,
+                "DELETE",
+                JOBS.path(target.namespace, target.name),
+                body={"propagationPolicy": "Foreground", "preconditions": {"uid": target.uid}},
+                what=f"deleting {target.where}",
+            )
+
+        await self.on_cluster("delete", delete)

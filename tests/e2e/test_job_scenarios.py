@@ -145,10 +145,10 @@ def test_failure_names_reason_pods_and_last_log_lines(
     assert "BackoffLimitExceeded" in error
     for pod in pods:
         name = pod["metadata"]["name"]
-        assert f"pod {name}: main exit code 3 (Error); last log lines:" in error
-        assert f"  | line 30 of {name}" in error
-        assert f"  | line 11 of {name}" in error
-        assert f"  | line 10 of {name}" not in error  # only the last 20 lines
+        assert f"- pod {name}: container main exited with code 3 (Error)" in error
+        assert f"    | line 30 of {name}" in error
+        assert f"    | line 11 of {name}" in error
+        assert f"| line 10 of {name}" not in error  # only the last 20 lines
         assert f"{name} | line 01 of {name}" in run.log  # the whole log is in the task log
 
 

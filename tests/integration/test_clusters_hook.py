@@ -19,6 +19,8 @@ from airflow_k8s_jobs.clusters import ClusterSettings, KubeClusterHook
 from airflow_k8s_jobs.clusters.gke import GkeEndpoint, GoogleTokenSource
 from airflow_k8s_jobs.clusters.hook import configure_gke_async, configure_gke_sync
 from airflow_k8s_jobs.errors import InvalidInputError
+from airflow_k8s_jobs.kube import request, request_sync
+from airflow_k8s_jobs.retrying import RetryPolicy
 from simulated_k8s_cluster import SimulatedCluster
 
 
@@ -111,17 +113,27 @@ async def test_expired_token_then_arefresh_credentials(
         await client.close()
 
 
-def test_call_with_reauth_retries_once(sim_conn: str, simulated_cluster: SimulatedCluster) -> None:
+def namespace_names(body: dict[str, Any]) -> set[str]:
+    return {ns["metadata"]["name"] for ns in body["items"]}
+
+
+def test_retry_policy_reloads_expired_credentials_once(
+    sim_conn: str, simulated_cluster: SimulatedCluster
+) -> None:
     hook = KubeClusterHook(cluster_conn_id=sim_conn)
     client = hook.api_client()
     namespaces(client)
     new_token = simulated_cluster.expire_token()
-    assert "batch" in hook.call_with_reauth(client, lambda: namespaces(client))
+    body = RetryPolicy().call(
+        lambda: request_sync(client, "GET", "/api/v1/namespaces"),
+        refresh=lambda: hook.refresh_credentials(client),
+    )
+    assert "batch" in namespace_names(body)
     # kubernetes >= 36 keys the token "BearerToken", older releases "authorization".
     assert client.configuration.auth_settings()["BearerToken"]["value"] == f"Bearer {new_token}"
 
 
-async def test_acall_with_reauth_retries_once(
+async def test_retry_policy_reloads_expired_credentials_once_async(
     sim_conn: str, simulated_cluster: SimulatedCluster
 ) -> None:
     hook = KubeClusterHook(cluster_conn_id=sim_conn)
@@ -129,7 +141,11 @@ async def test_acall_with_reauth_retries_once(
     try:
         await anamespaces(client)
         new_token = simulated_cluster.expire_token()
-        assert "batch" in await hook.acall_with_reauth(client, lambda: anamespaces(client))
+        body = await RetryPolicy().acall(
+            lambda: request(client, "GET", "/api/v1/namespaces"),
+            refresh=lambda: hook.arefresh_credentials(client),
+        )
+        assert "batch" in namespace_names(body)
         assert client.configuration.api_key["BearerToken"] == f"Bearer {new_token}"
     finally:
         await client.close()

@@ -1,0 +1,195 @@
+"""The one retry policy of every Kubernetes API call: the operators', cleanup's and the watch hub's.
+
+- Only :class:`~airflow_k8s_jobs.errors.TransientError` is retried (429, 5xx, dropped
+  connections); a permanent error is raised at once.
+- The wait after the n-th failed attempt is drawn from ``[c/2, c]`` with
+  ``c = min(cap, initial * 2**(n-1))`` — jitter, so that many waiters do not come back at once —
+  and is at least the server's ``Retry-After`` (itself capped at ``max_retry_after``).
+- A ``401 Unauthorized`` reloads the credentials once per call (``refresh``) and repeats the
+  request; a second 401 is raised.
+- Time and chance are injectable: ``sleep`` / ``asleep``, ``clock`` (for ``max_elapsed``) and
+  ``rng``, so tests count the waiting instead of doing it.
+
+Retries use ``tenacity``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type
+
+from .errors import TransientError, Unauthorized
+
+T = TypeVar("T")
+
+OnRetry = Callable[[BaseException, float, int], None]
+"""Called before each wait with the error, the seconds about to be waited and the attempt number."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a transient API error (see the module docstring).
+
+    :param attempts: attempts in all (1: no retry).
+    :param initial: the first backoff ceiling, in seconds.
+    :param cap: the largest backoff ceiling, in seconds.
+    :param max_retry_after: the longest server ``Retry-After`` honoured, in seconds.
+    :param max_elapsed: give up once this many seconds (on ``clock``) passed since the first
+        attempt, whatever ``attempts`` says (None: no such limit).
+    """
+
+    attempts: int = 6
+    initial: float = 1.0
+    cap: float = 30.0
+    max_retry_after: float = 300.0
+    max_elapsed: float | None = None
+    sleep: Callable[[float], None] = time.sleep
+    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (from 1)."""
+        ceiling = min(self.cap, self.initial * 2 ** max(0, attempt - 1))
+        delay = self.rng.uniform(ceiling / 2, ceiling)
+        if retry_after is not None and retry_after > 0:
+            delay = max(delay, min(float(retry_after), self.max_retry_after))
+        return delay
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return self.backoff(state.attempt_number, getattr(exc, "retry_after", None))
+
+    def _stop(self, started: float) -> Callable[[RetryCallState], bool]:
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= self.attempts:
+                return True
+            return self.max_elapsed is not None and self.clock() - started >= self.max_elapsed
+
+        return stop
+
+    @staticmethod
+    def _before_sleep(on_retry: OnRetry | None) -> Callable[[RetryCallState], None] | None:
+        if on_retry is None:
+            return None
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            if exc is not None:
+                on_retry(exc, float(wait), state.attempt_number)
+
+        return before_sleep
+
+    def _settings(self, on_retry: OnRetry | None) -> dict[str, Any]:
+        """What the sync and the async ``tenacity`` retrying share."""
+        return {
+            "retry": retry_if_exception_type(TransientError),
+            "wait": self._wait,
+            "stop": self._stop(self.clock()),
+            "before_sleep": self._before_sleep(on_retry),
+            "reraise": True,
+        }
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        refresh: Callable[[], None] | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> T:
+        """``fn()``, retried on transient errors; after a 401, ``refresh()`` and once more."""
+        refreshed = False
+
+        def attempt() -> T:
+            nonlocal refreshed
+            try:
+                return fn()
+            except Unauthorized:
+                if refresh is None or refreshed:
+                    raise
+                refreshed = True
+                refresh()
+                return fn()
+
+        retrying = Retrying(sleep=self.sleep, **self._settings(on_retry))
+        return retrying(attempt)
+
+    async def acall(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        refresh: Callable[[], Awaitable[None]] | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> T:
+        """The async :meth:`call`: awaits ``fn()`` and ``refresh()``, waits with ``asleep``."""
+        refreshed = False
+
+        async def attempt() -> T:
+            nonlocal refreshed
+            try:
+                return await fn()
+            except Unauthorized:
+                if refresh is None or refreshed:
+                    raise
+                refreshed = True
+                await refresh()
+                return await fn()
+
+        retrying = AsyncRetrying(sleep=self.asleep, **self._settings(on_retry))
+        return await retrying(attempt)
+
+
+class RateLimiter:
+    """A token bucket: at most ``rate`` requests per second on average, ``burst`` at once.
+
+    With the default ``burst=1`` consecutive requests are at least ``1 / rate`` seconds apart.
+    ``monotonic`` and ``sleep`` are injectable so tests can count the waiting instead of doing
+    it; ``slept`` is the total time :meth:`acquire` asked to sleep.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0, got {rate!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst!r}")
+        self.rate = float(rate)
+        self.burst = burst
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._last = monotonic()
+        self.slept = 0.0
+        self.acquired = 0
+
+    def acquire(self) -> None:
+        """Take one token, sleeping until one is available."""
+        now = self._monotonic()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens < 1.0:
+            wait = (1.0 - self._tokens) / self.rate
+            self.slept += wait
+            self._sleep(wait)
+            now = self._monotonic()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens = max(self._tokens, 1.0)  # the sleep was for exactly this token
+        self._tokens -= 1.0
+        self.acquired += 1
+
+
+API_RETRY = RetryPolicy()
+"""The operators' policy: 6 attempts, waits up to 30 s (a ``Retry-After`` up to 300 s)."""
