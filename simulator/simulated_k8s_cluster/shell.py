@@ -73,6 +73,19 @@ class Container(Protocol):
         ...
 
 
+class MissingFile(Exception):
+    """Raised by a container's ``read_file`` that cannot tell what a file it lacks would hold
+    (a container running its own command): the command cannot be interpreted."""
+
+
+def _probe(container: Container, path: str) -> str | None:
+    """A file's content for a test of its existence: None when missing."""
+    try:
+        return container.read_file(path)
+    except MissingFile:
+        return None
+
+
 class ShellSyntaxError(Exception):
     """What the shell prints (after ``sh: ``) for a script it cannot run; exit code 2."""
 
@@ -526,6 +539,8 @@ class Shell:
         try:
             tree = parse(script)
         except ShellSyntaxError as exc:
+            if getattr(self.container, "raise_syntax_errors", False):
+                raise
             await io.err(f"{self.argv0}: {exc}\n")
             return 2
         try:
@@ -888,7 +903,7 @@ def _test(shell: Shell, args: list[str]) -> bool:
         path = shell.path(operand)
         if op == "-d":
             return container.is_dir(path)
-        content = container.read_file(path)
+        content = _probe(container, path)
         if op == "-s":
             return bool(content)
         if op in ("-f", "-r", "-w", "-O", "-G"):
@@ -1040,6 +1055,8 @@ async def _cd(shell: Shell, argv: list[str], io: IO) -> int:
     target = argv[1] if len(argv) > 1 else shell.variables.get("HOME", "/")
     path = shell.path(target)
     if not shell.container.is_dir(path):
+        if getattr(shell.container, "raise_syntax_errors", False):
+            raise MissingFile(path)  # a directory of the image or an artifact
         await io.err(f"{shell.argv0}: cd: can't cd to {target}: No such file or directory\n")
         return 2
     shell.variables["PWD"] = path
@@ -1088,7 +1105,7 @@ async def _sleep(shell: Shell, argv: list[str], io: IO) -> int:
 async def _touch(shell: Shell, argv: list[str], io: IO) -> int:
     for name in argv[1:]:
         path = shell.path(name)
-        if shell.container.read_file(path) is None and not shell.container.is_dir(path):
+        if _probe(shell.container, path) is None and not shell.container.is_dir(path):
             shell.container.write_file(path, "")
     return 0
 

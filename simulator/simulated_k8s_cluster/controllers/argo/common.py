@@ -35,6 +35,8 @@ class Host(Protocol):
     """What an operation needs from the controller."""
 
     state: ClusterState
+    resource_objects: dict[str, tuple[str, str, str, str, str]]
+    """Node id → (apiVersion, kind, namespace, name, error) a resource template acted on."""
 
     def files(self, pod: Obj) -> dict[str, str]: ...
 

@@ -423,7 +423,7 @@ class Operation:
         flag: Obj | None,
     ) -> Obj:
         kind = template_type(tmpl)
-        if kind in ("container", "script", "containerSet"):
+        if kind in ("container", "script", "containerSet", "resource"):
             return leaves.execute_container(
                 self, name, scope, tmpl, holder, boundary_id, on_exit, flag
             )
