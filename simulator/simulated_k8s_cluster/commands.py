@@ -127,6 +127,52 @@ def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
         coro.close()
 
 
+ENTRYPOINTLESS_IMAGES = frozenset(
+    {"alpine", "busybox", "ubuntu", "debian", "bash", "python", "centos", "fedora"}
+)
+"""Images without an ``ENTRYPOINT``: a container of one with ``args`` only runs them."""
+
+
+def _image_name(image: str) -> str:
+    name = image.split("@")[0].rsplit("/", 1)[-1]
+    return name.split(":")[0]
+
+
+def main_argv(container: Mapping[str, Any], argv: list[str]) -> list[str] | None:
+    """What a container runs (``argv`` is its ``command`` + ``args``, expanded), when that is
+    known: its ``command``; its ``args`` when its image has no entrypoint; ``argosay`` (Argo's
+    test image, ``argoproj/argosay:v2``) as the small shell script it is. None otherwise."""
+    image = str(container.get("image") or "")
+    if container.get("command"):
+        return argv
+    name = _image_name(image)
+    if name == "argosay" and image.rsplit(":", 1)[-1] == "v2":
+        return _argosay(argv)
+    if name in ENTRYPOINTLESS_IMAGES and argv:
+        return argv
+    return None
+
+
+def _argosay(args: list[str]) -> list[str] | None:
+    """``/argosay`` of ``argoproj/argosay:v2`` as a shell command."""
+    verb = args[0] if args else ""
+    if verb == "":
+        return ["echo", "hello argo"]
+    if verb == "echo" and len(args) <= 2:
+        return ["echo", args[1] if len(args) == 2 else "hello argo"]
+    if verb == "echo" and len(args) == 3:
+        return ["sh", "-c", 'echo "$0" > "$1"', args[1], args[2]]
+    if verb == "cat" and len(args) >= 2:
+        return ["cat", args[1]]
+    if verb == "exit":
+        return ["sh", "-c", f"exit {int(args[1]) if len(args) > 1 and args[1].isdigit() else 0}"]
+    if verb == "sleep" and len(args) >= 2:
+        return ["sleep", args[1]]
+    if verb == "assert_contains":
+        return None  # grep is not modelled
+    return ["false"]
+
+
 def runnable(argv: list[str], python: bool) -> bool:
     """Whether :func:`run` can run this command."""
     if not argv:

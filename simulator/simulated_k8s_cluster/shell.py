@@ -6,19 +6,21 @@ behaviour (and the behaviours of containers sharing a volume with it) wrote, its
 its processes (PID 1, the main process, and the exec sessions) and the signals they handle.
 
 The shell understands simple commands with quoting (``'…'``, ``"…"``, ``\\``), ``$VAR``,
-``${VAR}``, ``$?``, command substitution (``$(…)``, backquotes), assignments, ``;``, ``&&``,
-``||``, pipes, ``!``, ``if … then … elif … else … fi``, redirections (``>``, ``>>``, ``<``,
-``2>``, ``2>&1``, ``>/dev/null``) and comments; loops, ``case``, functions, subshells and
-globbing are refused with a syntax error (exit 2). Commands: ``cat``, ``echo``, ``printf``,
-``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``, ``kill``, ``pgrep``, ``ps``, ``id``,
-``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``, ``sleep`` (simulated seconds), ``touch``
-and ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
+``${VAR}``, ``$?``, ``$((…))`` integer arithmetic, command substitution (``$(…)``,
+backquotes), assignments, ``;``, ``&&``, ``||``, pipes, ``!``, ``if … then … elif … else …
+fi``, redirections (``>``, ``>>``, ``<``, ``2>``, ``2>&1``, ``>/dev/null``) and comments;
+loops, ``case``, functions, subshells and globbing are refused with a syntax error (exit 2).
+Commands: ``cat``, ``echo``, ``printf``, ``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``,
+``kill``, ``pgrep``, ``ps``, ``id``, ``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``,
+``sleep`` (simulated seconds), ``touch`` and ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
 Anything else is ``sh: NAME: not found`` with exit code 127, unless the container's behaviour
 ``exec`` answers it. Error messages are busybox's (what an ``alpine`` image prints).
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import posixpath
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -181,7 +183,11 @@ def _dollar(text: str, i: int, parts: list[Part], quoted: bool) -> int:
     """Lex the expansion at ``text[i] == "$"``; the index after it."""
     nxt = text[i + 1 : i + 2]
     if text[i + 1 : i + 3] == "((":
-        raise ShellSyntaxError("arithmetic expansion is not supported by the simulated shell")
+        end = _closing_paren(text, i + 3)
+        if text[end + 1 : end + 2] != ")":
+            raise ShellSyntaxError("syntax error: missing '))'")
+        parts.append(("arith", text[i + 3 : end], quoted))
+        return end + 2
     if nxt == "(":
         end = _closing_paren(text, i + 2)
         parts.append(("cmd", text[i + 2 : end], quoted))
@@ -547,6 +553,11 @@ class Shell:
             return await self.run_sequence(tree, io)
         except Exit as done:
             return done.code
+        except ShellSyntaxError as exc:  # arithmetic that does not evaluate
+            if getattr(self.container, "raise_syntax_errors", False):
+                raise
+            await io.err(f"{self.argv0}: {exc}\n")
+            return 2
 
     async def run_interactive(self, lines: AsyncIterator[str], io: IO) -> int:
         """Read commands from standard input as they arrive, until it ends or ``exit``."""
@@ -717,6 +728,8 @@ class Shell:
                 continue
             if kind == "var":
                 text = self.parameter(value)
+            elif kind == "arith":
+                text = str(self.arithmetic(value))
             else:
                 buffer = _Buffer()
                 sub = Shell(self.container, self.argv0, self.args)
@@ -746,6 +759,23 @@ class Shell:
             fields.append(current)
         return fields
 
+    def arithmetic(self, expression: str) -> int:
+        """``$((…))``: integer arithmetic (``+ - * / %``, comparisons, parentheses) over
+        numbers and variables (an unset or non-numeric one counts as 0)."""
+
+        def value(found: re.Match[str]) -> str:
+            text = self.parameter(found.group(1) or found.group(2)).strip()
+            return text if re.fullmatch(r"-?\d+", text) else "0"
+
+        text = re.sub(
+            r"\$\{?([A-Za-z_][A-Za-z0-9_]*|[0-9#?])\}?|\b([A-Za-z_][A-Za-z0-9_]*)\b",
+            value,
+            expression,
+        )
+        if not re.fullmatch(r"[\d\s+\-*/%()<>=!&|]*", text):
+            raise ShellSyntaxError(f"arithmetic syntax error: {expression}")
+        return _integer(text, expression)
+
     def parameter(self, name: str) -> str:
         if name == "?":
             return str(self.status)
@@ -761,6 +791,58 @@ class Shell:
                 return self.argv0
             return self.args[index - 1] if index <= len(self.args) else ""
         return self.variables.get(name, "")
+
+
+def _integer(text: str, expression: str) -> int:
+    """Evaluate an integer expression of numbers (C semantics for ``/`` and ``%``)."""
+    try:
+        tree = ast.parse(text.replace("&&", " and ").replace("||", " or "), mode="eval")
+    except SyntaxError as exc:
+        raise ShellSyntaxError(f"arithmetic syntax error: {expression}") from exc
+
+    def run(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return run(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return int(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
+            operand = run(node.operand)
+            if isinstance(node.op, ast.Not):
+                return int(not operand)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp):
+            left, right = run(node.left), run(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and right == 0:
+                raise ShellSyntaxError(f"arithmetic syntax error: divide by zero: {expression}")
+            if isinstance(node.op, (ast.Div, ast.FloorDiv)):
+                return int(left / right)
+            if isinstance(node.op, ast.Mod):
+                return int(math.fmod(left, right))
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            left, right = run(node.left), run(node.comparators[0])
+            ops = {
+                ast.Lt: left < right,
+                ast.Gt: left > right,
+                ast.LtE: left <= right,
+                ast.GtE: left >= right,
+                ast.Eq: left == right,
+                ast.NotEq: left != right,
+            }
+            for kind, result in ops.items():
+                if isinstance(node.ops[0], kind):
+                    return int(result)
+        if isinstance(node, ast.BoolOp):
+            values = [run(v) for v in node.values]
+            return int(all(values) if isinstance(node.op, ast.And) else any(values))
+        raise ShellSyntaxError(f"arithmetic syntax error: {expression}")
+
+    return run(tree)
 
 
 async def _answer(answer: ExecAnswer, io: IO) -> int:
@@ -1113,7 +1195,10 @@ async def _touch(shell: Shell, argv: list[str], io: IO) -> int:
 async def _sh(shell: Shell, argv: list[str], io: IO) -> int:
     name = posixpath.basename(argv[0])
     args = argv[1:]
-    while args and args[0] in ("-e", "-x", "-u", "-l", "-i", "-s"):
+    while args and re.fullmatch(r"-[exulis]+c?", args[0]):
+        if args[0].endswith("c"):
+            args = ["-c", *args[1:]]
+            break
         args = args[1:]
     if args and args[0] == "-c":
         if len(args) < 2:

@@ -864,7 +864,8 @@ class Kubelet:
     def _run_command(self, run: PodRun, crun: ContainerRun, instance: Instance, at: float) -> None:
         """``runCommands``: run the container's command now (see :mod:`..commands`)."""
         python = self.state.config.run_python
-        if not commands.runnable(crun.argv, python):
+        argv = commands.main_argv(crun.spec, crun.argv)
+        if argv is None or not commands.runnable(argv, python):
             return
         files = {**self.visible_files(run, crun), **commands.staged_files(crun.env)}
         process = commands.MainProcess(
@@ -873,7 +874,7 @@ class Kubelet:
             files,
             lambda p: p in STANDARD_DIRS or any(m == p for m, _ in _mounts(crun.spec)),
         )
-        outcome = commands.run(crun.argv, process, python)
+        outcome = commands.run(argv, process, python)
         if outcome is None:
             return
         seconds = crun.behaviour.seconds + outcome.seconds

@@ -1,0 +1,367 @@
+"""Simulated Argo Workflows whose containers run their own commands (``runCommands`` /
+``runPython``), expression tags and resource templates, through the real clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes
+import pytest
+
+from simulated_k8s_cluster.cluster import SimulatedCluster
+
+NS = "batch"
+GROUP, VERSION = "argoproj.io", "v1alpha1"
+
+pytestmark = pytest.mark.simulated_cluster(
+    {
+        "timeScale": 0,
+        "namespaces": [NS],
+        "runCommands": True,
+        "runPython": True,
+        "nodePools": [{"name": "default", "nodes": 1, "capacity": {"cpu": "64", "memory": "64Gi"}}],
+        "argo": {},
+    }
+)
+
+
+@pytest.fixture
+def custom(api: kubernetes.client.ApiClient) -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(api)
+
+
+def run(
+    cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    templates: list[dict[str, Any]],
+    within: float = 600,
+    **spec: Any,
+) -> dict[str, Any]:
+    """Submit a Workflow and advance simulated time until it finishes."""
+    manifest = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Workflow",
+        "metadata": {"generateName": "cmd-"},
+        "spec": {"entrypoint": templates[0]["name"], **spec, "templates": templates},
+    }
+    created = custom.create_namespaced_custom_object(GROUP, VERSION, NS, "workflows", manifest)
+    name = created["metadata"]["name"]
+    deadline = cluster.now() + within
+    while True:
+        wf: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, "workflows", name
+        )
+        if (wf.get("status") or {}).get("finishedAt"):
+            return wf
+        assert cluster.now() < deadline, f"{name} did not finish: {wf.get('status')}"
+        cluster.advance(1)
+
+
+def by_display_name(wf: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n["displayName"]: n for n in wf["status"]["nodes"].values()}
+
+
+def params(node: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p.get("value") for p in (node.get("outputs") or {}).get("parameters") or []}
+
+
+def test_shell_output_decides_when_and_files_become_output_parameters(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    [{"name": "flip", "template": "flip"}],
+                    [
+                        {
+                            "name": "heads",
+                            "template": "count",
+                            "when": "{{steps.flip.outputs.result}} == heads",
+                        },
+                        {
+                            "name": "tails",
+                            "template": "count",
+                            "when": "{{steps.flip.outputs.result}} == tails",
+                        },
+                    ],
+                ],
+            },
+            {
+                "name": "flip",
+                "script": {
+                    "image": "alpine:3",
+                    "command": ["sh"],
+                    "source": 'side=heads\nif [ "$side" = heads ]; then echo heads; fi\n',
+                },
+            },
+            {
+                "name": "count",
+                "container": {
+                    "image": "alpine:3",
+                    "command": ["sh", "-xc"],
+                    "args": ["n=7; echo $((n * 6 % 5)) > /tmp/n && printf 'done\\n'"],
+                },
+                "outputs": {"parameters": [{"name": "n", "valueFrom": {"path": "/tmp/n"}}]},
+            },
+        ],
+    )
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    nodes = by_display_name(wf)
+    assert nodes["flip"]["outputs"]["result"] == "heads"
+    assert nodes["heads"]["phase"] == "Succeeded"
+    assert params(nodes["heads"]) == {"n": "2"}
+    assert nodes["tails"]["phase"] == "Skipped"
+
+
+def test_exit_code_of_the_command_fails_the_node(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    wf = run(
+        simulated_cluster,
+        custom,
+        [{"name": "main", "container": {"image": "alpine:3", "command": ["sh", "-c", "exit 3"]}}],
+    )
+    assert wf["status"]["phase"] == "Failed"
+    node = by_display_name(wf)[wf["metadata"]["name"]]
+    assert node["message"] == "Error (exit code 3)"
+    assert node["outputs"]["exitCode"] == "3"
+
+
+def test_commands_the_simulation_cannot_interpret_keep_the_default_behaviour(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    [
+                        {"name": "unknown-program", "template": "ls"},
+                        {"name": "missing-input", "template": "cat"},
+                        {"name": "image-entrypoint", "template": "image"},
+                    ]
+                ],
+            },
+            {"name": "ls", "container": {"image": "alpine:3", "command": ["sh", "-c", "ls /"]}},
+            {"name": "cat", "container": {"image": "alpine:3", "command": ["cat", "/in/x"]}},
+            {"name": "image", "container": {"image": "registry.example/tool:1", "args": ["exit"]}},
+        ],
+    )
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+
+
+def test_python_script_runs_with_its_stdout_and_files(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    source = (
+        "import json, os, time\n"
+        "time.sleep(30)\n"
+        "os.makedirs('/work', exist_ok=True)\n"
+        "with open('/work/out.json', 'w') as f:\n"
+        "    json.dump({'n': {{inputs.parameters.n}} * 2}, f)\n"
+        "print('secret' in os.environ, os.path.exists('/work/out.json'))\n"
+    )
+    started = simulated_cluster.now()
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    [
+                        {
+                            "name": "py",
+                            "template": "py",
+                            "arguments": {"parameters": [{"name": "n", "value": "21"}]},
+                        }
+                    ],
+                    [
+                        {
+                            "name": "use",
+                            "template": "use",
+                            "arguments": {
+                                "parameters": [
+                                    {"name": "r", "value": "{{steps.py.outputs.result}}"}
+                                ]
+                            },
+                        }
+                    ],
+                ],
+            },
+            {
+                "name": "py",
+                "inputs": {"parameters": [{"name": "n"}]},
+                "script": {"image": "python:3", "command": ["python"], "source": source},
+                "outputs": {
+                    "parameters": [{"name": "out", "valueFrom": {"path": "/work/out.json"}}]
+                },
+            },
+            {
+                "name": "use",
+                "inputs": {"parameters": [{"name": "r"}]},
+                "container": {"image": "alpine:3", "command": ["echo", "{{inputs.parameters.r}}"]},
+            },
+        ],
+    )
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    nodes = by_display_name(wf)
+    assert nodes["py"]["outputs"]["result"] == "False True"
+    assert params(nodes["py"]) == {"out": '{"n": 42}'}
+    assert simulated_cluster.now() - started >= 30  # time.sleep is simulated time
+
+
+def test_expression_tags_in_with_param_arguments_and_argosay(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "dag": {
+                    "tasks": [
+                        {
+                            "name": "t",
+                            "template": "say",
+                            "arguments": {"parameters": [{"name": "foo", "value": "{{=item}}"}]},
+                            "withParam": "{{=toJson(filter([1, 3, 5], {# > 1}))}}",
+                        }
+                    ]
+                },
+            },
+            {
+                "name": "say",
+                "inputs": {"parameters": [{"name": "foo"}]},
+                "container": {
+                    "image": "argoproj/argosay:v2",
+                    "args": ["echo", "{{=asInt(inputs.parameters.foo) * 10}}", "/tmp/out"],
+                },
+                "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/tmp/out"}}]},
+            },
+        ],
+    )
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    outs = sorted(params(n)["out"] for n in wf["status"]["nodes"].values() if n["type"] == "Pod")
+    assert outs == ["30", "50"]
+
+
+def test_resource_templates_create_patch_and_wait(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    v1: kubernetes.client.CoreV1Api,
+) -> None:
+    manifest = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: made-\ndata:\n  a: '1'\n"
+    )
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    [{"name": "create", "template": "create"}],
+                    [
+                        {
+                            "name": "patch",
+                            "template": "patch",
+                            "arguments": {
+                                "parameters": [
+                                    {
+                                        "name": "cm",
+                                        "value": "{{steps.create.outputs.parameters.name}}",
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                ],
+            },
+            {
+                "name": "create",
+                "resource": {
+                    "action": "create",
+                    "setOwnerReference": True,
+                    "manifest": manifest,
+                    "successCondition": "data.a == 1",
+                },
+                "outputs": {
+                    "parameters": [{"name": "name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]
+                },
+            },
+            {
+                "name": "patch",
+                "inputs": {"parameters": [{"name": "cm"}]},
+                "resource": {
+                    "action": "patch",
+                    "mergeStrategy": "json",
+                    "flags": ["configmap", "{{inputs.parameters.cm}}"],
+                    "manifest": "- op: add\n  path: /data/b\n  value: '2'\n",
+                },
+            },
+        ],
+    )
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    name = params(by_display_name(wf)["create"])["name"]
+    made = v1.read_namespaced_config_map(name, NS)
+    assert made.data == {"a": "1", "b": "2"}
+    owner = made.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid) == (
+        "Workflow",
+        wf["metadata"]["name"],
+        wf["metadata"]["uid"],
+    )
+    pod_images = {
+        p.spec.containers[0].image
+        for p in v1.list_namespaced_pod(
+            NS, label_selector=f"workflows.argoproj.io/workflow={wf['metadata']['name']}"
+        ).items
+    }
+    assert pod_images == {"quay.io/argoproj/argoexec:latest"}
+
+
+def test_resource_template_failure_condition_and_errors(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fixed\ndata:\n  state: bad\n"
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    [
+                        {"name": "failing", "template": "failing"},
+                        {"name": "missing", "template": "missing"},
+                    ]
+                ],
+            },
+            {
+                "name": "failing",
+                "resource": {
+                    "action": "create",
+                    "manifest": manifest,
+                    "successCondition": "data.state == good",
+                    "failureCondition": "data.state == bad",
+                },
+            },
+            {
+                "name": "missing",
+                "resource": {"action": "patch", "flags": ["pod", "nope"], "manifest": "{}"},
+            },
+        ],
+    )
+    assert wf["status"]["phase"] == "Failed"
+    nodes = by_display_name(wf)
+    assert nodes["failing"]["message"] == "failure condition 'data.state == bad' evaluated true"
+    assert nodes["missing"]["phase"] == "Failed"
+    assert "not found" in nodes["missing"]["message"]
