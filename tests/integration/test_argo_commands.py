@@ -365,3 +365,100 @@ def test_resource_template_failure_condition_and_errors(
     assert nodes["failing"]["message"] == "failure condition 'data.state == bad' evaluated true"
     assert nodes["missing"]["phase"] == "Failed"
     assert "not found" in nodes["missing"]["message"]
+
+
+def test_step_exit_hook_sees_the_outputs_of_its_step(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    [
+                        {
+                            "name": "make",
+                            "template": "make",
+                            "hooks": {
+                                "exit": {
+                                    "template": "report",
+                                    "arguments": {
+                                        "parameters": [
+                                            {
+                                                "name": "msg",
+                                                "value": "{{steps.make.outputs.parameters.out}}",
+                                            }
+                                        ]
+                                    },
+                                }
+                            },
+                        }
+                    ],
+                    [{"name": "after", "template": "report-default"}],
+                ],
+            },
+            {
+                "name": "make",
+                "container": {"image": "alpine:3", "command": ["sh", "-c", "echo -n hi > /o"]},
+                "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/o"}}]},
+            },
+            {
+                "name": "report",
+                "inputs": {"parameters": [{"name": "msg"}]},
+                "container": {
+                    "image": "alpine:3",
+                    "command": ["echo", "{{inputs.parameters.msg}}"],
+                },
+            },
+            {"name": "report-default", "container": {"image": "alpine:3", "command": ["true"]}},
+        ],
+    )
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    nodes = {n["name"]: n for n in wf["status"]["nodes"].values()}
+    name = wf["metadata"]["name"]
+    hook = nodes[f"{name}[0].make.onExit"]
+    assert hook["inputs"]["parameters"] == [{"name": "msg", "value": "hi"}]
+    assert hook["nodeFlag"] == {"hooked": True}
+    assert hook["id"] in nodes[f"{name}[0].make"]["children"]
+    # the next step group starts only once the hook has finished
+    assert nodes[f"{name}[1].after"]["startedAt"] >= hook["finishedAt"]
+
+
+def test_a_hook_may_not_read_outputs_its_step_does_not_have(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    [
+                        {
+                            "name": "make",
+                            "template": "plain",
+                            "hooks": {
+                                "exit": {
+                                    "template": "plain",
+                                    "arguments": {
+                                        "parameters": [
+                                            {
+                                                "name": "x",
+                                                "value": "{{steps.make.outputs.parameters.nope}}",
+                                            }
+                                        ]
+                                    },
+                                }
+                            },
+                        }
+                    ]
+                ],
+            },
+            {"name": "plain", "container": {"image": "alpine:3", "command": ["true"]}},
+        ],
+    )
+    assert wf["status"]["phase"] == "Failed"
+    assert "failed to resolve {{steps.make.outputs.parameters.nope}}" in wf["status"]["message"]
