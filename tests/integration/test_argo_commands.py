@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
 import pytest
 
 from simulated_k8s_cluster.cluster import SimulatedCluster
+from simulated_k8s_cluster.config import ClusterConfig, ConfigError
 
 NS = "batch"
 GROUP, VERSION = "argoproj.io", "v1alpha1"
@@ -462,3 +466,133 @@ def test_a_hook_may_not_read_outputs_its_step_does_not_have(
     )
     assert wf["status"]["phase"] == "Failed"
     assert "failed to resolve {{steps.make.outputs.parameters.nope}}" in wf["status"]["message"]
+
+
+@pytest.fixture
+def local_http() -> Iterator[str]:
+    """A server on loopback answering ``/ok`` (200, JSON) and anything else (503)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.path == "/ok"
+            body = b'{"answer": 42}' if ok else b"busy"
+            self.send_response(200 if ok else 503)
+            self.send_header("X-Kind", "local")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.simulated_cluster(
+    {
+        "timeScale": 0,
+        "namespaces": [NS],
+        "argo": {
+            "httpResponses": [
+                {"url": "https://api.example.com/v1/", "statusCode": 201, "body": "made"}
+            ]
+        },
+    }
+)
+def test_http_templates_loopback_canned_and_offline(
+    simulated_cluster: SimulatedCluster,
+    custom: kubernetes.client.CustomObjectsApi,
+    local_http: str,
+) -> None:
+    def call(step: str, url: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": step,
+                "template": "call",
+                "continueOn": {"failed": True},
+                "arguments": {"parameters": [{"name": "url", "value": url}]},
+            }
+        ]
+
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "steps": [
+                    call("ok", f"{local_http}/ok"),
+                    call("busy", f"{local_http}/busy"),
+                    call("canned", "https://api.example.com/v1/things"),
+                    call("offline", "https://unreachable.example.org/x"),
+                    [{"name": "check", "template": "check"}],
+                ],
+            },
+            {
+                "name": "call",
+                "inputs": {"parameters": [{"name": "url"}]},
+                "http": {"url": "{{inputs.parameters.url}}"},
+            },
+            {
+                "name": "check",
+                "http": {
+                    "url": f"{local_http}/ok",
+                    "successCondition": (
+                        'response.statusCode == 200 && response.headers["X-Kind"][0] == "local"'
+                        ' && jsonpath(response.body, "$.answer") == 42'
+                    ),
+                },
+            },
+        ],
+    )
+    nodes = by_display_name(wf)
+    assert nodes["ok"]["type"] == "HTTP"
+    assert (nodes["ok"]["phase"], nodes["ok"]["outputs"]["result"]) == (
+        "Succeeded",
+        '{"answer": 42}',
+    )
+    assert nodes["busy"]["phase"] == "Failed"
+    assert nodes["busy"]["message"] == "received non-2xx response code: 503"
+    assert (nodes["canned"]["phase"], nodes["canned"]["outputs"]["result"]) == (
+        "Succeeded",
+        "made",
+    )
+    assert nodes["offline"]["message"] == (
+        'Get "https://unreachable.example.org/x": dial tcp: lookup unreachable.example.org: '
+        "no such host"
+    )
+    assert nodes["check"]["phase"] == "Succeeded"
+    assert wf["status"]["phase"] == "Succeeded"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"httpResponses": {}}, "httpResponses must be a list"),
+        (
+            {"httpResponses": [{"statusCode": 200}]},
+            r"httpResponses\[0\] must be a mapping with a url",
+        ),
+        ({"httpResponses": [{"url": "x", "statusCode": 42}]}, "must be an HTTP status code"),
+        ({"httpResponses": [{"url": "x", "code": 200}]}, r"unknown keys \['code'\]"),
+    ],
+)
+def test_http_responses_configuration_is_checked(section: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ClusterConfig.from_dict({"argo": section})
+
+
+@pytest.mark.parametrize("key", ["runCommands", "runPython"])
+def test_run_flags_are_booleans(key: str) -> None:
+    assert getattr(
+        ClusterConfig.from_dict({key: True}), key.replace("C", "_c").replace("P", "_p").lower()
+    )
+    with pytest.raises(ConfigError, match=key):
+        ClusterConfig.from_dict({key: "yes"})

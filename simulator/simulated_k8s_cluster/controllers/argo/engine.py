@@ -427,6 +427,8 @@ class Operation:
             return leaves.execute_container(
                 self, name, scope, tmpl, holder, boundary_id, on_exit, flag
             )
+        if kind == "http":
+            return leaves.execute_http(self, name, scope, tmpl, holder, boundary_id, on_exit, flag)
         if kind == "suspend":
             return leaves.execute_suspend(
                 self, name, scope, tmpl, holder, boundary_id, on_exit, flag
