@@ -12,8 +12,8 @@ fi``, redirections (``>``, ``>>``, ``<``, ``2>``, ``2>&1``, ``>/dev/null``) and 
 loops, ``case``, functions, subshells and globbing are refused with a syntax error (exit 2).
 Commands: ``cat``, ``echo``, ``printf``, ``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``,
 ``kill``, ``pgrep``, ``ps``, ``id``, ``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``,
-``sleep`` (simulated seconds), ``touch`` and ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a
-script file, or a script on standard input).
+``sleep`` (simulated seconds), ``touch``, ``tee``, ``mkdir`` (directories are implicit) and
+``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
 Anything else is ``sh: NAME: not found`` with exit code 127, unless the container's behaviour
 ``exec`` answers it. Error messages are busybox's (what an ``alpine`` image prints).
 """
@@ -1193,6 +1193,24 @@ async def _touch(shell: Shell, argv: list[str], io: IO) -> int:
     return 0
 
 
+async def _tee(shell: Shell, argv: list[str], io: IO) -> int:
+    args = argv[1:]
+    append = False
+    while args and args[0].startswith("-") and args[0] != "-":
+        append = append or "a" in args[0]
+        args = args[1:]
+    text = await io.stdin.read()
+    for name in args:
+        shell.container.write_file(shell.path(name), text, append=append)
+    await io.out(text)
+    return 0
+
+
+async def _mkdir(shell: Shell, argv: list[str], io: IO) -> int:
+    # directories exist implicitly here (a file's path makes them): nothing to do
+    return 0
+
+
 async def _sh(shell: Shell, argv: list[str], io: IO) -> int:
     name = posixpath.basename(argv[0])
     args = argv[1:]
@@ -1238,6 +1256,8 @@ COMMANDS: dict[str, Command] = {
     "printenv": _printenv,
     "sleep": _sleep,
     "touch": _touch,
+    "tee": _tee,
+    "mkdir": _mkdir,
     **dict.fromkeys(SHELLS, _sh),
 }
 """The commands every simulated container has (busybox applets and shell builtins)."""

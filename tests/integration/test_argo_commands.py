@@ -355,7 +355,7 @@ def test_resource_template_failure_condition_and_errors(
                     "action": "create",
                     "manifest": manifest,
                     "successCondition": "data.state == good",
-                    "failureCondition": "data.state == bad",
+                    "failureCondition": "data.state in (worse, bad)",
                 },
             },
             {
@@ -366,7 +366,9 @@ def test_resource_template_failure_condition_and_errors(
     )
     assert wf["status"]["phase"] == "Failed"
     nodes = by_display_name(wf)
-    assert nodes["failing"]["message"] == "failure condition 'data.state == bad' evaluated true"
+    assert nodes["failing"]["message"] == (
+        "failure condition 'data.state in (worse, bad)' evaluated true"
+    )
     assert nodes["missing"]["phase"] == "Failed"
     assert "not found" in nodes["missing"]["message"]
 
@@ -596,3 +598,48 @@ def test_run_flags_are_booleans(key: str) -> None:
     )
     with pytest.raises(ConfigError, match=key):
         ClusterConfig.from_dict({key: "yes"})
+
+
+def test_tee_and_output_parameters_from_expressions(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "inputs": {"parameters": [{"name": "n", "value": "2"}]},
+                "steps": [[{"name": "gen", "template": "gen"}]],
+                "outputs": {
+                    "parameters": [
+                        {
+                            "name": "picked",
+                            "valueFrom": {
+                                "expression": (
+                                    "asInt(inputs.parameters.n) == 1 ? 'one' : "
+                                    "steps['gen'].outputs.parameters.out + '!'"
+                                )
+                            },
+                        },
+                        {
+                            "name": "fallback",
+                            "valueFrom": {"expression": "asInt('x')", "default": "d"},
+                        },
+                    ]
+                },
+            },
+            {
+                "name": "gen",
+                "container": {
+                    "image": "busybox",
+                    "command": ["sh", "-c"],
+                    "args": ["mkdir -p /tmp/o && echo hi | tee /tmp/o/a.txt > /dev/null"],
+                },
+                "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/tmp/o/a.txt"}}]},
+            },
+        ],
+    )
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    root = by_display_name(wf)[wf["metadata"]["name"]]
+    assert params(root) == {"picked": "hi!", "fallback": "d"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from . import exprlang
 from .common import ExecError, ParallelismReached
 from .expressions import (
     TemplateError,
@@ -63,6 +64,18 @@ def _outputs(op: Operation, tmpl: Obj, scope: dict[str, str]) -> Obj | None:
             if "{{" in value and value_from.get("default") is not None:
                 value = str(value_from["default"])
             param["value"] = value
+        elif value_from.get("expression") is not None:
+            env = {**op.globals, **scope}
+            for given in (tmpl.get("inputs") or {}).get("parameters") or []:
+                if given.get("value") is not None:
+                    env[f"inputs.parameters.{given.get('name')}"] = str(given["value"])
+            try:
+                result = exprlang.evaluate(str(value_from["expression"]), exprlang.expand(env))
+            except exprlang.ExprError:
+                if value_from.get("default") is None:
+                    continue
+                result = str(value_from["default"])
+            param["value"] = exprlang.render(result)
         elif declared.get("value") is None:
             continue
         params.append(param)

@@ -69,7 +69,7 @@ def _holds(condition: str, obj: Obj) -> bool:
         if not requirement:
             continue
         found = re.match(
-            r"^(!?)([\w.\[\]/-]+)\s*(==|!=|=|>|<|\s+in\s+|\s+notin\s+)?\s*(.*)$", requirement
+            r"^(!?)([\w.\[\]/-]+)\s*(==|!=|=|>|<|in\s+|notin\s+)?\s*(.*)$", requirement
         )
         if found is None:
             return False
