@@ -12,7 +12,8 @@ fi``, redirections (``>``, ``>>``, ``<``, ``2>``, ``2>&1``, ``>/dev/null``) and 
 loops, ``case``, functions, subshells and globbing are refused with a syntax error (exit 2).
 Commands: ``cat``, ``echo``, ``printf``, ``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``,
 ``kill``, ``pgrep``, ``ps``, ``id``, ``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``,
-``sleep`` (simulated seconds), ``touch``, ``tee``, ``mkdir`` (directories are implicit) and
+``sleep`` (simulated seconds), ``touch``, ``tee``, ``cp``, ``set`` (``-e`` honoured),
+``mkdir`` (directories are implicit) and
 ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
 Anything else is ``sh: NAME: not found`` with exit code 127, unless the container's behaviour
 ``exec`` answers it. Error messages are busybox's (what an ``alpine`` image prints).
@@ -538,6 +539,10 @@ class Shell:
             **container.env,
         }
         self.status = 0
+        self.options: set[str] = set()
+        """``set`` options in force (``e``: exit on a failing command)."""
+        self.conditions = 0
+        """How many ``if`` conditions are being evaluated (``set -e`` does not apply)."""
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -599,10 +604,16 @@ class Shell:
     async def run_sequence(self, tree: Sequence, io: IO) -> int:
         for item in tree.items:
             status = await self.run_pipeline(item.first, io)
-            for op, pipeline in item.rest:
+            last = not item.rest
+            for i, (op, pipeline) in enumerate(item.rest):
                 if (op == "&&") == (status == 0):
                     status = await self.run_pipeline(pipeline, io)
+                    last = i == len(item.rest) - 1
             self.status = status
+            # ``set -e``: a failing command ends the shell, but not in a condition or before
+            # ``&&`` / ``||``
+            if status and last and "e" in self.options and not self.conditions:
+                raise Exit(status)
         return self.status
 
     async def run_pipeline(self, pipeline: Pipeline, io: IO) -> int:
@@ -624,7 +635,12 @@ class Shell:
     async def run_command(self, command: Simple | If, io: IO) -> int:
         if isinstance(command, If):
             for condition, body in command.branches:
-                if await self.run_sequence(condition, io) == 0:
+                self.conditions += 1
+                try:
+                    passed = await self.run_sequence(condition, io) == 0
+                finally:
+                    self.conditions -= 1
+                if passed:
                     return await self.run_sequence(body, io)
             if command.otherwise is not None:
                 return await self.run_sequence(command.otherwise, io)
@@ -1206,6 +1222,45 @@ async def _tee(shell: Shell, argv: list[str], io: IO) -> int:
     return 0
 
 
+async def _set(shell: Shell, argv: list[str], io: IO) -> int:
+    args = argv[1:]
+    while args and args[0][:1] in ("-", "+") and args[0] not in ("-", "--"):
+        flag = args.pop(0)
+        if flag in ("-o", "+o"):
+            if args:
+                args.pop(0)  # pipefail and the like: not modelled
+            continue
+        for letter in flag[1:]:
+            if flag[0] == "-":
+                shell.options.add(letter)
+            else:
+                shell.options.discard(letter)
+    if args and args[0] == "--":
+        shell.args = args[1:]
+    elif args:
+        shell.args = args
+    return 0
+
+
+async def _cp(shell: Shell, argv: list[str], io: IO) -> int:
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    if len(args) < 2:
+        await io.err("cp: missing destination file operand\n")
+        return 1
+    *sources, target = args
+    target_path = shell.path(target)
+    for source in sources:
+        content = shell.container.read_file(shell.path(source))
+        if content is None:
+            await io.err(f"cp: can't stat '{source}': No such file or directory\n")
+            return 1
+        destination = target_path
+        if len(sources) > 1 or shell.container.is_dir(target_path):
+            destination = posixpath.join(target_path, posixpath.basename(source))
+        shell.container.write_file(destination, content)
+    return 0
+
+
 async def _mkdir(shell: Shell, argv: list[str], io: IO) -> int:
     # directories exist implicitly here (a file's path makes them): nothing to do
     return 0
@@ -1258,6 +1313,8 @@ COMMANDS: dict[str, Command] = {
     "touch": _touch,
     "tee": _tee,
     "mkdir": _mkdir,
+    "cp": _cp,
+    "set": _set,
     **dict.fromkeys(SHELLS, _sh),
 }
 """The commands every simulated container has (busybox applets and shell builtins)."""

@@ -643,3 +643,31 @@ def test_tee_and_output_parameters_from_expressions(
     assert wf["status"]["phase"] == "Succeeded", wf["status"]
     root = by_display_name(wf)[wf["metadata"]["name"]]
     assert params(root) == {"picked": "hi!", "fallback": "d"}
+
+
+def test_set_e_stops_a_script_at_its_first_failure(
+    simulated_cluster: SimulatedCluster, custom: kubernetes.client.CustomObjectsApi
+) -> None:
+    script = (
+        "set -eu\n"
+        "if false; then echo never; fi\n"
+        "false || echo recovered\n"
+        "printf copied > /tmp/a && cp /tmp/a /tmp/b\n"
+        "test -f /tmp/missing\n"
+        "echo unreachable\n"
+    )
+    wf = run(
+        simulated_cluster,
+        custom,
+        [
+            {
+                "name": "main",
+                "script": {"image": "alpine:3", "command": ["sh"], "source": script},
+                "outputs": {"parameters": [{"name": "b", "valueFrom": {"path": "/tmp/b"}}]},
+            }
+        ],
+    )
+    node = by_display_name(wf)[wf["metadata"]["name"]]
+    assert wf["status"]["phase"] == "Failed"
+    assert node["message"] == "Error (exit code 1)"
+    assert params(node) == {"b": "copied"}

@@ -117,7 +117,8 @@ class _Validator:
                 return kind in _POD_TYPES
             if tag == "retries":
                 return retries
-            return False
+            # always allowed by Argo's resolveAllVariables (resolved at run time)
+            return tag.startswith(("steps.name", "tasks.name", "node.name", "outputs."))
 
         return ok
 
