@@ -15,6 +15,8 @@ behaviours:                # what containers do; see behaviours.py
   - match: {image: "task-python:1.0", args: "pre-task.py"}
     seconds: 2
     stdout: "[1, 2, 3]"
+runCommands: false         # containers without a behaviour rule run their shell command
+runPython: false           # ... and python commands, on this machine's interpreter (commands.py)
 rbac:                      # everything is allowed unless a deny rule matches; see rbac.py
   user: system:serviceaccount:airflow:worker
   deny:
@@ -105,6 +107,10 @@ class ClusterConfig:
     autoscaler_scan_seconds: float = 10.0
     """Simulated seconds between cluster-autoscaler loops."""
     history_size: int = 50_000
+    run_commands: bool = False
+    """Containers without a behaviour rule run their shell command (see commands.py)."""
+    run_python: bool = False
+    """With ``run_commands``: ``python`` commands run with this machine's interpreter."""
     rbac: RbacConfig = field(default_factory=RbacConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Sections for optional components (``kueue``, ``argo``), kept as given."""
@@ -256,6 +262,8 @@ _TOP_LEVEL: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "bookmarkIntervalSeconds": ("bookmark_interval_seconds", _number(0, strict=True)),
     "autoscalerScanSeconds": ("autoscaler_scan_seconds", _number(0, strict=True)),
     "historySize": ("history_size", _integer(1)),
+    "runCommands": ("run_commands", _boolean),
+    "runPython": ("run_python", _boolean),
 }
 
 _POOL_KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {

@@ -6,19 +6,23 @@ behaviour (and the behaviours of containers sharing a volume with it) wrote, its
 its processes (PID 1, the main process, and the exec sessions) and the signals they handle.
 
 The shell understands simple commands with quoting (``'…'``, ``"…"``, ``\\``), ``$VAR``,
-``${VAR}``, ``$?``, command substitution (``$(…)``, backquotes), assignments, ``;``, ``&&``,
-``||``, pipes, ``!``, ``if … then … elif … else … fi``, redirections (``>``, ``>>``, ``<``,
-``2>``, ``2>&1``, ``>/dev/null``) and comments; loops, ``case``, functions, subshells and
-globbing are refused with a syntax error (exit 2). Commands: ``cat``, ``echo``, ``printf``,
-``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``, ``kill``, ``pgrep``, ``ps``, ``id``,
-``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``, ``sleep`` (simulated seconds), ``touch``
-and ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
+``${VAR}``, ``$?``, ``$((…))`` integer arithmetic, command substitution (``$(…)``,
+backquotes), assignments, ``;``, ``&&``, ``||``, pipes, ``!``, ``if … then … elif … else …
+fi``, redirections (``>``, ``>>``, ``<``, ``2>``, ``2>&1``, ``>/dev/null``) and comments;
+loops, ``case``, functions, subshells and globbing are refused with a syntax error (exit 2).
+Commands: ``cat``, ``echo``, ``printf``, ``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``,
+``kill``, ``pgrep``, ``ps``, ``id``, ``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``,
+``sleep`` (simulated seconds), ``touch``, ``tee``, ``cp``, ``set`` (``-e`` honoured),
+``mkdir`` (directories are implicit) and
+``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
 Anything else is ``sh: NAME: not found`` with exit code 127, unless the container's behaviour
 ``exec`` answers it. Error messages are busybox's (what an ``alpine`` image prints).
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import posixpath
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -71,6 +75,19 @@ class Container(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of simulated time."""
         ...
+
+
+class MissingFile(Exception):
+    """Raised by a container's ``read_file`` that cannot tell what a file it lacks would hold
+    (a container running its own command): the command cannot be interpreted."""
+
+
+def _probe(container: Container, path: str) -> str | None:
+    """A file's content for a test of its existence: None when missing."""
+    try:
+        return container.read_file(path)
+    except MissingFile:
+        return None
 
 
 class ShellSyntaxError(Exception):
@@ -168,7 +185,11 @@ def _dollar(text: str, i: int, parts: list[Part], quoted: bool) -> int:
     """Lex the expansion at ``text[i] == "$"``; the index after it."""
     nxt = text[i + 1 : i + 2]
     if text[i + 1 : i + 3] == "((":
-        raise ShellSyntaxError("arithmetic expansion is not supported by the simulated shell")
+        end = _closing_paren(text, i + 3)
+        if text[end + 1 : end + 2] != ")":
+            raise ShellSyntaxError("syntax error: missing '))'")
+        parts.append(("arith", text[i + 3 : end], quoted))
+        return end + 2
     if nxt == "(":
         end = _closing_paren(text, i + 2)
         parts.append(("cmd", text[i + 2 : end], quoted))
@@ -518,6 +539,10 @@ class Shell:
             **container.env,
         }
         self.status = 0
+        self.options: set[str] = set()
+        """``set`` options in force (``e``: exit on a failing command)."""
+        self.conditions = 0
+        """How many ``if`` conditions are being evaluated (``set -e`` does not apply)."""
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -526,12 +551,19 @@ class Shell:
         try:
             tree = parse(script)
         except ShellSyntaxError as exc:
+            if getattr(self.container, "raise_syntax_errors", False):
+                raise
             await io.err(f"{self.argv0}: {exc}\n")
             return 2
         try:
             return await self.run_sequence(tree, io)
         except Exit as done:
             return done.code
+        except ShellSyntaxError as exc:  # arithmetic that does not evaluate
+            if getattr(self.container, "raise_syntax_errors", False):
+                raise
+            await io.err(f"{self.argv0}: {exc}\n")
+            return 2
 
     async def run_interactive(self, lines: AsyncIterator[str], io: IO) -> int:
         """Read commands from standard input as they arrive, until it ends or ``exit``."""
@@ -572,10 +604,16 @@ class Shell:
     async def run_sequence(self, tree: Sequence, io: IO) -> int:
         for item in tree.items:
             status = await self.run_pipeline(item.first, io)
-            for op, pipeline in item.rest:
+            last = not item.rest
+            for i, (op, pipeline) in enumerate(item.rest):
                 if (op == "&&") == (status == 0):
                     status = await self.run_pipeline(pipeline, io)
+                    last = i == len(item.rest) - 1
             self.status = status
+            # ``set -e``: a failing command ends the shell, but not in a condition or before
+            # ``&&`` / ``||``
+            if status and last and "e" in self.options and not self.conditions:
+                raise Exit(status)
         return self.status
 
     async def run_pipeline(self, pipeline: Pipeline, io: IO) -> int:
@@ -597,7 +635,12 @@ class Shell:
     async def run_command(self, command: Simple | If, io: IO) -> int:
         if isinstance(command, If):
             for condition, body in command.branches:
-                if await self.run_sequence(condition, io) == 0:
+                self.conditions += 1
+                try:
+                    passed = await self.run_sequence(condition, io) == 0
+                finally:
+                    self.conditions -= 1
+                if passed:
                     return await self.run_sequence(body, io)
             if command.otherwise is not None:
                 return await self.run_sequence(command.otherwise, io)
@@ -702,6 +745,8 @@ class Shell:
                 continue
             if kind == "var":
                 text = self.parameter(value)
+            elif kind == "arith":
+                text = str(self.arithmetic(value))
             else:
                 buffer = _Buffer()
                 sub = Shell(self.container, self.argv0, self.args)
@@ -731,6 +776,23 @@ class Shell:
             fields.append(current)
         return fields
 
+    def arithmetic(self, expression: str) -> int:
+        """``$((…))``: integer arithmetic (``+ - * / %``, comparisons, parentheses) over
+        numbers and variables (an unset or non-numeric one counts as 0)."""
+
+        def value(found: re.Match[str]) -> str:
+            text = self.parameter(found.group(1) or found.group(2)).strip()
+            return text if re.fullmatch(r"-?\d+", text) else "0"
+
+        text = re.sub(
+            r"\$\{?([A-Za-z_][A-Za-z0-9_]*|[0-9#?])\}?|\b([A-Za-z_][A-Za-z0-9_]*)\b",
+            value,
+            expression,
+        )
+        if not re.fullmatch(r"[\d\s+\-*/%()<>=!&|]*", text):
+            raise ShellSyntaxError(f"arithmetic syntax error: {expression}")
+        return _integer(text, expression)
+
     def parameter(self, name: str) -> str:
         if name == "?":
             return str(self.status)
@@ -746,6 +808,58 @@ class Shell:
                 return self.argv0
             return self.args[index - 1] if index <= len(self.args) else ""
         return self.variables.get(name, "")
+
+
+def _integer(text: str, expression: str) -> int:
+    """Evaluate an integer expression of numbers (C semantics for ``/`` and ``%``)."""
+    try:
+        tree = ast.parse(text.replace("&&", " and ").replace("||", " or "), mode="eval")
+    except SyntaxError as exc:
+        raise ShellSyntaxError(f"arithmetic syntax error: {expression}") from exc
+
+    def run(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return run(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return int(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
+            operand = run(node.operand)
+            if isinstance(node.op, ast.Not):
+                return int(not operand)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp):
+            left, right = run(node.left), run(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and right == 0:
+                raise ShellSyntaxError(f"arithmetic syntax error: divide by zero: {expression}")
+            if isinstance(node.op, (ast.Div, ast.FloorDiv)):
+                return int(left / right)
+            if isinstance(node.op, ast.Mod):
+                return int(math.fmod(left, right))
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            left, right = run(node.left), run(node.comparators[0])
+            ops = {
+                ast.Lt: left < right,
+                ast.Gt: left > right,
+                ast.LtE: left <= right,
+                ast.GtE: left >= right,
+                ast.Eq: left == right,
+                ast.NotEq: left != right,
+            }
+            for kind, result in ops.items():
+                if isinstance(node.ops[0], kind):
+                    return int(result)
+        if isinstance(node, ast.BoolOp):
+            values = [run(v) for v in node.values]
+            return int(all(values) if isinstance(node.op, ast.And) else any(values))
+        raise ShellSyntaxError(f"arithmetic syntax error: {expression}")
+
+    return run(tree)
 
 
 async def _answer(answer: ExecAnswer, io: IO) -> int:
@@ -888,7 +1002,7 @@ def _test(shell: Shell, args: list[str]) -> bool:
         path = shell.path(operand)
         if op == "-d":
             return container.is_dir(path)
-        content = container.read_file(path)
+        content = _probe(container, path)
         if op == "-s":
             return bool(content)
         if op in ("-f", "-r", "-w", "-O", "-G"):
@@ -1040,6 +1154,8 @@ async def _cd(shell: Shell, argv: list[str], io: IO) -> int:
     target = argv[1] if len(argv) > 1 else shell.variables.get("HOME", "/")
     path = shell.path(target)
     if not shell.container.is_dir(path):
+        if getattr(shell.container, "raise_syntax_errors", False):
+            raise MissingFile(path)  # a directory of the image or an artifact
         await io.err(f"{shell.argv0}: cd: can't cd to {target}: No such file or directory\n")
         return 2
     shell.variables["PWD"] = path
@@ -1088,15 +1204,75 @@ async def _sleep(shell: Shell, argv: list[str], io: IO) -> int:
 async def _touch(shell: Shell, argv: list[str], io: IO) -> int:
     for name in argv[1:]:
         path = shell.path(name)
-        if shell.container.read_file(path) is None and not shell.container.is_dir(path):
+        if _probe(shell.container, path) is None and not shell.container.is_dir(path):
             shell.container.write_file(path, "")
+    return 0
+
+
+async def _tee(shell: Shell, argv: list[str], io: IO) -> int:
+    args = argv[1:]
+    append = False
+    while args and args[0].startswith("-") and args[0] != "-":
+        append = append or "a" in args[0]
+        args = args[1:]
+    text = await io.stdin.read()
+    for name in args:
+        shell.container.write_file(shell.path(name), text, append=append)
+    await io.out(text)
+    return 0
+
+
+async def _set(shell: Shell, argv: list[str], io: IO) -> int:
+    args = argv[1:]
+    while args and args[0][:1] in ("-", "+") and args[0] not in ("-", "--"):
+        flag = args.pop(0)
+        if flag in ("-o", "+o"):
+            if args:
+                args.pop(0)  # pipefail and the like: not modelled
+            continue
+        for letter in flag[1:]:
+            if flag[0] == "-":
+                shell.options.add(letter)
+            else:
+                shell.options.discard(letter)
+    if args and args[0] == "--":
+        shell.args = args[1:]
+    elif args:
+        shell.args = args
+    return 0
+
+
+async def _cp(shell: Shell, argv: list[str], io: IO) -> int:
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    if len(args) < 2:
+        await io.err("cp: missing destination file operand\n")
+        return 1
+    *sources, target = args
+    target_path = shell.path(target)
+    for source in sources:
+        content = shell.container.read_file(shell.path(source))
+        if content is None:
+            await io.err(f"cp: can't stat '{source}': No such file or directory\n")
+            return 1
+        destination = target_path
+        if len(sources) > 1 or shell.container.is_dir(target_path):
+            destination = posixpath.join(target_path, posixpath.basename(source))
+        shell.container.write_file(destination, content)
+    return 0
+
+
+async def _mkdir(shell: Shell, argv: list[str], io: IO) -> int:
+    # directories exist implicitly here (a file's path makes them): nothing to do
     return 0
 
 
 async def _sh(shell: Shell, argv: list[str], io: IO) -> int:
     name = posixpath.basename(argv[0])
     args = argv[1:]
-    while args and args[0] in ("-e", "-x", "-u", "-l", "-i", "-s"):
+    while args and re.fullmatch(r"-[exulis]+c?", args[0]):
+        if args[0].endswith("c"):
+            args = ["-c", *args[1:]]
+            break
         args = args[1:]
     if args and args[0] == "-c":
         if len(args) < 2:
@@ -1135,6 +1311,10 @@ COMMANDS: dict[str, Command] = {
     "printenv": _printenv,
     "sleep": _sleep,
     "touch": _touch,
+    "tee": _tee,
+    "mkdir": _mkdir,
+    "cp": _cp,
+    "set": _set,
     **dict.fromkeys(SHELLS, _sh),
 }
 """The commands every simulated container has (busybox applets and shell builtins)."""

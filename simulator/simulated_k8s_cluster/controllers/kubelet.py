@@ -56,6 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import commands
 from ..behaviours import (
     BEHAVIOUR_ANNOTATION,
     DEFAULT_BEHAVIOUR,
@@ -877,6 +878,8 @@ class Kubelet:
             files={k: expand(v, crun.env) for k, v in behaviour.files.items()},
         )
         crun.current = instance
+        if self.state.config.run_commands and behaviour is DEFAULT_BEHAVIOUR:
+            self._run_command(run, crun, instance, at)
         crun.stage = "running"
         crun.waiting_reason, crun.waiting_message = "", None
         crun.next_at = None if behaviour.forever else instance.planned_end
@@ -886,6 +889,35 @@ class Kubelet:
             # A sidecar does not block the next init container once it has started (with no
             # startupProbe, which this kubelet does not run, it counts as started at once).
             self._init_next(run, crun, at)
+
+    def _run_command(self, run: PodRun, crun: ContainerRun, instance: Instance, at: float) -> None:
+        """``runCommands``: run the container's command now (see :mod:`..commands`)."""
+        python = self.state.config.run_python
+        argv = commands.main_argv(crun.spec, crun.argv)
+        if argv is None or not commands.runnable(argv, python):
+            return
+        files = {**self.visible_files(run, crun), **commands.staged_files(crun.env)}
+        process = commands.MainProcess(
+            run.name,
+            crun.env,
+            files,
+            lambda p: p in STANDARD_DIRS or any(m == p for m, _ in _mounts(crun.spec)),
+        )
+        outcome = commands.run(argv, process, python)
+        if outcome is None:
+            return
+        seconds = crun.behaviour.seconds + outcome.seconds
+        lines = commands.lines_of(outcome.stdout)
+        instance.lines = [
+            (at + seconds * i / max(len(lines), 1), line) for i, line in enumerate(lines)
+        ]
+        instance.planned_end = at + seconds
+        before = self.visible_files(run, crun)
+        for path, content in process.files.items():
+            if before.get(path) != content:
+                instance.files[path] = content
+        if outcome.exit_code != 0:
+            crun.exit_code_override = outcome.exit_code
 
     def _terminate(
         self, crun: ContainerRun, instance: Instance, at: float, exit_code: int, reason: str

@@ -27,6 +27,9 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
   ``progress``, message, ``conditions`` (``PodRunning``, ``Completed``), ``nodes`` keyed by
   node id (``<wf>-<fnv32a(name)>``), optionally ``compressedNodes`` or
   ``offloadNodeStatusVersion``; pods named ``<wf>-<template>-<fnv32a(node name)>`` (v2);
+* ``{{=expr}}`` expression tags (:mod:`.exprlang`), resource templates (:mod:`.resource`),
+  http templates (:mod:`.http`, done by the controller: canned answers or loopback only),
+  a step's exit hook (``hooks.exit`` / ``onExit``, node ``<step>.onExit``);
 * ``retryStrategy`` (``limit``, ``retryPolicy``, ``backoff``), ``spec.onExit``,
   ``spec.shutdown`` (``Stop`` / ``Terminate``), ``spec.suspend``, ``activeDeadlineSeconds``,
   ``spec.parallelism`` and template ``parallelism``, controller-wide ``parallelism``
@@ -34,8 +37,8 @@ Modelled (names and messages from ``workflow/controller`` and ``workflow/validat
   the controller's back errors its node (``pod deleted``).
 
 Not modelled: Argo's ``init`` and ``wait`` containers (their effects are: output parameters,
-the missing-file error), resource / http / data / plugin templates,
-artifacts, ``{{=expr}}`` expressions, hooks other than ``onExit``,
+the missing-file error), data / plugin templates, artifacts, hooks other than exit
+hooks (``onExit``, a step's ``exit`` hook), DAG task hooks,
 memoization, synchronization (semaphores, mutexes), daemons and sidecars, ``argo resume`` of a
 suspend node without a duration, node events, the Argo Server, CronWorkflows, and the
 controller's informer delays (no ``RECENTLY_STARTED_POD_DURATION`` grace for missing pods).

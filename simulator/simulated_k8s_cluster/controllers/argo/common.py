@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...state import ClusterState
+from .config import ArgoSettings
 
 Obj = dict[str, Any]
 
@@ -35,6 +36,9 @@ class Host(Protocol):
     """What an operation needs from the controller."""
 
     state: ClusterState
+    settings: ArgoSettings
+    resource_objects: dict[str, tuple[str, str, str, str, str]]
+    """Node id → (apiVersion, kind, namespace, name, error) a resource template acted on."""
 
     def files(self, pod: Obj) -> dict[str, str]: ...
 

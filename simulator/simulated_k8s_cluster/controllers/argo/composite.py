@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from . import exprlang
 from .common import ExecError, ParallelismReached
 from .expressions import (
     TemplateError,
@@ -63,6 +64,18 @@ def _outputs(op: Operation, tmpl: Obj, scope: dict[str, str]) -> Obj | None:
             if "{{" in value and value_from.get("default") is not None:
                 value = str(value_from["default"])
             param["value"] = value
+        elif value_from.get("expression") is not None:
+            env = {**op.globals, **scope}
+            for given in (tmpl.get("inputs") or {}).get("parameters") or []:
+                if given.get("value") is not None:
+                    env[f"inputs.parameters.{given.get('name')}"] = str(given["value"])
+            try:
+                result = exprlang.evaluate(str(value_from["expression"]), exprlang.expand(env))
+            except exprlang.ExprError:
+                if value_from.get("default") is None:
+                    continue
+                result = str(value_from["default"])
+            param["value"] = exprlang.render(result)
         elif declared.get("value") is None:
             continue
         params.append(param)
@@ -78,6 +91,48 @@ def _finish(op: Operation, name: str, tmpl: Obj, scope: dict[str, str]) -> Obj:
 
 
 # --- steps ---------------------------------------------------------------------------------------
+
+
+def _exit_hook(step: Obj) -> Obj | None:
+    """``GetExitHook``: a step's ``onExit`` template or its ``exit`` hook."""
+    if step.get("onExit"):
+        return {"template": step["onExit"]}
+    hook = (step.get("hooks") or {}).get("exit")
+    return hook if isinstance(hook, dict) else None
+
+
+def _run_exit_hook(
+    op: Operation,
+    step: Obj,
+    child: Obj,
+    ctx: TemplateContext,
+    scope: dict[str, str],
+    boundary_id: str,
+) -> bool:
+    """``runOnExitNode`` for a finished step: its exit hook as node ``<step>.onExit``, with the
+    step's own outputs in scope; False while the hook runs."""
+    hook = _exit_hook(step)
+    if hook is None or child.get("phase") not in ("Succeeded", "Failed", "Error"):
+        return True
+    if not op.should_execute(True):
+        return True
+    local = dict(scope)
+    prefix = f"steps.{step.get('name')}"
+    outputs = child.get("outputs") or {}
+    retried = op.nodes.children(child) if child.get("type") == "Retry" else []
+    if retried:
+        outputs = retried[-1].get("outputs") or {}
+    for param in outputs.get("parameters") or []:
+        local[f"{prefix}.outputs.parameters.{param.get('name')}"] = str(param.get("value", ""))
+    local[f"{prefix}.status"] = str(child.get("phase"))
+    args = substitute(hook.get("arguments") or {}, {**op.globals, **local})
+    holder = {k: hook[k] for k in ("template", "templateRef") if hook.get(k)}
+    exit_name = f"{child['name']}.onExit"
+    node = op.execute_template(
+        exit_name, holder, ctx, args, boundary_id, True, flag={"hooked": True}
+    )
+    op.nodes.add_child(child["name"], exit_name)
+    return fulfilled(node)
 
 
 def execute_steps(
@@ -252,6 +307,18 @@ def _execute_step_group(
     children = nodes.children(sg)
     if not all(fulfilled(child) for child in children):
         return sg
+    hooks_done = True
+    for child in children:
+        step = holders.get(child["name"]) or {}
+        try:
+            if not _run_exit_hook(op, step, child, ctx, scope, boundary_id):
+                hooks_done = False
+        except ExecError as exc:
+            return nodes.mark(sg_name, "Error", exc.message)
+        except ParallelismReached:
+            hooks_done = False
+    if not hooks_done:
+        return nodes.require(sg_name)
     for child in children:
         step = holders.get(child["name"]) or {}
         if failed(child) and not _continues_on(step, child["phase"]):

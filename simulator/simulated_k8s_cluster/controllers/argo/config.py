@@ -15,6 +15,7 @@ KNOWN_KEYS = (
     "offloadNodes",
     "workflowTemplates",
     "clusterWorkflowTemplates",
+    "httpResponses",
 )
 
 
@@ -31,6 +32,8 @@ class ArgoSettings:
     """Pretend the nodes live in the offload database: ``status.offloadNodeStatusVersion``."""
     workflow_templates: list[Obj] = field(default_factory=list)
     cluster_workflow_templates: list[Obj] = field(default_factory=list)
+    http_responses: list[Obj] = field(default_factory=list)
+    """Canned answers to http templates: ``{url: PREFIX, statusCode, body, headers}``."""
 
 
 def check_config(value: Any, where: str = "argo") -> ArgoSettings:
@@ -83,4 +86,20 @@ def check_config(value: Any, where: str = "argo") -> ArgoSettings:
             ):
                 raise ConfigError(f"{at}.metadata.namespace must be a non-empty string")
         setattr(settings, attribute, items)
+    responses = value.get("httpResponses", [])
+    if not isinstance(responses, list):
+        raise ConfigError(f"{where}.httpResponses must be a list, got {responses!r}")
+    for i, entry in enumerate(responses):
+        at = f"{where}.httpResponses[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise ConfigError(f"{at} must be a mapping with a url (prefix)")
+        unknown_keys = sorted(set(entry) - {"url", "statusCode", "body", "headers"})
+        if unknown_keys:
+            raise ConfigError(f"{at}: unknown keys {unknown_keys}")
+        code = entry.get("statusCode", 200)
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise ConfigError(f"{at}.statusCode must be an HTTP status code, got {code!r}")
+        if not isinstance(entry.get("headers") or {}, dict):
+            raise ConfigError(f"{at}.headers must be a mapping")
+    settings.http_responses = responses
     return settings

@@ -72,6 +72,8 @@ class ArgoController:
         self._nodes: dict[str, tuple[str, dict[str, Obj]]] = {}
         """Workflow uid → (compressed form or version written, the nodes)."""
         self._pod_templates: dict[str, dict[str, Obj]] = {}
+        self.resource_objects: dict[str, tuple[str, str, str, str, str]] = {}
+        """Node id → (apiVersion, kind, namespace, name, error) a resource template acted on."""
 
     # --- installation ----------------------------------------------------------------------------
 

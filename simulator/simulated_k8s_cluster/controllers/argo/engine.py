@@ -423,10 +423,12 @@ class Operation:
         flag: Obj | None,
     ) -> Obj:
         kind = template_type(tmpl)
-        if kind in ("container", "script", "containerSet"):
+        if kind in ("container", "script", "containerSet", "resource"):
             return leaves.execute_container(
                 self, name, scope, tmpl, holder, boundary_id, on_exit, flag
             )
+        if kind == "http":
+            return leaves.execute_http(self, name, scope, tmpl, holder, boundary_id, on_exit, flag)
         if kind == "suspend":
             return leaves.execute_suspend(
                 self, name, scope, tmpl, holder, boundary_id, on_exit, flag

@@ -13,6 +13,19 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from . import exprlang
+
+_FUNCTIONS = frozenset(exprlang.Evaluator({}).functions) | {
+    "filter",
+    "map",
+    "all",
+    "any",
+    "none",
+    "one",
+    "count",
+    "sprig",
+}
+
 TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
@@ -46,11 +59,43 @@ def substitute_text(text: str, scope: Mapping[str, str]) -> str:
     if "{{" not in text:
         return text
 
+    env: dict[str, Any] | None = None
+
     def replace(found: re.Match[str]) -> str:
-        value = scope.get(found.group(1).strip())
+        nonlocal env
+        name = found.group(1).strip()
+        if name.startswith("="):
+            if env is None:
+                env = exprlang.expand(scope)
+            return evaluate_tag(name[1:], env, found.group(0))
+        value = scope.get(name)
         return found.group(0) if value is None else value
 
     return TAG.sub(replace, text)
+
+
+def _has_path(env: Mapping[str, Any], path: str) -> bool:
+    if path in env:
+        return True
+    current: Any = env
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return False
+        current = current[part]
+    return True
+
+
+def evaluate_tag(expression: str, env: Mapping[str, Any], written: str) -> str:
+    """An expression tag's value; the tag as written while a variable it reads is not known yet
+    or it cannot be evaluated (Argo substitutes with ``allowUnresolved``)."""
+    try:
+        tree = exprlang.parse(expression)
+        for path in exprlang.identifiers(tree):
+            if not _has_path(env, path) and path.split(".")[0] not in _FUNCTIONS:
+                return written
+        return exprlang.render(exprlang.Evaluator(env).run(tree))
+    except exprlang.ExprError:
+        return written
 
 
 def substitute(obj: Any, scope: Mapping[str, str]) -> Any:

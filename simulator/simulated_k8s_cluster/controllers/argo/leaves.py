@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...admission import admit_create
 from ...resources import PODS, ApiError
+from . import http
 from .common import TRANSIENT, ExecError, holder_template_name
 from .expressions import TemplateError, humanize_duration, parse_duration
 from .names import pod_name
@@ -216,3 +217,39 @@ def execute_suspend(
     if op.deadline is not None:
         op.wake(op.deadline)
     return op.nodes.mark(name, "Running")
+
+
+def execute_http(
+    op: Operation,
+    name: str,
+    scope: str,
+    tmpl: Obj,
+    holder: Obj,
+    boundary_id: str,
+    on_exit: bool,
+    flag: Obj | None,
+) -> Obj:
+    """An ``http`` template: the request and its outcome at once (see :mod:`.http`)."""
+    node = op.nodes.get(name)
+    if node is None:
+        node = op.nodes.init(
+            name,
+            "HTTP",
+            holder_template_name(holder),
+            scope,
+            boundary_id,
+            "Pending",
+            template_ref=holder.get("templateRef"),
+            inputs=op.node_inputs(tmpl),
+            flag=flag,
+        )
+    if not op.should_execute(on_exit):
+        return op.nodes.mark(name, "Failed", f"workflow shutdown with strategy: {op.shutdown}")
+    spec = tmpl.get("http") or {}
+    try:
+        response = http.send(spec, op.host.settings.http_responses)
+    except OSError as exc:
+        return op.nodes.mark(name, "Failed", str(exc))
+    phase, message = http.outcome(spec, response)
+    op.nodes.require(name)["outputs"] = {"result": response.body}
+    return op.nodes.mark(name, phase, message or None)

@@ -5,6 +5,7 @@ parameters included (what the ``wait`` container saves)."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,9 @@ OUTPUTS_DIR = "/var/run/argo/outputs/parameters"
 
 SCRIPT_SOURCE_PATH = "/argo/staging/script"
 """Where Argo's init container writes a script template's source; the command runs it."""
+
+ARGOEXEC_IMAGE = "quay.io/argoproj/argoexec:latest"
+"""The image of a resource template's pod."""
 
 RESULT_LIMIT = 256 * 1024
 """The most of a ``main`` container's output Argo keeps as ``outputs.result`` (the end of it)."""
@@ -72,6 +76,16 @@ def build_pod(
         # A script template: the source is staged in a file that the command runs.
         container = {k: copy.deepcopy(v) for k, v in template["script"].items() if k != "source"}
         container["args"] = [*(container.get("args") or []), SCRIPT_SOURCE_PATH]
+        # No init container here to stage the source: main carries the template, as
+        # Argo's init-less pods do.
+        container["env"] = [
+            *(container.get("env") or []),
+            {"name": "ARGO_TEMPLATE", "value": json.dumps(template, separators=(",", ":"))},
+        ]
+    elif template.get("resource") is not None:
+        # argoexec runs kubectl; the simulated controller does the action (see resource.py)
+        action = str(template["resource"].get("action") or "")
+        container = {"image": ARGOEXEC_IMAGE, "command": ["argoexec", "resource", action]}
     else:
         container = copy.deepcopy(template.get("container") or {})
     if template.get("containerSet") is None:

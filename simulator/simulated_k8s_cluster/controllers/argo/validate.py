@@ -117,7 +117,8 @@ class _Validator:
                 return kind in _POD_TYPES
             if tag == "retries":
                 return retries
-            return False
+            # always allowed by Argo's resolveAllVariables (resolved at run time)
+            return tag.startswith(("steps.name", "tasks.name", "node.name", "outputs."))
 
         return ok
 
@@ -221,7 +222,19 @@ class _Validator:
                         return expands
                     return ok(tag) or tag == "steps.name" or self._node_ref_ok(tag, "steps", known)
 
-                self._check(step, step_ok, f"templates.{name}.steps")
+                body = {k: v for k, v in step.items() if k != "hooks"}
+                self._check(body, step_ok, f"templates.{name}.steps")
+                # a hook also sees the outputs of its own step
+                mine = {**known, str(step.get("name")): self._outputs_of(step, ctx)}
+
+                def hook_ok(tag: str, mine: dict[str, set[str] | None] = mine) -> bool:
+                    return ok(tag) or self._node_ref_ok(tag, "steps", mine)
+
+                for hook_name, hook in (step.get("hooks") or {}).items():
+                    self._check(hook, hook_ok, f"templates.{name}.steps")
+                    where = f"templates.{name}.steps[{i}].{step.get('name')}.hooks.{hook_name} "
+                    if hook.get("template") or hook.get("templateRef"):
+                        self.holder(hook, ctx, hook.get("arguments") or {}, where)
             for step in group:
                 where = f"templates.{name}.steps[{i}].{step.get('name')} "
                 self.holder(step, ctx, step.get("arguments") or {}, where)

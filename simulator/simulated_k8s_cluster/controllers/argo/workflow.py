@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ...resources import PODS, ApiError
+from . import resource
 from .common import DEADLINE_EXCEEDED, ExecError, ParallelismReached
 from .engine import Operation
 from .expressions import param_text
@@ -174,7 +175,11 @@ def reconcile_pods(op: Operation) -> None:
         def result(pod: Obj = pod, node: Obj = node) -> str | None:
             return op.host.stdout(pod) if op.result_referenced(node) else None
 
+        if tmpl.get("resource") is not None and not _resource_action(op, node, pod, tmpl):
+            continue
         updated = assess(node, pod, tmpl, functools.partial(op.host.files, pod), op.stamp(), result)
+        if tmpl.get("resource") is not None and fulfilled(updated):
+            updated = _resource_outcome(op, updated, tmpl)
         if updated != node:
             nodes.by_id[node["id"]] = updated
             if fulfilled(updated):
@@ -195,6 +200,67 @@ def reconcile_pods(op: Operation) -> None:
             nodes.mark(node["name"], "Failed", DEADLINE_EXCEEDED)
     running = any(n.get("type") == "Pod" and n.get("phase") == "Running" for n in nodes.values())
     set_condition(op.status, "PodRunning", "True" if running else "False")
+
+
+def _resource_action(op: Operation, node: Obj, pod: Obj, tmpl: Obj) -> bool:
+    """A resource template's action, once its pod has succeeded; False while its
+    ``successCondition`` is waited for (the node stays Running)."""
+    if (pod.get("status") or {}).get("phase") != "Succeeded":
+        return True
+    host = op.host
+    done = host.resource_objects.get(node["id"])
+    state = host.state
+    if done is None:
+        obj, error = resource.perform(state.store, state.registry, op.workflow, tmpl["resource"])
+        if error:
+            host.resource_objects[node["id"]] = ("", "", "", "", error)
+            return True
+        if obj is None:
+            host.resource_objects[node["id"]] = ("", "", "", "", "")
+            return True
+        meta = obj["metadata"]
+        done = (
+            str(obj.get("apiVersion", "")),
+            str(obj.get("kind", "")),
+            str(meta.get("namespace") or ""),
+            str(meta["name"]),
+            "",
+        )
+        host.resource_objects[node["id"]] = done
+    api_version, kind, namespace, name, _ = done
+    if not kind:
+        return True
+    target = state.registry.by_kind(api_version, kind)
+    current = state.store.peek(target, namespace, name) if target else None
+    try:
+        message = resource.check(state.store, current or {}, tmpl["resource"])
+    except resource.Pending:
+        if node.get("phase") != "Running":
+            op.nodes.mark(node["name"], "Running")
+        op.wake(op.now + 1.0)
+        return False
+    if message:
+        host.resource_objects[node["id"]] = (*done[:4], message)
+    return True
+
+
+def _resource_outcome(op: Operation, node: Obj, tmpl: Obj) -> Obj:
+    """The node of a resource template whose pod has finished: the action's error or outputs."""
+    api_version, kind, namespace, name, error = op.host.resource_objects.get(
+        node["id"], ("", "", "", "", "")
+    )
+    updated = dict(node)
+    if node.get("phase") != "Succeeded":
+        return updated
+    if error:
+        updated["phase"], updated["message"] = "Failed", error
+        return updated
+    target = op.host.state.registry.by_kind(api_version, kind) if kind else None
+    obj = op.host.state.store.peek(target, namespace, name) if target else None
+    params = resource.outputs(tmpl, obj)
+    if params:
+        updated["outputs"] = {**(updated.get("outputs") or {}), "parameters": params}
+    return updated
 
 
 def fail_unstarted(op: Operation) -> None:
