@@ -46,6 +46,8 @@ def deployment_cluster() -> dict[str, Any]:
 class Deployed:
     airflow: AirflowDeployment
     cluster: SimulatedCluster
+    kubeconfig: Path
+    """The connection's kubeconfig file (rewritten with a new token by ``expire_token``)."""
 
 
 @pytest.fixture(scope="session")
@@ -83,4 +85,4 @@ def deployed(
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
         }
         with deployment(tmp, postgres, dags, {CONN_ID: conn}, extra_env) as airflow:
-            yield Deployed(airflow, cluster)
+            yield Deployed(airflow, cluster, kubeconfig)

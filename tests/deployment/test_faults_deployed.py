@@ -4,6 +4,7 @@ without the fault — success, on its first try, with exactly one Job — and ne
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +107,22 @@ def test_token_rotated_while_deferred(deployed: Deployed) -> None:
     run_id = start_scenario(deployed, "token_rotated")
     deployed.cluster.expire_token()
     assert_succeeded_once(deployed.airflow, deployed, "token_rotated", run_id)
+
+
+def test_credentials_revoked_for_good_fail_the_task_instead_of_hanging(deployed: Deployed) -> None:
+    """The token is revoked and the kubeconfig keeps it: after reloading its credentials once,
+    the trigger gets 401 again and the task fails, saying so, instead of waiting forever."""
+    airflow = deployed.airflow
+    run_id = start_scenario(deployed, "credentials_revoked", seconds=30000)
+    kubeconfig = Path(deployed.kubeconfig)
+    stale = kubeconfig.read_bytes()
+    deployed.cluster.expire_token()
+    kubeconfig.write_bytes(stale)
+    try:
+        state = airflow.wait_for_run("deployed_credentials_revoked", run_id, timeout=420)
+        log = airflow.task_log("deployed_credentials_revoked", run_id, "work")
+        assert state == "failed", log[-4000:]
+        assert "401" in log and "credentials" in log.lower(), log[-4000:]
+    finally:
+        # The other scenarios' connection works again.
+        deployed.cluster.expire_token()

@@ -15,6 +15,7 @@ SCENARIOS = (
     "scheduler_killed",
     "api_server_restarted",
     "token_rotated",
+    "credentials_revoked",
 )
 
 for scenario in SCENARIOS:
