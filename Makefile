@@ -271,10 +271,20 @@ demo: setup-af3
 
 # --- benchmarks ---------------------------------------------------------------------------
 
+# The Argo release whose examples/ folder `make bench` runs (the newest the module proxy serves).
+ARGO_EXAMPLES_VERSION ?= v4.0.5
+
 bench: setup-af3
 	$(call venv,af3)/bin/python benchmarks/argo_waiting.py --output benchmarks/results/argo_waiting.md
 	$(call venv,af3)/bin/python benchmarks/simulated_cluster_scale.py \
 	  --output benchmarks/results/simulated_cluster_scale.md
+	@# Argo's own examples/ (from the Go module proxy) on the simulated Argo controller.
+	if command -v go >/dev/null; then \
+	  dir=$$(go mod download -json github.com/argoproj/argo-workflows/v4@$(ARGO_EXAMPLES_VERSION) \
+	    | $(call venv,af3)/bin/python -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'); \
+	  $(call venv,af3)/bin/python scripts/argo-examples --examples "$$dir/examples" \
+	    > benchmarks/results/argo_examples.md; \
+	  grep -E "^(tested|all)" benchmarks/results/argo_examples.md; fi
 
 # --- housekeeping -------------------------------------------------------------------------
 
