@@ -11,8 +11,9 @@ The shell understands simple commands with quoting (``'…'``, ``"…"``, ``\\``
 ``2>``, ``2>&1``, ``>/dev/null``) and comments; loops, ``case``, functions, subshells and
 globbing are refused with a syntax error (exit 2). Commands: ``cat``, ``echo``, ``printf``,
 ``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``, ``kill``, ``pgrep``, ``ps``, ``id``,
-``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``, ``sleep`` (simulated seconds), ``touch``
-and ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
+``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``, ``sleep`` (seconds times ``timeScale``),
+``touch`` and ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard
+input).
 Anything else is ``sh: NAME: not found`` with exit code 127, unless the container's behaviour
 ``exec`` answers it. Error messages are busybox's (what an ``alpine`` image prints).
 """
@@ -69,7 +70,7 @@ class Container(Protocol):
         ...
 
     async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of simulated time."""
+        """Wait ``seconds`` shortened by the cluster's time scale."""
         ...
 
 
