@@ -496,7 +496,7 @@ def job_facts(cluster: SimulatedCluster, job: dict[str, Any]) -> list[str]:
         waited = _duration((started - created).total_seconds()) if created and started else "?"
         why = (scale_ups or unschedulable)[0].get("message")
         node = (pod.get("spec") or {}).get("nodeName") or "no node"
-        facts.append(f"{task}: waited {waited} (simulated) for a node: {why}; ran on {node}")
+        facts.append(f"{task}: waited {waited} for a node: {why}; ran on {node}")
         break
     if labels.get(QUEUE_LABEL):
         workloads = cluster.list("workloads", NAMESPACE, {KUEUE_JOB_UID_LABEL: meta["uid"]})
@@ -515,7 +515,7 @@ def job_facts(cluster: SimulatedCluster, job: dict[str, Any]) -> list[str]:
                 facts.append(
                     f"{task}: Kueue Workload {workload['metadata']['name']} in "
                     f"{labels[QUEUE_LABEL]} admitted by ClusterQueue {queue} after "
-                    f"{waited} (simulated){why}"
+                    f"{waited}{why}"
                 )
             else:
                 facts.append(
@@ -609,7 +609,8 @@ def quota_holder_job(cpu: str = "6") -> dict[str, Any]:
 class QuotaHolder:
     """Fills most of team A's CPU quota with another Job before a DAG runs, so that the DAG's
     queued Job waits in the LocalQueue; deletes that Job once the DAG's Workload has been
-    pending for ``hold`` simulated seconds, which frees the quota and lets Kueue admit it.
+    pending for ``hold`` seconds (times the time scale), which frees the quota and lets Kueue
+    admit it.
 
     Use as a context manager around the DAG run; leaving it always frees the quota.
     """
@@ -668,12 +669,12 @@ class QuotaHolder:
                 interval=0.05,
                 message=f"a pending Workload of {self.dag_id}",
             )
-            since = self.cluster.now()
+            since, hold = self.cluster.now(), self.cluster.clock.scaled(self.hold)
             self.cluster.wait_for(
-                lambda: self._stop.is_set() or self.cluster.now() >= since + self.hold,
-                timeout=self.hold * self.cluster.config.time_scale + 30,
+                lambda: self._stop.is_set() or self.cluster.now() >= since + hold,
+                timeout=hold + 30,
                 interval=0.05,
-                message=f"{self.hold:.0f} simulated seconds",
+                message=f"{self.hold:.0f} seconds shortened by the time scale",
             )
             if not self._stop.is_set():
                 self.waited = self.cluster.now() - since
@@ -770,7 +771,7 @@ def run_dag(
     if holder is not None and holder.waited is not None:
         result.facts.append(
             f"another Job of team A ({QUOTA_HOLDER}, 6 CPUs) held the queue's quota; the demo "
-            f"deleted it after the DAG's Job had queued for {_duration(holder.waited)} (simulated)"
+            f"deleted it after the DAG's Job had queued for {_duration(holder.waited)}"
         )
     if dag.cleans_up:
         jobs_after = {j["metadata"]["uid"] for j in cluster.list("jobs", NAMESPACE)}
@@ -952,7 +953,7 @@ def run_all(
         say(
             f"simulated cluster at {cluster.url}: pools default (3 nodes) and gpu (0-2 nodes, "
             f"tainted nvidia.com/gpu), Kueue queue {NAMESPACE}/{TEAM_QUEUE}; "
-            f"1 simulated minute = {60 * scale:.1f}s"
+            f"a container that runs for a minute takes {60 * scale:.1f}s"
         )
         say(f"  kubeconfig {kubeconfig}, configuration {workdir / 'cluster.yaml'}")
         if templates:

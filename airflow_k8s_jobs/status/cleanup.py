@@ -15,10 +15,9 @@ the ``lastTransitionTime`` of the ``Complete`` / ``Failed`` condition. *now* is,
 
 For 2 and 3, *now* is raised to the newest timestamp the cluster wrote on any Job listed in the
 namespace if that is later: the cluster's clock has certainly passed it. This only corrects a
-clock that is behind, so ages stay lower bounds of the true ages — a Job is never deleted for
-being older than it is. (The simulated test cluster relies on it: its object timestamps run on
-simulated time while its ``Date`` header is wall time.) Against a real cluster the ``Date``
-header is normally already the later of the two.
+clock that is behind (a worker's clock, or one of several API servers or controller managers
+whose clocks disagree), so ages stay lower bounds of the true ages — a Job is never deleted for
+being older than it is. Normally the ``Date`` header is already the later of the two.
 """
 
 from __future__ import annotations

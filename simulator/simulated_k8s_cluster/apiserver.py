@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
@@ -89,7 +90,12 @@ class ApiServer:
             client_max_size=16 * 1024 * 1024, middlewares=[k8s_protobuf.negotiate]
         )
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_response_prepare.append(self._date_header)
         return app
+
+    async def _date_header(self, request: web.Request, response: web.StreamResponse) -> None:
+        """``Date`` from the cluster's clock (the wall clock unless time is manual)."""
+        response.headers["Date"] = format_datetime(self.state.clock.utcnow(), usegmt=True)
 
     # --- dispatch --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ hit (image pull failures, preemption). Rules come from the cluster configuration
         files: {"/tmp/results": "[1, 2, 3]"}
         terminationMessage: "done"
         imagePull: ErrImagePull         # or ImagePullBackOff: the pull fails
-        imagePullSeconds: 30            # ... and recovers after that many simulated seconds
+        imagePullSeconds: 30            # ... and recovers after that many (scaled) seconds
         preemptAfterSeconds: 5          # the pod is preempted 5 s after it starts running
         oomKilled: true                 # terminated with exit code 137, reason OOMKilled
         signals: {INT: 0}               # signals the main process handles: exit with that code
@@ -36,7 +36,7 @@ The first matching rule wins; rules added at run time are checked before the con
 (the most recently added first). ``times`` counts pods, not containers or restarts; it defaults
 to unlimited, except for rules with ``preemptAfterSeconds`` where it defaults to 1 ("the first
 pod matching is preempted; its replacement behaves normally"). A container no rule matches
-succeeds after one simulated second without output.
+succeeds after one (scaled) second without output.
 
 Log lines are written spread evenly over the run: line ``i`` of ``n`` at
 ``start + seconds * i / n`` (the first one as the container starts). ``stdout``, ``files`` and
@@ -130,7 +130,7 @@ class Behaviour:
     image_pull: str | None = None
     """``ErrImagePull`` / ``ImagePullBackOff``: pulling the image fails."""
     image_pull_seconds: float | None = None
-    """The failing pull recovers this many simulated seconds after the first attempt."""
+    """The failing pull recovers this many (scaled) seconds after the first attempt."""
     image_pull_message: str | None = None
     preempt_after_seconds: float | None = None
     oom_killed: bool = False

@@ -383,14 +383,17 @@ class SimulatedCluster:
     # --- time ------------------------------------------------------------------------------
 
     def now(self) -> float:
-        """Simulated seconds since start."""
+        """Seconds since start on the cluster's clock (wall seconds unless time is manual)."""
         return self.clock.now()
 
     def advance(self, seconds: float) -> None:
-        """Move simulated time forward (works with any time scale, and with ``timeScale: 0``).
+        """Move the manual clock (``timeScale: 0``) forward.
 
-        Returns once the controllers have caught up with the new instant.
+        Returns once the controllers have caught up with the new instant. With time running
+        the cluster's clock is the wall clock and cannot be moved: this raises ``ValueError``.
         """
+        if not self.clock.manual and seconds > 0:
+            self.clock.advance(seconds)  # raises, with the explanation
         loop = self._controller_loop
 
         def advance() -> None:
@@ -402,7 +405,7 @@ class SimulatedCluster:
         self.settle()
 
     def settle(self) -> None:
-        """Run every controller until nothing changes at the current simulated instant.
+        """Run every controller until nothing changes at the current instant.
 
         Useful before asserting that something has *not* happened yet (with ``timeScale: 0``).
         """

@@ -1,13 +1,13 @@
 """The simulated cluster's configuration: a YAML file or a dict with the same (camelCase) keys.
 
 ```yaml
-timeScale: 0.05            # wall seconds per simulated second (0 = time moves only by advance())
+timeScale: 0.05            # shortens what the cluster decides (0 = manual clock, advance())
 namespaces: [batch]        # created at start, besides default / kube-system / kube-public
 nodePools:
   - name: default
     nodes: 1               # Ready nodes at start
     maxNodes: 1            # autoscaler ceiling; equal to nodes = not autoscaled
-    scaleUpSeconds: 60     # simulated seconds from TriggeredScaleUp to a Ready node
+    scaleUpSeconds: 60     # seconds (times timeScale) from TriggeredScaleUp to a Ready node
     capacity: {cpu: "4", memory: "16Gi"}
     labels: {cloud.google.com/gke-nodepool: default}
     taints: []
@@ -105,7 +105,7 @@ class ClusterConfig:
     bookmark_interval_seconds: float = 5.0
     """Wall seconds between watch bookmarks (the API server sends one about every minute)."""
     autoscaler_scan_seconds: float = 10.0
-    """Simulated seconds between cluster-autoscaler loops."""
+    """Seconds (times ``timeScale``) between cluster-autoscaler loops."""
     history_size: int = 50_000
     run_commands: bool = False
     """Containers without a behaviour rule run their shell command (see commands.py)."""

@@ -12,7 +12,7 @@ fi``, redirections (``>``, ``>>``, ``<``, ``2>``, ``2>&1``, ``>/dev/null``) and 
 loops, ``case``, functions, subshells and globbing are refused with a syntax error (exit 2).
 Commands: ``cat``, ``echo``, ``printf``, ``true``, ``false``, ``:``, ``test`` / ``[``, ``exit``,
 ``kill``, ``pgrep``, ``ps``, ``id``, ``hostname``, ``pwd``, ``cd``, ``env``, ``printenv``,
-``sleep`` (simulated seconds), ``touch``, ``tee``, ``cp``, ``set`` (``-e`` honoured),
+``sleep`` (seconds times ``timeScale``), ``touch``, ``tee``, ``cp``, ``set`` (``-e`` honoured),
 ``mkdir`` (directories are implicit) and
 ``sh`` / ``bash`` / ``ash`` (``-c SCRIPT``, a script file, or a script on standard input).
 Anything else is ``sh: NAME: not found`` with exit code 127, unless the container's behaviour
@@ -73,7 +73,7 @@ class Container(Protocol):
         ...
 
     async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of simulated time."""
+        """Wait ``seconds`` shortened by the cluster's time scale."""
         ...
 
 

@@ -22,7 +22,7 @@ class LogSource(Protocol):
     def lines(
         self, pod: Obj, container: str | None, previous: bool
     ) -> tuple[list[tuple[float, str]], bool]:
-        """``([(simulated time written, line), …], finished)`` for one container of a pod.
+        """``([(instant written, line), …], finished)`` for one container of a pod.
 
         Raises ``ApiError`` (400) when the container does not exist or has not started, with
         the API server's message.

@@ -106,8 +106,7 @@ def test_cleanup_jobs_dag(leftovers: SimulatedCluster) -> None:
     assert summary["deleted"] == counts["deleted"] == OLD
     assert counts["kept_running"] == 1 and counts["kept_too_young"] == YOUNG
     assert counts["names"] == [f"old-{i:02d}" for i in range(OLD)]
-    # No clock given: the cluster's Date header, raised to the newest timestamp on its Jobs
-    # (the simulated cluster's Date is wall time, its timestamps simulated time).
+    # No clock given: the cluster's Date header (with the manual clock, the advanced time).
     assert counts["clock"] == "cluster's Date header"
 
     requests = cluster.requests(verb="list", resource="jobs") + cluster.requests(

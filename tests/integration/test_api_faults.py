@@ -325,11 +325,3 @@ def test_frozen_time_moves_only_by_advance(
     assert gap == timedelta(seconds=90)
     with pytest.raises(ValueError):
         simulated_cluster.advance(-1)
-
-
-@pytest.mark.simulated_cluster({**QUIET, "timeScale": 0.001})
-def test_scaled_time_runs_faster_than_wall_time(simulated_cluster: Any) -> None:
-    # 1 ms of wall time per simulated second: a simulated minute passes in 60 ms.
-    simulated_cluster.wait_for(
-        lambda: simulated_cluster.now() >= 60, timeout=5, message="a simulated minute"
-    )

@@ -977,11 +977,14 @@ def test_e2e_indexed_job_with_a_failing_index(
     assert status["completedIndexes"] == "0,2"
     assert status["failedIndexes"] == "1"
     assert (status["succeeded"], status["failed"]) == (2, 2)
-    attempts = [
-        p
-        for p in pods_of(core, "e2e-idx", active_only=False)
-        if p.metadata.annotations[INDEX_KEY] == "1"
-    ]
+    attempts = sorted(  # both attempts may carry the same (second-precision) creationTimestamp
+        (
+            p
+            for p in pods_of(core, "e2e-idx", active_only=False)
+            if p.metadata.annotations[INDEX_KEY] == "1"
+        ),
+        key=lambda p: int(p.metadata.annotations[FAILURE_COUNT_KEY]),
+    )
     assert [p.metadata.annotations[FAILURE_COUNT_KEY] for p in attempts] == ["0", "1"]
     assert all(p.status.phase == "Failed" for p in attempts)
     exit_codes = [p.status.container_statuses[0].state.terminated.exit_code for p in attempts]

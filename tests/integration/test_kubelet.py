@@ -1008,15 +1008,18 @@ def test_unchanged_status_is_not_rewritten(
 def test_wakes_when_the_container_ends(
     simulated_cluster: SimulatedCluster, core: kubernetes.client.CoreV1Api, node: str
 ) -> None:
-    """Nothing kicks the loop while a container runs: the kubelet's wake-up time ends it."""
+    """Nothing kicks the loop while a container runs: the kubelet's wake-up time ends it.
+
+    A behaviour of 200 s at ``timeScale: 0.01`` runs for 2 wall seconds, and its timestamps
+    (wall time, second precision) say so."""
     cluster = simulated_cluster
-    cluster.add_behaviour({"seconds": 100})
+    cluster.add_behaviour({"seconds": 200})
     core.create_namespaced_pod(NS, pod_body("timed"))
     status = wait_status(cluster, "timed", phase_is("Succeeded"), "Succeeded", timeout=10)
     terminated = container(status)["state"]["terminated"]
     assert cluster.clock.parse(terminated["finishedAt"]) - cluster.clock.parse(
         terminated["startedAt"]
-    ) == pytest.approx(100, abs=1)
+    ) == pytest.approx(2, abs=1)
 
 
 async def test_async_client(

@@ -602,7 +602,8 @@ def test_gpu_pod_waits_for_its_node_then_runs_and_succeeds(
     )
     (gpu_node,) = _nodes(v1, "gpu")
     assert _bound(v1, "trainer") == gpu_node.metadata.name
-    assert cluster.now() - created >= 60 + 5  # the pool's scale-up delay, then the run
+    # The pool's scale-up delay, then the run, both shortened by timeScale.
+    assert cluster.now() - created >= cluster.clock.scaled(60 + 5)
     log = v1.read_namespaced_pod_log("trainer", NS, _preload_content=False)
     assert log.data.decode().strip() == "trained"
     by_reason = {e.reason: e for e in events(v1, NS, "trainer")}

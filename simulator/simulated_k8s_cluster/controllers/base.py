@@ -92,7 +92,7 @@ class ControllerLoop:
             wanted = controller.reconcile()
         except Exception:  # a broken controller must not stop the cluster
             log.exception("controller %s failed", controller.name)
-            wanted = self.clock.now() + 1.0
+            wanted = self.clock.now() + self.clock.scaled(1.0)
         self._wake[index] = wanted
         return wanted
 

@@ -1050,6 +1050,7 @@ class JobController:
             if delay >= MAX_POD_FAILURE_BACKOFF:
                 delay = MAX_POD_FAILURE_BACKOFF
                 break
+        delay = self.state.clock.scaled(delay)
         elapsed = now - last_failure
         return 0.0 if delay < elapsed else delay - elapsed
 

@@ -79,7 +79,7 @@ log = logging.getLogger("simulated_k8s_cluster")
 Obj = dict[str, Any]
 
 STARTUP_SECONDS = 0.5
-"""Simulated seconds from "start this container" to running (image pull or creation)."""
+"""Seconds (times ``timeScale``) from "start this container" to running (pull or creation)."""
 ERR_IMAGE_PULL_SECONDS = 1.0
 """How long a failed pull shows ``ErrImagePull`` before ``ImagePullBackOff``."""
 BACKOFF_INITIAL = 10.0
@@ -771,7 +771,7 @@ class Kubelet:
             if run.running_since is None and run.main and all(c.started for c in run.main):
                 run.running_since = at
                 if run.preempt_after is not None:
-                    run.preempt_at = at + run.preempt_after
+                    run.preempt_at = at + self.state.clock.scaled(run.preempt_after)
 
     def _step(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
         stage = crun.stage
@@ -796,13 +796,14 @@ class Kubelet:
         elif stage == "creating":
             image = crun.spec.get("image", "")
             if crun.pulling:
+                pulled = self.state.clock.scaled(STARTUP_SECONDS)
                 self._event(
                     pod,
                     run,
                     "Normal",
                     "Pulled",
                     f'Successfully pulled image "{image}" in '
-                    f"{_go_duration(STARTUP_SECONDS)} ({_go_duration(STARTUP_SECONDS)} "
+                    f"{_go_duration(pulled)} ({_go_duration(pulled)} "
                     f"including waiting). Image size: "
                     f"{10_000_000 + int(_digest(image)[:6], 16) * 10} bytes.",
                     crun,
@@ -817,12 +818,12 @@ class Kubelet:
 
     def _pull(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
         image = str(crun.spec.get("image", ""))
-        behaviour = crun.behaviour
+        behaviour, clock = crun.behaviour, self.state.clock
         if crun.pull_first_at is None:
             crun.pull_first_at = at
         failing = behaviour.image_pull is not None and not (
             behaviour.image_pull_seconds is not None
-            and at - crun.pull_first_at >= behaviour.image_pull_seconds
+            and at - crun.pull_first_at >= clock.scaled(behaviour.image_pull_seconds)
         )
         present = image in self._node_images.get(run.node, set())
         policy = crun.spec.get("imagePullPolicy", "IfNotPresent")
@@ -843,10 +844,10 @@ class Kubelet:
             self._event(pod, run, "Warning", "Failed", "Error: ErrImagePull", crun)
             crun.pull_attempts += 1
             delay = min(BACKOFF_INITIAL * 2 ** (crun.pull_attempts - 1), BACKOFF_MAX)
-            crun.pull_retry_at = at + delay
+            crun.pull_retry_at = at + clock.scaled(delay)
             crun.stage = "pull-failed"
             crun.waiting_reason, crun.waiting_message = "ErrImagePull", message
-            crun.next_at = at + ERR_IMAGE_PULL_SECONDS
+            crun.next_at = at + clock.scaled(ERR_IMAGE_PULL_SECONDS)
             return
         if policy == "Always" or (policy != "Never" and not present):
             self._event(pod, run, "Normal", "Pulling", f'Pulling image "{image}"', crun)
@@ -860,7 +861,7 @@ class Kubelet:
                 f'Container image "{image}" already present on machine',
                 crun,
             )
-        crun.next_at = at + STARTUP_SECONDS
+        crun.next_at = at + clock.scaled(STARTUP_SECONDS)
 
     def _start(self, pod: Obj, run: PodRun, crun: ContainerRun, at: float) -> None:
         behaviour = crun.behaviour
@@ -868,12 +869,13 @@ class Kubelet:
         container_id = "containerd://" + _digest(run.uid, crun.name, str(crun.serial))
         lines = [expand(line, crun.env) for line in behaviour.stdout]
         count = len(lines)
-        spread = 0.0 if behaviour.forever else behaviour.seconds
+        seconds = self.state.clock.scaled(behaviour.seconds)
+        spread = 0.0 if behaviour.forever else seconds
         timed = [(at + spread * i / count, line) for i, line in enumerate(lines)]
         instance = Instance(
             container_id=container_id,
             started_at=at,
-            planned_end=at + behaviour.seconds,
+            planned_end=at + seconds,
             lines=timed,
             files={k: expand(v, crun.env) for k, v in behaviour.files.items()},
         )
@@ -969,7 +971,7 @@ class Kubelet:
         if crun.crashes == 1:
             self._start(pod, run, crun, at)
             return
-        delay = min(BACKOFF_INITIAL * 2 ** (crun.crashes - 2), BACKOFF_MAX)
+        delay = self.state.clock.scaled(min(BACKOFF_INITIAL * 2 ** (crun.crashes - 2), BACKOFF_MAX))
         crun.stage = "backoff"
         crun.waiting_reason = "CrashLoopBackOff"
         crun.waiting_message = (
@@ -1537,7 +1539,7 @@ class ExecView(_ContainerView):
 
     async def sleep(self, seconds: float) -> None:
         clock = self.kubelet.state.clock
-        until = clock.now() + seconds
+        until = clock.now() + clock.scaled(seconds)
         while clock.now() < until:
             delay = clock.wall_delay(until - clock.now())
             await asyncio.sleep(min(delay if delay is not None else 0.05, 0.05))

@@ -198,7 +198,8 @@ class NodePoolManager:
                 f"node pool {pool!r} cannot grow from {target} to {target + count} "
                 f"nodes (max: {config.ceiling})"
             )
-        ready_at = self.state.clock.now() + float(config.scale_up_seconds)
+        clock = self.state.clock
+        ready_at = clock.now() + clock.scaled(float(config.scale_up_seconds))
         self._pending.extend(_PendingNode(pool, ready_at) for _ in range(count))
 
     def remove_node(self, name: str) -> None:
@@ -598,13 +599,14 @@ class Scheduler:
         if changed:
             pod = store.update(PODS, updated)
         last = self._last_event.get(uid)
-        if changed or last is None or last[0] != message or now - last[1] >= self.RETRY_SECONDS:
+        retry = clock.scaled(self.RETRY_SECONDS)
+        if changed or last is None or last[0] != message or now - last[1] >= retry:
             self.state.events.record(
                 pod, "Warning", "FailedScheduling", message, component=SCHEDULER_NAME
             )
             self._last_event[uid] = (message, now)
             last = self._last_event[uid]
-        return last[1] + self.RETRY_SECONDS
+        return last[1] + retry
 
 
 # --- the cluster autoscaler ----------------------------------------------------------------------
@@ -651,7 +653,8 @@ class ClusterAutoscaler:
         if now + 1e-9 < self._next_scan:
             return self._next_scan
         self._scan()
-        self._next_scan = now + float(self.state.config.autoscaler_scan_seconds)
+        scan = float(self.state.config.autoscaler_scan_seconds)
+        self._next_scan = now + self.state.clock.scaled(scan)
         return self._next_scan
 
     # --- one loop --------------------------------------------------------------------------
@@ -796,7 +799,7 @@ class ClusterAutoscaler:
             seen.add(name)
             since = self._empty_since.setdefault(name, now)
             pool = self.pools.pool(pool_name)
-            unneeded = now - since >= SCALE_DOWN_UNNEEDED_SECONDS
+            unneeded = now - since >= self.state.clock.scaled(SCALE_DOWN_UNNEEDED_SECONDS)
             if unneeded and self.pools.current(pool_name) > pool.nodes:
                 self.state.events.record(
                     node,
