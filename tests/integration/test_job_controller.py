@@ -1079,6 +1079,8 @@ def test_e2e_native_sidecar_job(simulated_cluster: SimulatedCluster, batch: Any,
             "terminationMessagePolicy": "FallbackToLogsOnError",
         }
     ]
+    # A grace period is written in the object, so it elapses on the wall clock: keep it short.
+    template["spec"]["terminationGracePeriodSeconds"] = 1
     batch.create_namespaced_job(NS, body)
     simulated_cluster.wait_for(
         lambda: job_status(batch, "e2e-sidecar").get("ready") == 1, message="a ready pod"
