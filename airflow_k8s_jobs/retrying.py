@@ -62,13 +62,15 @@ class RetryPolicy:
             delay = max(delay, min(float(retry_after), self.max_retry_after))
         return delay
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        return self.backoff(state.attempt_number, getattr(exc, "retry_after", None))
+    # tenacity (down to its floor, 8.1) passes the call state as the keyword ``retry_state``.
+    def _wait(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        return self.backoff(retry_state.attempt_number, getattr(exc, "retry_after", None))
 
     def _stop(self, started: float) -> Callable[[RetryCallState], bool]:
-        def stop(state: RetryCallState) -> bool:
-            if state.attempt_number >= self.attempts:
+        def stop(retry_state: RetryCallState) -> bool:
+            if retry_state.attempt_number >= self.attempts:
                 return True
             return self.max_elapsed is not None and self.clock() - started >= self.max_elapsed
 
@@ -79,11 +81,11 @@ class RetryPolicy:
         if on_retry is None:
             return None
 
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
+        def before_sleep(retry_state: RetryCallState) -> None:
+            exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+            wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
             if exc is not None:
-                on_retry(exc, float(wait), state.attempt_number)
+                on_retry(exc, float(wait), retry_state.attempt_number)
 
         return before_sleep
 

@@ -463,9 +463,9 @@ def _go_format(layout: str, when: _dt.datetime) -> str:
 def _sprig_date(layout: str, value: Any) -> str:
     # sprig formats the current time for anything but a time or a Unix time (a string, say)
     if _number(value):
-        when = _dt.datetime.fromtimestamp(float(value), _dt.UTC)
+        when = _dt.datetime.fromtimestamp(float(value), _dt.timezone.utc)
     else:
-        when = _dt.datetime.now(_dt.UTC)
+        when = _dt.datetime.now(_dt.timezone.utc)
     return _go_format(layout, when)
 
 
@@ -578,7 +578,7 @@ class Evaluator:
             "min": lambda *xs: min(xs[0] if len(xs) == 1 else xs),
             "fromJSON": lambda s: json.loads(s),
             "toJSON": lambda v: json.dumps(v, indent=2),
-            "now": lambda: _dt.datetime.now(_dt.UTC),
+            "now": lambda: _dt.datetime.now(_dt.timezone.utc),
         }
 
     def run(self, node: Node, elem: Any = None) -> Any:
