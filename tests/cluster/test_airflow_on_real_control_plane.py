@@ -173,12 +173,14 @@ def test_a_failing_job_fails_the_task_with_its_last_log_lines(dag_run: DagRun) -
         assert pod.status.container_statuses[0].state.terminated.exit_code == 3
     error = re.search(
         r"JobFailedError: Job jobs/\S+ .*failed: BackoffLimitExceeded: .*\n"
-        r"pod \S+: main exit code 3 \(Error\); last log lines:\n"
-        r"(  \| .*\n)+",
+        r"Failed pods:\n"
+        r"- pod \S+: container main exited with code 3 \(Error\)\n"
+        r"  last \d+ log lines:\n"
+        r"(    \| .*\n)+",
         dag_run.output,
     )
     assert error, dag_run.output[-6000:]
-    assert "  | failing line 5\n" in error.group(0)
+    assert "    | failing line 5\n" in error.group(0)
 
 
 def test_a_gpu_job_waits_for_the_scale_up(dag_run: DagRun) -> None:
