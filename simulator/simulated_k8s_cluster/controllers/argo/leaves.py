@@ -90,6 +90,33 @@ def process_retries(op: Operation, retry: Obj, strategy: Obj, on_exit: bool) -> 
 # --- leaves --------------------------------------------------------------------------------
 
 
+def _leaf_node(
+    op: Operation,
+    name: str,
+    node_type: str,
+    scope: str,
+    tmpl: Obj,
+    holder: Obj,
+    boundary_id: str,
+    flag: Obj | None,
+) -> Obj:
+    """The leaf's node: the existing one, or a new ``Pending`` node of ``node_type``."""
+    node = op.nodes.get(name)
+    if node is not None:
+        return node
+    return op.nodes.init(
+        name,
+        node_type,
+        holder_template_name(holder),
+        scope,
+        boundary_id,
+        "Pending",
+        template_ref=holder.get("templateRef"),
+        inputs=op.node_inputs(tmpl),
+        flag=flag,
+    )
+
+
 def execute_container(
     op: Operation,
     name: str,
@@ -103,17 +130,7 @@ def execute_container(
     """``executeContainer`` / ``createWorkflowPod``: the node and its pod."""
     node = op.nodes.get(name)
     if node is None:
-        node = op.nodes.init(
-            name,
-            "Pod",
-            holder_template_name(holder),
-            scope,
-            boundary_id,
-            "Pending",
-            template_ref=holder.get("templateRef"),
-            inputs=op.node_inputs(tmpl),
-            flag=flag,
-        )
+        node = _leaf_node(op, name, "Pod", scope, tmpl, holder, boundary_id, flag)
         node["progress"] = "0/1"
         if on_exit:
             node.setdefault("nodeFlag", {})["hooked"] = True
@@ -189,19 +206,7 @@ def execute_suspend(
     flag: Obj | None,
 ) -> Obj:
     """``executeSuspend``: Running, then Succeeded once ``duration`` has passed."""
-    node = op.nodes.get(name)
-    if node is None:
-        node = op.nodes.init(
-            name,
-            "Suspend",
-            holder_template_name(holder),
-            scope,
-            boundary_id,
-            "Pending",
-            template_ref=holder.get("templateRef"),
-            inputs=op.node_inputs(tmpl),
-            flag=flag,
-        )
+    node = _leaf_node(op, name, "Suspend", scope, tmpl, holder, boundary_id, flag)
     if not op.should_execute(on_exit):
         return op.nodes.mark(name, "Failed", f"Stopped with strategy '{op.shutdown}'")
     duration = (tmpl.get("suspend") or {}).get("duration")
@@ -230,19 +235,7 @@ def execute_http(
     flag: Obj | None,
 ) -> Obj:
     """An ``http`` template: the request and its outcome at once (see :mod:`.http`)."""
-    node = op.nodes.get(name)
-    if node is None:
-        node = op.nodes.init(
-            name,
-            "HTTP",
-            holder_template_name(holder),
-            scope,
-            boundary_id,
-            "Pending",
-            template_ref=holder.get("templateRef"),
-            inputs=op.node_inputs(tmpl),
-            flag=flag,
-        )
+    _leaf_node(op, name, "HTTP", scope, tmpl, holder, boundary_id, flag)
     if not op.should_execute(on_exit):
         return op.nodes.mark(name, "Failed", f"workflow shutdown with strategy: {op.shutdown}")
     spec = tmpl.get("http") or {}
