@@ -9,21 +9,26 @@ clock (so they are testable without real waiting), and returns a plain dict — 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS, Resource
+from .live_logs import DEFAULT_STREAMS, LiveLogs
 from .manifests.names import MANAGED_BY
 from .status import Phase, interpret_job
 from .status.workflows import interpret_workflow
-from .watching import ClientSource, WatchHub
+from .watching import ClientSource, Subscription, WatchHub
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+
+FINAL_POD_PHASES = ("Succeeded", "Failed")
 
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 
@@ -54,6 +59,8 @@ class WaitPolicy:
     """Seconds to wait for pods to terminate once the outcome is decided."""
     deadline: float | None = None
     """Wall-clock instant (epoch seconds) the task must end by: its ``execution_timeout``."""
+    live_log_streams: int = DEFAULT_STREAMS
+    """Containers whose new log lines are written to the task log at once; 0: none."""
 
 
 def _result(
@@ -72,6 +79,46 @@ def _result(
 
 def _involves(uids: set[Any]) -> Callable[[dict[str, Any]], bool]:
     return lambda event: (event.get("involvedObject") or {}).get("uid") in uids
+
+
+@contextlib.asynccontextmanager
+async def _live_logs(
+    sub: Subscription, namespace: str, log: Any, streams: int, containers: Any = None
+) -> AsyncIterator[LiveLogs | None]:
+    """Live logs of the pods the subscription sees (None when turned off)."""
+    if streams <= 0:
+        yield None
+        return
+    live = LiveLogs(sub.api_client, namespace, log, containers=containers, max_streams=streams)
+    try:
+        yield live
+    except BaseException:
+        await live.aclose(grace=0)
+        raise
+    await live.aclose()
+
+
+async def _catch_up_with_pods(
+    sub: Subscription,
+    job: dict[str, Any],
+    is_ours: Callable[[dict[str, Any]], bool],
+    live: LiveLogs,
+    seconds: float = 2.0,
+) -> None:
+    """Give the live logs the pods the Job counted as finished that the pod watch (a stream of
+    its own, a little behind the Job's at times) has not shown yet; for at most ``seconds``."""
+    status = job.get("status") or {}
+    counted = int(status.get("succeeded") or 0) + int(status.get("failed") or 0)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while True:
+        pods = sub.select(PODS, is_ours)
+        live.update(pods)
+        ended = sum(1 for p in pods if (p.get("status") or {}).get("phase") in FINAL_POD_PHASES)
+        left = until - loop.time()
+        if ended >= counted or left <= 0:
+            return
+        await sub.changed(timeout=left)
 
 
 async def wait_for_job(
@@ -115,15 +162,20 @@ async def wait_for_job(
     last_line = ""
     capacity_since: float | None = None
     decided_since: float | None = None
-    async with hub.subscribe(
-        target.cluster_conn_id, clients, target.namespace, resources, interest
-    ) as sub:
+    async with (
+        hub.subscribe(
+            target.cluster_conn_id, clients, target.namespace, resources, interest
+        ) as sub,
+        _live_logs(sub, target.namespace, log, policy.live_log_streams) as live,
+    ):
         await sub.wait_synced()
         while True:
             job = sub.get(JOBS, target.name)
             if job is not None and job["metadata"].get("uid") != target.uid:
                 job = None  # a different Job of the same name replaced ours
             pods = sub.select(PODS, is_ours)
+            if live is not None:
+                live.update(pods)
             uids = {target.uid} | {p["metadata"].get("uid") for p in pods}
             events = sub.select(EVENTS, _involves(uids))
             workload = None
@@ -160,6 +212,8 @@ async def wait_for_job(
             if state.finished:
                 decided_since = decided_since if decided_since is not None else clock()
                 if state.pods_gone or clock() - decided_since >= policy.termination_grace:
+                    if live is not None:
+                        await _catch_up_with_pods(sub, job, is_ours, live)
                     status = "success" if state.phase is Phase.SUCCEEDED else "failed"
                     return _result(target, status, state.reason, state.message, **extra)
             if state.waiting_on_capacity:

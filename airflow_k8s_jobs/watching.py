@@ -95,6 +95,11 @@ class Subscription:
             informer.raise_error()
         return changed
 
+    @property
+    def api_client(self) -> Any:
+        """The cluster's shared ApiClient (for requests beside the watches; not to be closed)."""
+        return next(iter(self.informers.values())).api_client
+
     def get(self, resource: Resource, name: str) -> Obj | None:
         return self.informers[resource].objects.get(name)
 

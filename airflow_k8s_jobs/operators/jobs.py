@@ -12,6 +12,7 @@ from .._compat import Context
 from ..clusters import KubeClusterHook
 from ..errors import JobFailedError, NotFound
 from ..kube import JOBS
+from ..live_logs import DEFAULT_STREAMS
 from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
 from ..status import by_index, pod_label, summarize_job_verdict, termination_messages
 from ..triggers.jobs import KubeJobTrigger
@@ -69,6 +70,9 @@ class KubeJobOperator(SubmitAndWaitOperator):
     :param active_deadline_seconds: the Job's own deadline once it runs.
     :param capacity_timeout: how long pods may wait for nodes or quota before the task fails.
     :param image_pull_grace: how long an image pull may keep failing before the task fails.
+    :param live_log_streams: while the Job runs, the new log lines of this many containers at
+        once reach the task log as they are written (later pods take their turn); 0 turns
+        live logs off. The full log of every pod is written once more when the Job has finished.
     :param queue_name: a Kueue LocalQueue to queue the Job in.
     :param node_pool: a GKE node pool to run on (node affinity + toleration).
     :param ttl_seconds_after_finished: the Job (and its pods) are deleted this long after it
@@ -126,6 +130,7 @@ class KubeJobOperator(SubmitAndWaitOperator):
         active_deadline_seconds: int | None = None,
         capacity_timeout: timedelta | float | None = timedelta(hours=1),
         image_pull_grace: timedelta | float = timedelta(minutes=5),
+        live_log_streams: int = DEFAULT_STREAMS,
         queue_name: str | None = None,
         node_pool: str | None = None,
         ttl_seconds_after_finished: int | None = 86400,
@@ -155,6 +160,7 @@ class KubeJobOperator(SubmitAndWaitOperator):
         self.active_deadline_seconds = active_deadline_seconds
         self.capacity_timeout = seconds(capacity_timeout)
         self.image_pull_grace = seconds(image_pull_grace) or 0.0
+        self.live_log_streams = live_log_streams
         self.queue_name = queue_name
         self.node_pool = node_pool
         self.ttl_seconds_after_finished = ttl_seconds_after_finished
@@ -230,7 +236,12 @@ class KubeJobOperator(SubmitAndWaitOperator):
         persist_job_links(context, self._hook().settings, namespace, obj)
 
     def _policy(self, deadline: float | None) -> WaitPolicy:
-        return WaitPolicy(self.capacity_timeout, self.image_pull_grace, deadline=deadline)
+        return WaitPolicy(
+            self.capacity_timeout,
+            self.image_pull_grace,
+            deadline=deadline,
+            live_log_streams=self.live_log_streams,
+        )
 
     def _trigger(self, target: JobTarget, deadline: float | None) -> KubeJobTrigger:
         return KubeJobTrigger.for_target(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..kube import JOBS, request
+from ..live_logs import DEFAULT_STREAMS
 from ..waiting import JobTarget, WaitPolicy, wait_for_job
 from .base import KillAwareTrigger
 
@@ -21,6 +22,7 @@ class KubeJobTrigger(KillAwareTrigger):
     :param queued: the Job waits in a Kueue LocalQueue (also watch its Workload).
     :param capacity_timeout: seconds pods may wait for nodes or quota (None: for ever).
     :param image_pull_grace: seconds an image pull may keep failing.
+    :param live_log_streams: containers whose new log lines go to the task log at once (0: none).
     :param delete_on_kill: delete the Job (``Foreground``) when the task is killed while deferred.
     :param deadline: epoch seconds by which the task must end (its ``execution_timeout``); the
         trigger then fires with status ``timeout`` and the operator deletes the Job.
@@ -38,12 +40,15 @@ class KubeJobTrigger(KillAwareTrigger):
         queued: bool = False,
         capacity_timeout: float | None = 3600.0,
         image_pull_grace: float = 300.0,
+        live_log_streams: int = DEFAULT_STREAMS,
         delete_on_kill: bool = True,
         deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.target = JobTarget(cluster_conn_id, cluster_name, namespace, job_name, job_uid, queued)
-        self.policy = WaitPolicy(capacity_timeout, image_pull_grace, deadline=deadline)
+        self.policy = WaitPolicy(
+            capacity_timeout, image_pull_grace, deadline=deadline, live_log_streams=live_log_streams
+        )
         self.delete_on_kill = delete_on_kill
         self._fired = False
 
@@ -61,6 +66,7 @@ class KubeJobTrigger(KillAwareTrigger):
             "queued": target.queued,
             "capacity_timeout": policy.capacity_timeout,
             "image_pull_grace": policy.image_pull_grace,
+            "live_log_streams": policy.live_log_streams,
             "delete_on_kill": delete_on_kill,
             "deadline": policy.deadline,
         }

@@ -602,8 +602,8 @@ class ApiServer:
             return source.lines(pod, container, previous)
 
         def render(lines: list[tuple[float, str]]) -> str:
-            if since:
-                cutoff = clock.now() - float(since)
+            cutoff = clock.log_cutoff(since, request.query.get("sinceTime"))
+            if cutoff is not None:
                 lines = [entry for entry in lines if entry[0] >= cutoff]
             out = []
             for at, text in lines:

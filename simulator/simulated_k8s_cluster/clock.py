@@ -96,3 +96,11 @@ class SimClock:
         """Seconds on this clock of an RFC 3339 timestamp."""
         parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
         return (parsed - self._epoch).total_seconds()
+
+    def log_cutoff(self, since_seconds: str | None, since_time: str | None) -> float | None:
+        """Where a pod log read with ``sinceSeconds`` or ``sinceTime`` starts (None: the start)."""
+        if since_seconds:
+            return self.now() - float(since_seconds)
+        if since_time:
+            return self.parse(since_time)
+        return None

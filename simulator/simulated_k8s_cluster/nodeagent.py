@@ -771,8 +771,8 @@ class NodeAgent:
             return self.kubelet.lines(pod, container, previous)
 
         def render(lines: list[tuple[float, str]]) -> str:
-            if since:
-                cutoff = clock.now() - float(since)
+            cutoff = clock.log_cutoff(since, query.get("sinceTime"))
+            if cutoff is not None:
                 lines = [entry for entry in lines if entry[0] >= cutoff]
             out = [
                 f"{clock.micro_timestamp(at)} {text}" if timestamps else text for at, text in lines
