@@ -26,6 +26,7 @@ from .watching import ClientSource, Subscription, WatchHub
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
 KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 
 FINAL_POD_PHASES = ("Succeeded", "Failed")
@@ -292,6 +293,7 @@ async def wait_for_workflow(
     log: Any,
     deadline: float | None = None,
     wall_clock: Callable[[], float] = time.time,
+    live_log_streams: int = DEFAULT_STREAMS,
 ) -> dict[str, Any]:
     """Wait until the Workflow has finished; the result dict says success or why not.
 
@@ -299,26 +301,37 @@ async def wait_for_workflow(
     Workflow (queued, or postponed by the controller's parallelism) keeps waiting. ``status`` is
     ``success``, ``failed``, or ``timeout`` when ``deadline`` (epoch seconds, the task's
     ``execution_timeout``) passed first. ``permanent`` is True when the controller refused the
-    Workflow's spec. Every managed Workflow of a namespace shares one watch.
+    Workflow's spec. Every managed Workflow of a namespace shares one watch, and so do their
+    pods, whose ``main`` containers' new log lines go to ``log`` (``live_log_streams`` at once).
     """
 
+    def is_ours(pod: dict[str, Any]) -> bool:
+        labels = pod["metadata"].get("labels") or {}
+        return labels.get(WORKFLOW_LABEL) == target.name
+
     def interest(resource: Resource, obj: dict[str, Any]) -> bool:
+        if resource is PODS:
+            return is_ours(obj)
         return bool(obj["metadata"]["name"] == target.name)
 
+    resources: list[Resource | tuple[Resource, str]] = [(WORKFLOWS, MANAGED_SELECTOR)]
+    if live_log_streams > 0:  # Argo's pods carry the Workflow's name, not its labels
+        resources.append((PODS, WORKFLOW_LABEL))
     hub = WatchHub.current()
     last_line = ""
-    async with hub.subscribe(
-        target.cluster_conn_id,
-        clients,
-        target.namespace,
-        [(WORKFLOWS, MANAGED_SELECTOR)],
-        interest,
-    ) as sub:
+    async with (
+        hub.subscribe(
+            target.cluster_conn_id, clients, target.namespace, resources, interest
+        ) as sub,
+        _live_logs(sub, target.namespace, log, live_log_streams, ["main"]) as live,
+    ):
         await sub.wait_synced()
         while True:
             workflow = sub.get(WORKFLOWS, target.name)
             if workflow is not None and workflow["metadata"].get("uid") != target.uid:
                 workflow = None  # a different Workflow of the same name replaced ours
+            if live is not None:
+                live.update(sub.select(PODS, is_ours))
             state = interpret_workflow(workflow, name=target.name, namespace=target.namespace)
             if state.status_line != last_line:
                 log.info("%s: %s", target.where, state.status_line)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import NotFound
 from ..kube import MERGE_PATCH, WORKFLOWS, request
+from ..live_logs import DEFAULT_STREAMS
 from ..manifests.workflows import shutdown_patch
 from ..status.workflows import workflow_finished
 from ..waiting import WorkflowTarget, wait_for_workflow
@@ -25,6 +26,8 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
         deferred; None leaves it running.
     :param deadline: epoch seconds by which the task must end (its ``execution_timeout``); the
         trigger then fires with status ``timeout`` and the operator stops the Workflow.
+    :param live_log_streams: pods whose new ``main`` log lines go to the task log at once
+        (0: none).
     """
 
     target_arguments = ("workflow_name", "workflow_uid")
@@ -38,6 +41,7 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
         workflow_uid: str,
         shutdown_on_kill: str | None = "Terminate",
         deadline: float | None = None,
+        live_log_streams: int = DEFAULT_STREAMS,
     ) -> None:
         super().__init__()
         self.target = WorkflowTarget(
@@ -45,6 +49,7 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
         )
         self.shutdown_on_kill = shutdown_on_kill
         self.deadline = deadline
+        self.live_log_streams = live_log_streams
         self._fired = False
 
     @classmethod
@@ -61,10 +66,17 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
             **self.target_kwargs(self.target),
             "shutdown_on_kill": self.shutdown_on_kill,
             "deadline": self.deadline,
+            "live_log_streams": self.live_log_streams,
         }
 
     async def wait(self) -> dict[str, Any]:
-        return await wait_for_workflow(self._hook(), self.target, self.log, self.deadline)
+        return await wait_for_workflow(
+            self._hook(),
+            self.target,
+            self.log,
+            self.deadline,
+            live_log_streams=self.live_log_streams,
+        )
 
     @property
     def act_on_kill(self) -> bool:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from demo import NAMESPACE
 
+from airflow_k8s_jobs.manifests.names import TASK_ID
+
 from .conftest import EXAMPLE_DAGS, Deployed
+from .deployment import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -25,6 +28,17 @@ def test_job_and_workflow_dags_run_through_scheduler_worker_and_triggerer(
         airflow.unpause(dag_id)
     job_run = airflow.first_run("gke_batch_job")
     workflow_run = airflow.first_run("argo_seed_workflow")
+
+    # Live logs: the training pod's first line is in the task's log while its Job still runs
+    # (the trigger follows the pod's log from the triggerer process).
+    def live_line() -> str | None:
+        log = airflow.task_log("gke_batch_job", job_run, "train")
+        return log if "| epoch 1/2" in log else None
+
+    wait_until(live_line, timeout=600, what="the training pod's first line in the task log")
+    (train_job,) = cluster.list("jobs", NAMESPACE, {TASK_ID: "train"})
+    assert not train_job["status"].get("completionTime"), train_job["status"]
+    assert airflow.task_state("gke_batch_job", job_run, "train") == "deferred"
 
     job_state = airflow.wait_for_run("gke_batch_job", job_run, timeout=600)
     workflow_state = airflow.wait_for_run("argo_seed_workflow", workflow_run, timeout=600)

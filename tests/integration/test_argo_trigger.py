@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_k8s_jobs._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
-from airflow_k8s_jobs.kube import WORKFLOWS
+from airflow_k8s_jobs.kube import PODS, WORKFLOWS
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
 from airflow_k8s_jobs.manifests.workflows import WorkflowRequest, build_workflow
 from airflow_k8s_jobs.triggers.argo import ArgoWorkflowTrigger
@@ -35,6 +36,7 @@ CONN_ID = "sim_argo"
 NAMESPACE = "batch"
 IMAGE = "argo-trigger-test/work:1"
 POSTPONED = "Workflow processing has been postponed"
+LINES = [f"step {n} of 4" for n in range(4)]
 
 
 def one_step(seconds: float = 30) -> dict[str, Any]:
@@ -272,9 +274,10 @@ async def test_compressed_nodes_are_decoded(simulated_cluster: SimulatedCluster,
 # --- many triggers, one watch --------------------------------------------------------------------
 
 
-async def test_200_waiting_triggers_share_one_watch(
+async def test_200_waiting_triggers_share_two_watches(
     simulated_cluster: SimulatedCluster, conn: str
 ) -> None:
+    """One watch of the managed Workflows, one of Argo's pods (for their live logs)."""
     workflows = create_workflows(simulated_cluster, [f"t{i:03d}" for i in range(200)], waits("60"))
     simulated_cluster.settle()
     simulated_cluster.reset_counters()
@@ -282,8 +285,8 @@ async def test_200_waiting_triggers_share_one_watch(
     await waiting(simulated_cluster, 200)
 
     informers = list(WatchHub.current().informers.values())
-    assert [i.key.resource for i in informers] == [WORKFLOWS]
-    assert (informers[0].lists, informers[0].watches) == (1, 1)
+    assert [i.key.resource for i in informers] == [WORKFLOWS, PODS]
+    assert [(i.lists, i.watches) for i in informers] == [(1, 1), (1, 1)]
     mid = dict(simulated_cluster.counters.snapshot())
     await advance(simulated_cluster, 30)  # half way: every Workflow changed, none finished
     assert not any(t.done() for t in tasks)
@@ -296,6 +299,37 @@ async def test_200_waiting_triggers_share_one_watch(
     assert simulated_cluster.requests(verb="watch", resource="workflows") == 1
     assert simulated_cluster.requests(verb="get", resource="workflows") == 0
     assert mid.get("list workflows") == 1 and mid.get("watch workflows") == 1
+    assert simulated_cluster.requests(verb="list", resource="pods") == 1
+    assert simulated_cluster.requests(verb="watch", resource="pods") == 1
+
+
+async def test_main_container_lines_reach_the_log_while_the_workflow_runs(
+    simulated_cluster: SimulatedCluster, conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulated_cluster.add_behaviour(
+        {"match": {"image": "argo-trigger-test/talk:1"}, "seconds": 30, "stdout": LINES}
+    )
+    manifest = one_step()
+    manifest["spec"]["templates"][0]["metadata"] = {}
+    manifest["spec"]["templates"][0]["container"]["image"] = "argo-trigger-test/talk:1"
+    manifest["spec"]["templates"][0].pop("outputs")
+    (wf,) = create_workflows(simulated_cluster, ["talks"], manifest)
+    printed = ""
+
+    def lines() -> list[str]:
+        nonlocal printed
+        printed += capsys.readouterr().out
+        return re.findall(r"\S \| (step \d of 4)", printed)
+
+    task = asyncio.create_task(triggerer_run(trigger_for(wf)))
+    await advance(simulated_cluster, 12)
+    await until(lambda: len(lines()) >= 2, what="two live lines")
+    assert phase(simulated_cluster, wf["metadata"]["name"]) == "Running"
+    await advance(simulated_cluster, 30)
+    event = await asyncio.wait_for(task, 20)
+
+    assert event is not None and event.payload["status"] == "success", event
+    assert lines() == LINES  # the main container's, once each; not Argo's wait container
 
 
 # --- kill while deferred ------------------------------------------------------------------------
