@@ -14,9 +14,14 @@ pytestmark = pytest.mark.e2e
 TEST_DAGS = Path(__file__).parent / "dags"
 
 
-def test_synchronous_mode_waits_in_the_worker(e2e_cluster: SimulatedCluster) -> None:
+def test_synchronous_mode_waits_in_the_worker(
+    e2e_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     dag = load_dag(str(TEST_DAGS / "sync_mode_job.py"), "sync_mode_job")
+    capsys.readouterr()
     dag_run = dag.test()
+    out = capsys.readouterr()
+    log = out.out + out.err
     (ti,) = dag_run.get_task_instances()
     assert str(ti.state) == "success"
     assert ti.xcom_pull(task_ids="preprocess") == ["[1, 2, 3]"]
@@ -24,3 +29,7 @@ def test_synchronous_mode_waits_in_the_worker(e2e_cluster: SimulatedCluster) -> 
     # finished by then), never by reading the Job.
     assert e2e_cluster.requests(verb="list", resource="jobs") >= 1
     assert e2e_cluster.requests(verb="get", resource="jobs") == 0
+    # The pod's lines came live, while the worker waited, before the full logs at the end.
+    live = log.find("| preprocessing")
+    final = log.find(" log lines")
+    assert 0 <= live < final, log[-4000:]
