@@ -15,7 +15,7 @@ import jinja2
 
 from .._compat import Context
 from ..clusters import KubeClusterHook
-from ..errors import InvalidInputError, ObjectGoneError, PermanentApiError
+from ..errors import ObjectGoneError, PermanentApiError
 from ..kube import CLUSTER_WORKFLOW_TEMPLATES, MERGE_PATCH, WORKFLOW_TEMPLATES, WORKFLOWS
 from ..manifests.arguments import (
     check_shutdown_on_kill,
@@ -28,7 +28,6 @@ from ..manifests.workflows import (
     DEFAULT_TTL_STRATEGY,
     WorkflowRequest,
     build_workflow,
-    load_workflow,
     shutdown_patch,
 )
 from ..status.outcome import (
@@ -46,10 +45,8 @@ from ..waiting import WorkflowTarget, wait_for_workflow
 from ._common import (
     RENDERED_MANIFEST,
     argo_safe,
-    jinja_errors_in,
-    looks_like_manifest_file,
     no_retry_on_bad_input,
-    read_manifest_file,
+    render_workflow_argument,
 )
 from .base import SubmitAndWaitOperator, Waiting
 from .links import WORKFLOW_LINKS, persist_workflow_link
@@ -197,21 +194,9 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         """The ``workflow`` argument loaded and rendered (Argo expressions left alone)."""
         env = argo_safe(env if env is not None else self.get_template_env())
         where = f"task {self.task_id}, argument workflow"
-        source: Any = self.workflow
-        if looks_like_manifest_file(source):
-            name = str(source).strip()
-            where += f", file {name}"
-            source = read_manifest_file(env, name, where)
-        if not isinstance(source, (str, dict)):
-            raise InvalidInputError(
-                f"{where}: expected a dict, a .yaml/.yml/.json file name or YAML text, got "
-                f"{type(source).__name__}"
-            )
-        if isinstance(source, str):
-            source = load_workflow(source, where=where)
-        with jinja_errors_in(where):
-            rendered = self.render_template(source, context, env)
-        return load_workflow(rendered, where=where)
+        return render_workflow_argument(
+            self.workflow, env, where, lambda source: self.render_template(source, context, env)
+        )
 
     def _preview_manifest(self, context: Context) -> dict[str, Any]:
         """Built without the cluster: a template is not read."""
