@@ -278,7 +278,8 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         path, what = WORKFLOWS.path(namespace, name), f"reading Workflow {namespace}/{name}"
         state = workflow_after_event(self._get(path, what), uid, name, namespace)
         pods = self._pods(namespace, f"{WORKFLOW_LABEL}={name}", where)
-        pod_names, logs = pods_by_node(pods), {}
+        pod_names = pods_by_node(pods)
+        logs: dict[str, str] = {}
         if self.get_logs:
             label = functools.partial(workflow_pod_label, workflow_name=name)
             logs = self._print_logs(namespace, pods, where, label, MAIN_CONTAINER, MAX_LOGGED_PODS)
