@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..kube import PODS, Resource, request_sync
 from ..manifests.names import TaskInstanceKey, matches_task
-from ..manifests.workflows import protect_argo_expressions
+from ..manifests.workflows import load_workflow, protect_argo_expressions
 from ..retrying import API_RETRY
 
 LOG_HEAD_LINES = 50
@@ -170,6 +170,31 @@ def argo_safe(env: jinja2.Environment) -> jinja2.Environment:
     if any(isinstance(ext, _ArgoExpressions) for ext in env.extensions.values()):
         return env
     return env.overlay(extensions=[_ArgoExpressions])
+
+
+def render_workflow_argument(
+    source: Any, env: jinja2.Environment, where: str, render: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """A ``workflow`` argument — a dict, a manifest file's name or YAML text — loaded, then
+    rendered by ``render`` (Airflow's Jinja in ``env``, an :func:`argo_safe` environment, so
+    Argo's own expressions are left alone) and loaded again.
+
+    Raises :class:`InvalidInputError` naming ``where`` (and the file).
+    """
+    if looks_like_manifest_file(source):
+        name = str(source).strip()
+        where += f", file {name}"
+        source = read_manifest_file(env, name, where)
+    if not isinstance(source, (str, dict)):
+        raise InvalidInputError(
+            f"{where}: expected a dict, a .yaml/.yml/.json file name or YAML text, got "
+            f"{type(source).__name__}"
+        )
+    if isinstance(source, str):
+        source = load_workflow(source, where=where)
+    with jinja_errors_in(where):
+        rendered = render(source)
+    return load_workflow(rendered, where=where)
 
 
 def mask_sensitive_values(value: Any) -> Any:

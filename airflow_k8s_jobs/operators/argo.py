@@ -7,55 +7,49 @@ created through the Kubernetes API with the same connection as Jobs (no Argo Ser
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping, Sequence
-from datetime import datetime
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
 
 from .._compat import Context
 from ..clusters import KubeClusterHook
-from ..errors import (
-    InvalidInputError,
-    NotFound,
-    ObjectGoneError,
-    PermanentApiError,
-    WorkflowFailedError,
-)
+from ..errors import ObjectGoneError, PermanentApiError
 from ..kube import CLUSTER_WORKFLOW_TEMPLATES, MERGE_PATCH, WORKFLOW_TEMPLATES, WORKFLOWS
+from ..live_logs import DEFAULT_STREAMS
+from ..manifests.arguments import (
+    check_shutdown_on_kill,
+    request_from,
+    scheduled_time,
+    template_ref,
+)
 from ..manifests.workflows import (
     DEFAULT_POD_GC,
     DEFAULT_TTL_STRATEGY,
-    SHUTDOWN_STRATEGIES,
     WorkflowRequest,
     build_workflow,
-    load_workflow,
     shutdown_patch,
 )
-from ..status.workflows import (
-    NODE_ID_ANNOTATION,
-    NODE_NAME_ANNOTATION,
-    WORKFLOW_LABEL,
-    WorkflowState,
-    interpret_workflow,
-    summarize_workflow_failure,
-    workflow_finished,
+from ..status.outcome import (
+    failed_pods_without_log,
+    pods_by_node,
+    same_object,
+    workflow_after_event,
+    workflow_pod_label,
+    workflow_result,
+    workflow_task_outcome,
 )
+from ..status.workflows import WORKFLOW_LABEL, workflow_finished
 from ..triggers.argo import ArgoWorkflowTrigger
 from ..waiting import WorkflowTarget, wait_for_workflow
 from ._common import (
     RENDERED_MANIFEST,
-    FatalWorkflowFailedError,
     argo_safe,
-    jinja_errors_in,
-    list_pods,
-    looks_like_manifest_file,
     no_retry_on_bad_input,
-    print_pod_log,
-    read_manifest_file,
-    read_pod_log,
+    render_workflow_argument,
 )
-from .base import SubmitAndWaitOperator
+from .base import SubmitAndWaitOperator, Waiting
 from .links import WORKFLOW_LINKS, persist_workflow_link
 
 MAIN_CONTAINER = "main"
@@ -117,6 +111,9 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         the Workflow when the task is killed, also while deferred, or times out; None leaves it
         running.
     :param get_logs: write the pods' logs to the task log when the Workflow has finished.
+    :param live_log_streams: while the Workflow runs, the new log lines of this many pods'
+        ``main`` containers at once reach the task log as they are written (later pods take
+        their turn); 0 turns live logs off.
     :param argo_ui_url: the Argo UI's base URL, to log a link to the Workflow and show it as the
         task's "Argo Workflow" link.
     :param deferrable: free the worker slot while waiting (the default).
@@ -143,6 +140,7 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
 
     resource = WORKFLOWS
     name_xcom_key = "workflow_name"
+    target_type = WorkflowTarget
 
     def __init__(
         self,
@@ -161,6 +159,7 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         pod_gc: Mapping[str, Any] | None = DEFAULT_POD_GC,
         shutdown_on_kill: str | None = "Terminate",
         get_logs: bool = True,
+        live_log_streams: int = DEFAULT_STREAMS,
         argo_ui_url: str | None = None,
         deferrable: bool = True,
         **kwargs: Any,
@@ -168,11 +167,7 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         super().__init__(
             cluster_conn_id=cluster_conn_id, namespace=namespace, deferrable=deferrable, **kwargs
         )
-        if shutdown_on_kill is not None and shutdown_on_kill not in SHUTDOWN_STRATEGIES:
-            raise InvalidInputError(
-                f"task {self.task_id}: shutdown_on_kill must be one of "
-                f"{', '.join(SHUTDOWN_STRATEGIES)} or None, got {shutdown_on_kill!r}"
-            )
+        check_shutdown_on_kill(shutdown_on_kill, f"task {self.task_id}")
         self.workflow = workflow
         self.workflow_template = workflow_template
         self.cluster_workflow_template = cluster_workflow_template
@@ -185,6 +180,7 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         self.pod_gc = pod_gc
         self.shutdown_on_kill = shutdown_on_kill
         self.get_logs = get_logs
+        self.live_log_streams = live_log_streams
         self.argo_ui_url = argo_ui_url
         self._rendered_workflow: dict[str, Any] | None = None
 
@@ -204,26 +200,13 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         """The ``workflow`` argument loaded and rendered (Argo expressions left alone)."""
         env = argo_safe(env if env is not None else self.get_template_env())
         where = f"task {self.task_id}, argument workflow"
-        source: Any = self.workflow
-        if looks_like_manifest_file(source):
-            name = str(source).strip()
-            where += f", file {name}"
-            source = read_manifest_file(env, name, where)
-        if not isinstance(source, (str, dict)):
-            raise InvalidInputError(
-                f"{where}: expected a dict, a .yaml/.yml/.json file name or YAML text, got "
-                f"{type(source).__name__}"
-            )
-        if isinstance(source, str):
-            source = load_workflow(source, where=where)
-        with jinja_errors_in(where):
-            rendered = self.render_template(source, context, env)
-        return load_workflow(rendered, where=where)
+        return render_workflow_argument(
+            self.workflow, env, where, lambda source: self.render_template(source, context, env)
+        )
 
     def _preview_manifest(self, context: Context) -> dict[str, Any]:
         """Built without the cluster: a template is not read."""
-        namespace = self._target_namespace()
-        return self._build(context, namespace, template=None)
+        return self._build(context, self._target_namespace(), template=None)
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -234,9 +217,7 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         parameters); raises :class:`InvalidInputError` on bad input, before anything is created.
         """
         namespace = self._target_namespace()
-        template = None
-        if self.workflow is None and (self.workflow_template or self.cluster_workflow_template):
-            template = self._fetch_template(self._hook(), namespace)
+        template = self._fetch_template(namespace) if self.workflow is None else None
         return self._build(context, namespace, template), namespace
 
     def _build(
@@ -246,81 +227,36 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         manifest = self._rendered_workflow
         if manifest is None and self.workflow is not None:
             manifest = self._render_workflow(context)
-        scheduled = next(
-            (
-                v
-                for k in ("data_interval_end", "logical_date")
-                if isinstance(v := context.get(k), datetime)
-            ),
-            None,
-        )
-        request = WorkflowRequest(
+        request = request_from(
+            WorkflowRequest,
+            self,
             workflow=manifest,
-            workflow_template=self.workflow_template,
-            cluster_workflow_template=self.cluster_workflow_template,
             template=template,
-            parameters=self.parameters,
-            entrypoint=self.entrypoint,
-            labels=self.labels,
-            annotations=self.annotations,
-            service_account_name=self.service_account_name,
-            ttl_strategy=self.ttl_strategy,
-            pod_gc=self.pod_gc,
-            scheduled_time=scheduled,
+            scheduled_time=scheduled_time(context),
         )
         cluster = self._hook().settings.display_name
         return build_workflow(request, self._key(context), namespace, cluster)
 
-    def _fetch_template(self, hook: KubeClusterHook, namespace: str) -> dict[str, Any]:
-        cluster = hook.settings.display_name
-        if self.workflow_template and self.cluster_workflow_template:
-            raise InvalidInputError(
-                f"task {self.task_id}: give workflow_template or cluster_workflow_template, not "
-                "both; nothing was created"
-            )
-        if self.workflow_template:
-            name, resource, ns = self.workflow_template, WORKFLOW_TEMPLATES, namespace
-            what = f"WorkflowTemplate {namespace}/{name} on {cluster}"
-        else:
-            name, resource, ns = (
-                str(self.cluster_workflow_template),
-                CLUSTER_WORKFLOW_TEMPLATES,
-                None,
-            )
-            what = f"ClusterWorkflowTemplate {name} on {cluster}"
-
-        def get(path: str) -> Any:
-            return self._request("GET", path, what=f"reading {what}")
-
+    def _fetch_template(self, namespace: str) -> dict[str, Any] | None:
+        """The template named by the arguments, read to check the parameters (None: none)."""
+        cluster = self._hook().settings.display_name
+        wt, cwt = self.workflow_template, self.cluster_workflow_template
+        ref = template_ref(f"task {self.task_id}", wt, cwt, namespace, cluster)
+        if ref is None:
+            return None
+        resource = WORKFLOW_TEMPLATES if ref.namespace else CLUSTER_WORKFLOW_TEMPLATES
+        what = f"reading {ref.what}"
         try:
-            return dict(get(resource.path(ns, name)))
-        except NotFound:
-            pass
+            template = self._get(resource.path(ref.namespace, ref.name), what)
         except PermanentApiError as exc:
-            raise InvalidInputError(
-                f"Cannot read {what} to check the parameters: {exc}. Grant the connection's "
-                f"identity 'get' and 'list' on {resource.plural}.argoproj.io; nothing was "
-                "created."
-            ) from exc
+            raise ref.unreadable(exc, resource.plural) from exc
+        if template is not None:
+            return template
         try:
-            existing = sorted(o["metadata"]["name"] for o in get(resource.path(ns))["items"])
+            items = self._request("GET", resource.path(ref.namespace), what=what)["items"]
         except PermanentApiError:
-            existing = []
-        known = f"; there are: {', '.join(existing)}" if existing else "; there are none"
-        raise InvalidInputError(
-            f"{what} not found{known}. Create it (argo template create / kubectl apply) or fix "
-            f"the task's {'workflow_template' if ns else 'cluster_workflow_template'}; nothing "
-            "was created."
-        )
-
-    def _target_for(self, namespace: str, obj: dict[str, Any]) -> WorkflowTarget:
-        return WorkflowTarget(
-            cluster_conn_id=self.cluster_conn_id,
-            cluster_name=self._hook().settings.display_name,
-            namespace=namespace,
-            name=obj["metadata"]["name"],
-            uid=obj["metadata"]["uid"],
-        )
+            items = []
+        raise ref.not_found([o["metadata"]["name"] for o in items])
 
     def _persist_links(self, context: Context, namespace: str, obj: dict[str, Any]) -> None:
         ui_link = persist_workflow_link(context, self.argo_ui_url, namespace, obj)
@@ -329,93 +265,41 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
 
     def _trigger(self, target: WorkflowTarget, deadline: float | None) -> ArgoWorkflowTrigger:
         return ArgoWorkflowTrigger.for_target(
-            target, shutdown_on_kill=self.shutdown_on_kill, deadline=deadline
+            target,
+            shutdown_on_kill=self.shutdown_on_kill,
+            deadline=deadline,
+            live_log_streams=self.live_log_streams,
         )
 
-    def _wait(
-        self, target: WorkflowTarget, deadline: float | None
-    ) -> Coroutine[Any, Any, dict[str, Any]]:
-        return wait_for_workflow(self._hook(), target, self.log, deadline)
+    def _wait(self, target: WorkflowTarget, deadline: float | None) -> Waiting:
+        return wait_for_workflow(
+            self._hook(), target, self.log, deadline, live_log_streams=self.live_log_streams
+        )
 
     # --- finish -------------------------------------------------------------------------------
 
     @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        hook, api = self._hook(), self._hook().api_client()
         namespace, name, uid, where = self._about(event)
         self._target = None  # finished: on_kill() has nothing left to stop
         if event["status"] == "timeout":
             self._timed_out(event)
         if event.get("reason") == "WorkflowDeleted":
             raise ObjectGoneError(event["message"])
-        workflow = self._read(namespace, name, uid)
-        state: WorkflowState | None = interpret_workflow(workflow, name=name, namespace=namespace)
-        if state is not None and not state.exists:  # deleted since the event: use the event
-            state = None
-        timeout = hook.settings.request_timeout
-        pods = list_pods(api, namespace, f"{WORKFLOW_LABEL}={name}", timeout, where)
-        pod_names: dict[str, str] = {}
-        for pod in pods:
-            node_id = (pod["metadata"].get("annotations") or {}).get(NODE_ID_ANNOTATION)
-            if node_id:
-                pod_names[node_id] = pod["metadata"]["name"]
-        logs = self._print_logs(namespace, name, pods, where) if self.get_logs else {}
-        if event["status"] != "success":
-            # A Workflow the controller rejected fails the same way on every try.
-            failure = FatalWorkflowFailedError if event.get("permanent") else WorkflowFailedError
-            if state is None:
-                raise failure(f"{where} {event.get('phase') or 'failed'}: {event.get('message')}")
-            for node in state.failed_nodes:
-                pod = pod_names.get(node.id) or state.pod_name(node)
-                if pod not in logs and node.type == "Pod":
-                    logs[pod] = read_pod_log(api, namespace, pod, where, MAIN_CONTAINER)
-            raise failure(summarize_workflow_failure(state, where, logs, pod_names=pod_names))
-        self.log.info("%s succeeded: %s", where, event.get("status_line") or event.get("message"))
-        context["ti"].xcom_push(key="phase", value=event.get("phase"))
-        return {
-            "name": name,
-            "namespace": namespace,
-            "uid": uid,
-            "phase": event.get("phase"),
-            "outputs": dict(state.outputs if state else event.get("outputs") or {}),
-            "node_outputs": {
-                k: dict(v)
-                for k, v in (
-                    state.node_outputs if state else event.get("node_outputs") or {}
-                ).items()
-            },
-        }
-
-    def _read(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
-        """The Workflow, or None once it is gone (or another of the same name replaced it)."""
-        path = WORKFLOWS.path(namespace, name)
-        try:
-            workflow = self._request("GET", path, what=f"reading Workflow {namespace}/{name}")
-        except NotFound:
-            return None
-        return dict(workflow) if workflow["metadata"].get("uid") == uid else None
-
-    def _print_logs(
-        self, namespace: str, name: str, pods: list[dict[str, Any]], where: str
-    ) -> dict[str, str]:
-        """Each pod's log in the task log, prefixed by pod and node (``[1].task2-3(0:1)…``)."""
-        api = self._hook().api_client()
-        if len(pods) > MAX_LOGGED_PODS:
-            self.log.info(
-                "%s has %d pods; writing the logs of the last %d.",
-                where,
-                len(pods),
-                MAX_LOGGED_PODS,
-            )
+        path, what = WORKFLOWS.path(namespace, name), f"reading Workflow {namespace}/{name}"
+        state = workflow_after_event(self._get(path, what), uid, name, namespace)
+        pods = self._pods(namespace, f"{WORKFLOW_LABEL}={name}", where)
+        pod_names = pods_by_node(pods)
         logs: dict[str, str] = {}
-        for pod in pods[-MAX_LOGGED_PODS:]:
-            meta = pod["metadata"]
-            logs[meta["name"]] = read_pod_log(api, namespace, meta["name"], where, MAIN_CONTAINER)
-            node = (meta.get("annotations") or {}).get(NODE_NAME_ANNOTATION, "")
-            label = f"{meta['name']} {node.removeprefix(name)}".strip()
-            phase = (pod.get("status") or {}).get("phase")
-            print_pod_log(self.log, label, phase, logs[meta["name"]])
-        return logs
+        if self.get_logs:
+            label = functools.partial(workflow_pod_label, workflow_name=name)
+            logs = self._print_logs(namespace, pods, where, label, MAIN_CONTAINER, MAX_LOGGED_PODS)
+        if event["status"] != "success" and state is not None:
+            for pod in failed_pods_without_log(state, pod_names, logs):
+                logs[pod] = self._read_log(namespace, pod, where, MAIN_CONTAINER)
+        self._finish(workflow_task_outcome(event, where, state, logs, pod_names), where)
+        context["ti"].xcom_push(key="phase", value=event.get("phase"))
+        return workflow_result(name, namespace, uid, event, state)
 
     @property
     def _acts_on_kill(self) -> bool:
@@ -425,13 +309,9 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         """Set ``spec.shutdown`` on the Workflow, if it is still ours and still running."""
         strategy = self.shutdown_on_kill or "Terminate"
         path = WORKFLOWS.path(namespace, name)
-        try:
-            current = self._request("GET", path, what=f"reading {where}")
-            if current["metadata"].get("uid") == uid and not workflow_finished(current):
-                patch = shutdown_patch(strategy)
-                what = f"stopping {where}"
-                self._request("PATCH", path, body=patch, content_type=MERGE_PATCH, what=what)
+        current = same_object(self._get(path, f"reading {where}"), uid)
+        if current is not None and not workflow_finished(current):
+            patch, what = shutdown_patch(strategy), f"stopping {where}"
+            if self._unless_gone("PATCH", path, what=what, body=patch, content_type=MERGE_PATCH):
                 self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
-        except NotFound:
-            pass
         return f"It was stopped ({strategy})."

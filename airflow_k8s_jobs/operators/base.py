@@ -1,13 +1,14 @@
 """What the operators that submit one object and wait for it share: the cached hook, the task
 instance key, the rendered manifest, submit-or-re-attach, deferring with a backstop timeout, the
-execution timeout and kill handling. Subclasses say what to build, how to wait and how to stop.
+pods' logs, raising what the outcome says, the execution timeout and kill handling. Subclasses
+say what to build, how to wait and how to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, NoReturn
 
@@ -15,16 +16,23 @@ import jinja2
 
 from .._compat import AirflowTaskTimeout, BaseOperator, BaseTrigger, Context
 from ..clusters import KubeClusterHook
+from ..errors import JobFailedError, NotFound, WorkflowFailedError
 from ..kube import Resource, request_sync
 from ..manifests.names import TaskInstanceKey
 from ..retrying import API_RETRY
+from ..status.outcome import Outcome
 from ._common import (
     RENDERED_MANIFEST,
+    FatalJobFailedError,
+    FatalWorkflowFailedError,
     bad_input_is_final,
     create_or_adopt,
     execution_deadline,
+    list_pods,
     manifest_yaml,
     no_retry_on_bad_input,
+    print_pod_log,
+    read_pod_log,
     task_instance_key,
 )
 
@@ -41,16 +49,28 @@ def backstop(deadline: float | None, now: float | None = None) -> timedelta | No
     return timedelta(seconds=max(0.0, deadline - now) + BACKSTOP_SECONDS)
 
 
+Waiting = Coroutine[Any, Any, dict[str, Any]]
+"""The synchronous mode's wait: the waiter's result dict (the trigger event) once it is known."""
+
+FINAL_FAILURES: dict[type[Exception], type[Exception]] = {
+    JobFailedError: FatalJobFailedError,
+    WorkflowFailedError: FatalWorkflowFailedError,
+}
+"""The failure raised when another try would fail the same way (Airflow does not retry it)."""
+
+
 class SubmitAndWaitOperator(BaseOperator):
     """Submit one object (built by :meth:`build_manifest`) and wait for it, deferrably.
 
-    Subclasses set :attr:`resource` and :attr:`name_xcom_key` and implement
-    :meth:`build_manifest`, :meth:`_target_for`, :meth:`_trigger`, :meth:`_wait`,
-    :meth:`_stop` (with :attr:`_acts_on_kill`) and ``execute_complete``.
+    Subclasses set :attr:`resource`, :attr:`name_xcom_key` and :attr:`target_type` and
+    implement :meth:`build_manifest`, :meth:`_trigger`, :meth:`_wait`, :meth:`_stop` (with
+    :attr:`_acts_on_kill`) and ``execute_complete``.
     """
 
     resource: ClassVar[Resource]
     name_xcom_key: ClassVar[str]
+    target_type: ClassVar[Callable[..., Any]]
+    """What the waiter waits for (``JobTarget``, ``WorkflowTarget``)."""
     # The cached hook holds API clients: never deep-copied with the operator.
     shallow_copy_attrs: Any = ("_kube_hook",)
 
@@ -102,6 +122,21 @@ class SubmitAndWaitOperator(BaseOperator):
             refresh=lambda: hook.refresh_credentials(api),
         )
 
+    def _get(self, path: str, what: str) -> dict[str, Any] | None:
+        """The object at ``path``, or None when there is none."""
+        try:
+            return dict(self._request("GET", path, what=what))
+        except NotFound:
+            return None
+
+    def _unless_gone(self, method: str, path: str, *, what: str, **kwargs: Any) -> bool:
+        """One request (see :meth:`_request`); False when the object is gone (404)."""
+        try:
+            self._request(method, path, what=what, **kwargs)
+        except NotFound:
+            return False
+        return True
+
     # --- rendering ----------------------------------------------------------------------------
 
     def _do_render_template_fields(
@@ -147,13 +182,24 @@ class SubmitAndWaitOperator(BaseOperator):
         raise NotImplementedError
 
     def _target_for(self, namespace: str, obj: dict[str, Any]) -> Any:
-        """What the waiter waits for (a ``JobTarget``, a ``WorkflowTarget``)."""
-        raise NotImplementedError
+        """What the waiter waits for: :attr:`target_type` of the created object."""
+        return self.target_type(
+            cluster_conn_id=self.cluster_conn_id,
+            cluster_name=self._hook().settings.display_name,
+            namespace=namespace,
+            name=obj["metadata"]["name"],
+            uid=obj["metadata"]["uid"],
+            **self._target_extra(obj),
+        )
+
+    def _target_extra(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """More of the target, read from the created object."""
+        return {}
 
     def _trigger(self, target: Any, deadline: float | None) -> BaseTrigger:
         raise NotImplementedError
 
-    def _wait(self, target: Any, deadline: float | None) -> Coroutine[Any, Any, dict[str, Any]]:
+    def _wait(self, target: Any, deadline: float | None) -> Waiting:
         """The synchronous mode's wait (the trigger's, run in the worker)."""
         raise NotImplementedError
 
@@ -198,6 +244,49 @@ class SubmitAndWaitOperator(BaseOperator):
         """The namespace, name and uid of what the event is about, and how messages name it."""
         namespace, name = event["namespace"], event["name"]
         return namespace, name, event["uid"], self._where(namespace, name)
+
+    def _pods(self, namespace: str, selector: str, what: str) -> list[Any]:
+        """The pods matching ``selector``, oldest first (``what``: whose, for messages)."""
+        hook = self._hook()
+        return list_pods(
+            hook.api_client(), namespace, selector, hook.settings.request_timeout, what
+        )
+
+    def _read_log(self, namespace: str, pod: str, where: str, container: str | None = None) -> str:
+        """One pod's log, or a note saying why there is none."""
+        return read_pod_log(self._hook().api_client(), namespace, pod, where, container)
+
+    def _print_logs(
+        self,
+        namespace: str,
+        pods: Sequence[Mapping[str, Any]],
+        where: str,
+        label: Callable[[Mapping[str, Any]], str],
+        container: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, str]:
+        """Write each pod's log (the last ``limit`` pods' only) to the task log, prefixed by
+        ``label(pod)``; returns pod name → log."""
+        if limit is not None and len(pods) > limit:
+            self.log.info(
+                "%s has %d pods; writing the logs of the last %d.", where, len(pods), limit
+            )
+            pods = pods[-limit:]
+        logs: dict[str, str] = {}
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            logs[name] = self._read_log(namespace, name, where, container)
+            phase = (pod.get("status") or {}).get("phase")
+            print_pod_log(self.log, label(pod), phase, logs[name])
+        return logs
+
+    def _finish(self, outcome: Outcome, where: str) -> None:
+        """Raise the outcome's failure, or log the success."""
+        if outcome.error is None:
+            self.log.info("%s succeeded: %s", where, outcome.message)
+            return
+        error = FINAL_FAILURES.get(outcome.error, outcome.error) if outcome.final else outcome.error
+        raise error(outcome.message)
 
     # --- stop ---------------------------------------------------------------------------------
 

@@ -2,37 +2,32 @@
 
 Clusters that ran batch Jobs for a long time without ``ttlSecondsAfterFinished`` can carry tens
 of thousands of finished Jobs and pods, and every LIST of them weighs on etcd and the API server.
-This operator removes them politely: per namespace it first lists the Jobs page by page
-(``limit`` + ``continue``; a continue token that expires meanwhile restarts the listing), keeping
+This operator removes them politely: per namespace it first lists the Jobs page by page, keeping
 only what deciding needs, then deletes the finished Jobs old enough, each with a ``uid``
-precondition. What it decides (finished or not, kept or not, how old, what "now" is) is
-:mod:`airflow_k8s_jobs.status.cleanup`; every request — LIST pages, DELETEs, retries — waits for
-a token bucket of ``requests_per_second`` and follows the one retry policy.
+precondition (:mod:`airflow_k8s_jobs.cleaning`). What it decides (finished or not, kept or not,
+how old, what "now" is) is :mod:`airflow_k8s_jobs.status.cleanup`; every request — LIST pages,
+DELETEs, retries — waits for a token bucket of ``requests_per_second`` and follows the one retry
+policy.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from .._compat import BaseOperator, Context
+from ..cleaning import JobCleaner
 from ..clusters import ClusterSettings, KubeClusterHook
-from ..errors import Conflict, Expired, NotFound, PermanentApiError
-from ..kube import JOBS, request_sync_with_headers
-from ..retrying import RateLimiter, RetryPolicy
+from ..retrying import RateLimiter
 from ..status.cleanup import (
     MAX_NAMES,
     PROPAGATION_POLICIES,
-    Candidate,
-    NamespaceResult,
-    Survey,
+    CleanupPlan,
     check_arguments,
-    choose_now,
     cleanup_selector,
-    raise_to_floor,
-    verdict,
+    namespaces_to_clean,
 )
 
 __all__ = ["MAX_NAMES", "PROPAGATION_POLICIES", "KubeCleanupOperator", "RateLimiter"]
@@ -153,192 +148,42 @@ class KubeCleanupOperator(BaseOperator):
 
     def target_namespaces(self, settings: ClusterSettings) -> list[str]:
         """The namespaces to clean, each checked against the connection's allow-list."""
-        value = self.namespaces
-        if value is None or value == "" or value == []:
-            names = [settings.default_namespace]
-        elif isinstance(value, str):
-            names = [n.strip() for n in value.split(",") if n.strip()]
-        else:
-            names = [str(n).strip() for n in value]
-        result: list[str] = []
+        names = namespaces_to_clean(self.namespaces, settings.default_namespace)
         for name in names:
             settings.check_namespace(name)
-            if name not in result:
-                result.append(name)
-        return result
+        return names
+
+    def plan(self) -> CleanupPlan:
+        """What this run is asked to do."""
+        return CleanupPlan(
+            older_than=self.older_than,
+            selector=self.selector(),
+            include_failed=self.include_failed,
+            max_deletions=self.max_deletions,
+            dry_run=self.dry_run_only,
+            propagation_policy=self.propagation_policy,
+            requests_per_second=self.requests_per_second,
+            page_size=self.page_size,
+        )
 
     # --- run --------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = KubeClusterHook(self.cluster_conn_id)
         namespaces = self.target_namespaces(hook.settings)
-        selector = self.selector()
-        limiter = RateLimiter(
-            self.requests_per_second, monotonic=self._monotonic, sleep=self._sleep
+        plan, cluster = self.plan(), hook.settings.display_name
+        cleaner = JobCleaner(
+            hook,
+            plan,
+            self.log,
+            clock=self.clock,
+            max_attempts=self.max_attempts,
+            monotonic=self._monotonic,
+            sleep=self._sleep,
         )
-        cluster = hook.settings.display_name
-        self.log.info(
-            "%s finished Jobs older than %s in %s on %s (selector %r, failed Jobs %s, "
-            "at most %s requests/s%s).",
-            "Dry run: would delete" if self.dry_run_only else "Deleting",
-            self.older_than,
-            ", ".join(namespaces),
-            cluster,
-            selector,
-            "included" if self.include_failed else "kept",
-            self.requests_per_second,
-            "" if self.max_deletions is None else f", at most {self.max_deletions} deletions",
-        )
-        results: dict[str, NamespaceResult] = {}
-        budget = self.max_deletions
-        for namespace in namespaces:
-            if budget is not None and budget <= 0:
-                break
-            result = results[namespace] = self._clean(hook, limiter, namespace, selector, budget)
-            if budget is not None:
-                budget -= result.deleted
-            self.log.info("%s", result.describe(f"{namespace} on {cluster}", self.dry_run_only))
-        total = sum(r.deleted for r in results.values())
-        reached = self.max_deletions is not None and total >= self.max_deletions
-        if reached:
-            self.log.info("Stopped after %d deletions (max_deletions).", total)
-        return {
-            "cluster": cluster,
-            "dry_run": self.dry_run_only,
-            "label_selector": selector,
-            "older_than_seconds": self.older_than.total_seconds(),
-            "deleted": total,
-            "max_deletions_reached": reached,
-            "requests": limiter.acquired,
-            "not_visited": [n for n in namespaces if n not in results],
-            "namespaces": {n: r.as_dict() for n, r in results.items()},
-        }
-
-    def _clean(
-        self,
-        hook: KubeClusterHook,
-        limiter: RateLimiter,
-        namespace: str,
-        selector: str,
-        budget: int | None,
-    ) -> NamespaceResult:
-        survey, now = self._survey(hook, limiter, namespace, selector)
-        result = survey.result
-        for job in survey.candidates:
-            decided = verdict(job, now, self.older_than, result.deleted, budget)
-            if decided == "too_young":
-                result.kept_too_young += 1
-            elif decided == "over_budget":
-                result.kept_max_deletions += 1
-            else:
-                assert job.when is not None
-                self._delete(hook, limiter, namespace, job, now - job.when, result)
-        return result
-
-    def _survey(
-        self, hook: KubeClusterHook, limiter: RateLimiter, namespace: str, selector: str
-    ) -> tuple[Survey, datetime]:
-        """List every Job of the namespace (page by page) before deleting any: the finished
-        ones are the candidates, and "now" is the same for all of them."""
-        what = f"listing the Jobs of namespace {namespace} on {hook.settings.display_name}"
-        while True:
-            survey = Survey(self.include_failed)
-            base: tuple[datetime, str] | None = None
-            token: str | None = None
-            while True:
-                query: list[tuple[str, Any]] = [("limit", self.page_size)]
-                query += [("labelSelector", selector)] if selector else []
-                query += [("continue", token)] if token else []
-                try:
-                    body, headers = self._call(
-                        hook, limiter, "GET", JOBS.path(namespace), query, None, what
-                    )
-                except Expired:
-                    if not token:
-                        raise
-                    break  # the continue token expired (etcd compaction): list again
-                survey.result.pages += 1
-                if base is None:
-                    base = self._now(headers)
-                for job in (body or {}).get("items") or []:
-                    survey.add(job)
-                token = ((body or {}).get("metadata") or {}).get("continue") or None
-                if not token:
-                    now = raise_to_floor(base[0], base[1], survey.floor)
-                    survey.result.now = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    survey.result.clock = base[1]
-                    return survey, now
-            self.log.info("The list of Jobs in %s expired while paging; listing again.", namespace)
-
-    def _delete(
-        self,
-        hook: KubeClusterHook,
-        limiter: RateLimiter,
-        namespace: str,
-        job: Candidate,
-        age: timedelta,
-        result: NamespaceResult,
-    ) -> None:
-        name, cluster = job.name, hook.settings.display_name
-        if not self.dry_run_only:
-            body = {"propagationPolicy": self.propagation_policy, "preconditions": {"uid": job.uid}}
-            what = f"deleting Job {namespace}/{name} on {cluster}"
-            try:
-                self._call(hook, limiter, "DELETE", JOBS.path(namespace, name), None, body, what)
-            except NotFound:
-                result.already_gone += 1
-                return
-            except Conflict:
-                self.log.info(
-                    "Not deleting Job %s/%s: it was recreated (no longer uid %s).",
-                    namespace,
-                    name,
-                    job.uid,
-                )
-                result.kept_recreated += 1
-                return
-            except PermanentApiError as exc:
-                raise type(exc)(
-                    f"Cannot delete Job {namespace}/{name} on {cluster} (connection "
-                    f"{self.cluster_conn_id!r}): {exc}. The connection's identity needs "
-                    f"'delete' on batch/v1 jobs in namespace {namespace}.",
-                    exc.code,
-                    exc.status,
-                ) from exc
-        verb = "Would delete" if self.dry_run_only else "Deleted"
-        self.log.info("%s Job %s/%s (%s %s ago).", verb, namespace, name, job.outcome, age)
-        result.deleted += 1
-        result.add_name(name)
-
-    def _now(self, headers: Mapping[str, str] | None) -> tuple[datetime, str]:
-        given = self.clock() if self.clock is not None else None
-        date = headers.get("Date") if headers is not None else None
-        return choose_now(given, date, datetime.now(timezone.utc))
-
-    def _call(
-        self,
-        hook: KubeClusterHook,
-        limiter: RateLimiter,
-        method: str,
-        path: str,
-        query: list[tuple[str, Any]] | None,
-        body: Any,
-        what: str,
-    ) -> tuple[Any, Mapping[str, str]]:
-        """One rate-limited request, retried on transient errors, re-authenticated once."""
-        api = hook.api_client()
-        timeout = hook.settings.request_timeout
-        policy = RetryPolicy(attempts=self.max_attempts, sleep=self._sleep, clock=self._monotonic)
-
-        def send() -> tuple[Any, Mapping[str, str]]:
-            limiter.acquire()
-            return request_sync_with_headers(
-                api, method, path, query=query, body=body, timeout=timeout, what=what
-            )
-
-        return policy.call(
-            send, refresh=lambda: hook.refresh_credentials(api), on_retry=self._log_retry
-        )
-
-    def _log_retry(self, exc: BaseException, wait: float, attempt: int) -> None:
-        self.log.warning("%s; retrying in %.1f s (attempt %d).", exc, wait, attempt)
+        self.log.info("%s", plan.describe(namespaces, cluster))
+        results = cleaner.run(namespaces)
+        summary = plan.summary(cluster, namespaces, results, cleaner.limiter.acquired)
+        if summary["max_deletions_reached"]:
+            self.log.info("Stopped after %d deletions (max_deletions).", summary["deleted"])
+        return summary

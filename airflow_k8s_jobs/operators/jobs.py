@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -10,29 +10,25 @@ import jinja2
 
 from .._compat import Context
 from ..clusters import KubeClusterHook
-from ..errors import JobFailedError, NotFound
 from ..kube import JOBS
 from ..live_logs import DEFAULT_STREAMS
+from ..manifests.arguments import delete_options, request_from
 from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
-from ..status import by_index, pod_label, summarize_job_verdict, termination_messages
+from ..status import by_index, pod_label, termination_messages
+from ..status.outcome import FAILURE_LOG_LINES as FAILURE_LOG_LINES
+from ..status.outcome import job_task_outcome
 from ..triggers.jobs import KubeJobTrigger
 from ..waiting import JOB_UID_LABEL, QUEUE_LABEL, JobTarget, WaitPolicy, wait_for_job
 from ._common import (
     RENDERED_MANIFEST,
-    FatalJobFailedError,
     jinja_errors_in,
-    list_pods,
     looks_like_manifest_file,
     no_retry_on_bad_input,
-    print_pod_log,
     read_manifest_file,
-    read_pod_log,
     seconds,
 )
-from .base import SubmitAndWaitOperator
+from .base import SubmitAndWaitOperator, Waiting
 from .links import JOB_LINKS, persist_job_links
-
-FAILURE_LOG_LINES = 20
 
 
 class KubeJobOperator(SubmitAndWaitOperator):
@@ -111,6 +107,7 @@ class KubeJobOperator(SubmitAndWaitOperator):
 
     resource = JOBS
     name_xcom_key = "job_name"
+    target_type = JobTarget
 
     def __init__(
         self,
@@ -197,40 +194,12 @@ class KubeJobOperator(SubmitAndWaitOperator):
             if self._job_file is not None and self.job != self._job_file:
                 where += f", job file {self._job_file}"
             manifest = load_manifest(self.job, where=where)
-        spec = JobSpecRequest(
-            image=self.image,
-            cmds=self.cmds,
-            arguments=self.arguments,
-            env=self.env,
-            job=manifest,
-            parallelism=self.parallelism,
-            completions=self.completions,
-            indexed=self.indexed,
-            backoff_limit=self.backoff_limit,
-            backoff_limit_per_index=self.backoff_limit_per_index,
-            active_deadline_seconds=self.active_deadline_seconds,
-            queue_name=self.queue_name,
-            node_pool=self.node_pool,
-            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
-            ignore_preemption=self.ignore_preemption,
-            container_resources=self.container_resources,
-            service_account_name=self.service_account_name,
-            labels=self.labels,
-            annotations=self.annotations,
-        )
         cluster = self._hook().settings.display_name
+        spec = request_from(JobSpecRequest, self, job=manifest)
         return build_job(spec, self._key(context), namespace, cluster), namespace
 
-    def _target_for(self, namespace: str, obj: dict[str, Any]) -> JobTarget:
-        meta = obj["metadata"]
-        return JobTarget(
-            cluster_conn_id=self.cluster_conn_id,
-            cluster_name=self._hook().settings.display_name,
-            namespace=namespace,
-            name=meta["name"],
-            uid=meta["uid"],
-            queued=QUEUE_LABEL in (meta.get("labels") or {}),
-        )
+    def _target_extra(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return {"queued": QUEUE_LABEL in (obj["metadata"].get("labels") or {})}
 
     def _persist_links(self, context: Context, namespace: str, obj: dict[str, Any]) -> None:
         persist_job_links(context, self._hook().settings, namespace, obj)
@@ -244,39 +213,22 @@ class KubeJobOperator(SubmitAndWaitOperator):
         )
 
     def _trigger(self, target: JobTarget, deadline: float | None) -> KubeJobTrigger:
-        return KubeJobTrigger.for_target(
-            target, self._policy(deadline), delete_on_kill=self.delete_on_kill
-        )
+        policy = self._policy(deadline)
+        return KubeJobTrigger.for_target(target, policy, delete_on_kill=self.delete_on_kill)
 
-    def _wait(
-        self, target: JobTarget, deadline: float | None
-    ) -> Coroutine[Any, Any, dict[str, Any]]:
+    def _wait(self, target: JobTarget, deadline: float | None) -> Waiting:
         return wait_for_job(self._hook(), target, self._policy(deadline), self.log)
 
     # --- finish -----------------------------------------------------------------------------
 
     @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        api = self._hook().api_client()
         namespace, name, uid, where = self._about(event)
-        selector = f"{JOB_UID_LABEL}={uid}"
-        timeout = self._hook().settings.request_timeout
-        pods = by_index(list_pods(api, namespace, selector, timeout, f"Job {namespace}"))
-        logs = {}
-        for pod in pods:
-            pod_name = pod["metadata"]["name"]
-            logs[pod_name] = read_pod_log(api, namespace, pod_name, where)
-            phase = (pod.get("status") or {}).get("phase")
-            print_pod_log(self.log, pod_label(pod), phase, logs[pod_name])
+        pods = by_index(self._pods(namespace, f"{JOB_UID_LABEL}={uid}", f"Job {namespace}"))
+        logs = self._print_logs(namespace, pods, where, pod_label)
         if event["status"] == "timeout":
             self._timed_out(event)
-        if event["status"] != "success":
-            headline = f"{where} failed: {event.get('reason')}: {event.get('message')}"
-            message = summarize_job_verdict(headline, pods, logs, tail_lines=FAILURE_LOG_LINES)
-            if event.get("permanent"):  # the pods cannot run: another try would fail the same
-                raise FatalJobFailedError(message)
-            raise JobFailedError(message)
-        self.log.info("%s succeeded: %s", where, event.get("message") or event.get("status_line"))
+        self._finish(job_task_outcome(event, where, pods, logs), where)
         if self.delete_on_success:
             self._stop(namespace, name, uid, where)
         return termination_messages(pods)
@@ -287,10 +239,8 @@ class KubeJobOperator(SubmitAndWaitOperator):
 
     def _stop(self, namespace: str, name: str, uid: str, where: str) -> str:
         """Delete the Job and its pods (``Foreground``), if it is still ours."""
-        body = {"propagationPolicy": "Foreground", "preconditions": {"uid": uid}}
-        try:
-            self._request("DELETE", JOBS.path(namespace, name), body=body, what=f"deleting {where}")
+        body = delete_options(uid, "Foreground")
+        path, what = JOBS.path(namespace, name), f"deleting {where}"
+        if self._unless_gone("DELETE", path, what=what, body=body):
             self.log.info("Deleted %s and its pods.", where)
-        except NotFound:
-            pass
         return "The Job was deleted."

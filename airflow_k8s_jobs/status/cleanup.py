@@ -22,7 +22,7 @@ being older than it is. Normally the ``Date`` header is already the later of the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -92,6 +92,18 @@ def cleanup_selector(label_selector: str | None, only_managed: bool) -> str:
         return given
     extra = [p for p in given.split(",") if p.strip() and p.strip() != MANAGED_SELECTOR]
     return ",".join([MANAGED_SELECTOR, *extra])
+
+
+def namespaces_to_clean(value: Sequence[str] | str | None, default: str) -> list[str]:
+    """The namespaces a ``namespaces`` argument names, in order and once each: a list, a
+    comma-separated string, or nothing (``default``, the connection's namespace)."""
+    if value is None or value == "" or value == []:
+        names = [default]
+    elif isinstance(value, str):
+        names = [n.strip() for n in value.split(",") if n.strip()]
+    else:
+        names = [str(n).strip() for n in value]
+    return list(dict.fromkeys(names))
 
 
 def job_finished(job: Mapping[str, Any]) -> tuple[str | None, datetime | None]:
@@ -249,3 +261,53 @@ def verdict(
     if budget is not None and deleted >= budget:
         return "over_budget"
     return "delete"
+
+
+@dataclass(frozen=True)
+class CleanupPlan:
+    """What one cleanup run was asked for, its arguments checked (see the operator)."""
+
+    older_than: timedelta
+    selector: str
+    include_failed: bool
+    max_deletions: int | None
+    dry_run: bool
+    propagation_policy: str
+    requests_per_second: float
+    page_size: int
+
+    def describe(self, namespaces: Sequence[str], cluster: str) -> str:
+        """The task log's first line: what is about to be deleted, where, how fast."""
+        return (
+            f"{'Dry run: would delete' if self.dry_run else 'Deleting'} finished Jobs older than "
+            f"{self.older_than} in {', '.join(namespaces)} on {cluster} (selector "
+            f"{self.selector!r}, failed Jobs {'included' if self.include_failed else 'kept'}, "
+            f"at most {self.requests_per_second} requests/s"
+            + ("" if self.max_deletions is None else f", at most {self.max_deletions} deletions")
+            + ")."
+        )
+
+    def reached(self, results: Mapping[str, NamespaceResult]) -> bool:
+        """Whether ``max_deletions`` Jobs were deleted (later namespaces are not visited)."""
+        total = sum(r.deleted for r in results.values())
+        return self.max_deletions is not None and total >= self.max_deletions
+
+    def summary(
+        self,
+        cluster: str,
+        namespaces: Sequence[str],
+        results: Mapping[str, NamespaceResult],
+        requests: int,
+    ) -> dict[str, Any]:
+        """The operator's return value (XCom): the run's totals and each namespace's result."""
+        return {
+            "cluster": cluster,
+            "dry_run": self.dry_run,
+            "label_selector": self.selector,
+            "older_than_seconds": self.older_than.total_seconds(),
+            "deleted": sum(r.deleted for r in results.values()),
+            "max_deletions_reached": self.reached(results),
+            "requests": requests,
+            "not_visited": [n for n in namespaces if n not in results],
+            "namespaces": {n: r.as_dict() for n, r in results.items()},
+        }

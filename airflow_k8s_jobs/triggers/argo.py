@@ -54,11 +54,19 @@ class ArgoWorkflowTrigger(KillAwareTrigger):
 
     @classmethod
     def for_target(
-        cls, target: WorkflowTarget, *, shutdown_on_kill: str | None, deadline: float | None
+        cls,
+        target: WorkflowTarget,
+        *,
+        shutdown_on_kill: str | None,
+        deadline: float | None,
+        live_log_streams: int = DEFAULT_STREAMS,
     ) -> ArgoWorkflowTrigger:
         """The trigger waiting for ``target``."""
         return cls(
-            **cls.target_kwargs(target), shutdown_on_kill=shutdown_on_kill, deadline=deadline
+            **cls.target_kwargs(target),
+            shutdown_on_kill=shutdown_on_kill,
+            deadline=deadline,
+            live_log_streams=live_log_streams,
         )
 
     def arguments(self) -> dict[str, Any]:

@@ -12,11 +12,14 @@ from airflow_k8s_jobs.status import by_index, pod_label, summarize_job_verdict, 
 from airflow_k8s_jobs.status.cleanup import (
     MANAGED_SELECTOR,
     Candidate,
+    CleanupPlan,
+    NamespaceResult,
     Survey,
     check_arguments,
     choose_now,
     cleanup_selector,
     job_finished,
+    namespaces_to_clean,
     raise_to_floor,
     verdict,
 )
@@ -144,3 +147,65 @@ def test_a_job_verdict_is_summarized_with_its_failed_pods_and_logs() -> None:
     assert "- pod j-a: container main exited with code 3 (Error)" in text
     assert text.rstrip().endswith("    | line 29")
     assert "line 26" not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ["default"]),
+        ("", ["default"]),
+        ([], ["default"]),
+        ("batch", ["batch"]),
+        (" batch , etl,,batch ", ["batch", "etl"]),
+        (["etl", " batch", "etl"], ["etl", "batch"]),
+    ],
+)
+def test_the_namespaces_to_clean(value: Any, expected: list[str]) -> None:
+    assert namespaces_to_clean(value, "default") == expected
+
+
+def plan(**kwargs: Any) -> CleanupPlan:
+    values: dict[str, Any] = {
+        "older_than": timedelta(days=7),
+        "selector": MANAGED_SELECTOR,
+        "include_failed": True,
+        "max_deletions": None,
+        "dry_run": False,
+        "propagation_policy": "Background",
+        "requests_per_second": 5.0,
+        "page_size": 500,
+    }
+    return CleanupPlan(**{**values, **kwargs})
+
+
+def test_the_plan_as_the_task_log_says_it() -> None:
+    assert plan().describe(["batch", "etl"], "prod") == (
+        "Deleting finished Jobs older than 7 days, 0:00:00 in batch, etl on prod (selector "
+        f"'{MANAGED_SELECTOR}', failed Jobs included, at most 5.0 requests/s)."
+    )
+    dry = plan(dry_run=True, include_failed=False, max_deletions=3, selector="")
+    assert dry.describe(["batch"], "prod") == (
+        "Dry run: would delete finished Jobs older than 7 days, 0:00:00 in batch on prod "
+        "(selector '', failed Jobs kept, at most 5.0 requests/s, at most 3 deletions)."
+    )
+
+
+def test_the_summary_counts_every_namespace_and_says_which_were_not_visited() -> None:
+    batch = NamespaceResult(listed=4, deleted=2, kept_running=2, pages=1)
+    batch.add_name("a")
+    batch.add_name("b")
+    summary = plan(max_deletions=2).summary("prod", ["batch", "etl"], {"batch": batch}, 3)
+    assert summary == {
+        "cluster": "prod",
+        "dry_run": False,
+        "label_selector": MANAGED_SELECTOR,
+        "older_than_seconds": 604800.0,
+        "deleted": 2,
+        "max_deletions_reached": True,
+        "requests": 3,
+        "not_visited": ["etl"],
+        "namespaces": {"batch": batch.as_dict()},
+    }
+    assert summary["namespaces"]["batch"]["names"] == ["a", "b"]
+    assert not plan().summary("prod", ["batch"], {"batch": batch}, 3)["max_deletions_reached"]
+    assert not plan(max_deletions=3).reached({"batch": batch})
