@@ -37,15 +37,6 @@ def test_job_and_workflow_dags_run_through_scheduler_worker_and_triggerer(
 
     wait_until(live_line, timeout=600, what="the training pod's first line in the task log")
     (train_job,) = cluster.list("jobs", NAMESPACE, {TASK_ID: "train"})
-    import os
-    import time as _t
-
-    base = airflow.home / "logs"
-    with open("/tmp/dep-debug.txt", "w") as dbg:
-        dbg.write(f"now {_t.time()} job {train_job['status']}\n")
-        for p in sorted(base.rglob("*")):
-            if p.is_file() and "train" in str(p):
-                dbg.write(f"== {p} {os.path.getmtime(p)}\n{p.read_text(errors='replace')}\n")
     assert not train_job["status"].get("completionTime"), train_job["status"]
     assert airflow.task_state("gke_batch_job", job_run, "train") == "deferred"
 
@@ -57,6 +48,7 @@ def test_job_and_workflow_dags_run_through_scheduler_worker_and_triggerer(
     assert (job_state, workflow_state) == ("success", "success"), (
         job_tasks,
         workflow_tasks,
+        airflow.task_log("gke_batch_job", job_run, "train")[-6000:],
         airflow.component_logs()[-6000:],
     )
     # Each operator deferred, its trigger ran in the triggerer process, and a new worker
