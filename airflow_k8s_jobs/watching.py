@@ -326,10 +326,22 @@ class Informer:
         self._keys[name] = new
         return old | new
 
-    def _replace_all(self, objects: list[Obj]) -> None:
+    def replace(self, objects: list[Obj]) -> None:
+        """Cache a list's ``objects`` in place of everything, and wake every subscriber."""
         self.objects, self._indexes, self._keys, self._order = {}, {}, {}, {}
         for obj in objects:
             self._store(obj["metadata"]["name"], obj)
+        self._synced.set()
+        self._notify(None)
+
+    def apply(self, kind: str, obj: Obj) -> None:
+        """Apply one watch event (``ADDED``, ``MODIFIED``, ``DELETED``) to the cache, and wake
+        the subscribers following the keys of the object's old or new version."""
+        name = obj["metadata"]["name"]
+        keys = self._store(name, None if kind == "DELETED" else obj)
+        if kind == "DELETED":
+            keys |= index_keys(obj)
+        self._notify(obj, keys)
 
     def _notify(self, obj: Obj | None, keys: set[IndexKey] | None = None) -> None:
         """Wake the subscribers following one of ``keys`` (and those following none); with
@@ -359,11 +371,9 @@ class Informer:
         self.lists += 1
         path = self.key.resource.path(self.key.namespace)
         body = await request(self.api_client, "GET", path, query=self._query(), what=self.what)
-        self._replace_all(body.get("items") or [])
         self.resource_version = body["metadata"]["resourceVersion"]
         self._succeeded()
-        self._synced.set()
-        self._notify(None)
+        self.replace(body.get("items") or [])
 
     async def _watch(self) -> None:
         self.watches += 1
@@ -389,12 +399,8 @@ class Informer:
                 self.resource_version = rv
             if kind == "BOOKMARK":
                 continue
-            name = obj["metadata"]["name"]
-            keys = self._store(name, None if kind == "DELETED" else obj)
-            if kind == "DELETED":
-                keys |= index_keys(obj)
             self._succeeded()
-            self._notify(obj, keys)
+            self.apply(str(kind), obj)
         self._succeeded()  # the server ended the stream: the credentials were good
 
     async def _run(self) -> None:
