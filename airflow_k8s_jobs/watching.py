@@ -233,6 +233,8 @@ class Informer:
         self._next = 0
         self.lists = 0
         self.watches = 0
+        self.deliveries = 0
+        """Changes offered to subscribers: routed wake-ups plus ``interest`` questions."""
         self._synced = asyncio.Event()
         self._error: Exception | None = None
         self._task: asyncio.Task[None] | None = None
@@ -348,6 +350,7 @@ class Informer:
         ``obj`` None (a list, an error) wake every subscriber."""
         resource = self.key.resource
         if obj is None:
+            self.deliveries += len(self.subscribers)
             for subscriber in list(self.subscribers):
                 subscriber.notify(resource, None)
             return
@@ -356,6 +359,7 @@ class Informer:
             routed = self._routes.get(index_key)
             if routed:
                 woken |= routed
+        self.deliveries += len(woken) + len(self._hear_all)
         for subscriber in woken:
             subscriber.notify(resource, None)  # it follows one of the object's keys
         for subscriber in list(self._hear_all):
