@@ -144,6 +144,8 @@ class Subscription:
     _following: set[tuple[Resource, str, str]] = field(default_factory=set)
     wakeups: int = 0
     """How many times a change woke this subscription (a set flag counts again)."""
+    timeout: float | None = None
+    """The timeout of the current (or last) :meth:`changed`: None waits for a change only."""
 
     def notify(self, resource: Resource, obj: Obj | None) -> None:
         if obj is None or self.interest is None or self.interest(resource, obj):
@@ -177,6 +179,7 @@ class Subscription:
         raises permanent errors."""
         for informer in self.informers.values():
             informer.raise_error()
+        self.timeout = timeout
         try:
             changed = await _wait_event(self._changed, timeout)
         finally:

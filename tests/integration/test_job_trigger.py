@@ -352,7 +352,15 @@ async def test_a_waiting_trigger_is_woken_only_by_its_own_jobs_changes(
 ) -> None:
     mine = create_job(simulated_cluster, "mine")
     await advance(simulated_cluster, 1)  # its pod runs: nothing more happens for 30 s
-    task = asyncio.create_task(triggerer_run(trigger_for(mine)))
+    trigger = KubeJobTrigger(  # no deadline at all
+        CONN_ID,
+        "simulated",
+        NAMESPACE,
+        mine["metadata"]["name"],
+        mine["metadata"]["uid"],
+        capacity_timeout=None,
+    )
+    task = asyncio.create_task(triggerer_run(trigger))
     await waiting(simulated_cluster, 1)
     hub = WatchHub.current()
     (subscription,) = {s for i in hub.informers.values() for s in i.subscribers}
@@ -374,6 +382,7 @@ async def test_a_waiting_trigger_is_woken_only_by_its_own_jobs_changes(
     )
     assert subscription.wakeups == settled, "no other Job's change woke it"
     assert not task.done()
+    assert subscription.timeout is None, "without a deadline it waits for a change only"
 
     await advance(simulated_cluster, 30)  # its pod finishes (and the others')
     event = await asyncio.wait_for(task, 10)
