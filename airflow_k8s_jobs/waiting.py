@@ -24,11 +24,12 @@ from .watching import (
     BY_KUEUE_JOB_UID,
     BY_NAME,
     BY_OWNER_UID,
-    JOB_UID_LABEL,
-    KUEUE_JOB_UID_LABEL,
     ClientSource,
     WatchHub,
 )
+from .watching import JOB_NAME_LABEL as JOB_NAME_LABEL
+from .watching import JOB_UID_LABEL as JOB_UID_LABEL
+from .watching import KUEUE_JOB_UID_LABEL as KUEUE_JOB_UID_LABEL
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
@@ -131,10 +132,10 @@ async def wait_for_job(
             if job is not None and job["metadata"].get("uid") != target.uid:
                 job = None  # a different Job of the same name replaced ours
             pods = [p for p in sub.indexed(PODS, BY_OWNER_UID, target.uid) if is_ours(p)]
-            uids = [target.uid, *(str(p["metadata"]["uid"]) for p in pods)]
-            for uid in uids[1:]:
+            pod_uids = [str(p["metadata"]["uid"]) for p in pods if p["metadata"].get("uid")]
+            for uid in pod_uids:  # their Events wake it from now on
                 sub.follow(EVENTS, BY_INVOLVED_UID, uid)
-            events = sub.indexed_any(EVENTS, BY_INVOLVED_UID, uids)
+            events = sub.indexed_any(EVENTS, BY_INVOLVED_UID, [target.uid, *pod_uids])
             workload = None
             if target.queued:
                 found = sub.indexed(WORKLOADS, BY_KUEUE_JOB_UID, target.uid)
