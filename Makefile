@@ -276,6 +276,7 @@ ARGO_EXAMPLES_VERSION ?= v4.0.5
 
 bench: setup-af3
 	$(call venv,af3)/bin/python benchmarks/argo_waiting.py --output benchmarks/results/argo_waiting.md
+	$(call venv,af3)/bin/python benchmarks/job_waiting.py --output benchmarks/results/job_waiting.md
 	$(call venv,af3)/bin/python benchmarks/simulated_cluster_scale.py \
 	  --output benchmarks/results/simulated_cluster_scale.md
 	@# Argo's own examples/ (from the Go module proxy) on the simulated Argo controller.

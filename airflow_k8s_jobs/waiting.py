@@ -1,9 +1,10 @@
 """Waiting for a Job or an Argo Workflow: the loops behind both the deferred triggers and the
 synchronous mode.
 
-Each subscribes to the shared watch hub (never polls), interprets each change with the pure
-``status`` module, logs the status line when it changes, enforces its deadlines with its own
-clock (so they are testable without real waiting), and returns a plain dict — the
+Each subscribes to the shared watch hub (never polls), is woken only by changes to its own
+objects (index keys, see ``watching.py``) or by its next deadline, interprets each change
+with the pure ``status`` module, logs the status line when it changes, enforces its deadlines
+with its own clock (so they are testable without real waiting), and returns a plain dict — the
 ``TriggerEvent`` payload — once the outcome is known.
 """
 
@@ -21,13 +22,21 @@ from .live_logs import DEFAULT_STREAMS, LiveLogs
 from .manifests.names import MANAGED_BY
 from .status import Phase, interpret_job
 from .status.workflows import interpret_workflow
-from .watching import ClientSource, Subscription, WatchHub
+from .watching import (
+    BY_INVOLVED_UID,
+    BY_KUEUE_JOB_UID,
+    BY_NAME,
+    BY_OWNER_UID,
+    ClientSource,
+    Subscription,
+    WatchHub,
+)
+from .watching import JOB_NAME_LABEL as JOB_NAME_LABEL
+from .watching import JOB_UID_LABEL as JOB_UID_LABEL
+from .watching import KUEUE_JOB_UID_LABEL as KUEUE_JOB_UID_LABEL
 
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
-KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 
 FINAL_POD_PHASES = ("Succeeded", "Failed")
 
@@ -78,8 +87,8 @@ def _result(
     }
 
 
-def _involves(uids: set[Any]) -> Callable[[dict[str, Any]], bool]:
-    return lambda event: (event.get("involvedObject") or {}).get("uid") in uids
+def _earliest(timeout: float | None, left: float) -> float:
+    return left if timeout is None else min(timeout, left)
 
 
 @contextlib.asynccontextmanager
@@ -113,7 +122,9 @@ async def _catch_up_with_pods(
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
     while True:
-        pods = sub.select(PODS, is_ours)
+        pods = [
+            p for p in sub.indexed(PODS, BY_OWNER_UID, str(job["metadata"]["uid"])) if is_ours(p)
+        ]
         live.update(pods)
         ended = sum(1 for p in pods if (p.get("status") or {}).get("phase") in FINAL_POD_PHASES)
         left = until - loop.time()
@@ -141,31 +152,31 @@ async def wait_for_job(
         labels = obj["metadata"].get("labels") or {}
         return labels.get(JOB_UID_LABEL) == target.uid
 
-    def interest(resource: Resource, obj: dict[str, Any]) -> bool:
-        if resource is JOBS:
-            return bool(obj["metadata"]["name"] == target.name)
-        if resource is PODS:
-            return is_ours(obj)
-        if resource is WORKLOADS:
-            labels = obj["metadata"].get("labels") or {}
-            return labels.get(KUEUE_JOB_UID_LABEL) == target.uid
-        name = (obj.get("involvedObject") or {}).get("name") or ""
-        return bool(name == target.name or name.startswith(f"{target.name}-"))
+    def is_its_workload(obj: dict[str, Any]) -> bool:
+        labels = obj["metadata"].get("labels") or {}
+        return labels.get(KUEUE_JOB_UID_LABEL) == target.uid
 
+    # Woken only by changes to the Job, its pods, their Events and its Workload (index keys).
     resources: list[Resource | tuple[Resource, str]] = [
         (JOBS, MANAGED_SELECTOR),
         (PODS, MANAGED_SELECTOR),
         EVENTS,
     ]
+    follow = [
+        (JOBS, BY_NAME, target.name),
+        (PODS, BY_OWNER_UID, target.uid),
+        (EVENTS, BY_INVOLVED_UID, target.uid),
+    ]
     if target.queued:
         resources.append(WORKLOADS)
+        follow.append((WORKLOADS, BY_KUEUE_JOB_UID, target.uid))
     hub = WatchHub.current()
     last_line = ""
     capacity_since: float | None = None
     decided_since: float | None = None
     async with (
         hub.subscribe(
-            target.cluster_conn_id, clients, target.namespace, resources, interest
+            target.cluster_conn_id, clients, target.namespace, resources, follow=follow
         ) as sub,
         _live_logs(sub, target.namespace, log, policy.live_log_streams) as live,
     ):
@@ -174,14 +185,17 @@ async def wait_for_job(
             job = sub.get(JOBS, target.name)
             if job is not None and job["metadata"].get("uid") != target.uid:
                 job = None  # a different Job of the same name replaced ours
-            pods = sub.select(PODS, is_ours)
+            pods = [p for p in sub.indexed(PODS, BY_OWNER_UID, target.uid) if is_ours(p)]
             if live is not None:
                 live.update(pods)
-            uids = {target.uid} | {p["metadata"].get("uid") for p in pods}
-            events = sub.select(EVENTS, _involves(uids))
+            pod_uids = [str(p["metadata"]["uid"]) for p in pods if p["metadata"].get("uid")]
+            for uid in pod_uids:  # their Events wake it from now on
+                sub.follow(EVENTS, BY_INVOLVED_UID, uid)
+            events = sub.indexed_any(EVENTS, BY_INVOLVED_UID, [target.uid, *pod_uids])
             workload = None
             if target.queued:
-                found = sub.select(WORKLOADS, lambda w: interest(WORKLOADS, w))
+                found = sub.indexed(WORKLOADS, BY_KUEUE_JOB_UID, target.uid)
+                found = [w for w in found if is_its_workload(w)]
                 workload = found[0] if found else None
             state = interpret_job(
                 job,
@@ -221,7 +235,7 @@ async def wait_for_job(
                 capacity_since = capacity_since if capacity_since is not None else clock()
             else:
                 capacity_since = None
-            timeout: float = 60.0
+            timeout: float | None = None  # no deadline: sleep until something changes
             if policy.deadline is not None:
                 left_total = policy.deadline - wall_clock()
                 if left_total <= 0:
@@ -230,7 +244,7 @@ async def wait_for_job(
                         f"execution_timeout ran out ({state.status_line})."
                     )
                     return _result(target, "timeout", "ExecutionTimeout", message, **extra)
-                timeout = min(timeout, left_total)
+                timeout = _earliest(timeout, left_total)
             if capacity_since is not None and policy.capacity_timeout is not None:
                 left = policy.capacity_timeout - (clock() - capacity_since)
                 if left <= 0:
@@ -241,9 +255,9 @@ async def wait_for_job(
                         "add capacity (node pool size, quota), or lower the requests."
                     )
                     return _result(target, "failed", "CapacityTimeout", message, **extra)
-                timeout = min(timeout, left)
+                timeout = _earliest(timeout, left)
             if decided_since is not None:
-                timeout = min(
+                timeout = _earliest(
                     timeout, max(0.0, policy.termination_grace - (clock() - decided_since))
                 )
             await sub.changed(timeout=timeout)
@@ -309,19 +323,16 @@ async def wait_for_workflow(
         labels = pod["metadata"].get("labels") or {}
         return labels.get(WORKFLOW_LABEL) == target.name
 
-    def interest(resource: Resource, obj: dict[str, Any]) -> bool:
-        if resource is PODS:
-            return is_ours(obj)
-        return bool(obj["metadata"]["name"] == target.name)
-
     resources: list[Resource | tuple[Resource, str]] = [(WORKFLOWS, MANAGED_SELECTOR)]
+    follow = [(WORKFLOWS, BY_NAME, target.name)]
     if live_log_streams > 0:  # Argo's pods carry the Workflow's name, not its labels
         resources.append((PODS, WORKFLOW_LABEL))
+        follow.append((PODS, BY_OWNER_UID, target.uid))
     hub = WatchHub.current()
     last_line = ""
     async with (
         hub.subscribe(
-            target.cluster_conn_id, clients, target.namespace, resources, interest
+            target.cluster_conn_id, clients, target.namespace, resources, follow=follow
         ) as sub,
         _live_logs(sub, target.namespace, log, live_log_streams, ["main"]) as live,
     ):
@@ -331,7 +342,7 @@ async def wait_for_workflow(
             if workflow is not None and workflow["metadata"].get("uid") != target.uid:
                 workflow = None  # a different Workflow of the same name replaced ours
             if live is not None:
-                live.update(sub.select(PODS, is_ours))
+                live.update([p for p in sub.indexed(PODS, BY_OWNER_UID, target.uid) if is_ours(p)])
             state = interpret_workflow(workflow, name=target.name, namespace=target.namespace)
             if state.status_line != last_line:
                 log.info("%s: %s", target.where, state.status_line)
@@ -346,7 +357,7 @@ async def wait_for_workflow(
             if state.finished:
                 status = "success" if state.succeeded else "failed"
                 return _workflow_result(target, status, state.reason, state.message, state)
-            timeout: float = 60.0
+            timeout: float | None = None  # no deadline: sleep until something changes
             if deadline is not None:
                 left = deadline - wall_clock()
                 if left <= 0:
@@ -355,5 +366,5 @@ async def wait_for_workflow(
                         f"ran out ({state.status_line})."
                     )
                     return _workflow_result(target, "timeout", "ExecutionTimeout", message, state)
-                timeout = min(timeout, left)
+                timeout = left
             await sub.changed(timeout=timeout)

@@ -5,8 +5,13 @@ instead of polling. An :class:`Informer` lists once, then watches from the list'
 ``resourceVersion`` with bookmarks, resumes from the last version it saw when a stream ends,
 lists again on ``410 Gone``, refreshes credentials once on ``401``, and backs off on 429/5xx and
 broken connections as :class:`~airflow_k8s_jobs.retrying.RetryPolicy` says (jitter, at least the
-server's ``Retry-After``), for as long as it has subscribers. Subscribers read its
-cache and are woken when an object they care about changes.
+server's ``Retry-After``), for as long as it has subscribers.
+
+The cache is indexed (like client-go's indexers, see :data:`INDEXERS`): by owner uid, Job
+name, Kueue Job uid and an Event's involved object. A subscriber registers the index keys it
+follows (:meth:`Subscription.follow`); a change wakes only the subscribers following one of
+the changed object's keys (dictionary lookups, whatever the number of subscribers), and
+subscribers read through the indexes (:meth:`Subscription.indexed`) instead of scanning.
 """
 
 from __future__ import annotations
@@ -49,6 +54,63 @@ WATCH_RETRY = RetryPolicy(initial=0.5, cap=30.0)
 
 Interest = Callable[[Resource, Obj], bool]
 
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+
+BY_NAME = "name"
+"""``metadata.name``."""
+BY_OWNER_UID = "owner-uid"
+"""The uids of ``metadata.ownerReferences`` and the ``batch.kubernetes.io/controller-uid`` label."""
+BY_JOB_NAME = "job-name"
+"""The ``batch.kubernetes.io/job-name`` label."""
+BY_KUEUE_JOB_UID = "kueue-job-uid"
+"""The ``kueue.x-k8s.io/job-uid`` label (a Kueue Workload's Job)."""
+BY_INVOLVED_UID = "involved-uid"
+"""An Event's ``involvedObject.uid`` (``regarding.uid`` for events.k8s.io/v1)."""
+BY_INVOLVED_NAME = "involved-name"
+"""An Event's ``involvedObject.name`` (``regarding.name`` for events.k8s.io/v1)."""
+
+
+def _labels(obj: Obj) -> dict[str, Any]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _involved(obj: Obj) -> dict[str, Any]:
+    return obj.get("involvedObject") or obj.get("regarding") or {}
+
+
+def _owner_uids(obj: Obj) -> list[str]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    uids = [str(r["uid"]) for r in refs if r.get("uid")]
+    label = _labels(obj).get(JOB_UID_LABEL)
+    if label and label not in uids:
+        uids.append(str(label))
+    return uids
+
+
+def _one(value: Any) -> list[str]:
+    return [str(value)] if value else []
+
+
+INDEXERS: dict[str, Callable[[Obj], list[str]]] = {
+    BY_NAME: lambda o: _one((o.get("metadata") or {}).get("name")),
+    BY_OWNER_UID: _owner_uids,
+    BY_JOB_NAME: lambda o: _one(_labels(o).get(JOB_NAME_LABEL)),
+    BY_KUEUE_JOB_UID: lambda o: _one(_labels(o).get(KUEUE_JOB_UID_LABEL)),
+    BY_INVOLVED_UID: lambda o: _one(_involved(o).get("uid")),
+    BY_INVOLVED_NAME: lambda o: _one(_involved(o).get("name")),
+}
+"""The index functions every informer keeps: index name -> the keys of one object."""
+
+IndexKey = tuple[str, str]
+"""``(index name, key)``."""
+
+
+def index_keys(obj: Obj) -> set[IndexKey]:
+    """Every ``(index, key)`` pair ``obj`` is filed under."""
+    return {(index, key) for index, keys_of in INDEXERS.items() for key in keys_of(obj)}
+
 
 async def _wait_event(event: asyncio.Event, timeout: float | None) -> bool:
     """Until ``event`` is set (True) or ``timeout`` seconds passed (False).
@@ -68,15 +130,44 @@ async def _wait_event(event: asyncio.Event, timeout: float | None) -> bool:
 
 @dataclass(eq=False)
 class Subscription:
-    """One waiter's view of a set of informers; woken when an object it cares about changes."""
+    """One waiter's view of a set of informers; woken when an object it cares about changes.
+
+    Of a resource whose index keys it follows (:meth:`follow`), a subscription is woken only by
+    changes to objects filed under one of them. Of a resource it follows no key of, it is woken
+    by every change its ``interest`` accepts (every change without one). A list (the first, or
+    again after ``410 Gone``) or a permanent error wakes every subscriber.
+    """
 
     informers: dict[Resource, Informer]
     interest: Interest | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _following: set[tuple[Resource, str, str]] = field(default_factory=set)
+    wakeups: int = 0
+    """How many times a change woke this subscription (a set flag counts again)."""
+    timeout: float | None = None
+    """The timeout of the current (or last) :meth:`changed`: None waits for a change only."""
 
     def notify(self, resource: Resource, obj: Obj | None) -> None:
         if obj is None or self.interest is None or self.interest(resource, obj):
+            self.wakeups += 1
             self._changed.set()
+
+    def follow(self, resource: Resource, index: str, key: str) -> None:
+        """Be woken by changes to ``resource`` objects filed under ``key`` in ``index``."""
+        item = (resource, index, key)
+        if item not in self._following:
+            self._following.add(item)
+            self.informers[resource].route(self, index, key)
+
+    def unfollow_all(self) -> None:
+        """Stop following every key (when the subscription ends)."""
+        for resource, index, key in self._following:
+            self.informers[resource].unroute(self, index, key)
+        self._following.clear()
+
+    def follows(self, resource: Resource) -> bool:
+        """Whether the subscription follows keys of ``resource`` (else it hears every change)."""
+        return any(r == resource for r, _, _ in self._following)
 
     async def wait_synced(self) -> None:
         """Until every informer has listed once (raises a permanent watch error)."""
@@ -84,9 +175,11 @@ class Subscription:
             await informer.wait_synced()
 
     async def changed(self, timeout: float | None = None) -> bool:
-        """Wait for a relevant change (True) or the timeout (False); raises permanent errors."""
+        """Wait for a relevant change (True) or the timeout (False; None waits for ever);
+        raises permanent errors."""
         for informer in self.informers.values():
             informer.raise_error()
+        self.timeout = timeout
         try:
             changed = await _wait_event(self._changed, timeout)
         finally:
@@ -103,7 +196,16 @@ class Subscription:
     def get(self, resource: Resource, name: str) -> Obj | None:
         return self.informers[resource].objects.get(name)
 
+    def indexed(self, resource: Resource, index: str, key: str) -> list[Obj]:
+        """The cached ``resource`` objects filed under ``key`` in ``index`` (a lookup)."""
+        return self.informers[resource].by_index(index, key)
+
+    def indexed_any(self, resource: Resource, index: str, keys: Iterable[str]) -> list[Obj]:
+        """The cached objects filed under any of ``keys`` in ``index``, in the cache's order."""
+        return self.informers[resource].by_index_keys(index, keys)
+
     def select(self, resource: Resource, predicate: Callable[[Obj], bool]) -> list[Obj]:
+        """The cached objects ``predicate`` accepts (a scan: prefer :meth:`indexed`)."""
         return [o for o in self.informers[resource].objects.values() if predicate(o)]
 
 
@@ -126,8 +228,21 @@ class Informer:
         self.objects: dict[str, Obj] = {}
         self.resource_version: str | None = None
         self.subscribers: set[Subscription] = set()
+        self._indexes: dict[IndexKey, dict[str, Obj]] = {}
+        """(index, key) -> the objects filed there, by name."""
+        self._keys: dict[str, set[IndexKey]] = {}
+        """name -> the (index, key) pairs its cached object is filed under."""
+        self._routes: dict[IndexKey, set[Subscription]] = {}
+        """(index, key) -> the subscribers following it."""
+        self._hear_all: set[Subscription] = set()
+        """Subscribers that follow no key: every change is offered to them."""
+        self._order: dict[str, int] = {}
+        """name -> when the object entered the cache (the order of :attr:`objects`)."""
+        self._next = 0
         self.lists = 0
         self.watches = 0
+        self.deliveries = 0
+        """Changes offered to subscribers: routed wake-ups plus ``interest`` questions."""
         self._synced = asyncio.Event()
         self._error: Exception | None = None
         self._task: asyncio.Task[None] | None = None
@@ -161,9 +276,102 @@ class Informer:
         if self._error is not None:
             raise self._error
 
-    def _notify(self, obj: Obj | None) -> None:
-        for subscriber in list(self.subscribers):
-            subscriber.notify(self.key.resource, obj)
+    def add_subscriber(self, subscriber: Subscription) -> None:
+        self.subscribers.add(subscriber)
+        if not subscriber.follows(self.key.resource):
+            self._hear_all.add(subscriber)
+
+    def remove_subscriber(self, subscriber: Subscription) -> None:
+        self.subscribers.discard(subscriber)
+        self._hear_all.discard(subscriber)
+
+    def route(self, subscriber: Subscription, index: str, key: str) -> None:
+        """Wake ``subscriber`` on changes to objects filed under ``key`` in ``index``."""
+        self._routes.setdefault((index, key), set()).add(subscriber)
+        self._hear_all.discard(subscriber)
+
+    def unroute(self, subscriber: Subscription, index: str, key: str) -> None:
+        routed = self._routes.get((index, key))
+        if routed is not None:
+            routed.discard(subscriber)
+            if not routed:
+                del self._routes[(index, key)]
+
+    def by_index(self, index: str, key: str) -> list[Obj]:
+        """The cached objects filed under ``key`` in ``index``."""
+        if index == BY_NAME:
+            obj = self.objects.get(key)
+            return [] if obj is None else [obj]
+        return list(self._indexes.get((index, key), {}).values())
+
+    def by_index_keys(self, index: str, keys: Iterable[str]) -> list[Obj]:
+        """The cached objects filed under any of ``keys`` in ``index``, each once, in the
+        cache's order."""
+        found: dict[str, Obj] = {}
+        for key in keys:
+            found.update(self._indexes.get((index, key), {}))
+        return sorted(found.values(), key=lambda o: self._order[o["metadata"]["name"]])
+
+    def _store(self, name: str, obj: Obj | None) -> set[IndexKey]:
+        """Put (or with None, drop) ``name``'s object; the index keys of its old and new
+        versions. Objects keep their place in the cache and in each index while they exist."""
+        old = self._keys.pop(name, set())
+        new = set() if obj is None else index_keys(obj)
+        for index_key in old - new:
+            filed = self._indexes.get(index_key)
+            if filed is not None:
+                filed.pop(name, None)
+                if not filed:
+                    del self._indexes[index_key]
+        if obj is None:
+            self.objects.pop(name, None)
+            self._order.pop(name, None)
+            return old
+        if name not in self._order:
+            self._order[name] = self._next
+            self._next += 1
+        self.objects[name] = obj
+        for index_key in new:
+            self._indexes.setdefault(index_key, {})[name] = obj
+        self._keys[name] = new
+        return old | new
+
+    def replace(self, objects: list[Obj]) -> None:
+        """Cache a list's ``objects`` in place of everything, and wake every subscriber."""
+        self.objects, self._indexes, self._keys, self._order = {}, {}, {}, {}
+        for obj in objects:
+            self._store(obj["metadata"]["name"], obj)
+        self._synced.set()
+        self._notify(None)
+
+    def apply(self, kind: str, obj: Obj) -> None:
+        """Apply one watch event (``ADDED``, ``MODIFIED``, ``DELETED``) to the cache, and wake
+        the subscribers following the keys of the object's old or new version."""
+        name = obj["metadata"]["name"]
+        keys = self._store(name, None if kind == "DELETED" else obj)
+        if kind == "DELETED":
+            keys |= index_keys(obj)
+        self._notify(obj, keys)
+
+    def _notify(self, obj: Obj | None, keys: set[IndexKey] | None = None) -> None:
+        """Wake the subscribers following one of ``keys`` (and those following none); with
+        ``obj`` None (a list, an error) wake every subscriber."""
+        resource = self.key.resource
+        if obj is None:
+            self.deliveries += len(self.subscribers)
+            for subscriber in list(self.subscribers):
+                subscriber.notify(resource, None)
+            return
+        woken: set[Subscription] = set()
+        for index_key in keys or ():
+            routed = self._routes.get(index_key)
+            if routed:
+                woken |= routed
+        self.deliveries += len(woken) + len(self._hear_all)
+        for subscriber in woken:
+            subscriber.notify(resource, None)  # it follows one of the object's keys
+        for subscriber in list(self._hear_all):
+            subscriber.notify(resource, obj)
 
     def _query(self) -> list[tuple[str, Any]]:
         query: list[tuple[str, Any]] = []
@@ -175,11 +383,9 @@ class Informer:
         self.lists += 1
         path = self.key.resource.path(self.key.namespace)
         body = await request(self.api_client, "GET", path, query=self._query(), what=self.what)
-        self.objects = {o["metadata"]["name"]: o for o in body.get("items") or []}
         self.resource_version = body["metadata"]["resourceVersion"]
         self._succeeded()
-        self._synced.set()
-        self._notify(None)
+        self.replace(body.get("items") or [])
 
     async def _watch(self) -> None:
         self.watches += 1
@@ -205,13 +411,8 @@ class Informer:
                 self.resource_version = rv
             if kind == "BOOKMARK":
                 continue
-            name = obj["metadata"]["name"]
-            if kind == "DELETED":
-                self.objects.pop(name, None)
-            else:
-                self.objects[name] = obj
             self._succeeded()
-            self._notify(obj)
+            self.apply(str(kind), obj)
         self._succeeded()  # the server ended the stream: the credentials were good
 
     async def _run(self) -> None:
@@ -295,10 +496,13 @@ class WatchHub:
         namespace: str,
         resources: Iterable[Resource | tuple[Resource, str]],
         interest: Interest | None = None,
+        follow: Iterable[tuple[Resource, str, str]] = (),
     ) -> AsyncIterator[Subscription]:
         """Share (or start) the informers for ``resources`` in one namespace of one cluster.
 
-        A resource may come with a label selector: ``(PODS, "app=x")``.
+        A resource may come with a label selector: ``(PODS, "app=x")``. ``follow`` lists the
+        ``(resource, index, key)`` the subscription is woken by from the start (see
+        :meth:`Subscription.follow`); with none, ``interest`` decides about every change.
         """
         async with self._lock:
             api_client = await self._client(cluster, clients)
@@ -312,8 +516,10 @@ class WatchHub:
                     informer.start()
                 informers[resource] = informer
             subscription = Subscription(informers, interest)
+            for followed, index, index_key in follow:
+                subscription.follow(followed, index, index_key)
             for informer in informers.values():
-                informer.subscribers.add(subscription)
+                informer.add_subscriber(subscription)
             self._client_users[cluster] += 1
         try:
             yield subscription
@@ -322,8 +528,9 @@ class WatchHub:
 
     async def _unsubscribe(self, cluster: str, subscription: Subscription) -> None:
         async with self._lock:
+            subscription.unfollow_all()
             for informer in subscription.informers.values():
-                informer.subscribers.discard(subscription)
+                informer.remove_subscriber(subscription)
                 if not informer.subscribers:
                     self.informers.pop(informer.key, None)
                     await informer.stop()

@@ -120,7 +120,15 @@ class FieldRequirement:
 
 
 def field_value(obj: Mapping[str, Any], path: str) -> str:
-    """The string a field selector compares a dotted path against (missing → "")."""
+    """The string a field selector compares a dotted path against (missing → "").
+
+    An Event's ``source`` is ``source.component``, or its ``reportingComponent`` (the reporting
+    controller) when that is empty, as kube-apiserver selects it.
+    """
+    if path == "source":
+        source = obj.get("source")
+        component = source.get("component") if isinstance(source, Mapping) else None
+        return str(component or obj.get("reportingComponent") or "")
     current: Any = obj
     for part in path.split("."):
         if not isinstance(current, Mapping):
@@ -130,8 +138,6 @@ def field_value(obj: Mapping[str, Any], path: str) -> str:
         return ""
     if isinstance(current, bool):
         return "true" if current else "false"
-    if isinstance(current, Mapping) and path == "source":
-        return str(current.get("component", ""))
     return str(current)
 
 

@@ -1338,6 +1338,58 @@ def selectors(ctx: Ctx) -> Any:
 
 
 @scenario
+def event_field_selectors(ctx: Ctx) -> Any:
+    """What a watch of Events could filter on: ``source`` falls back to the reporting
+    controller, and a field selector takes no set (``in``) to select several kinds."""
+    now = "2026-01-01T00:00:00Z"
+    legacy = {
+        "metadata": {"name": "legacy"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": ctx.namespace},
+        "reason": "Started",
+        "message": "Started container main",
+        "type": "Normal",
+        "source": {"component": "kubelet"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    reporting = {
+        "metadata": {"name": "reporting"},
+        "involvedObject": {"kind": "Job", "name": "j", "namespace": ctx.namespace},
+        "reason": "CreatedWorkload",
+        "message": "Created Workload",
+        "type": "Warning",
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "action": "Create",
+        "reportingComponent": "kueue-admission",
+        "reportingInstance": "kueue-admission-1",
+    }
+    for body in (legacy, reporting):
+        ctx.core.create_namespaced_event(ctx.namespace, body)
+
+    def names(selector: str) -> Any:
+        try:
+            items = ctx.core.list_namespaced_event(ctx.namespace, field_selector=selector).items
+        except ApiException as exc:
+            return error(exc)
+        return sorted(i.metadata.name for i in items)
+
+    return {
+        selector: names(selector)
+        for selector in (
+            "source=kubelet",
+            "source=kueue-admission",
+            "reportingComponent=kueue-admission",
+            "involvedObject.kind=Pod",
+            "involvedObject.kind!=Pod",
+            "involvedObject.kind!=Pod,involvedObject.kind!=Job",
+            "type!=Normal",
+            "involvedObject.kind in (Pod,Job)",
+        )
+    }
+
+
+@scenario
 def pagination(ctx: Ctx) -> Any:
     for i in range(5):
         ctx.core.create_namespaced_config_map(ctx.namespace, config_map(f"page-{i}"))

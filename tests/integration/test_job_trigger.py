@@ -347,6 +347,49 @@ async def test_200_waiting_triggers_share_three_watches(
         )
 
 
+async def test_a_waiting_trigger_is_woken_only_by_its_own_jobs_changes(
+    simulated_cluster: SimulatedCluster, conn: str
+) -> None:
+    mine = create_job(simulated_cluster, "mine")
+    await advance(simulated_cluster, 1)  # its pod runs: nothing more happens for 30 s
+    trigger = KubeJobTrigger(  # no deadline at all
+        CONN_ID,
+        "simulated",
+        NAMESPACE,
+        mine["metadata"]["name"],
+        mine["metadata"]["uid"],
+        capacity_timeout=None,
+    )
+    task = asyncio.create_task(triggerer_run(trigger))
+    await waiting(simulated_cluster, 1)
+    hub = WatchHub.current()
+    (subscription,) = {s for i in hub.informers.values() for s in i.subscribers}
+    pods = next(i for i in hub.informers.values() if i.key.resource.plural == "pods")
+    events = next(i for i in hub.informers.values() if i.key.resource.plural == "events")
+    await until(lambda: len(pods.objects) == 1, what="its pod in the cache")
+    settled = subscription.wakeups
+
+    # Twenty other Jobs start: their pods and Events pass through the same watches.
+    create_jobs(simulated_cluster, [f"other-{n:02d}" for n in range(20)])
+    await advance(simulated_cluster, 1)
+    await until(
+        lambda: (
+            len(pods.objects) == 21
+            and all((p.get("status") or {}).get("phase") for p in pods.objects.values())
+            and len(events.objects) >= 21 * 2
+        ),
+        what="the other Jobs' pods and events in the cache",
+    )
+    assert subscription.wakeups == settled, "no other Job's change woke it"
+    assert not task.done()
+    assert subscription.timeout is None, "without a deadline it waits for a change only"
+
+    await advance(simulated_cluster, 30)  # its pod finishes (and the others')
+    event = await asyncio.wait_for(task, 10)
+    assert event is not None and event.payload["status"] == "success"
+    assert subscription.wakeups > settled
+
+
 # --- expired credentials ------------------------------------------------------------------------
 
 

@@ -138,6 +138,21 @@ def test_event_field_selectors() -> None:
     assert fields_match(parse_field_selector("source=job-controller,type=Normal", EVENTS), event)
 
 
+def test_event_source_falls_back_to_the_reporting_controller() -> None:
+    """events.k8s.io/v1 writers fill ``reportingComponent``, not ``source``: selecting by
+    ``source`` finds them by it, as kube-apiserver does."""
+    new_style = {"metadata": {"name": "e"}, "reportingComponent": "kueue-admission"}
+    both = {**new_style, "source": {"component": "job-controller"}}
+    empty = {**new_style, "source": {}}
+    source = parse_field_selector("source=kueue-admission", EVENTS)
+    assert fields_match(source, new_style)
+    assert fields_match(source, empty)
+    assert not fields_match(source, both)
+    assert fields_match(parse_field_selector("source=job-controller", EVENTS), both)
+    assert fields_match(parse_field_selector("reportingComponent=kueue-admission", EVENTS), both)
+    assert field_value({"metadata": {"name": "e"}}, "source") == ""
+
+
 @pytest.mark.parametrize("text", ["status.phase=Running", "data.key=x", "spec.nodeName=n"])
 def test_unsupported_field_labels_are_400(text: str) -> None:
     with pytest.raises(ApiError) as err:
