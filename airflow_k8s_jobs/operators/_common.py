@@ -309,14 +309,13 @@ def create_or_adopt(
     return dict(existing)
 
 
-def list_pods(api: Any, namespace: str, selector: str, timeout: float, what: str) -> list[Any]:
-    """The pods matching a label selector, oldest first."""
-    body = request_sync(
-        api,
+def list_pods(request: Callable[..., Any], namespace: str, selector: str, what: str) -> list[Any]:
+    """The pods matching a label selector, oldest first (``request``: the operator's API call,
+    which follows the retry policy)."""
+    body = request(
         "GET",
         PODS.path(namespace),
         query=[("labelSelector", selector)],
-        timeout=timeout,
         what=f"listing the pods of {what}",
     )
     pods = list(body.get("items") or [])
@@ -326,15 +325,18 @@ def list_pods(api: Any, namespace: str, selector: str, timeout: float, what: str
 
 
 def read_pod_log(
-    api: Any, namespace: str, pod_name: str, where: str, container: str | None = None
+    request: Callable[..., Any],
+    namespace: str,
+    pod_name: str,
+    where: str,
+    container: str | None = None,
 ) -> str:
     """The log of one pod (at most 4 MiB), or a note saying why there is none."""
     query: list[tuple[str, Any]] = [("limitBytes", 4 * 1024 * 1024)]
     if container:
         query.append(("container", container))
     try:
-        text = request_sync(
-            api,
+        text = request(
             "GET",
             PODS.path(namespace, pod_name, "log"),
             query=query,

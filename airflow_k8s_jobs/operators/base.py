@@ -18,9 +18,10 @@ from .._compat import AirflowTaskTimeout, BaseOperator, BaseTrigger, Context
 from ..clusters import KubeClusterHook
 from ..errors import JobFailedError, NotFound, WorkflowFailedError
 from ..kube import Resource, request_sync
-from ..manifests.names import TaskInstanceKey
+from ..manifests.names import TaskInstanceKey, task_selector
 from ..retrying import API_RETRY
 from ..status.outcome import Outcome
+from ..status.tries import earlier_try_to_adopt
 from ._common import (
     RENDERED_MANIFEST,
     FatalJobFailedError,
@@ -181,6 +182,37 @@ class SubmitAndWaitOperator(BaseOperator):
         """The manifest this task instance try submits, and its namespace."""
         raise NotImplementedError
 
+    def _earlier_try(
+        self, context: Context, namespace: str, key: TaskInstanceKey
+    ) -> dict[str, Any] | None:
+        """The object of an earlier try to wait for instead of creating one (see
+        :mod:`~airflow_k8s_jobs.status.tries`), or None."""
+        if key.try_number <= 1:
+            return None
+        found = self._request(
+            "GET",
+            self.resource.path(namespace),
+            query=[("labelSelector", task_selector(key, include_try=False))],
+            what=f"listing the {self.resource.plural} of earlier tries in namespace {namespace}",
+        )
+        max_tries = getattr(context["ti"], "max_tries", None)
+        automatic = not isinstance(max_tries, int) or max_tries <= (self.retries or 0)
+        adoption = earlier_try_to_adopt(
+            self.resource.kind, found.get("items") or [], key.try_number, automatic_retry=automatic
+        )
+        if adoption is None:
+            return None
+        meta = adoption.obj["metadata"]
+        self.log.info(
+            "Try %d waits for %s of try %d, which %s (uid %s).",
+            key.try_number,
+            self._where(namespace, meta["name"]),
+            adoption.try_number,
+            adoption.why,
+            meta["uid"],
+        )
+        return adoption.obj
+
     def _target_for(self, namespace: str, obj: dict[str, Any]) -> Any:
         """What the waiter waits for: :attr:`target_type` of the created object."""
         return self.target_type(
@@ -210,19 +242,20 @@ class SubmitAndWaitOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         manifest, namespace = self.build_manifest(context)
         hook = self._hook()
-        name = manifest["metadata"]["name"]
+        key = self._key(context)
         api = hook.api_client()
-        obj = create_or_adopt(
+        obj = self._earlier_try(context, namespace, key) or create_or_adopt(
             api,
             self.resource,
             manifest,
             namespace,
-            self._key(context),
-            where=self._where(namespace, name),
+            key,
+            where=self._where(namespace, manifest["metadata"]["name"]),
             timeout=hook.settings.request_timeout,
             log=self.log,
             refresh=lambda: hook.refresh_credentials(api),
         )
+        name = obj["metadata"]["name"]
         target = self._target = self._target_for(namespace, obj)
         context["ti"].xcom_push(key=self.name_xcom_key, value=name)
         context["ti"].xcom_push(key="namespace", value=namespace)
@@ -247,14 +280,11 @@ class SubmitAndWaitOperator(BaseOperator):
 
     def _pods(self, namespace: str, selector: str, what: str) -> list[Any]:
         """The pods matching ``selector``, oldest first (``what``: whose, for messages)."""
-        hook = self._hook()
-        return list_pods(
-            hook.api_client(), namespace, selector, hook.settings.request_timeout, what
-        )
+        return list_pods(self._request, namespace, selector, what)
 
     def _read_log(self, namespace: str, pod: str, where: str, container: str | None = None) -> str:
         """One pod's log, or a note saying why there is none."""
-        return read_pod_log(self._hook().api_client(), namespace, pod, where, container)
+        return read_pod_log(self._request, namespace, pod, where, container)
 
     def _print_logs(
         self,

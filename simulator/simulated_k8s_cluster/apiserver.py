@@ -144,7 +144,8 @@ class ApiServer:
         if route.resource is PODS and route.subresource in STREAM_SUBRESOURCES:
             return await self._stream(request, route)
         verb = self._verb(request, route)
-        self._count_and_fault(verb, route.counted_resource, route.namespace)
+        selector = request.query.get("labelSelector", "")
+        self._count_and_fault(verb, route.counted_resource, route.namespace, selector)
         self._authorize(request, route, verb)
         if route.resource is SELF_SUBJECT_ACCESS_REVIEWS and verb == "create":
             return await self._access_review(request, route)
@@ -218,9 +219,11 @@ class ApiServer:
             self._check_kind(body, route)
         return _json_response(self.authorizer.review(body), status=201)
 
-    def _count_and_fault(self, verb: str, resource: str, namespace: str | None) -> None:
+    def _count_and_fault(
+        self, verb: str, resource: str, namespace: str | None, label_selector: str = ""
+    ) -> None:
         self.state.counters.add(verb, resource)
-        rule = self.state.faults.take(verb, resource, namespace)
+        rule = self.state.faults.take(verb, resource, namespace, label_selector)
         if rule is None:
             return
         headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}

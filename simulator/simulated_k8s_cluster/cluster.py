@@ -442,9 +442,13 @@ class SimulatedCluster:
         verb: str | None = None,
         resource: str | None = None,
         namespace: str | None = None,
+        label_selector: str | None = None,
     ) -> None:
-        """Answer the next ``count`` matching requests with ``status`` (429/500/503 …)."""
-        self.state.faults.add(FailureRule(count, status, retry_after, verb, resource, namespace))
+        """Answer the next ``count`` matching requests with ``status`` (429/500/503 …);
+        ``label_selector`` matches requests whose ``labelSelector`` starts with it."""
+        self.state.faults.add(
+            FailureRule(count, status, retry_after, verb, resource, namespace, label_selector)
+        )
 
     def restart_api_server(self, outage_seconds: float = 0.0) -> None:
         """Drop every watch, forget the watch history (old resourceVersions → 410), and refuse

@@ -17,13 +17,17 @@ class FailureRule:
     verb: str | None = None
     resource: str | None = None
     namespace: str | None = None
+    label_selector: str | None = None
 
-    def matches(self, verb: str, resource: str, namespace: str | None) -> bool:
+    def matches(
+        self, verb: str, resource: str, namespace: str | None, label_selector: str = ""
+    ) -> bool:
         return (
             self.remaining > 0
             and (self.verb is None or self.verb == verb)
             and (self.resource is None or self.resource == resource)
             and (self.namespace is None or self.namespace == namespace)
+            and (self.label_selector is None or label_selector.startswith(self.label_selector))
         )
 
 
@@ -76,11 +80,13 @@ class FaultPlan:
         with self._lock:
             self.rules.append(rule)
 
-    def take(self, verb: str, resource: str, namespace: str | None) -> FailureRule | None:
+    def take(
+        self, verb: str, resource: str, namespace: str | None, label_selector: str = ""
+    ) -> FailureRule | None:
         """The rule that fails this request, if any (consuming one of its failures)."""
         with self._lock:
             for rule in self.rules:
-                if rule.matches(verb, resource, namespace):
+                if rule.matches(verb, resource, namespace, label_selector):
                     rule.remaining -= 1
                     return rule
             self.rules = [r for r in self.rules if r.remaining > 0]

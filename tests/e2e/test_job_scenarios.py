@@ -30,6 +30,8 @@ SCENARIOS = Path(__file__).parent / "dags" / "job_scenarios.py"
 JOB_NAME = "batch.kubernetes.io/job-name"
 TASK_ID = "airflow-k8s-jobs.io/task-id"
 DAG_ID = "airflow-k8s-jobs.io/dag-id"
+JOB_UID_SELECTOR = "batch.kubernetes.io/controller-uid="
+"""How the operator selects a Job's pods when it reads their logs (the uid follows)."""
 
 
 @dataclass
@@ -270,6 +272,26 @@ def test_each_try_gets_its_own_job(
     assert len({j["metadata"]["name"] for j in jobs}) == 2
     assert jobs[0]["status"].get("failed") == 1 and not jobs[0]["status"].get("succeeded")
     assert jobs[1]["status"].get("succeeded") == 1
+
+
+def test_a_retry_takes_over_the_job_whose_result_the_first_try_lost(
+    e2e_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e2e_cluster.add_behaviour({"match": {"image": "scn/lost:1"}, "seconds": 3, "stdout": "done"})
+    # Every attempt of try 1 to list its Job's pods gets 503: the try fails, its Job succeeded.
+    e2e_cluster.fail_next(
+        count=6, status=503, verb="list", resource="pods", label_selector=JOB_UID_SELECTOR
+    )
+    run = run_dag("scn_lost_result", capsys)
+
+    assert run.state == "success", run.log[-3000:]
+    assert run.ti("lost").try_number == 2
+    (job,) = jobs_of(e2e_cluster, "scn_lost_result")  # the work ran once
+    assert job["metadata"]["labels"][TRY_NUMBER] == "1"
+    assert job["status"].get("succeeded") == 1
+    assert f"Try 2 waits for Job batch/{job['metadata']['name']}" in run.log
+    assert "of try 1, which succeeded" in run.log
+    assert run.ti("lost").xcom_pull(task_ids="lost", key="job_name") == job["metadata"]["name"]
 
 
 def test_reattaches_to_the_job_a_crashed_worker_created(

@@ -72,6 +72,10 @@ with scenario("scn_bad_image") as scn_bad_image:
 with scenario("scn_retry", retries=1, retry_delay=timedelta(seconds=0)) as scn_retry:
     KubeJobOperator(task_id="flaky", image="scn/flaky:1", backoff_limit=0)
 
+# Try 1 loses its Job's result (the API fails while it reads the pods); try 2 takes the Job over.
+with scenario("scn_lost_result", retries=1, retry_delay=timedelta(seconds=0)) as scn_lost_result:
+    KubeJobOperator(task_id="lost", image="scn/lost:1")
+
 # A plain Job (re-attach after a crash between create and defer).
 with scenario("scn_simple") as scn_simple:
     KubeJobOperator(task_id="simple", image="scn/simple:1")
