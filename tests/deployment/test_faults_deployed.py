@@ -21,6 +21,8 @@ RUN_SECONDS = 2500
 """How long each scenario's container runs, in simulated seconds (25 wall seconds)."""
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+JOB_UID_SELECTOR = "batch.kubernetes.io/controller-uid="
+"""How the resuming task selects its Job's pods (the Job's uid follows)."""
 
 
 def start_scenario(deployed: Deployed, scenario: str, seconds: float = RUN_SECONDS) -> str:
@@ -126,3 +128,55 @@ def test_credentials_revoked_for_good_fail_the_task_instead_of_hanging(deployed:
     finally:
         # The other scenarios' connection works again.
         deployed.cluster.expire_token()
+
+
+def running_pod(deployed: Deployed, scenario: str) -> dict[str, Any]:
+    """The scenario's pod once it runs on a node."""
+    (job,) = jobs_of(deployed, scenario)
+    name = job["metadata"]["name"]
+
+    def running() -> dict[str, Any] | None:
+        pods = deployed.cluster.list("pods", NAMESPACE, {JOB_NAME_LABEL: name})
+        return next((p for p in pods if p["status"].get("phase") == "Running"), None)
+
+    return wait_until(running, 300, f"a running pod of Job {name}")
+
+
+def test_api_answers_503_while_the_resumed_task_reads_its_pods(deployed: Deployed) -> None:
+    """The Job succeeds; the worker resuming the task gets 503 three times when it lists the
+    Job's pods: it retries as the retry policy says and succeeds, on its first try."""
+    run_id = start_scenario(deployed, "resume_503")
+    deployed.cluster.fail_next(
+        count=3, status=503, verb="list", resource="pods", label_selector=JOB_UID_SELECTOR
+    )
+    assert_succeeded_once(deployed.airflow, deployed, "resume_503", run_id)
+
+
+def test_job_deleted_behind_the_tasks_back_fails_the_try_and_the_retry_runs_it_again(
+    deployed: Deployed,
+) -> None:
+    airflow = deployed.airflow
+    run_id = start_scenario(deployed, "job_deleted")
+    (job,) = jobs_of(deployed, "job_deleted")
+    deployed.cluster.delete("jobs", NAMESPACE, job["metadata"]["name"], propagation="Foreground")
+    state = airflow.wait_for_run("deployed_job_deleted", run_id, timeout=420)
+    task = airflow.tasks("deployed_job_deleted", run_id)["work"]
+    log = airflow.task_log("deployed_job_deleted", run_id, "work")
+    assert (state, task.state, task.try_number) == ("success", "success", 2), log[-5000:]
+    assert "deleted" in log and job["metadata"]["name"] in log, log[-5000:]
+    (second,) = jobs_of(deployed, "job_deleted")  # the deleted one is gone, one new Job
+    assert second["metadata"]["labels"]["airflow-k8s-jobs.io/try-number"] == "2"
+
+
+def test_pod_preempted_on_a_spot_node_is_replaced_without_a_retry(deployed: Deployed) -> None:
+    run_id = start_scenario(deployed, "pod_preempted")
+    pod = running_pod(deployed, "pod_preempted")
+    deployed.cluster.preempt_pod(NAMESPACE, pod["metadata"]["name"])
+    assert_succeeded_once(deployed.airflow, deployed, "pod_preempted", run_id)
+
+
+def test_node_lost_under_the_pod_is_replaced_without_a_retry(deployed: Deployed) -> None:
+    run_id = start_scenario(deployed, "node_lost")
+    pod = running_pod(deployed, "node_lost")
+    deployed.cluster.lose_node(pod["spec"]["nodeName"])
+    assert_succeeded_once(deployed.airflow, deployed, "node_lost", run_id)

@@ -16,6 +16,10 @@ SCENARIOS = (
     "api_server_restarted",
     "token_rotated",
     "credentials_revoked",
+    "resume_503",
+    "job_deleted",
+    "pod_preempted",
+    "node_lost",
 )
 
 for scenario in SCENARIOS:
