@@ -156,7 +156,12 @@ class ApiServer:
                 f"the server does not allow this method on the requested "
                 f"resource ({request.method} {route.counted_resource})",
             )
-        return await handler(request, route)
+        response = await handler(request, route)
+        dry_run = bool(request.query.get("dryRun"))
+        held = self.state.faults.take_hold(verb, route.counted_resource, dry_run)
+        if held:
+            await asyncio.sleep(held)  # done, but the client hears of it only now
+        return response
 
     async def _stream(self, request: web.Request, route: Route) -> web.StreamResponse:
         """``pods/exec`` and ``pods/attach``: ``get`` for a websocket ``GET``, ``create`` for a

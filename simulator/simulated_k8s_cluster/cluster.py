@@ -32,7 +32,7 @@ from .controllers.kueue import KueueController
 from .controllers.namespaces import NamespaceDefaults
 from .controllers.scheduler import ClusterAutoscaler, NodePoolManager, Scheduler
 from .events import EventRecorder
-from .faults import FailureRule
+from .faults import FailureRule, HoldRule
 from .resources import (
     CONFIGMAPS,
     NAMESPACES,
@@ -449,6 +449,13 @@ class SimulatedCluster:
         self.state.faults.add(
             FailureRule(count, status, retry_after, verb, resource, namespace, label_selector)
         )
+
+    def hold_next(
+        self, seconds: float, count: int = 1, verb: str | None = None, resource: str | None = None
+    ) -> None:
+        """Carry out the next ``count`` matching requests (never a dry run) but hold their
+        answers for ``seconds`` wall seconds: a client killed meanwhile never hears them."""
+        self.state.faults.hold(HoldRule(count, seconds, verb, resource))
 
     def restart_api_server(self, outage_seconds: float = 0.0) -> None:
         """Drop every watch, forget the watch history (old resourceVersions → 410), and refuse

@@ -70,11 +70,45 @@ class RequestCounters:
 
 
 @dataclass
+class HoldRule:
+    """Hold the answer to the next ``remaining`` matching requests (never a dry run) for
+    ``seconds`` after they were carried out."""
+
+    remaining: int
+    seconds: float
+    verb: str | None = None
+    resource: str | None = None
+
+    def matches(self, verb: str, resource: str, dry_run: bool) -> bool:
+        return (
+            self.remaining > 0
+            and not dry_run
+            and (self.verb is None or self.verb == verb)
+            and (self.resource is None or self.resource == resource)
+        )
+
+
+@dataclass
 class FaultPlan:
     """Injected request failures; thread-safe (tests arm it from their own thread)."""
 
     rules: list[FailureRule] = field(default_factory=list)
+    holds: list[HoldRule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def hold(self, rule: HoldRule) -> None:
+        with self._lock:
+            self.holds.append(rule)
+
+    def take_hold(self, verb: str, resource: str, dry_run: bool) -> float | None:
+        """Seconds to hold this request's answer, if a hold rule matches (consuming it)."""
+        with self._lock:
+            for rule in self.holds:
+                if rule.matches(verb, resource, dry_run):
+                    rule.remaining -= 1
+                    self.holds = [r for r in self.holds if r.remaining > 0]
+                    return rule.seconds
+        return None
 
     def add(self, rule: FailureRule) -> None:
         with self._lock:
@@ -95,3 +129,4 @@ class FaultPlan:
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
+            self.holds.clear()

@@ -3,10 +3,13 @@ without the fault — success, on its first try, with exactly one Job — and ne
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psutil
 import pytest
 from demo import NAMESPACE
 
@@ -180,3 +183,50 @@ def test_node_lost_under_the_pod_is_replaced_without_a_retry(deployed: Deployed)
     pod = running_pod(deployed, "node_lost")
     deployed.cluster.lose_node(pod["spec"]["nodeName"])
     assert_succeeded_once(deployed.airflow, deployed, "node_lost", run_id)
+
+
+def task_process(deployed: Deployed) -> psutil.Process:
+    """The task process talking to the cluster: the one client of the API server that is
+    neither this test process nor the triggerer."""
+    port = urlsplit(deployed.cluster.url).port
+
+    def find() -> psutil.Process | None:
+        for conn in psutil.net_connections(kind="tcp"):
+            if not conn.raddr or conn.raddr.port != port or conn.pid in (None, os.getpid()):
+                continue
+            process = psutil.Process(conn.pid)
+            if not any("triggerer" in part for part in process.cmdline()):
+                return process
+        return None
+
+    return wait_until(find, 120, "the task process's connection to the cluster")
+
+
+def test_worker_killed_between_create_and_defer_then_the_retry_waits_for_its_job(
+    deployed: Deployed,
+) -> None:
+    """The API server stores the Job but holds its answer; the task process is SIGKILLed before
+    it hears it (so before it defers). Airflow retries the task; the retry finds the Job of try 1
+    still running and waits for it instead of running the work a second time."""
+    airflow = deployed.airflow
+    deployed.cluster.add_behaviour(
+        {
+            "match": {"image": "task-python:1.0", "args": "long-task.py worker_killed"},
+            "seconds": RUN_SECONDS,
+            "stdout": "worker_killed: done",
+        }
+    )
+    deployed.cluster.hold_next(120, verb="create", resource="jobs")
+    airflow.unpause("deployed_worker_killed")
+    run_id = airflow.first_run("deployed_worker_killed")
+    wait_until(lambda: jobs_of(deployed, "worker_killed"), 300, "the Job to be stored")
+    task_process(deployed).kill()
+
+    state = airflow.wait_for_run("deployed_worker_killed", run_id, timeout=420)
+    task = airflow.tasks("deployed_worker_killed", run_id)["work"]
+    log = airflow.task_log("deployed_worker_killed", run_id, "work")
+    assert (state, task.state, task.try_number) == ("success", "success", 2), log[-5000:]
+    (job,) = jobs_of(deployed, "worker_killed")  # the work ran once
+    assert job["metadata"]["labels"]["airflow-k8s-jobs.io/try-number"] == "1"
+    assert f"waits for Job {NAMESPACE}/{job['metadata']['name']}" in log, log[-5000:]
+    assert "worker_killed: done" in log

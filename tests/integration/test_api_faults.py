@@ -45,6 +45,32 @@ def v1_no_retries(simulated_kubeconfig: Path) -> Iterator[kubernetes.client.Core
     client.close()
 
 
+def test_hold_next_carries_the_request_out_but_answers_late(
+    simulated_cluster: Any, v1_no_retries: kubernetes.client.CoreV1Api
+) -> None:
+    """A held create is stored at once (others see it), its answer comes after the hold, and a
+    dry run is neither held nor counted against the hold."""
+    simulated_cluster.hold_next(30, verb="create", resource="configmaps")
+    body = {"metadata": {"name": "held"}, "data": {"a": "1"}}
+    v1_no_retries.create_namespaced_config_map("batch", body, dry_run="All")  # not held
+    answered = threading.Event()
+
+    def create() -> None:
+        v1_no_retries.create_namespaced_config_map("batch", body)
+        answered.set()
+
+    creator = threading.Thread(target=create, daemon=True)
+    creator.start()
+    simulated_cluster.wait_for(
+        lambda: simulated_cluster.get("configmaps", "batch", "held") is not None,
+        timeout=10,
+        message="the held create to be stored",
+    )
+    assert not answered.is_set()
+    creator.join(timeout=0)  # still waiting for its answer
+    assert creator.is_alive()
+
+
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_fail_next(
     simulated_cluster: Any, v1_no_retries: kubernetes.client.CoreV1Api, status: int

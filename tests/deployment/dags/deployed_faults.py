@@ -20,6 +20,7 @@ SCENARIOS = (
     "job_deleted",
     "pod_preempted",
     "node_lost",
+    "worker_killed",
 )
 
 for scenario in SCENARIOS:
