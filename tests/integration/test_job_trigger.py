@@ -36,6 +36,7 @@ from tests.integration.triggering import (
     set_task_state,
     triggerer_run,
     until,
+    use_kubeconfig_connection,
 )
 
 CONN_ID = "sim_jobs"
@@ -62,12 +63,7 @@ def simulated_cluster_config() -> dict[str, Any]:
 
 @pytest.fixture
 def conn(monkeypatch: pytest.MonkeyPatch, simulated_kubeconfig: Path) -> str:
-    extra = {"kubeconfig_path": str(simulated_kubeconfig), "namespace": NAMESPACE}
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps({"conn_type": "k8sjobs", "extra": extra}),
-    )
-    return CONN_ID
+    return use_kubeconfig_connection(monkeypatch, CONN_ID, simulated_kubeconfig, NAMESPACE)
 
 
 def create_job(cluster: SimulatedCluster, task: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ only by ``advance``, so the Job is provably still running when the first lines a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from pathlib import Path
@@ -22,7 +21,7 @@ from airflow_k8s_jobs.manifests.names import TaskInstanceKey
 from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
 from airflow_k8s_jobs.watching import WatchHub
 from simulated_k8s_cluster import SimulatedCluster
-from tests.integration.triggering import triggerer_run, until
+from tests.integration.triggering import triggerer_run, until, use_kubeconfig_connection
 
 CONN_ID = "sim_live_logs"
 NAMESPACE = "batch"
@@ -44,11 +43,7 @@ def simulated_cluster_config() -> dict[str, Any]:
 
 @pytest.fixture
 def conn(monkeypatch: pytest.MonkeyPatch, simulated_kubeconfig: Path) -> str:
-    extra = {"kubeconfig_path": str(simulated_kubeconfig), "namespace": NAMESPACE}
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "k8sjobs", "extra": extra})
-    )
-    return CONN_ID
+    return use_kubeconfig_connection(monkeypatch, CONN_ID, simulated_kubeconfig, NAMESPACE)
 
 
 class TaskLog:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +45,17 @@ async def triggerer_run(trigger: Any) -> TriggerEvent | None:
     finally:
         with contextlib.suppress(Exception):
             await trigger.cleanup()
+
+
+def use_kubeconfig_connection(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, kubeconfig: Path, namespace: str
+) -> str:
+    """Define the ``k8sjobs`` connection ``conn_id`` (a kubeconfig file) for the test."""
+    extra = {"kubeconfig_path": str(kubeconfig), "namespace": namespace}
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "k8sjobs", "extra": extra})
+    )
+    return conn_id
 
 
 async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
