@@ -274,7 +274,11 @@ demo: setup-af3
 # The Argo release whose examples/ folder `make bench` runs (the newest the module proxy serves).
 ARGO_EXAMPLES_VERSION ?= v4.0.5
 
-bench: setup-af3
+# The Google provider's Job trigger runs in the Composer-like environment that has it.
+bench: setup-af3 setup-composer-2.11.1
+	$(call venv,af3)/bin/python benchmarks/triggers_side_by_side.py \
+	  --google-python $(call venv,composer-2.11.1)/bin/python
+	$(call venv,af3)/bin/python benchmarks/readme_table.py --readme README.md
 	$(call venv,af3)/bin/python benchmarks/argo_waiting.py --output benchmarks/results/argo_waiting.md
 	$(call venv,af3)/bin/python benchmarks/job_waiting.py --output benchmarks/results/job_waiting.md
 	$(call venv,af3)/bin/python benchmarks/simulated_cluster_scale.py \

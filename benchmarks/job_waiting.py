@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import multiprocessing.connection
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -33,73 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import ClusterProcess, manifests, spread_ms, wait_until
+
 NAMESPACE = "batch"
 CONN_ID = "bench_jobs"
-IMAGE = "bench/work:1"
-
-
-# --- the cluster's process --------------------------------------------------------------------
-
-
-def serve_cluster(conn: multiprocessing.connection.Connection, jobs: int) -> None:
-    """Run a SimulatedCluster; create the Jobs when asked; report when each one completed."""
-    from simulated_k8s_cluster import SimulatedCluster
-
-    config = {
-        "timeScale": 1.0,
-        "namespaces": [NAMESPACE],
-        "nodePools": [
-            {
-                "name": "default",
-                "nodes": max(1, jobs // 500 + 1),
-                "capacity": {"cpu": "1000", "memory": "4000Gi", "pods": "500"},
-            }
-        ],
-    }
-    finished: dict[str, float] = {}
-
-    def observe(resource: Any, event_type: str, obj: Any, old: Any) -> None:
-        if resource.plural != "jobs" or event_type == "DELETED":
-            return
-        name = obj["metadata"]["name"]
-        if name in finished:
-            return
-        for cond in (obj.get("status") or {}).get("conditions") or []:
-            if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-                finished[name] = time.monotonic()
-
-    with SimulatedCluster(config) as cluster:
-        cluster.state.store.add_observer(observe)
-        conn.send(cluster.kubeconfig(namespace=NAMESPACE))
-        while True:
-            command, arg = conn.recv()
-            if command == "create":
-                created = cluster.call(lambda arg=arg: [cluster.create(m) for m in arg])
-                conn.send([(o["metadata"]["name"], o["metadata"]["uid"]) for o in created])
-            elif command == "finished":
-                conn.send(cluster.call(lambda: dict(finished)))
-            elif command == "stop":
-                conn.send("stopped")
-                break
-
-
-def manifests(jobs: int, seconds: int, spread: int) -> list[dict[str, Any]]:
-    from airflow_k8s_jobs.manifests.jobs import JobSpecRequest, build_job
-    from airflow_k8s_jobs.manifests.names import TaskInstanceKey
-
-    out = []
-    for i in range(jobs):
-        job = build_job(
-            JobSpecRequest(image=IMAGE),
-            TaskInstanceKey("bench", f"task-{i:05d}", "manual__bench", -1, 1),
-            NAMESPACE,
-            "simulated",
-        )
-        behaviour = json.dumps({"seconds": seconds + (i * spread) // max(1, jobs - 1)})
-        template_meta = job["spec"]["template"].setdefault("metadata", {})
-        template_meta.setdefault("annotations", {})["sim.airflow-k8s-jobs/behaviour"] = behaviour
-        out.append(job)
-    return out
 
 
 # --- the triggerer side -----------------------------------------------------------------------
@@ -153,14 +87,6 @@ class Arrivals:
             original(self, kind, obj)
 
         Informer.apply = apply  # type: ignore[method-assign]
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def run_triggers(
@@ -224,11 +150,6 @@ async def run_triggers(
     }
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1000, help="waiting triggers (1000)")
@@ -238,45 +159,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=serve_cluster, args=(child, args.jobs), daemon=True)
-    process.start()
-    try:
-        kubeconfig = parent.recv()
+    with ClusterProcess(args.jobs, [NAMESPACE]) as cluster:
         tmp = Path(tempfile.mkdtemp(prefix="bench-kube-"))
         path = tmp / "kubeconfig.json"
-        path.write_text(json.dumps(kubeconfig))
+        path.write_text(json.dumps(cluster.kubeconfig))
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
             {"conn_type": "k8sjobs", "extra": {"kubeconfig_path": str(path)}}
         )
-        parent.send(("create", manifests(args.jobs, args.seconds, args.spread)))
-        jobs = parent.recv()
+        created = cluster.create(manifests(args.jobs, args.seconds, args.spread, [NAMESPACE]))
+        jobs = [(job["name"], job["uid"]) for job in created]
 
         def first_finish() -> float | None:
-            parent.send(("finished", None))
-            done: dict[str, float] = parent.recv()
+            done, _ = cluster.finished()
             return min(done.values()) if done else None
 
         result = asyncio.run(run_triggers(jobs, first_finish))
-        parent.send(("finished", None))
-        finished: dict[str, float] = parent.recv()
-        parent.send(("stop", None))
-        parent.recv()
-    finally:
-        process.join(30)
+        done, _ = cluster.finished()
+    finished = {key.split("/", 1)[1]: at for key, at in done.items()}
     latencies = [max(0.0, result["fired"][n] - finished[n]) for n, _ in jobs]
     arrived = result["arrived"]
     to_informer = [max(0.0, arrived[n] - finished[n]) for n, _ in jobs if n in arrived]
     to_event = [max(0.0, result["fired"][n] - arrived[n]) for n, _ in jobs if n in arrived]
-
-    def spread(values: list[float]) -> str:
-        if not values:
-            return "(not measured)"
-        return (
-            f"{statistics.median(values) * 1000:.0f} / {percentile(values, 0.99) * 1000:.0f}"
-            f" / {max(values) * 1000:.0f} ms"
-        )
+    spread = spread_ms
 
     per_minute = result["waiting_cpu"] / result["waiting_seconds"] * 60
     rows = [

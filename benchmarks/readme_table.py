@@ -1,0 +1,103 @@
+"""The trigger benchmark's table, from ``benchmarks/results/triggers_side_by_side.json``; with
+``--readme`` it replaces the README's table between the ``bench:triggers`` markers.
+
+``python benchmarks/readme_table.py --readme README.md``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+START = "<!-- bench:triggers -->"
+END = "<!-- /bench:triggers -->"
+SIDE_LABELS = {
+    "ours": "`KubeJobTrigger` (this provider)",
+    "cncf": "cncf `KubernetesJobTrigger`",
+    "google": "Google `GKEJobTrigger`",
+}
+HEADER = (
+    "| Trigger | waiting | API requests / task / min | detection p50 / p99 / max "
+    "| CPU s / wall min (waiting) | peak RSS growth | loop lag p99 / max | wrong / never |"
+)
+
+
+def _seconds(stats: dict[str, float] | None, unit: str = "s") -> str:
+    if not stats:
+        return "-"
+
+    def one(value: float) -> str:
+        if unit == "ms":
+            return f"{value * 1000:.0f}"
+        return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+    keys = [k for k in ("p50", "p99", "max") if k in stats]
+    return " / ".join(one(stats[k]) for k in keys) + f" {unit}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def render_row(run: dict[str, Any]) -> str:
+    """One table row for a run (or a row saying why it did not run)."""
+    label = SIDE_LABELS.get(run["side"], run["side"])
+    if run.get("not_run"):
+        return f"| {label} | {run['jobs']} | not run: {run['not_run']} | | | | | |"
+    lag = run.get("loop_lag") or {}
+    return (
+        f"| {label} | {run['jobs']} | {run['requests_per_task_minute']:.2f} "
+        f"| {_seconds(run.get('latency'))} "
+        f"| {run['cpu_per_minute']:.2f} ({_number(run.get('cpu_per_minute_waiting'))}) "
+        f"| {run['rss_growth_mib']:.0f} MiB "
+        f"| {_seconds({k: lag[k] for k in ('p99', 'max') if k in lag} or None, 'ms')} "
+        f"| {run['wrong']} / {run['never']} |"
+    )
+
+
+def render_table(data: dict[str, Any]) -> str:
+    """The Markdown table: one row per side and size, smaller sizes first."""
+    runs = sorted(data["runs"], key=lambda r: (r["jobs"], list(SIDE_LABELS).index(r["side"])))
+    lines = [HEADER, "| " + " | ".join(["---"] * 8) + " |"]
+    lines += [render_row(run) for run in runs]
+    low, high = data.get("jobs_run_seconds", ["?", "?"])
+    lines.append("")
+    lines.append(
+        f"Jobs run {low} to {high} s; the cncf and Google triggers poll every "
+        f"{data.get('poll_interval', 10):g} s (their operators' default). "
+        f"{data.get('machine', '')}, {data.get('generated', '')}."
+    )
+    return "\n".join(lines)
+
+
+def update_readme(text: str, table: str) -> str:
+    """``text`` with everything between the markers replaced by ``table``."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"the README has no {START} … {END} markers (in that order)")
+    return text[: start + len(START)] + "\n" + table + "\n" + text[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "triggers_side_by_side.json",
+    )
+    parser.add_argument("--readme", type=Path, help="rewrite this file's table in place")
+    args = parser.parse_args(argv)
+    table = render_table(json.loads(args.json.read_text()))
+    if args.readme:
+        args.readme.write_text(update_readme(args.readme.read_text(), table))
+    else:
+        print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
