@@ -276,6 +276,7 @@ ARGO_EXAMPLES_VERSION ?= v4.0.5
 
 # The Google provider's Job trigger runs in the Composer-like environment that has it.
 bench: setup-af3 setup-composer-2.11.1
+	$(UV) pip install --quiet --python $(call venv,af3)/bin/python -e ".[bench]"
 	$(call venv,af3)/bin/python benchmarks/triggers_side_by_side.py \
 	  --google-python $(call venv,composer-2.11.1)/bin/python
 	$(call venv,af3)/bin/python benchmarks/readme_table.py --readme README.md
