@@ -21,8 +21,9 @@ SIDE_LABELS = {
     "google": "Google `GKEJobTrigger`",
 }
 HEADER = (
-    "| Trigger | waiting | API requests / task / min | detection p50 / p99 / max "
-    "| CPU s / wall min (waiting) | peak RSS growth | loop lag p99 / max | wrong / never |"
+    "| Trigger | waiting | API requests / task / min | log streams / task / min "
+    "| detection p50 / p99 / max | CPU s / wall min (waiting) | peak RSS growth "
+    "| loop lag p99 / max | wrong / never |"
 )
 
 
@@ -47,10 +48,11 @@ def render_row(run: dict[str, Any]) -> str:
     """One table row for a run (or a row saying why it did not run)."""
     label = SIDE_LABELS.get(run["side"], run["side"])
     if run.get("not_run"):
-        return f"| {label} | {run['jobs']} | not run: {run['not_run']} | | | | | |"
+        return f"| {label} | {run['jobs']} | not run: {run['not_run']} | | | | | | |"
     lag = run.get("loop_lag") or {}
     return (
         f"| {label} | {run['jobs']} | {run['requests_per_task_minute']:.2f} "
+        f"| {_number(run.get('log_streams_per_task_minute'))} "
         f"| {_seconds(run.get('latency'))} "
         f"| {run['cpu_per_minute']:.2f} ({_number(run.get('cpu_per_minute_waiting'))}) "
         f"| {run['rss_growth_mib']:.0f} MiB "
@@ -62,7 +64,7 @@ def render_row(run: dict[str, Any]) -> str:
 def render_table(data: dict[str, Any]) -> str:
     """The Markdown table: one row per side and size, smaller sizes first."""
     runs = sorted(data["runs"], key=lambda r: (r["jobs"], list(SIDE_LABELS).index(r["side"])))
-    lines = [HEADER, "| " + " | ".join(["---"] * 8) + " |"]
+    lines = [HEADER, "| " + " | ".join(["---"] * 9) + " |"]
     lines += [render_row(run) for run in runs]
     low, high = data.get("jobs_run_seconds", ["?", "?"])
     lines.append("")

@@ -22,6 +22,8 @@ Measured per side and N, in the trigger process only (the cluster has its own pr
 
 * API requests per waiting task per minute: the cluster's request counters over the run (the
   Jobs' creation is direct, not counted), divided by the task-minutes waited; a watch counts once;
+  followed pod logs (live logs: one long-lived stream per pod, ``get pods/log``) are counted
+  apart, as log streams per task per minute;
 * detection latency: the instant the cluster wrote the Job's final condition → the trigger's
   event, p50 / p99 / max;
 * CPU seconds per wall minute (``time.process_time``): over the whole run, and while waiting
@@ -311,7 +313,8 @@ def measure(side: str, jobs: int, seconds: int, spread: int) -> dict[str, Any]:
         "namespaces": len(namespaces),
         "requests": requests,
         "token_requests": tokens,
-        "requests_per_task_minute": sum(requests.values()) / task_minutes,
+        "task_minutes": task_minutes,
+        **per_task_minute(requests, task_minutes),
         "latency": summary(latencies),
         "cpu_per_minute": result["cpu"] / (result["ended"] - result["started"]) * 60,
         "cpu_per_minute_waiting": (
@@ -374,6 +377,19 @@ def run_side(
         check=False,
     ).stdout.strip().replace(" ", ", Airflow ")
     return result
+
+
+LOG_STREAMS = "get pods/log"
+"""The counter of followed pod logs (streams, not polls)."""
+
+
+def per_task_minute(requests: dict[str, int], task_minutes: float) -> dict[str, float]:
+    """Requests (log streams apart) and log streams per waiting task per minute."""
+    streams = requests.get(LOG_STREAMS, 0)
+    return {
+        "requests_per_task_minute": (sum(requests.values()) - streams) / task_minutes,
+        "log_streams_per_task_minute": streams / task_minutes,
+    }
 
 
 def chart(data: dict[str, Any], path: Path) -> None:

@@ -30,6 +30,7 @@ def run(side: str, jobs: int, **overrides: Any) -> dict[str, Any]:
         "side": side,
         "jobs": jobs,
         "requests_per_task_minute": 6.04,
+        "log_streams_per_task_minute": 0.5,
         "latency": {"p50": 4.9, "p99": 9.81, "max": 10.02},
         "cpu_per_minute": 1.5,
         "cpu_per_minute_waiting": 0.25,
@@ -59,17 +60,18 @@ SAMPLE = {
 def test_rows_come_sorted_by_size_then_side_with_formatted_values() -> None:
     lines = readme_table.render_table(SAMPLE).splitlines()
     assert lines[0] == readme_table.HEADER
-    assert lines[1].count("---") == 8
+    assert lines[1].count("---") == 9
     rows = lines[2:6]
     assert [row.split(" | ")[1] for row in rows] == ["100", "100", "1000", "1000"]
     assert rows[0].startswith("| `KubeJobTrigger` (this provider) | 100 |")
     assert "| - | 1.50 (-) |" in rows[0]  # no latency measured; waiting window too short
-    assert rows[1] == "| Google `GKEJobTrigger` | 100 | not run: no Google provider | | | | | |"
+    assert rows[1] == "| Google `GKEJobTrigger` | 100 | not run: no Google provider | | | | | | |"
     assert rows[2] == (
-        "| `KubeJobTrigger` (this provider) | 1000 | 6.04 | 0.05 / 0.30 / 0.40 s | 1.50 (0.25) "
+        "| `KubeJobTrigger` (this provider) | 1000 | 6.04 | 0.50 | 0.05 / 0.30 / 0.40 s "
+        "| 1.50 (0.25) "
         "| 12 MiB | 12 / 200 ms | 0 / 1 |"
     )
-    assert rows[3].startswith("| cncf `KubernetesJobTrigger` | 1000 | 6.04 | 4.90 / 9.81 / 10.0 s")
+    assert rows[3].startswith("| cncf `KubernetesJobTrigger` | 1000 | 6.04 | 0.50 | 4.90 / 9.81")
     assert "Jobs run 60 to 90 s" in lines[-1] and "every 10 s" in lines[-1]
 
 
