@@ -34,6 +34,7 @@ from ..status.cleanup import (
     raise_to_floor,
     verdict,
 )
+from ._common import no_retry_on_bad_input
 
 __all__ = ["MAX_NAMES", "PROPAGATION_POLICIES", "KubeCleanupOperator", "RateLimiter"]
 
@@ -169,6 +170,7 @@ class KubeCleanupOperator(BaseOperator):
 
     # --- run --------------------------------------------------------------------------------
 
+    @no_retry_on_bad_input
     def execute(self, context: Context) -> dict[str, Any]:
         hook = KubeClusterHook(self.cluster_conn_id)
         namespaces = self.target_namespaces(hook.settings)

@@ -12,7 +12,7 @@ from .._compat import Context
 from ..clusters import KubeClusterHook
 from ..errors import JobFailedError, NotFound
 from ..kube import JOBS
-from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
+from ..manifests.jobs import JobSpecRequest, build_job, duration_seconds, load_manifest
 from ..status import by_index, pod_label, summarize_job_verdict, termination_messages
 from ..triggers.jobs import KubeJobTrigger
 from ..waiting import JOB_UID_LABEL, QUEUE_LABEL, JobTarget, WaitPolicy, wait_for_job
@@ -26,7 +26,6 @@ from ._common import (
     print_pod_log,
     read_manifest_file,
     read_pod_log,
-    seconds,
 )
 from .base import SubmitAndWaitOperator
 from .links import JOB_LINKS, persist_job_links
@@ -153,8 +152,23 @@ class KubeJobOperator(SubmitAndWaitOperator):
         self.backoff_limit = backoff_limit
         self.backoff_limit_per_index = backoff_limit_per_index
         self.active_deadline_seconds = active_deadline_seconds
-        self.capacity_timeout = seconds(capacity_timeout)
-        self.image_pull_grace = seconds(image_pull_grace) or 0.0
+        self.capacity_timeout = duration_seconds(
+            "capacity_timeout",
+            capacity_timeout,
+            where=f"task {self.task_id}",
+            positive=True,
+            optional=True,
+        )
+        self.image_pull_grace = (
+            duration_seconds(
+                "image_pull_grace",
+                image_pull_grace,
+                where=f"task {self.task_id}",
+                positive=False,
+                optional=False,
+            )
+            or 0.0
+        )
         self.queue_name = queue_name
         self.node_pool = node_pool
         self.ttl_seconds_after_finished = ttl_seconds_after_finished

@@ -144,7 +144,9 @@ class ApiServer:
         if route.resource is PODS and route.subresource in STREAM_SUBRESOURCES:
             return await self._stream(request, route)
         verb = self._verb(request, route)
-        self._count_and_fault(verb, route.counted_resource, route.namespace)
+        self._count_and_fault(
+            verb, route.counted_resource, route.namespace, dry_run=_dry_run(request)
+        )
         self._authorize(request, route, verb)
         if route.resource is SELF_SUBJECT_ACCESS_REVIEWS and verb == "create":
             return await self._access_review(request, route)
@@ -218,8 +220,10 @@ class ApiServer:
             self._check_kind(body, route)
         return _json_response(self.authorizer.review(body), status=201)
 
-    def _count_and_fault(self, verb: str, resource: str, namespace: str | None) -> None:
-        self.state.counters.add(verb, resource)
+    def _count_and_fault(
+        self, verb: str, resource: str, namespace: str | None, dry_run: bool = False
+    ) -> None:
+        self.state.counters.add(verb, resource, dry_run)
         rule = self.state.faults.take(verb, resource, namespace)
         if rule is None:
             return
@@ -741,6 +745,7 @@ class ApiServer:
         self.state.mutate_on_create(resource, obj)
         admission.admit_create(resource, obj)
         if _dry_run(request):
+            store.check_namespace_open(resource, obj)
             obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
             obj["metadata"]["creationTimestamp"] = self.state.clock.timestamp()
             return _json_response(obj, status=201, headers=warnings)
