@@ -273,7 +273,7 @@ def _check_kind(manifest: Obj, api_version: str, kind: str, label: str) -> None:
         )
     raise InvalidInputError(
         f"{label}: the manifest is a {got_kind} ({got_version}); {consumer} needs a "
-        f"{api_version} {kind} (apiVersion: {api_version}, kind: {kind})"
+        f"{api_version} {kind}"
     )
 
 

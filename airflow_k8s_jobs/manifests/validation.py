@@ -159,7 +159,8 @@ def not_utf8(where: str, error: UnicodeDecodeError) -> str:
     data = error.object
     line = data[: error.start].count(b"\n") + 1
     return (
-        f"{where}: the file is not UTF-8 text (byte 0x{data[error.start]:02x} at line {line}); "
+        f"{where}: cannot read the file: it is not UTF-8 text (byte 0x{data[error.start]:02x} at "
+        f"line {line}); "
         "save it as UTF-8"
     )
 

@@ -80,7 +80,12 @@ JOB_CASES = [
     Case("yaml_list", J, {"job": "bad_input_list.yaml"}, ("bad_input_list.yaml", "list")),
     Case("yaml_scalar", J, {"job": "bad_input_scalar.yaml"}, ("bad_input_scalar.yaml", "string")),
     Case("wrong_kind", J, {"job": _job(kind="Pod")}, ("kind", "Pod", "Job")),
-    Case("wrong_api_version", J, {"job": _job(apiVersion="batch/v2")}, ("apiVersion", "batch/v2")),
+    Case(
+        "wrong_api_version",
+        J,
+        {"job": _job(apiVersion="batch/v2")},
+        ("(batch/v2)", "needs a batch/v1 Job"),
+    ),
     Case(
         "two_documents",
         J,
