@@ -924,7 +924,14 @@ def _mode_problems(spec: Obj) -> list[str]:
         problems.append(f"spec.completionMode {mode!r} is not supported; use NonIndexed or Indexed")
     indexed = mode == "Indexed"
     completions, parallelism = spec.get("completions"), spec.get("parallelism")
-    if indexed and is_int(completions) and is_int(parallelism) and completions < parallelism:
+    if (
+        indexed
+        and isinstance(completions, int)
+        and isinstance(parallelism, int)
+        and is_int(completions)
+        and is_int(parallelism)
+        and completions < parallelism
+    ):
         problems.append(
             f"parallelism={parallelism} is more than completions={completions} for an Indexed "
             f"Job: only {completions} pods (one per index) can ever run; lower parallelism to "
