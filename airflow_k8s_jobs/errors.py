@@ -35,6 +35,15 @@ class InvalidInputError(PermanentError):
     """The task's input is wrong; nothing was created on the cluster."""
 
 
+class UnreachableError(TransientError):
+    """No connection to the API server could be made (refused, no route, unknown host)."""
+
+
+class UntrustedCertificateError(InvalidInputError):
+    """The API server's TLS certificate is not trusted with the connection's CA: retrying does
+    not help; the connection must be fixed."""
+
+
 # --- error answers of the Kubernetes API -------------------------------------------------------
 
 

@@ -14,7 +14,13 @@ from typing import Any
 
 import aiohttp
 
-from .errors import KubeApiError, TransientError, api_error
+from .errors import (
+    KubeApiError,
+    TransientError,
+    UnreachableError,
+    UntrustedCertificateError,
+    api_error,
+)
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,33 @@ async def watch_lines(
         response.release()
 
 
+def transport_error(exc: BaseException, host: str, what: str) -> TransientError:
+    """The error for a request that got no HTTP answer (``urllib3``'s ``MaxRetryError`` ...):
+    an untrusted certificate is permanent (:class:`UntrustedCertificateError`, raised here), a
+    connection that cannot be made is an :class:`UnreachableError`, anything else transient."""
+    import ssl
+
+    import urllib3
+
+    reason: BaseException = getattr(exc, "reason", None) or exc
+    if isinstance(reason, (urllib3.exceptions.SSLError, ssl.SSLError)):
+        detail = str(reason.args[0] if reason.args else reason)
+        if isinstance(reason.args[0] if reason.args else None, ssl.SSLError):
+            detail = getattr(reason.args[0], "verify_message", None) or detail
+        raise UntrustedCertificateError(
+            f"{what}: the TLS certificate of the API server at {host} is not trusted ({detail}). "
+            "Give the connection the cluster's CA certificate (certificate-authority-data in the "
+            "kubeconfig, or the GKE cluster's own CA); the task was not retried."
+        ) from None
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        cause = str(reason).split(": ", 1)[-1]
+        return UnreachableError(
+            f"{what}: cannot reach the API server at {host} ({cause}); check the connection's "
+            "server address and the network path to it"
+        )
+    return TransientError(f"{what}: {type(exc).__name__}: {exc}")
+
+
 def request_sync(
     api_client: Any,
     method: str,
@@ -214,7 +247,8 @@ def request_sync_with_headers(
             _request_timeout=timeout,
         )
     except urllib3.exceptions.HTTPError as exc:
-        raise TransientError(f"{what or path}: {type(exc).__name__}: {exc}") from exc
+        host = getattr(getattr(api_client, "configuration", None), "host", "") or "?"
+        raise transport_error(exc, host, what or path) from exc
     except Exception as exc:
         status = getattr(exc, "status", None)
         if isinstance(status, int) and status:

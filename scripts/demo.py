@@ -833,7 +833,12 @@ def print_summary(results: list[DagResult], counters: dict[str, int], seconds: f
     for line in request_summary(counters):
         say(line)
     gets = {k: n for k, n in counters.items() if k.startswith("get ")}
-    at_the_end = {"get pods/log", "get workflowtemplates", "get clusterworkflowtemplates"}
+    at_the_end = {
+        "get pods/log",
+        "get workflowtemplates",
+        "get clusterworkflowtemplates",
+        "get localqueues",  # checked before a queued Job is created
+    }
     polling = ""
     if not set(gets) <= at_the_end | {"get workflows"} or gets.get("get workflows", 0) > workflows:
         polling = f" (but: {gets})"

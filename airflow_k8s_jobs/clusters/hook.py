@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 import os
 import tempfile
 from functools import cached_property
@@ -175,6 +176,24 @@ def load_sync_configuration(settings: ClusterSettings, configuration: Any) -> No
         raise _config_error(settings, exc) from None
     if not settings.verify_ssl:
         configuration.verify_ssl = False
+        warn_unverified(settings)
+
+
+_WARNED_UNVERIFIED: set[str] = set()
+
+
+def warn_unverified(settings: ClusterSettings) -> None:
+    """Log once per connection (and process) that its API server's certificate is not checked."""
+    if settings.conn_id in _WARNED_UNVERIFIED:
+        return
+    _WARNED_UNVERIFIED.add(settings.conn_id)
+    logging.getLogger(__name__).warning(
+        "Connection %r turns TLS verification off (verify_ssl=false / disable_verify_ssl): the "
+        "API server of %s is not authenticated, and its token could be sent to anyone in the "
+        "network path. Give the connection the cluster's CA certificate instead.",
+        settings.conn_id,
+        settings.display_name,
+    )
 
 
 async def load_async_configuration(settings: ClusterSettings, configuration: Any) -> None:
@@ -207,6 +226,7 @@ async def load_async_configuration(settings: ClusterSettings, configuration: Any
         raise _config_error(settings, exc) from None
     if not settings.verify_ssl:
         configuration.verify_ssl = False
+        warn_unverified(settings)
 
 
 class KubeClusterHook(BaseHook):

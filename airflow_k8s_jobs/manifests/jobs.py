@@ -37,6 +37,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,11 @@ from .validation import (
     did_you_mean,
     dns_label_problem,
     dns_subdomain_problem,
+    image_reference_problem,
     label_value_problem,
+    not_utf8,
     quantity_problem,
+    quantity_value,
     type_name,
 )
 
@@ -77,6 +81,7 @@ __all__ = [
     "PREEMPTION_RULE",
     "JobSpecRequest",
     "build_job",
+    "duration_seconds",
     "job_problems",
     "load_manifest",
 ]
@@ -134,6 +139,32 @@ _StrictLoader.add_constructor(
 )
 
 
+def duration_seconds(
+    name: str, value: timedelta | float | None, *, where: str, positive: bool, optional: bool
+) -> float | None:
+    """A duration argument (a ``timedelta`` or seconds) in seconds; raises
+    :class:`InvalidInputError` naming the argument for anything else, a negative value, zero
+    where ``positive``, or None unless ``optional``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, timedelta):
+        number = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        example = "timedelta(hours=1)" if name == "capacity_timeout" else "timedelta(minutes=5)"
+        none = " or None (no limit)" if optional else ""
+        raise InvalidInputError(
+            f"{where}: {name}={value!r} is not a duration; pass a timedelta such as {example} "
+            f"or a number of seconds{none}"
+        )
+    if number < 0 or (positive and number == 0):
+        bound = "more than 0" if positive else "0 or more"
+        none = "; None waits without limit" if optional else ""
+        raise InvalidInputError(f"{where}: {name}={value!r} is invalid: it must be {bound}{none}")
+    return number
+
+
 def _looks_like_path(text: str) -> bool:
     return "\n" not in text and text.strip().lower().endswith(_MANIFEST_SUFFIXES)
 
@@ -168,7 +199,9 @@ def load_manifest(
                     "an absolute path, a path the task's template search path (the DAG's folder) "
                     "resolves, or the manifest itself"
                 ) from None
-            except (OSError, UnicodeDecodeError) as e:
+            except UnicodeDecodeError as e:
+                raise InvalidInputError(not_utf8(origin, e)) from None
+            except OSError as e:
                 raise InvalidInputError(f"{origin}: cannot read the manifest file: {e}") from None
             manifest = _parse(text, origin, as_json=path.suffix.lower() == ".json")
         else:
@@ -278,7 +311,7 @@ class JobSpecRequest:
 _QUICK_FORM = ("image", "cmds", "arguments", "env")
 # Operator knob → Job spec field, and the smallest valid value.
 _KNOBS = {
-    "parallelism": ("parallelism", 0),
+    "parallelism": ("parallelism", 1),  # 0 is valid, but no pod would ever start
     "completions": ("completions", 0),
     "backoff_limit": ("backoffLimit", 0),
     "backoff_limit_per_index": ("backoffLimitPerIndex", 0),
@@ -795,6 +828,8 @@ def _container_problems(pod_spec: Obj) -> list[str]:
                     f"{path}.image {image!r} is not an image reference; use e.g. "
                     "'us-docker.pkg.dev/project/repo/image:tag'"
                 )
+            elif problem := image_reference_problem(image):
+                problems.append(f"{path}.image {image!r}: {problem}")
             for field in ("command", "args"):
                 value = container.get(field)
                 if value is not None and (
@@ -844,6 +879,18 @@ def _resource_problems(resources: Any, path: str) -> list[str]:
         for resource, amount in values.items():
             if problem := quantity_problem(amount):
                 problems.append(f"{path}.{section}[{resource}]: {problem}")
+    requests, limits = resources.get("requests"), resources.get("limits")
+    if isinstance(requests, dict) and isinstance(limits, dict):
+        for resource in sorted(set(requests) & set(limits), key=str):
+            request, limit = requests[resource], limits[resource]
+            if quantity_problem(request) or quantity_problem(limit):
+                continue
+            if quantity_value(request) > quantity_value(limit):
+                problems.append(
+                    f"{path}: the {resource} request {request!r} is more than its limit "
+                    f"{limit!r}; a request must be less than or equal to the limit (raise "
+                    "the limit or lower the request)"
+                )
     return problems
 
 
@@ -876,6 +923,20 @@ def _mode_problems(spec: Obj) -> list[str]:
     if mode not in (None, "NonIndexed", "Indexed"):
         problems.append(f"spec.completionMode {mode!r} is not supported; use NonIndexed or Indexed")
     indexed = mode == "Indexed"
+    completions, parallelism = spec.get("completions"), spec.get("parallelism")
+    if (
+        indexed
+        and isinstance(completions, int)
+        and isinstance(parallelism, int)
+        and is_int(completions)
+        and is_int(parallelism)
+        and completions < parallelism
+    ):
+        problems.append(
+            f"parallelism={parallelism} is more than completions={completions} for an Indexed "
+            f"Job: only {completions} pods (one per index) can ever run; lower parallelism to "
+            f"{completions} or raise completions"
+        )
     if indexed and spec.get("completions") is None:
         problems.append(
             "an Indexed Job needs completions (the number of indexes); pass completions= or set "

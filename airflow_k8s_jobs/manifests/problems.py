@@ -22,6 +22,10 @@ SERVER_METADATA = (
 """Metadata the API server writes; a manifest exported with ``kubectl get -o yaml`` has it."""
 
 
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+"""The API server's limit on all of an object's annotations together (keys and values)."""
+
+
 class Problems:
     """Collects what is wrong with one object; :meth:`raise_if_any` turns it into one
     :class:`InvalidInputError` naming the object, its namespace and the cluster."""
@@ -99,6 +103,13 @@ def annotation_problems(annotations: Any, field: str) -> list[str]:
     if not isinstance(annotations, dict):
         return [f"{field} must be a mapping"]
     problems: list[str] = []
+    size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
+    if size > ANNOTATIONS_MAX_BYTES:
+        problems.append(
+            f"{field} total {size} bytes, over the API server's limit of 256 KiB "
+            f"({ANNOTATIONS_MAX_BYTES} bytes, keys and values together); keep large data out "
+            "of annotations (in a ConfigMap, or the storage the task reads)"
+        )
     for annotation, value in annotations.items():
         if problem := label_key_problem(annotation):
             problems.append(f"{field}: key {annotation!r}: {problem}")

@@ -1055,6 +1055,8 @@ def _dag_problems(dag: Any, path: str, names: list[str], check_refs: bool) -> li
         if dependencies is not None and depends is not None:
             problems.append(f"{where} has both dependencies and depends; use one of them")
         if isinstance(depends, str) and "{{" not in depends:
+            if problem := depends_syntax_problem(depends):
+                problems.append(f"{where}.depends {depends!r}: {problem}")
             for token in _DEPENDS_TASK.findall(depends):
                 dependency = token.split(".", 1)[0]
                 if dependency not in seen:
@@ -1063,6 +1065,80 @@ def _dag_problems(dag: Any, path: str, names: list[str], check_refs: bool) -> li
                         f"(tasks: {', '.join(task_names)}){did_you_mean(dependency, task_names)}"
                     )
     return problems
+
+
+DEPENDS_RESULTS = (
+    "Succeeded",
+    "Failed",
+    "Errored",
+    "Skipped",
+    "Omitted",
+    "Daemoned",
+    "AnySucceeded",
+    "AllFailed",
+)
+_DEPENDS_TOKEN = re.compile(
+    r"\s*(?:(&&|\|\||!|\(|\))|([A-Za-z0-9][-A-Za-z0-9]*)(?:\.([A-Za-z]+))?)"
+)
+
+
+def depends_syntax_problem(expression: str) -> str | None:
+    """What is wrong with a DAG task's ``depends`` expression (``a && (b.Failed || !c)``): task
+    names, optionally with ``.Succeeded`` and the like, joined by ``&&``, ``||``, ``!`` and
+    parentheses; ``None`` when it parses."""
+    tokens: list[tuple[str, str | None]] = []
+    position, text = 0, expression.rstrip()
+    while position < len(text):
+        found = _DEPENDS_TOKEN.match(text, position)
+        if found is None or found.end() == position:
+            return f"unexpected {text[position:].strip()[:20]!r} at character {position + 1}"
+        operator, name, result = found.groups()
+        if name is not None and result is not None and result not in DEPENDS_RESULTS:
+            return (
+                f"{name}.{result}: unknown result {result!r}; use one of "
+                f"{', '.join(DEPENDS_RESULTS)}{did_you_mean(result, DEPENDS_RESULTS)}"
+            )
+        tokens.append(("op", operator) if operator else ("task", name))
+        position = found.end()
+    index = 0
+
+    def expect_term() -> str | None:
+        nonlocal index
+        if index >= len(tokens):
+            return "the expression ends where a task name was expected"
+        kind, value = tokens[index]
+        index += 1
+        if kind == "task":
+            return None
+        if value == "!":
+            return expect_term()
+        if value == "(":
+            if problem := expect_expression():
+                return problem
+            if index >= len(tokens) or tokens[index] != ("op", ")"):
+                return "a '(' is not closed"
+            index += 1
+            return None
+        return f"{value!r} where a task name was expected"
+
+    def expect_expression() -> str | None:
+        nonlocal index
+        if problem := expect_term():
+            return problem
+        while index < len(tokens) and tokens[index] in (("op", "&&"), ("op", "||")):
+            index += 1
+            if problem := expect_term():
+                return problem
+        return None
+
+    if not tokens:
+        return "the expression is empty"
+    problem = expect_expression()
+    if problem is None and index < len(tokens):
+        problem = f"unexpected {tokens[index][1]!r} (join tasks with && or ||)"
+    if problem is None:
+        return None
+    return f"{problem}; write e.g. 'a && (b.Succeeded || c.Failed)'"
 
 
 def _call_problems(

@@ -20,19 +20,23 @@ import jinja2.ext
 import yaml
 
 from .._compat import AirflowFailException, Context, is_sensitive_name
+from ..clusters.preflight import check_local_queue, refusal
 from ..errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     Invalid,
     InvalidInputError,
     JobFailedError,
     KubeApiError,
     NotFound,
     TransientError,
+    UnreachableError,
     WorkflowFailedError,
 )
 from ..kube import PODS, Resource, request_sync
 from ..manifests.names import TaskInstanceKey, matches_task
+from ..manifests.validation import argo_hint, not_utf8
 from ..manifests.workflows import load_workflow, protect_argo_expressions
 from ..retrying import API_RETRY
 
@@ -136,7 +140,9 @@ def read_manifest_file(env: jinja2.Environment, name: str, where: str) -> str:
         path = Path(name).expanduser()
         if path.is_file():
             return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(not_utf8(where, exc)) from None
+    except OSError as exc:
         raise InvalidInputError(f"{where}: cannot read the file: {exc}") from None
     folders = ", ".join(search_path(env)) or "no template search path"
     raise InvalidInputError(
@@ -155,7 +161,7 @@ def jinja_errors_in(where: str) -> Iterator[None]:
         line = f" at line {exc.lineno}" if exc.lineno else ""
         raise InvalidInputError(f"{where}: Jinja syntax error{line}: {exc.message}") from exc
     except jinja2.UndefinedError as exc:
-        raise InvalidInputError(f"{where}: Jinja: {exc.message}") from exc
+        raise InvalidInputError(f"{where}: Jinja: {exc.message}{argo_hint(exc.message)}") from exc
 
 
 class _ArgoExpressions(jinja2.ext.Extension):
@@ -283,10 +289,14 @@ def create_or_adopt(
 
     path = resource.path(namespace)
     try:  # the API server validates everything first; nothing is created by a dry run
+        check_local_queue(call, manifest, namespace, where)
         call("POST", path, [("dryRun", "All"), ("fieldValidation", "Strict")], manifest)
     except Conflict:
         pass  # it exists already: adoption below decides
-    except (BadRequest, NotFound, Invalid) as exc:
+    except (Forbidden, NotFound, UnreachableError) as exc:
+        refusal(exc, kind, resource, namespace, where)
+        raise
+    except (BadRequest, Invalid) as exc:
         raise InvalidInputError(
             f"The cluster rejected {where}: {exc.api_message}. "
             f"Fix the {kind} manifest or the operator arguments; nothing was created."

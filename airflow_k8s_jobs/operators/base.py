@@ -29,6 +29,7 @@ from ._common import (
     bad_input_is_final,
     create_or_adopt,
     execution_deadline,
+    jinja_errors_in,
     list_pods,
     manifest_yaml,
     no_retry_on_bad_input,
@@ -150,8 +151,9 @@ class SubmitAndWaitOperator(BaseOperator):
     ) -> None:
         # Airflow renders every template field through here, mapped tasks included.
         env = self._template_env(jinja_env)
-        fields = [f for f in template_fields if f != RENDERED_MANIFEST]
-        super()._do_render_template_fields(parent, fields, context, env, seen_oids)
+        for field in [f for f in template_fields if f != RENDERED_MANIFEST]:
+            with bad_input_is_final(), jinja_errors_in(f"task {self.task_id}, argument {field}"):
+                super()._do_render_template_fields(parent, [field], context, env, seen_oids)
         if parent is self:
             with bad_input_is_final():
                 self._render_manifest(context, env)

@@ -29,6 +29,7 @@ from ..status.cleanup import (
     cleanup_selector,
     namespaces_to_clean,
 )
+from ._common import no_retry_on_bad_input
 
 __all__ = ["MAX_NAMES", "PROPAGATION_POLICIES", "KubeCleanupOperator", "RateLimiter"]
 
@@ -168,6 +169,7 @@ class KubeCleanupOperator(BaseOperator):
 
     # --- run --------------------------------------------------------------------------------
 
+    @no_retry_on_bad_input
     def execute(self, context: Context) -> dict[str, Any]:
         hook = KubeClusterHook(self.cluster_conn_id)
         namespaces = self.target_namespaces(hook.settings)

@@ -13,7 +13,7 @@ from ..clusters import KubeClusterHook
 from ..kube import JOBS
 from ..live_logs import DEFAULT_STREAMS
 from ..manifests.arguments import delete_options, request_from
-from ..manifests.jobs import JobSpecRequest, build_job, load_manifest
+from ..manifests.jobs import JobSpecRequest, build_job, duration_seconds, load_manifest
 from ..status import by_index, pod_label, termination_messages
 from ..status.outcome import FAILURE_LOG_LINES as FAILURE_LOG_LINES
 from ..status.outcome import job_task_outcome
@@ -25,7 +25,6 @@ from ._common import (
     looks_like_manifest_file,
     no_retry_on_bad_input,
     read_manifest_file,
-    seconds,
 )
 from .base import SubmitAndWaitOperator, Waiting
 from .links import JOB_LINKS, persist_job_links
@@ -155,8 +154,23 @@ class KubeJobOperator(SubmitAndWaitOperator):
         self.backoff_limit = backoff_limit
         self.backoff_limit_per_index = backoff_limit_per_index
         self.active_deadline_seconds = active_deadline_seconds
-        self.capacity_timeout = seconds(capacity_timeout)
-        self.image_pull_grace = seconds(image_pull_grace) or 0.0
+        self.capacity_timeout = duration_seconds(
+            "capacity_timeout",
+            capacity_timeout,
+            where=f"task {self.task_id}",
+            positive=True,
+            optional=True,
+        )
+        self.image_pull_grace = (
+            duration_seconds(
+                "image_pull_grace",
+                image_pull_grace,
+                where=f"task {self.task_id}",
+                positive=False,
+                optional=False,
+            )
+            or 0.0
+        )
         self.live_log_streams = live_log_streams
         self.queue_name = queue_name
         self.node_pool = node_pool

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..manifests.names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+from ..manifests.validation import label_selector_problem
 from ._objects import conditions, is_true, meta, newest_time, parse_time, status
 
 PROPAGATION_POLICIES = ("Background", "Foreground")
@@ -77,6 +78,11 @@ def check_arguments(
     ):
         if value is not None and value < low:
             raise InvalidInputError(f"{where}: {name} must be >= {low}, got {value}.")
+    problem = None
+    if isinstance(label_selector, str) and "{{" not in label_selector:
+        problem = label_selector_problem(label_selector)
+    if problem:
+        raise InvalidInputError(f"{where}: label_selector {label_selector!r}: {problem}.")
     if not only_managed and label_selector is None:
         raise InvalidInputError(
             f"{where}: only_managed=False needs a label_selector saying which Jobs to clean "

@@ -145,7 +145,9 @@ class ApiServer:
             return await self._stream(request, route)
         verb = self._verb(request, route)
         selector = request.query.get("labelSelector", "")
-        self._count_and_fault(verb, route.counted_resource, route.namespace, selector)
+        self._count_and_fault(
+            verb, route.counted_resource, route.namespace, selector, dry_run=_dry_run(request)
+        )
         self._authorize(request, route, verb)
         if route.resource is SELF_SUBJECT_ACCESS_REVIEWS and verb == "create":
             return await self._access_review(request, route)
@@ -157,8 +159,7 @@ class ApiServer:
                 f"resource ({request.method} {route.counted_resource})",
             )
         response = await handler(request, route)
-        dry_run = bool(request.query.get("dryRun"))
-        held = self.state.faults.take_hold(verb, route.counted_resource, dry_run)
+        held = self.state.faults.take_hold(verb, route.counted_resource, _dry_run(request))
         if held:
             await asyncio.sleep(held)  # done, but the client hears of it only now
         return response
@@ -225,9 +226,14 @@ class ApiServer:
         return _json_response(self.authorizer.review(body), status=201)
 
     def _count_and_fault(
-        self, verb: str, resource: str, namespace: str | None, label_selector: str = ""
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        label_selector: str = "",
+        dry_run: bool = False,
     ) -> None:
-        self.state.counters.add(verb, resource)
+        self.state.counters.add(verb, resource, dry_run)
         rule = self.state.faults.take(verb, resource, namespace, label_selector)
         if rule is None:
             return
@@ -749,6 +755,7 @@ class ApiServer:
         self.state.mutate_on_create(resource, obj)
         admission.admit_create(resource, obj)
         if _dry_run(request):
+            store.check_namespace_open(resource, obj)
             obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
             obj["metadata"]["creationTimestamp"] = self.state.clock.timestamp()
             return _json_response(obj, status=201, headers=warnings)

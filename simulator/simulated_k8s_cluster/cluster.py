@@ -425,6 +425,10 @@ class SimulatedCluster:
     def requests(self, verb: str | None = None, resource: str | None = None) -> int:
         return self.state.counters.count(verb, resource)
 
+    def writes(self, resource: str | None = None) -> int:
+        """Create/update/patch/delete requests of ``resource`` (all: None), dry runs left out."""
+        return int(self.state.counters.writes(resource))
+
     def reset_counters(self) -> None:
         self.state.counters.reset()
 

@@ -31,6 +31,9 @@ class FailureRule:
         )
 
 
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
 @dataclass
 class RequestCounters:
     """Requests per (verb, resource): ``get``, ``list``, ``watch``, ``create``, ``patch`` …
@@ -40,12 +43,16 @@ class RequestCounters:
     """
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dry_runs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """The requests of ``counts`` made with ``dryRun=All`` (they change nothing)."""
     watches_opened: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, verb: str, resource: str) -> None:
+    def add(self, verb: str, resource: str, dry_run: bool = False) -> None:
         with self._lock:
             self.counts[(verb, resource)] += 1
+            if dry_run:
+                self.dry_runs[(verb, resource)] += 1
             if verb == "watch":
                 self.watches_opened += 1
 
@@ -58,6 +65,16 @@ class RequestCounters:
                 if (verb is None or v == verb) and (resource is None or r == resource)
             )
 
+    def writes(self, resource: str | None = None) -> int:
+        """Requests that may change ``resource`` (create, update, patch, delete,
+        deletecollection), dry runs left out."""
+        with self._lock:
+            return sum(
+                n - self.dry_runs[(v, r)]
+                for (v, r), n in self.counts.items()
+                if v in WRITE_VERBS and (resource is None or r == resource)
+            )
+
     def snapshot(self) -> dict[str, int]:
         """``{"list pods": 3, …}``."""
         with self._lock:
@@ -66,6 +83,7 @@ class RequestCounters:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.dry_runs.clear()
             self.watches_opened = 0
 
 

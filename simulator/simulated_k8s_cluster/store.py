@@ -321,29 +321,36 @@ class Store:
         self._rv += 1
         return str(self._rv)
 
+    def check_namespace_open(self, resource: ResourceType, obj: Obj) -> None:
+        """What the namespace lifecycle admission checks on a create (dry runs included): the
+        object's namespace exists and is not being terminated."""
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") or ""
+        if not resource.namespaced:
+            return
+        if not namespace:
+            raise ApiError(
+                400,
+                "the namespace of the provided object does not match the "
+                "namespace sent on the request",
+            )
+        ns_obj = self.peek(NAMESPACES, "", namespace)
+        if ns_obj is None:
+            raise namespace_not_found(namespace)
+        if ns_obj["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                f'{resource.plural} "{meta["name"]}" is forbidden: unable to create new '
+                f"content in namespace {namespace} because it is being terminated",
+                reason="Forbidden",
+            )
+
     def create(self, resource: ResourceType, obj: Obj) -> Obj:
         """Store a new object (name already resolved); 409 when it exists."""
         obj = clone(obj)
         meta = obj.setdefault("metadata", {})
-        namespace = meta.get("namespace") or ""
-        if resource.namespaced:
-            if not namespace:
-                raise ApiError(
-                    400,
-                    "the namespace of the provided object does not match the "
-                    "namespace sent on the request",
-                )
-            ns_obj = self.peek(NAMESPACES, "", namespace)
-            if ns_obj is None:
-                raise namespace_not_found(namespace)
-            if ns_obj["metadata"].get("deletionTimestamp"):
-                raise ApiError(
-                    403,
-                    f'{resource.plural} "{meta["name"]}" is forbidden: unable to create new '
-                    f"content in namespace {namespace} because it is being terminated",
-                    reason="Forbidden",
-                )
-        else:
+        self.check_namespace_open(resource, obj)
+        if not resource.namespaced:
             meta.pop("namespace", None)
         bucket = self._objects.setdefault(resource, {})
         key = _key(obj)

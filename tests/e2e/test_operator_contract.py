@@ -278,7 +278,7 @@ def test_bad_input_and_pods_that_cannot_run_fail_on_the_first_try(
         assert str(ti.state) == "failed", (task_id, ti.state, run.log[-5000:])
         assert ti.try_number == 1, (task_id, ti.try_number)  # retries=2, yet no retry
     # Bad input: nothing was created.
-    for task_id in ("forbidden_namespace", "missing_file"):
+    for task_id in ("forbidden_namespace", "missing_file", "bad_image"):
         assert objects_of(contract_cluster, "jobs", "contract_no_retry", task_id) == []
     assert (
         objects_of(contract_cluster, "workflows", "contract_no_retry", "undeclared_parameter") == []
@@ -295,13 +295,11 @@ def test_bad_input_and_pods_that_cannot_run_fail_on_the_first_try(
     assert wf["status"]["phase"] == "Failed"
     assert wf["status"]["message"].startswith("invalid spec:")
     run.error("FatalWorkflowFailedError", wf["metadata"]["name"], "invalid spec:")
-    # Pods that cannot run: one Job each, failed at once.
-    for task_id, reason in (
-        ("bad_image", "InvalidImageName"),
-        ("unpullable", "The kubelet cannot pull the image"),
-    ):
-        (job,) = objects_of(contract_cluster, "jobs", "contract_no_retry", task_id)
-        run.error("FatalJobFailedError", job["metadata"]["name"], reason)
+    # An image reference the kubelet would refuse (InvalidImageName): refused before creating.
+    run.error("FatalInvalidInputError", "'Team/App' must be lower case", "InvalidImageName")
+    # A pod that cannot run: one Job, failed at once.
+    (job,) = objects_of(contract_cluster, "jobs", "contract_no_retry", "unpullable")
+    run.error("FatalJobFailedError", job["metadata"]["name"], "The kubelet cannot pull the image")
 
 
 def test_a_job_whose_container_exits_1_is_retried(

@@ -70,12 +70,19 @@ def test_demo_runs_every_example_dag(tmp_path: Path) -> None:
     assert len(re.findall(r"load_partition: Workflow argo-backfill-load-partition-t1-", out)) == 3
     assert 'XCom report: {"workflow": "argo-seed-workflow-workflow-sample-t1-' in out
     # Waiting was done with watches: the only GETs are the pods' logs, the two templates (to
-    # check the parameters) and each finished Workflow once.
+    # check the parameters), the LocalQueue (checked before its Job is created) and each
+    # finished Workflow once.
     assert re.search(r"^  watch\s+\d+", out, re.MULTILINE)
     gets = re.search(r"^  get\s+\d+\s+\((.*)\)$", out, re.MULTILINE)
     assert gets, out
     counts = dict(item.rsplit(" ", 1) for item in gets.group(1).split(", "))
-    assert set(counts) == {"pods/log", "workflows", "workflowtemplates", "clusterworkflowtemplates"}
+    assert set(counts) == {
+        "pods/log",
+        "workflows",
+        "workflowtemplates",
+        "clusterworkflowtemplates",
+        "localqueues",
+    }
     assert counts["workflows"] == "6"  # six Workflows, each read once when it had finished
     assert "no GET of a Job, pod or Workflow while waiting;" in out
 

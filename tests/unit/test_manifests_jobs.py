@@ -786,7 +786,8 @@ def test_max_failed_indexes_without_per_index_limit() -> None:
 @pytest.mark.parametrize(
     ("knob", "value", "expected"),
     [
-        ("parallelism", -1, "parallelism=-1 is invalid: it must be 0 or more"),
+        ("parallelism", -1, "parallelism=-1 is invalid: it must be greater than 0"),
+        ("parallelism", 0, "parallelism=0 is invalid: it must be greater than 0"),
         ("completions", -3, "completions=-3 is invalid: it must be 0 or more"),
         ("backoff_limit", -1, "backoff_limit=-1 is invalid: it must be 0 or more"),
         (
@@ -1073,7 +1074,11 @@ def _random_request(rng: random.Random) -> JobSpecRequest:
     resources = {"limits": {"nvidia.com/gpu": rng.choice([1, "2"])}} if gpu else None
     use_manifest = rng.random() < 0.5
     common: dict[str, Any] = dict(
-        parallelism=rng.choice([None, 0, 1, 4]),
+        # Refused here though the API server takes them: parallelism 0 (no pod would start)
+        # and, for an Indexed Job, parallelism above completions.
+        parallelism=rng.choice(
+            [None, 1, 4] if not indexed else [None, 1, *([4] if (completions or 0) >= 4 else [])]
+        ),
         completions=completions,
         indexed=indexed,
         backoff_limit=rng.choice([None, 0, 3]),
