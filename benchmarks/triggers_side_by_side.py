@@ -492,8 +492,9 @@ NOTES = """\
 Reading the table:
 
 - `KubeJobTrigger` shares one list and one watch per resource and namespace among all tasks;
-  all its other requests are the pods' followed logs (live logs; `live_log_streams=0` leaves
-  only the lists and watches). The polling triggers read each Job every 10 s.
+  besides, it follows each pod's log (live logs: one long-lived stream per pod, the "log
+  streams" column; `live_log_streams=0` leaves only the lists and watches). The polling
+  triggers read each Job every 10 s.
 - When the polling triggers saturate the event loop (lag of seconds), they poll less often than
   every 10 s: their requests per task-minute drop while their detection latency grows, and a
   waiting-CPU figure is missing when the first Job finished before the loop settled.
