@@ -259,7 +259,14 @@ def job_reasons_in_order(ctx: Ctx, name: str) -> list[str]:
         for e in events(ctx)
         if e["involvedObject"]["kind"] == "Job" and e["involvedObject"]["name"] == name
     ]
-    found.sort(key=lambda e: e.get("firstTimestamp") or e.get("eventTime") or "")
+    # firstTimestamp has whole seconds: Events of the same second are taken in the order the
+    # API server stored them (resourceVersion), on both clusters.
+    found.sort(
+        key=lambda e: (
+            e.get("firstTimestamp") or e.get("eventTime") or "",
+            int(e["metadata"].get("resourceVersion") or 0),
+        )
+    )
     out: list[str] = []
     for e in found:
         out.extend([e["reason"]] * int(e.get("count") or 1))

@@ -125,7 +125,15 @@ class Scenarios:
 
     def jobs(self, dag_id: str) -> list[client.V1Job]:
         found = self.batch.list_namespaced_job(NAMESPACE, label_selector=f"{DAG_ID}={dag_id}")
-        return sorted(found.items, key=lambda j: j.metadata.creation_timestamp)
+        # creationTimestamp has whole seconds: a retry's Job may share its try 1's second.
+        return sorted(
+            found.items,
+            key=lambda j: (
+                j.metadata.creation_timestamp,
+                int((j.metadata.labels or {}).get(TRY_NUMBER, 0)),
+                j.metadata.name,
+            ),
+        )
 
     def pods(self, job: client.V1Job) -> list[client.V1Pod]:
         selector = f"{JOB_NAME}={job.metadata.name}"
