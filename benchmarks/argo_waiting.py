@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import publish
+
 from airflow_k8s_jobs.clusters import KubeClusterHook
 from airflow_k8s_jobs.kube import WORKFLOWS, request
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
@@ -233,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
     text = asyncio.run(main_async(args))
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    publish(text, args.output)
     return 0
 
 

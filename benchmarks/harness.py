@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 IMAGE = "bench/work:1"
@@ -244,3 +245,11 @@ def spread_ms(values: list[float]) -> str:
     if stats is None:
         return "(not measured)"
     return f"{stats['p50'] * 1000:.0f} / {stats['p99'] * 1000:.0f} / {stats['max'] * 1000:.0f} ms"
+
+
+def publish(text: str, output: Path | None) -> None:
+    """Print a benchmark's table, and write it to ``output`` too when one is given."""
+    print(text)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import ClusterProcess, manifests, spread_ms, wait_until
+from harness import ClusterProcess, manifests, publish, spread_ms, wait_until
 
 NAMESPACE = "batch"
 CONN_ID = "bench_jobs"
@@ -201,10 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| of it: informer → trigger event (the trigger) | {spread(to_event)} |",
     ]
     text = "\n".join(rows)
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    publish(text, args.output)
     return 0
 
 

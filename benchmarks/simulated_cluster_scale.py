@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import publish
+
 NAMESPACE = "scale"
 PODS_PER_JOB = 2
 PODS_PER_NODE = 1000
@@ -327,10 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     text = table(run(args), args)
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    publish(text, args.output)
     return 0
 
 
