@@ -166,6 +166,7 @@ lint: setup-af3
 	$(call venv,af3)/bin/ruff check .
 	$(call venv,af3)/bin/ruff format --check .
 	$(call venv,af3)/bin/lint-imports --no-cache
+	$(call venv,af3)/bin/mypy $(TYPED)
 
 format: setup-af3
 	$(call venv,af3)/bin/ruff format .

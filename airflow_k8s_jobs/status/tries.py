@@ -33,6 +33,8 @@ class Adoption:
 
 def _try_of(obj: Obj) -> int | None:
     value = ((obj.get("metadata") or {}).get("labels") or {}).get(TRY_NUMBER)
+    if value is None:
+        return None
     try:
         return int(value)
     except (TypeError, ValueError):
