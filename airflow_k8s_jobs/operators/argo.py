@@ -7,7 +7,6 @@ created through the Kubernetes API with the same connection as Jobs (no Argo Ser
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,8 +14,8 @@ import jinja2
 
 from .._compat import Context
 from ..clusters import KubeClusterHook
-from ..errors import ObjectGoneError, PermanentApiError
-from ..kube import CLUSTER_WORKFLOW_TEMPLATES, MERGE_PATCH, WORKFLOW_TEMPLATES, WORKFLOWS
+from ..errors import ObjectGoneError
+from ..kube import MERGE_PATCH, WORKFLOWS
 from ..live_logs import DEFAULT_STREAMS
 from ..manifests.arguments import (
     check_shutdown_on_kill,
@@ -31,29 +30,23 @@ from ..manifests.workflows import (
     build_workflow,
     shutdown_patch,
 )
+from ..pod_logs import MAIN_CONTAINER as MAIN_CONTAINER
+from ..pod_logs import MAX_LOGGED_PODS as MAX_LOGGED_PODS
+from ..pod_logs import workflow_pod_logs
 from ..status.outcome import (
-    failed_pods_without_log,
-    pods_by_node,
     same_object,
     workflow_after_event,
-    workflow_pod_label,
     workflow_result,
     workflow_task_outcome,
 )
-from ..status.workflows import WORKFLOW_LABEL, workflow_finished
+from ..status.workflows import workflow_finished
+from ..submitting import read_workflow_template
+from ..templating import argo_safe, render_workflow_argument
 from ..triggers.argo import ArgoWorkflowTrigger
 from ..waiting import WorkflowTarget, wait_for_workflow
-from ._common import (
-    RENDERED_MANIFEST,
-    argo_safe,
-    no_retry_on_bad_input,
-    render_workflow_argument,
-)
+from ._common import RENDERED_MANIFEST, no_retry_on_bad_input
 from .base import SubmitAndWaitOperator, Waiting
 from .links import WORKFLOW_LINKS, persist_workflow_link
-
-MAIN_CONTAINER = "main"
-MAX_LOGGED_PODS = 100
 
 
 class ArgoWorkflowOperator(SubmitAndWaitOperator):
@@ -242,21 +235,7 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         cluster = self._hook().settings.display_name
         wt, cwt = self.workflow_template, self.cluster_workflow_template
         ref = template_ref(f"task {self.task_id}", wt, cwt, namespace, cluster)
-        if ref is None:
-            return None
-        resource = WORKFLOW_TEMPLATES if ref.namespace else CLUSTER_WORKFLOW_TEMPLATES
-        what = f"reading {ref.what}"
-        try:
-            template = self._get(resource.path(ref.namespace, ref.name), what)
-        except PermanentApiError as exc:
-            raise ref.unreadable(exc, resource.plural) from exc
-        if template is not None:
-            return template
-        try:
-            items = self._request("GET", resource.path(ref.namespace), what=what)["items"]
-        except PermanentApiError:
-            items = []
-        raise ref.not_found([o["metadata"]["name"] for o in items])
+        return None if ref is None else read_workflow_template(self._request, ref)
 
     def _persist_links(self, context: Context, namespace: str, obj: dict[str, Any]) -> None:
         ui_link = persist_workflow_link(context, self.argo_ui_url, namespace, obj)
@@ -288,15 +267,10 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
             raise ObjectGoneError(event["message"])
         path, what = WORKFLOWS.path(namespace, name), f"reading Workflow {namespace}/{name}"
         state = workflow_after_event(self._get(path, what), uid, name, namespace)
-        pods = self._pods(namespace, f"{WORKFLOW_LABEL}={name}", where)
-        pod_names = pods_by_node(pods)
-        logs: dict[str, str] = {}
-        if self.get_logs:
-            label = functools.partial(workflow_pod_label, workflow_name=name)
-            logs = self._print_logs(namespace, pods, where, label, MAIN_CONTAINER, MAX_LOGGED_PODS)
-        if event["status"] != "success" and state is not None:
-            for pod in failed_pods_without_log(state, pod_names, logs):
-                logs[pod] = self._read_log(namespace, pod, where, MAIN_CONTAINER)
+        failed = state if event["status"] != "success" else None
+        pod_names, logs = workflow_pod_logs(
+            self._request, self.log, namespace, name, where, write=self.get_logs, failed=failed
+        )
         self._finish(workflow_task_outcome(event, where, state, logs, pod_names), where)
         context["ti"].xcom_push(key="phase", value=event.get("phase"))
         return workflow_result(name, namespace, uid, event, state)

@@ -1,55 +1,32 @@
-"""What the operators that submit one object and wait for it share: the cached hook, the task
-instance key, the rendered manifest, submit-or-re-attach, deferring with a backstop timeout, the
-pods' logs, raising what the outcome says, the execution timeout and kill handling. Subclasses
-say what to build, how to wait and how to stop.
+"""What the operators that submit one object and wait for it share: submit-or-re-attach (or wait
+for an earlier try's object), deferring with a backstop timeout, the pods' logs, raising what the
+outcome says, the execution timeout and kill handling. Subclasses say what to build
+(:class:`~airflow_k8s_jobs.operators._cluster.ClusterOperator`), how to wait and how to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, NoReturn
 
-import jinja2
-
-from .._compat import AirflowTaskTimeout, BaseOperator, BaseTrigger, Context
-from ..clusters import KubeClusterHook
-from ..errors import JobFailedError, NotFound, WorkflowFailedError
-from ..kube import Resource, request_sync
-from ..manifests.names import TaskInstanceKey, task_selector
-from ..retrying import API_RETRY
+from .._compat import AirflowTaskTimeout, BaseTrigger, Context
+from ..errors import JobFailedError, WorkflowFailedError
+from ..manifests.names import TaskInstanceKey
+from ..status.deadlines import BACKSTOP_SECONDS as BACKSTOP_SECONDS
+from ..status.deadlines import backstop
 from ..status.outcome import Outcome
-from ..status.tries import earlier_try_to_adopt
+from ..status.tries import earlier_try_to_adopt, is_automatic_retry
+from ..submitting import create_or_adopt, list_tries
+from ._cluster import ClusterOperator
 from ._common import (
-    RENDERED_MANIFEST,
     FatalJobFailedError,
     FatalWorkflowFailedError,
-    bad_input_is_final,
-    create_or_adopt,
     execution_deadline,
-    jinja_errors_in,
-    list_pods,
-    manifest_yaml,
     no_retry_on_bad_input,
-    print_pod_log,
-    read_pod_log,
-    task_instance_key,
 )
 
-BACKSTOP_SECONDS = 60.0
-"""How long after the task's deadline Airflow's own trigger timeout fires (the trigger itself
-fires at the deadline, so that the object is stopped rather than left running)."""
-
-
-def backstop(deadline: float | None, now: float | None = None) -> timedelta | None:
-    """The ``timeout`` to defer with: a minute past ``deadline`` (None: none)."""
-    if deadline is None:
-        return None
-    now = time.time() if now is None else now
-    return timedelta(seconds=max(0.0, deadline - now) + BACKSTOP_SECONDS)
-
+__all__ = ["BACKSTOP_SECONDS", "FINAL_FAILURES", "SubmitAndWaitOperator", "Waiting", "backstop"]
 
 Waiting = Coroutine[Any, Any, dict[str, Any]]
 """The synchronous mode's wait: the waiter's result dict (the trigger event) once it is known."""
@@ -61,7 +38,7 @@ FINAL_FAILURES: dict[type[Exception], type[Exception]] = {
 """The failure raised when another try would fail the same way (Airflow does not retry it)."""
 
 
-class SubmitAndWaitOperator(BaseOperator):
+class SubmitAndWaitOperator(ClusterOperator):
     """Submit one object (built by :meth:`build_manifest`) and wait for it, deferrably.
 
     Subclasses set :attr:`resource`, :attr:`name_xcom_key` and :attr:`target_type` and
@@ -69,120 +46,11 @@ class SubmitAndWaitOperator(BaseOperator):
     :attr:`_acts_on_kill`) and ``execute_complete``.
     """
 
-    resource: ClassVar[Resource]
     name_xcom_key: ClassVar[str]
     target_type: ClassVar[Callable[..., Any]]
     """What the waiter waits for (``JobTarget``, ``WorkflowTarget``)."""
-    # The cached hook holds API clients: never deep-copied with the operator.
-    shallow_copy_attrs: Any = ("_kube_hook",)
-
-    def __init__(
-        self,
-        *,
-        cluster_conn_id: str = KubeClusterHook.default_conn_name,
-        namespace: str | None = None,
-        deferrable: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.cluster_conn_id = cluster_conn_id
-        self.namespace = namespace
-        self.deferrable = deferrable
-        self._target: Any = None
-        self.rendered_manifest: str | None = None
-
-    # --- the cluster --------------------------------------------------------------------------
-
-    def _hook(self) -> KubeClusterHook:
-        """The connection's hook, made once per operator instance."""
-        hook = self.__dict__.get("_kube_hook")
-        if hook is None or hook.cluster_conn_id != self.cluster_conn_id:
-            hook = KubeClusterHook(self.cluster_conn_id)
-            self.__dict__["_kube_hook"] = hook
-        return hook
-
-    def _key(self, context: Context) -> TaskInstanceKey:
-        return task_instance_key(context)
-
-    def _target_namespace(self) -> str:
-        """``namespace`` (or the connection's), checked against the connection's allow-list."""
-        settings = self._hook().settings
-        namespace = self.namespace or settings.default_namespace
-        settings.check_namespace(namespace)
-        return namespace
-
-    def _where(self, namespace: str, name: str) -> str:
-        return f"{self.resource.kind} {namespace}/{name} on {self._hook().settings.display_name}"
-
-    def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
-        """One API request of the worker, following the retry policy."""
-        hook = self._hook()
-        api = hook.api_client()
-        kwargs.setdefault("timeout", hook.settings.request_timeout)
-        return API_RETRY.call(
-            lambda: request_sync(api, method, path, what=what, **kwargs),
-            refresh=lambda: hook.refresh_credentials(api),
-        )
-
-    def _get(self, path: str, what: str) -> dict[str, Any] | None:
-        """The object at ``path``, or None when there is none."""
-        try:
-            return dict(self._request("GET", path, what=what))
-        except NotFound:
-            return None
-
-    def _unless_gone(self, method: str, path: str, *, what: str, **kwargs: Any) -> bool:
-        """One request (see :meth:`_request`); False when the object is gone (404)."""
-        try:
-            self._request(method, path, what=what, **kwargs)
-        except NotFound:
-            return False
-        return True
-
-    # --- rendering ----------------------------------------------------------------------------
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Any,
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        # Airflow renders every template field through here, mapped tasks included.
-        env = self._template_env(jinja_env)
-        for field in [f for f in template_fields if f != RENDERED_MANIFEST]:
-            with bad_input_is_final(), jinja_errors_in(f"task {self.task_id}, argument {field}"):
-                super()._do_render_template_fields(parent, [field], context, env, seen_oids)
-        if parent is self:
-            with bad_input_is_final():
-                self._render_manifest(context, env)
-            self.rendered_manifest = self._preview(context)
-
-    def _template_env(self, env: jinja2.Environment) -> jinja2.Environment:
-        return env
-
-    def _render_manifest(self, context: Context, env: jinja2.Environment) -> None:
-        """Read and render a manifest argument once the template fields are rendered."""
-
-    def _preview(self, context: Context) -> str | None:
-        """The manifest this try submits, as YAML; None while it cannot be built (``execute``
-        then reports why)."""
-        try:
-            manifest = self._preview_manifest(context)
-        except Exception as exc:
-            self.log.debug("The %s manifest cannot be built yet: %s", self.resource.kind, exc)
-            return None
-        return manifest_yaml(manifest)
-
-    def _preview_manifest(self, context: Context) -> dict[str, Any]:
-        return self.build_manifest(context)[0]
 
     # --- submit and wait ----------------------------------------------------------------------
-
-    def build_manifest(self, context: Context) -> tuple[dict[str, Any], str]:
-        """The manifest this task instance try submits, and its namespace."""
-        raise NotImplementedError
 
     def _earlier_try(
         self, context: Context, namespace: str, key: TaskInstanceKey
@@ -191,16 +59,10 @@ class SubmitAndWaitOperator(BaseOperator):
         :mod:`~airflow_k8s_jobs.status.tries`), or None."""
         if key.try_number <= 1:
             return None
-        found = self._request(
-            "GET",
-            self.resource.path(namespace),
-            query=[("labelSelector", task_selector(key, include_try=False))],
-            what=f"listing the {self.resource.plural} of earlier tries in namespace {namespace}",
-        )
-        max_tries = getattr(context["ti"], "max_tries", None)
-        automatic = not isinstance(max_tries, int) or max_tries <= (self.retries or 0)
+        found = list_tries(self._request, self.resource, namespace, key)
+        automatic = is_automatic_retry(getattr(context["ti"], "max_tries", None), self.retries)
         adoption = earlier_try_to_adopt(
-            self.resource.kind, found.get("items") or [], key.try_number, automatic_retry=automatic
+            self.resource.kind, found, key.try_number, automatic_retry=automatic
         )
         if adoption is None:
             return None
@@ -279,38 +141,6 @@ class SubmitAndWaitOperator(BaseOperator):
         """The namespace, name and uid of what the event is about, and how messages name it."""
         namespace, name = event["namespace"], event["name"]
         return namespace, name, event["uid"], self._where(namespace, name)
-
-    def _pods(self, namespace: str, selector: str, what: str) -> list[Any]:
-        """The pods matching ``selector``, oldest first (``what``: whose, for messages)."""
-        return list_pods(self._request, namespace, selector, what)
-
-    def _read_log(self, namespace: str, pod: str, where: str, container: str | None = None) -> str:
-        """One pod's log, or a note saying why there is none."""
-        return read_pod_log(self._request, namespace, pod, where, container)
-
-    def _print_logs(
-        self,
-        namespace: str,
-        pods: Sequence[Mapping[str, Any]],
-        where: str,
-        label: Callable[[Mapping[str, Any]], str],
-        container: str | None = None,
-        limit: int | None = None,
-    ) -> dict[str, str]:
-        """Write each pod's log (the last ``limit`` pods' only) to the task log, prefixed by
-        ``label(pod)``; returns pod name → log."""
-        if limit is not None and len(pods) > limit:
-            self.log.info(
-                "%s has %d pods; writing the logs of the last %d.", where, len(pods), limit
-            )
-            pods = pods[-limit:]
-        logs: dict[str, str] = {}
-        for pod in pods:
-            name = pod["metadata"]["name"]
-            logs[name] = self._read_log(namespace, name, where, container)
-            phase = (pod.get("status") or {}).get("phase")
-            print_pod_log(self.log, label(pod), phase, logs[name])
-        return logs
 
     def _finish(self, outcome: Outcome, where: str) -> None:
         """Raise the outcome's failure, or log the success."""

@@ -14,18 +14,14 @@ from ..kube import JOBS
 from ..live_logs import DEFAULT_STREAMS
 from ..manifests.arguments import delete_options, request_from
 from ..manifests.jobs import JobSpecRequest, build_job, duration_seconds, load_manifest
-from ..status import by_index, pod_label, termination_messages
+from ..pod_logs import job_pod_logs
+from ..status import termination_messages
 from ..status.outcome import FAILURE_LOG_LINES as FAILURE_LOG_LINES
 from ..status.outcome import job_task_outcome
+from ..templating import looks_like_manifest_file, render_manifest_file
 from ..triggers.jobs import KubeJobTrigger
-from ..waiting import JOB_UID_LABEL, QUEUE_LABEL, JobTarget, WaitPolicy, wait_for_job
-from ._common import (
-    RENDERED_MANIFEST,
-    jinja_errors_in,
-    looks_like_manifest_file,
-    no_retry_on_bad_input,
-    read_manifest_file,
-)
+from ..waiting import QUEUE_LABEL, JobTarget, WaitPolicy, wait_for_job
+from ._common import RENDERED_MANIFEST, no_retry_on_bad_input
 from .base import SubmitAndWaitOperator, Waiting
 from .links import JOB_LINKS, persist_job_links
 
@@ -191,9 +187,9 @@ class KubeJobOperator(SubmitAndWaitOperator):
             return
         name = str(self.job).strip()
         where = f"task {self.task_id}, job file {name}"
-        text = read_manifest_file(env, name, where)
-        with jinja_errors_in(where):
-            self.job = self.render_template(text, context, env)
+        self.job = render_manifest_file(
+            env, name, where, lambda text: self.render_template(text, context, env)
+        )
         self._job_file = name
 
     # --- submit -----------------------------------------------------------------------------
@@ -238,8 +234,7 @@ class KubeJobOperator(SubmitAndWaitOperator):
     @no_retry_on_bad_input
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         namespace, name, uid, where = self._about(event)
-        pods = by_index(self._pods(namespace, f"{JOB_UID_LABEL}={uid}", f"Job {namespace}"))
-        logs = self._print_logs(namespace, pods, where, pod_label)
+        pods, logs = job_pod_logs(self._request, self.log, namespace, uid, where)
         if event["status"] == "timeout":
             self._timed_out(event)
         self._finish(job_task_outcome(event, where, pods, logs), where)

@@ -79,3 +79,10 @@ def earlier_try_to_adopt(
     if state == "succeeded" and automatic_retry:
         return Adoption(obj, number, "succeeded; its work is not run again")
     return None
+
+
+def is_automatic_retry(max_tries: object, retries: int | None) -> bool:
+    """Whether this try is Airflow's retry of a failed try rather than a cleared task: clearing
+    a task raises its ``max_tries`` above the operator's ``retries`` (an unknown ``max_tries``
+    counts as a retry)."""
+    return not isinstance(max_tries, int) or max_tries <= (retries or 0)
