@@ -1,6 +1,6 @@
 """What the worker asks the API server for around one submission: create the object or re-attach
-to it, list an earlier try's objects, read a WorkflowTemplate. Every request follows
-:data:`~airflow_k8s_jobs.retrying.API_RETRY`; what the answers mean is decided in
+to it, list an earlier try's objects, read a WorkflowTemplate, stop a Workflow. Every request
+follows :data:`~airflow_k8s_jobs.retrying.API_RETRY`; what the answers mean is decided in
 :mod:`~airflow_k8s_jobs.status` and :mod:`~airflow_k8s_jobs.manifests`. The pods' logs are
 :mod:`airflow_k8s_jobs.pod_logs`."""
 
@@ -21,10 +21,20 @@ from .errors import (
     PermanentApiError,
     UnreachableError,
 )
-from .kube import CLUSTER_WORKFLOW_TEMPLATES, WORKFLOW_TEMPLATES, Resource, request_sync
+from .kube import (
+    CLUSTER_WORKFLOW_TEMPLATES,
+    MERGE_PATCH,
+    WORKFLOW_TEMPLATES,
+    WORKFLOWS,
+    Resource,
+    request_sync,
+)
 from .manifests.arguments import TemplateRef
 from .manifests.names import TaskInstanceKey, matches_task, task_selector
+from .manifests.workflows import shutdown_patch
 from .retrying import API_RETRY
+from .status.outcome import same_object
+from .status.workflows import workflow_finished
 
 Request = Callable[..., Any]
 """``request(method, path, *, what, **kwargs)``: one API request, following the retry policy."""
@@ -127,3 +137,26 @@ def read_workflow_template(request: Request, ref: TemplateRef) -> dict[str, Any]
     except PermanentApiError:
         items = []
     raise ref.not_found([o["metadata"]["name"] for o in items])
+
+
+def stop_workflow(
+    request: Request,
+    log: logging.Logger | Any,
+    namespace: str,
+    name: str,
+    uid: str,
+    where: str,
+    strategy: str,
+) -> None:
+    """Set ``spec.shutdown`` to ``strategy`` on the Workflow, if it is still the one of ``uid``
+    and still running."""
+    path = WORKFLOWS.path(namespace, name)
+    try:
+        current = same_object(dict(request("GET", path, what=f"reading {where}")), uid)
+        if current is None or workflow_finished(current):
+            return
+        patch, what = shutdown_patch(strategy), f"stopping {where}"
+        request("PATCH", path, what=what, body=patch, content_type=MERGE_PATCH)
+    except NotFound:
+        return
+    log.info("Asked the Argo controller to stop %s (%s).", where, strategy)

@@ -165,6 +165,21 @@ def duration_seconds(
     return number
 
 
+def wait_durations(
+    capacity_timeout: timedelta | float | None, image_pull_grace: timedelta | float, where: str
+) -> tuple[float | None, float]:
+    """``capacity_timeout`` (more than 0, or None: no limit) and ``image_pull_grace`` (0 or
+    more) in seconds; raises :class:`InvalidInputError` naming the argument (see
+    :func:`duration_seconds`)."""
+    capacity = duration_seconds(
+        "capacity_timeout", capacity_timeout, where=where, positive=True, optional=True
+    )
+    grace = duration_seconds(
+        "image_pull_grace", image_pull_grace, where=where, positive=False, optional=False
+    )
+    return capacity, grace or 0.0
+
+
 def _looks_like_path(text: str) -> bool:
     return "\n" not in text and text.strip().lower().endswith(_MANIFEST_SUFFIXES)
 

@@ -13,34 +13,25 @@ from typing import Any
 import jinja2
 
 from .._compat import Context
-from ..clusters import KubeClusterHook
 from ..errors import ObjectGoneError
-from ..kube import MERGE_PATCH, WORKFLOWS
+from ..kube import WORKFLOWS
 from ..live_logs import DEFAULT_STREAMS
-from ..manifests.arguments import (
-    check_shutdown_on_kill,
-    request_from,
-    scheduled_time,
-    template_ref,
-)
+from ..manifests.arguments import check_shutdown_on_kill, request_from, scheduled_time, template_ref
 from ..manifests.workflows import (
     DEFAULT_POD_GC,
     DEFAULT_TTL_STRATEGY,
     WorkflowRequest,
     build_workflow,
-    shutdown_patch,
 )
 from ..pod_logs import MAIN_CONTAINER as MAIN_CONTAINER
 from ..pod_logs import MAX_LOGGED_PODS as MAX_LOGGED_PODS
 from ..pod_logs import workflow_pod_logs
 from ..status.outcome import (
-    same_object,
     workflow_after_event,
     workflow_result,
     workflow_task_outcome,
 )
-from ..status.workflows import workflow_finished
-from ..submitting import read_workflow_template
+from ..submitting import read_workflow_template, stop_workflow
 from ..templating import argo_safe, render_workflow_argument
 from ..triggers.argo import ArgoWorkflowTrigger
 from ..waiting import WorkflowTarget, wait_for_workflow
@@ -57,38 +48,27 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
     runs, but Argo's own expressions (``{{inputs.parameters.x}}``, ``{{item}}``,
     ``{{workflow.name}}``, ``{{steps.x.outputs…}}``, ``{{=…}}``) reach the cluster untouched.
 
-    Each task instance try submits its own Workflow, with a deterministic name from
-    dag/task/run/map index/try and labels identifying the try: a worker that dies after
-    submitting re-attaches to it, and an Airflow retry submits a fresh one (the previous one is
-    kept for inspection until its TTL). Unless the manifest or template sets them, the Workflow
-    gets a ``ttlStrategy`` (deleted a day after it finished), a ``podGC`` (pods deleted 5 minutes
-    after the Workflow succeeded; a failed Workflow keeps them) and the
-    ``workflows.argoproj.io/scheduled-time`` annotation from the run's data interval, which feeds
-    ``{{workflow.scheduledTime}}``.
+    Submission, re-attaching, ``rendered_manifest`` (sensitive parameter values masked) and bad
+    input are as for every :class:`~airflow_k8s_jobs.operators.base.SubmitAndWaitOperator`; a
+    Workflow the Argo controller rejects as invalid also fails without retries, one whose steps
+    failed is retried as usual. Unless the manifest or template sets them, the Workflow gets a
+    ``ttlStrategy`` (deleted a day after it finished), a ``podGC`` (pods deleted 5 minutes after
+    it succeeded; a failed Workflow keeps them) and the ``workflows.argoproj.io/scheduled-time``
+    annotation from the run's data interval (``{{workflow.scheduledTime}}``). For a template
+    submission ``rendered_manifest`` is built without reading the template, so a ``ttlStrategy``,
+    ``podGC`` or ``serviceAccountName`` the template sets replaces the default shown there.
 
     Returns (XCom ``return_value``) ``{"name", "namespace", "uid", "phase", "outputs",
     "node_outputs"}``: ``outputs`` are the Workflow's global output parameters, ``node_outputs``
     each node's output parameters keyed by its name relative to the Workflow (for example
     ``"[0].task1"``). XCom keys ``workflow_name`` and ``namespace`` are pushed at submit time.
 
-    Only ``workflow`` is ever read as a file: a templated string such as ``"result.json"`` in
-    ``parameters``, ``labels`` or ``annotations`` stays a string. The Workflow as it is
-    submitted (YAML, sensitive parameter values masked) is the ``rendered_manifest`` template
-    field, shown under "Rendered Template". For a ``workflow_template`` or
-    ``cluster_workflow_template`` it is built without reading the template from the cluster, so
-    a ``ttlStrategy``, ``podGC`` or ``serviceAccountName`` the template sets itself replaces the
-    default shown there.
+    ``cluster_conn_id``, ``namespace`` (where the Workflow runs) and ``deferrable``: see
+    :class:`~airflow_k8s_jobs.operators.base.SubmitAndWaitOperator`.
 
-    Bad input (an invalid manifest, an undeclared parameter, a missing template, a namespace the
-    connection does not allow ...) and a Workflow the Argo controller rejects as invalid fail the
-    task without Airflow retries; a Workflow whose steps failed, or a transient API error, is
-    retried as usual.
-
-    :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
-        cncf ``kubernetes`` connection — the same as for ``KubeJobOperator``.
-    :param namespace: where the Workflow runs (default: the connection's namespace).
     :param workflow: a Workflow manifest: a dict, a ``.yaml``/``.yml``/``.json`` file (looked up
         like Airflow template files: the DAG's folder and ``template_searchpath``), or YAML text.
+        Only ``workflow`` is ever read as a file, never another templated string.
     :param workflow_template: submit from this WorkflowTemplate (in ``namespace``).
     :param cluster_workflow_template: submit from this ClusterWorkflowTemplate.
     :param parameters: Workflow parameters, like ``argo submit -p name=value`` (templated).
@@ -109,7 +89,6 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         their turn); 0 turns live logs off.
     :param argo_ui_url: the Argo UI's base URL, to log a link to the Workflow and show it as the
         task's "Argo Workflow" link.
-    :param deferrable: free the worker slot while waiting (the default).
     """
 
     template_fields: Sequence[str] = (
@@ -138,8 +117,6 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
     def __init__(
         self,
         *,
-        cluster_conn_id: str = KubeClusterHook.default_conn_name,
-        namespace: str | None = None,
         workflow: dict[str, Any] | str | None = None,
         workflow_template: str | None = None,
         cluster_workflow_template: str | None = None,
@@ -154,12 +131,9 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         get_logs: bool = True,
         live_log_streams: int = DEFAULT_STREAMS,
         argo_ui_url: str | None = None,
-        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            cluster_conn_id=cluster_conn_id, namespace=namespace, deferrable=deferrable, **kwargs
-        )
+        super().__init__(**kwargs)
         check_shutdown_on_kill(shutdown_on_kill, f"task {self.task_id}")
         self.workflow = workflow
         self.workflow_template = workflow_template
@@ -183,9 +157,8 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         return argo_safe(env)
 
     def _render_manifest(self, context: Context, env: jinja2.Environment) -> None:
-        self._rendered_workflow = None
-        if self.workflow is not None:
-            self._rendered_workflow = self._render_workflow(context, env)
+        rendered = None if self.workflow is None else self._render_workflow(context, env)
+        self._rendered_workflow = rendered
 
     def _render_workflow(
         self, context: Context, env: jinja2.Environment | None = None
@@ -209,8 +182,12 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         Reads the connection and, for a template submission, the template (to check the
         parameters); raises :class:`InvalidInputError` on bad input, before anything is created.
         """
-        namespace = self._target_namespace()
-        template = self._fetch_template(namespace) if self.workflow is None else None
+        namespace, template = self._target_namespace(), None
+        if self.workflow is None:
+            cluster = self._hook().settings.display_name
+            wt, cwt = self.workflow_template, self.cluster_workflow_template
+            ref = template_ref(f"task {self.task_id}", wt, cwt, namespace, cluster)
+            template = None if ref is None else read_workflow_template(self._request, ref)
         return self._build(context, namespace, template), namespace
 
     def _build(
@@ -229,13 +206,6 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         )
         cluster = self._hook().settings.display_name
         return build_workflow(request, self._key(context), namespace, cluster)
-
-    def _fetch_template(self, namespace: str) -> dict[str, Any] | None:
-        """The template named by the arguments, read to check the parameters (None: none)."""
-        cluster = self._hook().settings.display_name
-        wt, cwt = self.workflow_template, self.cluster_workflow_template
-        ref = template_ref(f"task {self.task_id}", wt, cwt, namespace, cluster)
-        return None if ref is None else read_workflow_template(self._request, ref)
 
     def _persist_links(self, context: Context, namespace: str, obj: dict[str, Any]) -> None:
         ui_link = persist_workflow_link(context, self.argo_ui_url, namespace, obj)
@@ -282,10 +252,5 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
     def _stop(self, namespace: str, name: str, uid: str, where: str) -> str:
         """Set ``spec.shutdown`` on the Workflow, if it is still ours and still running."""
         strategy = self.shutdown_on_kill or "Terminate"
-        path = WORKFLOWS.path(namespace, name)
-        current = same_object(self._get(path, f"reading {where}"), uid)
-        if current is not None and not workflow_finished(current):
-            patch, what = shutdown_patch(strategy), f"stopping {where}"
-            if self._unless_gone("PATCH", path, what=what, body=patch, content_type=MERGE_PATCH):
-                self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
+        stop_workflow(self._request, self.log, namespace, name, uid, where, strategy)
         return f"It was stopped ({strategy})."

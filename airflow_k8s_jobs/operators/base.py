@@ -41,6 +41,19 @@ FINAL_FAILURES: dict[type[Exception], type[Exception]] = {
 class SubmitAndWaitOperator(ClusterOperator):
     """Submit one object (built by :meth:`build_manifest`) and wait for it, deferrably.
 
+    Each task instance try submits its own object, with a deterministic name from
+    dag/task/run/map index/try and labels identifying the try: a worker that dies after
+    submitting re-attaches to it, and a retry waits for an earlier try's object that still runs
+    (see :mod:`~airflow_k8s_jobs.status.tries`) or submits a fresh one. The object as it is
+    submitted (YAML, sensitive values masked) is the ``rendered_manifest`` template field, shown
+    under "Rendered Template". Bad input (an invalid manifest, a namespace the connection does
+    not allow ...) fails the task without Airflow retries; a transient API error is retried.
+
+    :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
+        cncf ``kubernetes`` connection.
+    :param namespace: where the object runs (default: the connection's namespace).
+    :param deferrable: free the worker slot while waiting (the default).
+
     Subclasses set :attr:`resource`, :attr:`name_xcom_key` and :attr:`target_type` and
     implement :meth:`build_manifest`, :meth:`_trigger`, :meth:`_wait`, :meth:`_stop` (with
     :attr:`_acts_on_kill`) and ``execute_complete``.

@@ -9,11 +9,10 @@ from typing import Any
 import jinja2
 
 from .._compat import Context
-from ..clusters import KubeClusterHook
 from ..kube import JOBS
 from ..live_logs import DEFAULT_STREAMS
 from ..manifests.arguments import delete_options, request_from
-from ..manifests.jobs import JobSpecRequest, build_job, duration_seconds, load_manifest
+from ..manifests.jobs import JobSpecRequest, build_job, load_manifest, wait_durations
 from ..pod_logs import job_pod_logs
 from ..status import termination_messages
 from ..status.outcome import FAILURE_LOG_LINES as FAILURE_LOG_LINES
@@ -30,24 +29,18 @@ class KubeJobOperator(SubmitAndWaitOperator):
     """Run a ``batch/v1`` Job on a (separate) Kubernetes cluster and wait for it.
 
     Give either the quick form (``image``, ``cmds``, ``arguments``, ``env``) or a whole ``job``
-    manifest (a dict, or a ``.yaml``/``.yml``/``.json`` file, rendered with Jinja). The Job gets a
-    deterministic name from dag/task/run/map index/try, labels identifying the task instance, a
-    TTL, ``restartPolicy: Never`` and a pod failure policy that ignores preemption, unless the
-    manifest says otherwise.
+    manifest (a dict, or a ``.yaml``/``.yml``/``.json`` file, rendered with Jinja; only ``job``
+    is ever read as a file, never another templated string). Unless the manifest says
+    otherwise, the Job gets a TTL, ``restartPolicy: Never`` and a pod failure policy that ignores
+    preemption. Submission, re-attaching, ``rendered_manifest`` (sensitive env values masked)
+    and bad input are as for every
+    :class:`~airflow_k8s_jobs.operators.base.SubmitAndWaitOperator`: pods that cannot run (an
+    invalid image name, an image that cannot be pulled) also fail without Airflow retries; a Job
+    that failed (its containers exited non-zero) or a capacity timeout is retried as usual.
 
-    Only ``job`` is ever read as a file: a templated string such as ``"result.json"`` in
-    ``arguments``, ``cmds``, ``env``, ``labels`` or ``annotations`` stays a string. The Job as
-    it is submitted (YAML, sensitive env values masked) is the ``rendered_manifest`` template
-    field, shown under "Rendered Template".
+    ``cluster_conn_id``, ``namespace`` (where the Job runs) and ``deferrable``: see
+    :class:`~airflow_k8s_jobs.operators.base.SubmitAndWaitOperator`.
 
-    Bad input (an invalid manifest, a namespace the connection does not allow ...) and pods that
-    cannot run (an invalid image name, an image that cannot be pulled) fail the task without
-    Airflow retries; a Job that failed (its containers exited non-zero), a capacity timeout or a
-    transient API error is retried as usual.
-
-    :param cluster_conn_id: a ``k8sjobs`` connection (GKE, kubeconfig, in-cluster) or a
-        cncf ``kubernetes`` connection.
-    :param namespace: where the Job runs (default: the connection's namespace).
     :param image: container image (quick form).
     :param cmds: container entrypoint (quick form).
     :param arguments: container arguments (quick form).
@@ -75,7 +68,6 @@ class KubeJobOperator(SubmitAndWaitOperator):
     :param annotations: extra annotations on the Job and its pods.
     :param delete_on_success: delete the Job as soon as it succeeded.
     :param delete_on_kill: delete the Job when the task is killed (also while deferred).
-    :param deferrable: free the worker slot while waiting (the default).
     """
 
     template_fields: Sequence[str] = (
@@ -107,8 +99,6 @@ class KubeJobOperator(SubmitAndWaitOperator):
     def __init__(
         self,
         *,
-        cluster_conn_id: str = KubeClusterHook.default_conn_name,
-        namespace: str | None = None,
         image: str | None = None,
         cmds: list[str] | None = None,
         arguments: list[str] | None = None,
@@ -133,12 +123,9 @@ class KubeJobOperator(SubmitAndWaitOperator):
         annotations: dict[str, str] | None = None,
         delete_on_success: bool = False,
         delete_on_kill: bool = True,
-        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            cluster_conn_id=cluster_conn_id, namespace=namespace, deferrable=deferrable, **kwargs
-        )
+        super().__init__(**kwargs)
         self.image = image
         self.cmds = cmds
         self.arguments = arguments
@@ -150,22 +137,8 @@ class KubeJobOperator(SubmitAndWaitOperator):
         self.backoff_limit = backoff_limit
         self.backoff_limit_per_index = backoff_limit_per_index
         self.active_deadline_seconds = active_deadline_seconds
-        self.capacity_timeout = duration_seconds(
-            "capacity_timeout",
-            capacity_timeout,
-            where=f"task {self.task_id}",
-            positive=True,
-            optional=True,
-        )
-        self.image_pull_grace = (
-            duration_seconds(
-                "image_pull_grace",
-                image_pull_grace,
-                where=f"task {self.task_id}",
-                positive=False,
-                optional=False,
-            )
-            or 0.0
+        self.capacity_timeout, self.image_pull_grace = wait_durations(
+            capacity_timeout, image_pull_grace, f"task {self.task_id}"
         )
         self.live_log_streams = live_log_streams
         self.queue_name = queue_name
