@@ -61,7 +61,7 @@ def test_a_manifest_file_is_found_and_rendered(tmp_path: Path) -> None:
     def render(text: str) -> str:
         return env.from_string(text).render(params={"image": "busybox"})
 
-    assert render_manifest_file(env, "job.yaml", "task t", render) == "image: busybox\n"
+    assert render_manifest_file(env, "job.yaml", "task t", render) == "image: busybox"
 
 
 def test_jinja_errors_of_a_manifest_file_name_it(tmp_path: Path) -> None:
