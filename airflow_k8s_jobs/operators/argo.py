@@ -110,6 +110,9 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
     :param shutdown_on_kill: ``Terminate`` (the default) or ``Stop`` (exit handlers still run)
         the Workflow when the task is killed, also while deferred, or times out; None leaves it
         running.
+    :param delete_on_give_up: stop the Workflow (as ``shutdown_on_kill`` says) when the task's
+        ``execution_timeout`` runs out while it runs, so that it does not stay behind running
+        or pending; False keeps it running for inspection.
     :param get_logs: write the pods' logs to the task log when the Workflow has finished.
     :param live_log_streams: while the Workflow runs, the new log lines of this many pods'
         ``main`` containers at once reach the task log as they are written (later pods take
@@ -308,10 +311,22 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
     def _stop(self, namespace: str, name: str, uid: str, where: str) -> str:
         """Set ``spec.shutdown`` on the Workflow, if it is still ours and still running."""
         strategy = self.shutdown_on_kill or "Terminate"
+        if self._shutdown(namespace, name, uid, where, strategy):
+            self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
+        return f"It was stopped ({strategy})."
+
+    def _abandon(self, namespace: str, name: str, uid: str, where: str) -> str:
+        """Stop the Workflow the task gives up on, as a kill would."""
+        strategy = self.shutdown_on_kill or "Terminate"
+        if self._shutdown(namespace, name, uid, where, strategy):
+            return f"Stopped {where} ({strategy})"
+        return ""
+
+    def _shutdown(self, namespace: str, name: str, uid: str, where: str, strategy: str) -> bool:
+        """Set ``spec.shutdown``; False when the Workflow is gone, replaced or finished."""
         path = WORKFLOWS.path(namespace, name)
         current = same_object(self._get(path, f"reading {where}"), uid)
-        if current is not None and not workflow_finished(current):
-            patch, what = shutdown_patch(strategy), f"stopping {where}"
-            if self._unless_gone("PATCH", path, what=what, body=patch, content_type=MERGE_PATCH):
-                self.log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
-        return f"It was stopped ({strategy})."
+        if current is None or workflow_finished(current):
+            return False
+        patch, what = shutdown_patch(strategy), f"stopping {where}"
+        return self._unless_gone("PATCH", path, what=what, body=patch, content_type=MERGE_PATCH)

@@ -20,7 +20,7 @@ from ..errors import JobFailedError, NotFound, WorkflowFailedError
 from ..kube import Resource, request_sync
 from ..manifests.names import TaskInstanceKey, task_selector
 from ..retrying import API_RETRY
-from ..status.outcome import Outcome
+from ..status.outcome import Outcome, gave_up_on
 from ..status.tries import earlier_try_to_adopt
 from ._common import (
     RENDERED_MANIFEST,
@@ -82,12 +82,14 @@ class SubmitAndWaitOperator(BaseOperator):
         cluster_conn_id: str = KubeClusterHook.default_conn_name,
         namespace: str | None = None,
         deferrable: bool = True,
+        delete_on_give_up: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.cluster_conn_id = cluster_conn_id
         self.namespace = namespace
         self.deferrable = deferrable
+        self.delete_on_give_up = delete_on_give_up
         self._target: Any = None
         self.rendered_manifest: str | None = None
 
@@ -312,13 +314,17 @@ class SubmitAndWaitOperator(BaseOperator):
             print_pod_log(self.log, label(pod), phase, logs[name])
         return logs
 
-    def _finish(self, outcome: Outcome, where: str) -> None:
-        """Raise the outcome's failure, or log the success."""
+    def _finish(self, outcome: Outcome, where: str, event: dict[str, Any] | None = None) -> None:
+        """Raise the outcome's failure (giving up on the object of ``event`` first when it has
+        not finished), or log the success."""
         if outcome.error is None:
             self.log.info("%s succeeded: %s", where, outcome.message)
             return
         error = FINAL_FAILURES.get(outcome.error, outcome.error) if outcome.final else outcome.error
-        raise error(outcome.message)
+        done = ""
+        if outcome.gave_up and event is not None:
+            done = self._give_up(event, outcome.gave_up)
+        raise error(outcome.message + done)
 
     # --- stop ---------------------------------------------------------------------------------
 
@@ -332,12 +338,33 @@ class SubmitAndWaitOperator(BaseOperator):
         raise NotImplementedError
 
     def _timed_out(self, event: dict[str, Any]) -> NoReturn:
-        """The trigger fired at the task's deadline: stop the object and fail the task."""
+        """The trigger fired at the task's deadline: stop the object (unless ``delete_on_kill``
+        or ``shutdown_on_kill`` says to leave it) and fail the task."""
         self._target = None  # on_kill() (Airflow 2 calls it on a timeout) has nothing to do
         done = ""
-        if self._acts_on_kill:
-            done = " " + self._stop(*self._about(event))
+        why = gave_up_on(self.resource.kind, event)
+        if self._acts_on_kill and why is not None:
+            done = self._give_up(event, why)
         raise AirflowTaskTimeout(f"{event['message']}{done}")
+
+    def _give_up(self, event: dict[str, Any], why: str) -> str:
+        """Stop the object of ``event``, which has not finished, as the task fails (unless
+        ``delete_on_give_up`` is False); returns what was done, as a sentence to append to the
+        error (a leading space; empty when nothing was done)."""
+        if not self.delete_on_give_up:
+            return ""
+        namespace, name, uid, where = self._about(event)
+        done = self._abandon(namespace, name, uid, where)
+        if not done:
+            return ""
+        sentence = f"{done} so that it does not {why}."
+        self.log.warning("%s", sentence)
+        return " " + sentence
+
+    def _abandon(self, namespace: str, name: str, uid: str, where: str) -> str:
+        """Stop an object the task gives up on if it is still ours; returns what was done
+        (``Deleted Job ns/name on cluster``), empty when it was gone already."""
+        raise NotImplementedError
 
     def on_kill(self) -> None:
         """Stop the object when the task is killed while the worker waits (synchronous mode)."""

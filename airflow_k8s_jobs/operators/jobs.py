@@ -79,6 +79,11 @@ class KubeJobOperator(SubmitAndWaitOperator):
     :param annotations: extra annotations on the Job and its pods.
     :param delete_on_success: delete the Job as soon as it succeeded.
     :param delete_on_kill: delete the Job when the task is killed (also while deferred).
+    :param delete_on_give_up: delete the Job and its pods when the task fails while the Job has
+        not finished (pods waited ``capacity_timeout`` for capacity, pods that cannot run, the
+        ``execution_timeout`` ran out — the last only with ``delete_on_kill``), so that it does
+        not stay behind pending or running; False keeps it for inspection. A Job that failed
+        on its own is kept until its TTL either way.
     :param deferrable: free the worker slot while waiting (the default).
     """
 
@@ -242,7 +247,7 @@ class KubeJobOperator(SubmitAndWaitOperator):
         logs = self._print_logs(namespace, pods, where, pod_label)
         if event["status"] == "timeout":
             self._timed_out(event)
-        self._finish(job_task_outcome(event, where, pods, logs), where)
+        self._finish(job_task_outcome(event, where, pods, logs), where, event)
         if self.delete_on_success:
             self._stop(namespace, name, uid, where)
         return termination_messages(pods)
@@ -258,3 +263,11 @@ class KubeJobOperator(SubmitAndWaitOperator):
         if self._unless_gone("DELETE", path, what=what, body=body):
             self.log.info("Deleted %s and its pods.", where)
         return "The Job was deleted."
+
+    def _abandon(self, namespace: str, name: str, uid: str, where: str) -> str:
+        """Delete the Job the task gives up on, and its pods (``Background``: gone at once)."""
+        body = delete_options(uid, "Background")
+        path, what = JOBS.path(namespace, name), f"deleting {where}"
+        if self._unless_gone("DELETE", path, what=what, body=body):
+            return f"Deleted {where} and its pods"
+        return ""
