@@ -50,7 +50,7 @@ class Outcome:
 
 
 GAVE_UP_ON_CAPACITY = "wait for capacity for ever"
-GAVE_UP_ON_PODS = "keep pods that cannot run pending for ever"
+GAVE_UP_ON_PODS = "stay pending for ever"
 GAVE_UP_ON_TIMEOUT = "keep running after the task's execution_timeout"
 
 

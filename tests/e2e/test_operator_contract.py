@@ -305,7 +305,7 @@ def test_bad_input_and_pods_that_cannot_run_fail_on_the_first_try(
         name,
         "The kubelet cannot pull the image",
         f"Deleted Job {NAMESPACE}/{name} on ",
-        "so that it does not keep pods that cannot run pending for ever.",
+        "so that it does not stay pending for ever.",
     )
 
 
