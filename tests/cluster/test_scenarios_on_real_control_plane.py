@@ -392,6 +392,8 @@ def test_execution_timeout_while_deferred_deletes_the_job(scenarios: Scenarios) 
     run = scenarios.run("rc_timeout")
     assert run.states() == {"too_slow": "failed"}, run.tail()
     assert "execution_timeout ran out" in run.output, run.tail()
+    gave_up = "so that it does not keep running after the task's execution_timeout."
+    assert gave_up in run.output, run.tail()
     wait_for(
         "the timed-out Job and its pod to be deleted",
         lambda: (
