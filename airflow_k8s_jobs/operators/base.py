@@ -20,8 +20,8 @@ from ..errors import JobFailedError, NotFound, WorkflowFailedError
 from ..kube import Resource, request_sync
 from ..manifests.names import TaskInstanceKey, task_selector
 from ..retrying import API_RETRY
-from ..status.outcome import Outcome, gave_up_on
-from ..status.tries import earlier_try_to_adopt
+from ..status.outcome import GAVE_UP_UNHEARD, Outcome, gave_up_on
+from ..status.tries import earlier_try_to_adopt, still_running
 from ._common import (
     RENDERED_MANIFEST,
     FatalJobFailedError,
@@ -365,6 +365,33 @@ class SubmitAndWaitOperator(BaseOperator):
         """Stop an object the task gives up on if it is still ours; returns what was done
         (``Deleted Job ns/name on cluster``), empty when it was gone already."""
         raise NotImplementedError
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """When Airflow fails the deferred task without an event (its backstop timeout, a
+        trigger that failed), give up on what still runs first, then let Airflow fail it."""
+        if next_method == "__fail__" and self.delete_on_give_up and self._acts_on_kill:
+            try:
+                self._give_up_unheard(context)
+            except Exception as exc:  # Airflow's own failure is the one to report
+                self.log.warning("Could not stop the %s of this task: %s", self.resource.kind, exc)
+        return super().resume_execution(next_method, next_kwargs, context)
+
+    def _give_up_unheard(self, context: Context) -> None:
+        """Stop this task instance's objects that still run: this try's, or the earlier try's it
+        adopted (no event says which)."""
+        key, namespace = self._key(context), self._target_namespace()
+        found = self._request(
+            "GET",
+            self.resource.path(namespace),
+            query=[("labelSelector", task_selector(key, include_try=False))],
+            what=f"listing the {self.resource.plural} of this task in namespace {namespace}",
+        )
+        for obj in still_running(self.resource.kind, found.get("items") or [], key.try_number):
+            meta = obj["metadata"]
+            event = {"namespace": namespace, "name": meta["name"], "uid": meta["uid"]}
+            self._give_up(event, GAVE_UP_UNHEARD)
 
     def on_kill(self) -> None:
         """Stop the object when the task is killed while the worker waits (synchronous mode)."""

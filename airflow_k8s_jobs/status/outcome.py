@@ -52,6 +52,8 @@ class Outcome:
 GAVE_UP_ON_CAPACITY = "wait for capacity for ever"
 GAVE_UP_ON_PODS = "stay pending for ever"
 GAVE_UP_ON_TIMEOUT = "keep running after the task's execution_timeout"
+GAVE_UP_UNHEARD = "keep running after the task failed without hearing from it"
+"""Airflow failed the deferred task without an event (its backstop timeout, a failed trigger)."""
 
 
 def gave_up_on(kind: str, event: Mapping[str, Any]) -> str | None:

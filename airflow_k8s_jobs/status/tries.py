@@ -79,3 +79,14 @@ def earlier_try_to_adopt(
     if state == "succeeded" and automatic_retry:
         return Adoption(obj, number, "succeeded; its work is not run again")
     return None
+
+
+def still_running(kind: str, objects: Iterable[Obj], current_try: int) -> list[Obj]:
+    """The objects of this try or an earlier one that have not finished and are not being
+    stopped or deleted: what a try that fails without knowing its object's outcome leaves
+    running (its own, or the earlier try's it adopted)."""
+    return [
+        obj
+        for obj in objects
+        if (n := _try_of(obj)) is not None and n <= current_try and _state(kind, obj) == "running"
+    ]

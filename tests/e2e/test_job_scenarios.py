@@ -382,6 +382,42 @@ def test_reattaches_to_the_job_a_crashed_worker_created(
     assert run.ti("simple").xcom_pull(task_ids="simple", key="job_name") == (created.metadata.name)
 
 
+def test_a_task_airflow_fails_while_deferred_deletes_its_running_job(
+    e2e_cluster: SimulatedCluster,
+) -> None:
+    """Airflow's backstop timeout (or a failed trigger) resumes the task only to fail it."""
+    import kubernetes
+
+    e2e_cluster.add_behaviour({"match": {"image": "scn/simple:1"}, "seconds": 100_000})
+    dag = load_dag(str(SCENARIOS), "scn_simple")
+    operator: KubeJobOperator = dag.get_task("simple")
+    ti = SimpleNamespace(
+        dag_id="scn_simple", task_id="simple", run_id="manual__backstop", map_index=-1, try_number=1
+    )
+    context: Any = {"ti": ti}
+    manifest, namespace = operator.build_manifest(context)
+    api = e2e_cluster.sync_api_client()
+    try:
+        created = kubernetes.client.BatchV1Api(api).create_namespaced_job(namespace, manifest)
+    finally:
+        api.close()
+    name = created.metadata.name
+    e2e_cluster.wait_for(
+        lambda: (e2e_cluster.get("jobs", "batch", name) or {}).get("status", {}).get("active"),
+        message="the Job's pod to start",
+    )
+
+    with pytest.raises(Exception, match="timeout"):
+        operator.resume_execution("__fail__", {"error": "Trigger/execution timeout"}, context)
+
+    _assert_not_found(e2e_cluster, name)
+    assert e2e_cluster.requests(verb="delete", resource="jobs") == 1
+    # Nothing runs any more: failing again deletes nothing.
+    with pytest.raises(Exception, match="timeout"):
+        operator.resume_execution("__fail__", {"error": "Trigger/execution timeout"}, context)
+    assert e2e_cluster.requests(verb="delete", resource="jobs") == 1
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 BAD_INPUT = {
