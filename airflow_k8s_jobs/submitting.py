@@ -147,16 +147,17 @@ def stop_workflow(
     uid: str,
     where: str,
     strategy: str,
-) -> None:
+) -> bool:
     """Set ``spec.shutdown`` to ``strategy`` on the Workflow, if it is still the one of ``uid``
-    and still running."""
+    and still running; False when it was gone, replaced or finished."""
     path = WORKFLOWS.path(namespace, name)
     try:
         current = same_object(dict(request("GET", path, what=f"reading {where}")), uid)
         if current is None or workflow_finished(current):
-            return
+            return False
         patch, what = shutdown_patch(strategy), f"stopping {where}"
         request("PATCH", path, what=what, body=patch, content_type=MERGE_PATCH)
     except NotFound:
-        return
+        return False
     log.info("Asked the Argo controller to stop %s (%s).", where, strategy)
+    return True

@@ -254,3 +254,10 @@ class ArgoWorkflowOperator(SubmitAndWaitOperator):
         strategy = self.shutdown_on_kill or "Terminate"
         stop_workflow(self._request, self.log, namespace, name, uid, where, strategy)
         return f"It was stopped ({strategy})."
+
+    def _abandon(self, namespace: str, name: str, uid: str, where: str) -> str:
+        """Stop the Workflow the task gives up on, as a kill would."""
+        strategy = self.shutdown_on_kill or "Terminate"
+        if stop_workflow(self._request, self.log, namespace, name, uid, where, strategy):
+            return f"Stopped {where} ({strategy})"
+        return ""

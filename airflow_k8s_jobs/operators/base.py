@@ -15,8 +15,8 @@ from ..errors import JobFailedError, WorkflowFailedError
 from ..manifests.names import TaskInstanceKey
 from ..status.deadlines import BACKSTOP_SECONDS as BACKSTOP_SECONDS
 from ..status.deadlines import backstop
-from ..status.outcome import Outcome
-from ..status.tries import earlier_try_to_adopt, is_automatic_retry
+from ..status.outcome import GAVE_UP_UNHEARD, Outcome, gave_up_on
+from ..status.tries import earlier_try_to_adopt, is_automatic_retry, still_running
 from ..submitting import create_or_adopt, list_tries
 from ._cluster import ClusterOperator
 from ._common import (
@@ -53,6 +53,11 @@ class SubmitAndWaitOperator(ClusterOperator):
         cncf ``kubernetes`` connection.
     :param namespace: where the object runs (default: the connection's namespace).
     :param deferrable: free the worker slot while waiting (the default).
+    :param delete_on_give_up: when the task fails while its object has not finished (pods
+        waited ``capacity_timeout`` for capacity, pods that cannot run, the ``execution_timeout``
+        ran out — the last only if a kill stops the object), delete the Job with its pods or stop
+        the Workflow, so that nothing stays pending or running; False keeps it for inspection.
+        An object that failed on its own is kept until its TTL either way.
 
     Subclasses set :attr:`resource`, :attr:`name_xcom_key` and :attr:`target_type` and
     implement :meth:`build_manifest`, :meth:`_trigger`, :meth:`_wait`, :meth:`_stop` (with
@@ -62,6 +67,10 @@ class SubmitAndWaitOperator(ClusterOperator):
     name_xcom_key: ClassVar[str]
     target_type: ClassVar[Callable[..., Any]]
     """What the waiter waits for (``JobTarget``, ``WorkflowTarget``)."""
+
+    def __init__(self, *, delete_on_give_up: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delete_on_give_up = delete_on_give_up
 
     # --- submit and wait ----------------------------------------------------------------------
 
@@ -155,13 +164,17 @@ class SubmitAndWaitOperator(ClusterOperator):
         namespace, name = event["namespace"], event["name"]
         return namespace, name, event["uid"], self._where(namespace, name)
 
-    def _finish(self, outcome: Outcome, where: str) -> None:
-        """Raise the outcome's failure, or log the success."""
+    def _finish(self, outcome: Outcome, where: str, event: dict[str, Any] | None = None) -> None:
+        """Raise the outcome's failure (giving up on the object of ``event`` first when it has
+        not finished), or log the success."""
         if outcome.error is None:
             self.log.info("%s succeeded: %s", where, outcome.message)
             return
         error = FINAL_FAILURES.get(outcome.error, outcome.error) if outcome.final else outcome.error
-        raise error(outcome.message)
+        done = ""
+        if outcome.gave_up and event is not None:
+            done = self._give_up(event, outcome.gave_up)
+        raise error(outcome.message + done)
 
     # --- stop ---------------------------------------------------------------------------------
 
@@ -175,12 +188,49 @@ class SubmitAndWaitOperator(ClusterOperator):
         raise NotImplementedError
 
     def _timed_out(self, event: dict[str, Any]) -> NoReturn:
-        """The trigger fired at the task's deadline: stop the object and fail the task."""
+        """The trigger fired at the task's deadline: stop the object (unless ``delete_on_kill``
+        or ``shutdown_on_kill`` says to leave it) and fail the task."""
         self._target = None  # on_kill() (Airflow 2 calls it on a timeout) has nothing to do
         done = ""
-        if self._acts_on_kill:
-            done = " " + self._stop(*self._about(event))
+        why = gave_up_on(self.resource.kind, event)
+        if self._acts_on_kill and why is not None:
+            done = self._give_up(event, why)
         raise AirflowTaskTimeout(f"{event['message']}{done}")
+
+    def _give_up(self, event: dict[str, Any], why: str) -> str:
+        """Stop the unfinished object of ``event`` as the task fails (unless
+        ``delete_on_give_up`` is False); returns what was done, as a sentence with a leading
+        space to append to the error (empty when nothing was done)."""
+        if not self.delete_on_give_up:
+            return ""
+        done = self._abandon(*self._about(event))
+        if not done:
+            return ""
+        sentence = f"{done} so that it does not {why}."
+        self.log.warning("%s", sentence)
+        return " " + sentence
+
+    def _abandon(self, namespace: str, name: str, uid: str, where: str) -> str:
+        """Stop an object the task gives up on if it is still ours; returns what was done
+        (``Deleted Job ns/name on cluster``), empty when it was gone already."""
+        raise NotImplementedError
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """When Airflow fails the deferred task without an event (its backstop timeout, a
+        trigger that failed), give up on what still runs first, then let Airflow fail it."""
+        if next_method == "__fail__" and self.delete_on_give_up and self._acts_on_kill:
+            try:
+                key, namespace = self._key(context), self._target_namespace()
+                found = list_tries(self._request, self.resource, namespace, key)
+                for obj in still_running(self.resource.kind, found, key.try_number):
+                    meta = obj["metadata"]
+                    event = {"namespace": namespace, "name": meta["name"], "uid": meta["uid"]}
+                    self._give_up(event, GAVE_UP_UNHEARD)
+            except Exception as exc:  # Airflow's own failure is the one to report
+                self.log.warning("Could not stop the %s of this task: %s", self.resource.kind, exc)
+        return super().resume_execution(next_method, next_kwargs, context)
 
     def on_kill(self) -> None:
         """Stop the object when the task is killed while the worker waits (synchronous mode)."""

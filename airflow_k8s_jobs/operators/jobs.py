@@ -210,7 +210,7 @@ class KubeJobOperator(SubmitAndWaitOperator):
         pods, logs = job_pod_logs(self._request, self.log, namespace, uid, where)
         if event["status"] == "timeout":
             self._timed_out(event)
-        self._finish(job_task_outcome(event, where, pods, logs), where)
+        self._finish(job_task_outcome(event, where, pods, logs), where, event)
         if self.delete_on_success:
             self._stop(namespace, name, uid, where)
         return termination_messages(pods)
@@ -226,3 +226,11 @@ class KubeJobOperator(SubmitAndWaitOperator):
         if self._unless_gone("DELETE", path, what=what, body=body):
             self.log.info("Deleted %s and its pods.", where)
         return "The Job was deleted."
+
+    def _abandon(self, namespace: str, name: str, uid: str, where: str) -> str:
+        """Delete the Job the task gives up on, and its pods (``Background``: gone at once)."""
+        body = delete_options(uid, "Background")
+        path, what = JOBS.path(namespace, name), f"deleting {where}"
+        if self._unless_gone("DELETE", path, what=what, body=body):
+            return f"Deleted {where} and its pods"
+        return ""

@@ -40,10 +40,41 @@ class Outcome:
     message: str
     error: type[Exception] | None = None
     final: bool = False
+    gave_up: str | None = None
+    """Set when the task fails while the object has not finished (see :func:`gave_up_on`):
+    why the task stops it, ending "so that it does not …"."""
 
     @property
     def succeeded(self) -> bool:
         return self.error is None
+
+
+GAVE_UP_ON_CAPACITY = "wait for capacity for ever"
+GAVE_UP_ON_PODS = "stay pending for ever"
+GAVE_UP_ON_TIMEOUT = "keep running after the task's execution_timeout"
+GAVE_UP_UNHEARD = "keep running after the task failed without hearing from it"
+"""Airflow failed the deferred task without an event (its backstop timeout, a failed trigger)."""
+
+
+def gave_up_on(kind: str, event: Mapping[str, Any]) -> str | None:
+    """Why the task gives up on a Job or Workflow that has not finished, or None when the
+    object finished on its own (users read its pods until its TTL), is gone or succeeded.
+
+    ``kind`` is ``Job`` or ``Workflow``; ``event`` the waiter's result (see
+    :mod:`airflow_k8s_jobs.waiting`): ``timeout`` (the task's ``execution_timeout``), a
+    ``CapacityTimeout``, or a Job's ``permanent`` problem (its pods cannot run; a Workflow's
+    ``permanent`` failure is a finished one). The result ends a sentence "… so that it does
+    not …".
+    """
+    if event.get("status") == "timeout":
+        return GAVE_UP_ON_TIMEOUT
+    if event.get("status") != "failed":
+        return None
+    if event.get("reason") == "CapacityTimeout":
+        return GAVE_UP_ON_CAPACITY
+    if kind == "Job" and event.get("permanent"):
+        return GAVE_UP_ON_PODS
+    return None
 
 
 def job_task_outcome(
@@ -56,7 +87,8 @@ def job_task_outcome(
     headline = f"{where} failed: {event.get('reason')}: {event.get('message')}"
     message = summarize_job_verdict(headline, pods, logs, tail_lines=FAILURE_LOG_LINES)
     # Pods that cannot run (a bad image ...): another try would fail the same way.
-    return Outcome(message, JobFailedError, final=bool(event.get("permanent")))
+    final = bool(event.get("permanent"))
+    return Outcome(message, JobFailedError, final=final, gave_up=gave_up_on("Job", event))
 
 
 def workflow_task_outcome(

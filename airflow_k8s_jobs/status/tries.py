@@ -86,3 +86,14 @@ def is_automatic_retry(max_tries: object, retries: int | None) -> bool:
     a task raises its ``max_tries`` above the operator's ``retries`` (an unknown ``max_tries``
     counts as a retry)."""
     return not isinstance(max_tries, int) or max_tries <= (retries or 0)
+
+
+def still_running(kind: str, objects: Iterable[Obj], current_try: int) -> list[Obj]:
+    """The objects of this try or an earlier one that have not finished and are not being
+    stopped or deleted: what a try that fails without knowing its object's outcome leaves
+    running (its own, or the earlier try's it adopted)."""
+    return [
+        obj
+        for obj in objects
+        if (n := _try_of(obj)) is not None and n <= current_try and _state(kind, obj) == "running"
+    ]

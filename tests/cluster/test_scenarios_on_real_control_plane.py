@@ -260,14 +260,27 @@ def test_dynamic_mapping_one_job_per_map_index(scenarios: Scenarios) -> None:
 def test_capacity_timeout_fails_with_the_autoscalers_reason(scenarios: Scenarios) -> None:
     run = scenarios.run("rc_no_capacity")
     assert run.states() == {"huge": "failed"}, run.tail()
-    (job,) = scenarios.jobs("rc_no_capacity")
-    (pod,) = scenarios.pods(job)
-    assert pod.status.phase == "Pending"
-    (event,) = scenarios.events(pod.metadata.name, "NotTriggerScaleUp")[-1:]
+    # The task gave up on the Job: deleted with its pending pod, whose Events outlive them.
+    assert scenarios.jobs("rc_no_capacity") == []
+    name = run.xcom("huge", key="job_name")
+    (created,) = scenarios.events(name, "SuccessfulCreate")
+    pod_name = created.message.removeprefix("Created pod: ")
+
+    def pod_gone() -> bool:
+        try:
+            scenarios.core.read_namespaced_pod(pod_name, NAMESPACE)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for("the garbage collector to delete the Job's pod", pod_gone)
+    (event,) = scenarios.events(pod_name, "NotTriggerScaleUp")[-1:]
     assert "pod didn't trigger scale-up" in event.message
     error = error_text(run)
     assert "CapacityTimeout" in error and "waited 5s for capacity" in error, error
     assert event.message.split(":", 1)[1].strip() in error, error
+    assert f"Deleted Job {NAMESPACE}/{name} on " in error, error
+    assert "so that it does not wait for capacity for ever." in error, error
 
 
 def test_bad_image_fails_fast(scenarios: Scenarios) -> None:
@@ -379,6 +392,8 @@ def test_execution_timeout_while_deferred_deletes_the_job(scenarios: Scenarios) 
     run = scenarios.run("rc_timeout")
     assert run.states() == {"too_slow": "failed"}, run.tail()
     assert "execution_timeout ran out" in run.output, run.tail()
+    gave_up = "so that it does not keep running after the task's execution_timeout."
+    assert gave_up in run.output, run.tail()
     wait_for(
         "the timed-out Job and its pod to be deleted",
         lambda: (

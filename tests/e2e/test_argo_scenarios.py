@@ -284,7 +284,7 @@ def test_execution_timeout_stops_the_workflow(
         assert run.state == "failed"
         raised = run.error("AirflowTaskTimeout")
     assert "was still running when the task's execution_timeout ran out" in raised
-    assert "It was stopped (Terminate)." in raised
+    assert "Stopped Workflow" in raised and "(Terminate) so that it does not keep running" in raised
     (wf,) = workflows_of(argo_cluster, "scn_argo_timeout")
     assert wf["spec"]["shutdown"] == "Terminate"
     name = wf["metadata"]["name"]
@@ -299,6 +299,25 @@ def test_execution_timeout_stops_the_workflow(
     )
     assert final["status"]["phase"] == "Failed"
     assert final["status"]["message"] == "Stopped with strategy 'Terminate'"
+
+
+def test_delete_on_give_up_false_leaves_the_timed_out_workflow_running(
+    argo_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argo_cluster.add_behaviour({"match": {"image": "scn/argo-one:1"}, "seconds": 100000})
+    try:
+        run = run_dag("scn_argo_timeout_kept", capsys)
+    except AirflowTaskTimeout as exc:  # Airflow 2.11's dag.test() re-raises a task timeout
+        raised = str(exc)
+    else:
+        assert run.state == "failed"
+        raised = run.error("AirflowTaskTimeout")
+    assert "was still running when the task's execution_timeout ran out" in raised
+    assert "Stopped" not in raised
+    (wf,) = workflows_of(argo_cluster, "scn_argo_timeout_kept")
+    assert "shutdown" not in wf["spec"]
+    assert wf["status"]["phase"] == "Running" and not wf["status"].get("finishedAt")
+    assert argo_cluster.writes("workflows") == 1  # the create only
 
 
 # --- retries and re-attach ----------------------------------------------------------------------

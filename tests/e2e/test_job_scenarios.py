@@ -216,16 +216,71 @@ def test_fails_after_capacity_timeout_with_the_autoscalers_reason(
     run = run_dag("scn_no_capacity", capsys)
 
     assert run.state == "failed"
-    (job,) = jobs_of(e2e_cluster, "scn_no_capacity")
-    (pod,) = pods_of(e2e_cluster, job)
-    assert pod["status"]["phase"] == "Pending"
-    (event,) = e2e_cluster.events("batch", pod["metadata"]["name"], "NotTriggerScaleUp")[-1:]
+    # The task gave up on the Job: deleted with its pending pod, whose Events outlive it.
+    name = run.ti("huge").xcom_pull(task_ids="huge", key="job_name")
+    _assert_not_found(e2e_cluster, name)
+    assert jobs_of(e2e_cluster, "scn_no_capacity") == []
+    (pod_name,) = _created_pods(e2e_cluster, name)
+    assert e2e_cluster.get("pods", "batch", pod_name) is None
+    (event,) = e2e_cluster.events("batch", pod_name, "NotTriggerScaleUp")[-1:]
     error = _error_text(run.log)
     assert "CapacityTimeout" in error
     assert "waited 3s for capacity" in error
     assert "pod didn't trigger scale-up" in event["message"]
     autoscaler_reason = event["message"].split(":", 1)[1].strip()
     assert autoscaler_reason in error, error
+    gave_up = f"Deleted Job batch/{name} on "
+    assert gave_up in error and "so that it does not wait for capacity for ever." in error, error
+    assert e2e_cluster.requests(verb="delete", resource="jobs") == 1
+
+
+def test_an_unknown_node_pool_deletes_the_job_after_capacity_timeout(
+    e2e_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_dag("scn_unknown_pool", capsys)
+
+    assert run.state == "failed"
+    name = run.ti("nowhere").xcom_pull(task_ids="nowhere", key="job_name")
+    _assert_not_found(e2e_cluster, name)
+    error = _error_text(run.log)
+    assert "CapacityTimeout" in error and "no node pool can fit the pod" in error
+    assert f"Deleted Job batch/{name} on " in error
+    assert "so that it does not wait for capacity for ever." in error
+
+
+def test_delete_on_give_up_false_keeps_the_pending_job(
+    e2e_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_dag("scn_no_capacity_kept", capsys)
+
+    assert run.state == "failed"
+    (job,) = jobs_of(e2e_cluster, "scn_no_capacity_kept")
+    (pod,) = pods_of(e2e_cluster, job)
+    assert pod["status"]["phase"] == "Pending"
+    error = _error_text(run.log)
+    assert "CapacityTimeout" in error and "Deleted Job" not in error
+    assert e2e_cluster.requests(verb="delete", resource="jobs") == 0
+
+
+def _created_pods(cluster: SimulatedCluster, job_name: str) -> list[str]:
+    """The pods the Job controller created for ``job_name``, read from its Events."""
+    return [
+        e["message"].removeprefix("Created pod: ")
+        for e in cluster.events("batch", job_name, "SuccessfulCreate")
+    ]
+
+
+def _assert_not_found(cluster: SimulatedCluster, job_name: str) -> None:
+    """GET of the Job through a real client answers 404."""
+    import kubernetes
+
+    api = cluster.sync_api_client()
+    try:
+        with pytest.raises(kubernetes.client.ApiException) as raised:
+            kubernetes.client.BatchV1Api(api).read_namespaced_job(job_name, "batch")
+    finally:
+        api.close()
+    assert raised.value.status == 404
 
 
 def test_bad_image_fails_fast(
@@ -325,6 +380,42 @@ def test_reattaches_to_the_job_a_crashed_worker_created(
     assert e2e_cluster.requests(verb="create", resource="jobs") == 2
     assert e2e_cluster.requests(verb="get", resource="jobs") == 1
     assert run.ti("simple").xcom_pull(task_ids="simple", key="job_name") == (created.metadata.name)
+
+
+def test_a_task_airflow_fails_while_deferred_deletes_its_running_job(
+    e2e_cluster: SimulatedCluster,
+) -> None:
+    """Airflow's backstop timeout (or a failed trigger) resumes the task only to fail it."""
+    import kubernetes
+
+    e2e_cluster.add_behaviour({"match": {"image": "scn/simple:1"}, "seconds": 100_000})
+    dag = load_dag(str(SCENARIOS), "scn_simple")
+    operator: KubeJobOperator = dag.get_task("simple")
+    ti = SimpleNamespace(
+        dag_id="scn_simple", task_id="simple", run_id="manual__backstop", map_index=-1, try_number=1
+    )
+    context: Any = {"ti": ti}
+    manifest, namespace = operator.build_manifest(context)
+    api = e2e_cluster.sync_api_client()
+    try:
+        created = kubernetes.client.BatchV1Api(api).create_namespaced_job(namespace, manifest)
+    finally:
+        api.close()
+    name = created.metadata.name
+    e2e_cluster.wait_for(
+        lambda: (e2e_cluster.get("jobs", "batch", name) or {}).get("status", {}).get("active"),
+        message="the Job's pod to start",
+    )
+
+    with pytest.raises(Exception, match="timeout"):
+        operator.resume_execution("__fail__", {"error": "Trigger/execution timeout"}, context)
+
+    _assert_not_found(e2e_cluster, name)
+    assert e2e_cluster.requests(verb="delete", resource="jobs") == 1
+    # Nothing runs any more: failing again deletes nothing.
+    with pytest.raises(Exception, match="timeout"):
+        operator.resume_execution("__fail__", {"error": "Trigger/execution timeout"}, context)
+    assert e2e_cluster.requests(verb="delete", resource="jobs") == 1
 
 
 # --- bad input ----------------------------------------------------------------------------------

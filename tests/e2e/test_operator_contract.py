@@ -297,9 +297,16 @@ def test_bad_input_and_pods_that_cannot_run_fail_on_the_first_try(
     run.error("FatalWorkflowFailedError", wf["metadata"]["name"], "invalid spec:")
     # An image reference the kubelet would refuse (InvalidImageName): refused before creating.
     run.error("FatalInvalidInputError", "'Team/App' must be lower case", "InvalidImageName")
-    # A pod that cannot run: one Job, failed at once.
-    (job,) = objects_of(contract_cluster, "jobs", "contract_no_retry", "unpullable")
-    run.error("FatalJobFailedError", job["metadata"]["name"], "The kubelet cannot pull the image")
+    # A pod that cannot run: one Job, failed at once, and deleted with its pods.
+    assert objects_of(contract_cluster, "jobs", "contract_no_retry", "unpullable") == []
+    name = run.ti("unpullable").xcom_pull(task_ids="unpullable", key="job_name")
+    run.error(
+        "FatalJobFailedError",
+        name,
+        "The kubelet cannot pull the image",
+        f"Deleted Job {NAMESPACE}/{name} on ",
+        "so that it does not stay pending for ever.",
+    )
 
 
 def test_a_job_whose_container_exits_1_is_retried(

@@ -18,8 +18,12 @@ from airflow_k8s_jobs.errors import JobFailedError, WorkflowFailedError
 from airflow_k8s_jobs.status import NODE_ID_ANNOTATION, NODE_NAME_ANNOTATION, interpret_workflow
 from airflow_k8s_jobs.status.outcome import (
     FAILURE_LOG_LINES,
+    GAVE_UP_ON_CAPACITY,
+    GAVE_UP_ON_PODS,
+    GAVE_UP_ON_TIMEOUT,
     Outcome,
     failed_pods_without_log,
+    gave_up_on,
     job_task_outcome,
     pods_by_node,
     same_object,
@@ -116,6 +120,37 @@ def test_pods_that_cannot_run_fail_the_job_for_good() -> None:
         {},
     )
     assert outcome.error is JobFailedError and outcome.final
+    assert outcome.gave_up == GAVE_UP_ON_PODS
+
+
+def test_a_job_that_failed_or_succeeded_on_its_own_is_not_given_up_on() -> None:
+    pods = captured_job("backoff_limit_exceeded")["pods"]
+    failed = event("failed", reason="BackoffLimitExceeded", message="limit")
+    assert job_task_outcome(failed, "J", pods, {}).gave_up is None
+    assert job_task_outcome(event("success", message="ok"), "J", pods, {}).gave_up is None
+    # Deleted by someone else: nothing left to give up on.
+    assert gave_up_on("Job", event("failed", reason="JobDeleted", message="gone")) is None
+
+
+def test_a_job_waiting_for_capacity_past_its_timeout_is_given_up_on() -> None:
+    waited = event("failed", reason="CapacityTimeout", message="waited 3s for capacity")
+    assert gave_up_on("Job", waited) == GAVE_UP_ON_CAPACITY
+    outcome = job_task_outcome(waited, "Job batch/big on c", [], {})
+    assert outcome.gave_up == GAVE_UP_ON_CAPACITY and not outcome.final
+
+
+def test_an_execution_timeout_gives_up_on_jobs_and_workflows() -> None:
+    timeout = event("timeout", reason="ExecutionTimeout", message="still running")
+    assert gave_up_on("Job", timeout) == GAVE_UP_ON_TIMEOUT
+    assert gave_up_on("Workflow", timeout) == GAVE_UP_ON_TIMEOUT
+
+
+def test_a_finished_workflow_is_never_given_up_on() -> None:
+    # A Workflow the controller rejected has finished (phase Error): permanent, not live.
+    rejected = event("failed", reason="Error", phase="Error", permanent=True)
+    assert gave_up_on("Workflow", rejected) is None
+    assert gave_up_on("Workflow", event("failed", reason="WorkflowDeleted")) is None
+    assert gave_up_on("Workflow", event("success", phase="Succeeded")) is None
 
 
 # --- Workflows ----------------------------------------------------------------------------------

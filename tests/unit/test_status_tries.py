@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_k8s_jobs.manifests.names import TRY_NUMBER
-from airflow_k8s_jobs.status.tries import earlier_try_to_adopt
+from airflow_k8s_jobs.status.tries import earlier_try_to_adopt, still_running
 
 
 def job(try_number: int, *conditions: str, deleting: bool = False) -> dict[str, Any]:
@@ -78,3 +78,17 @@ def test_only_the_latest_earlier_try_counts_and_never_this_try_or_later() -> Non
 def test_workflows_follow_their_phase(earlier: dict[str, Any], adopted: bool) -> None:
     found = earlier_try_to_adopt("Workflow", [earlier], 2, automatic_retry=True)
     assert (found is not None) == adopted
+
+
+def test_a_failing_try_leaves_running_its_own_or_an_earlier_tries_unfinished_objects() -> None:
+    objects = [job(1), job(2, "Failed"), job(3, deleting=True), job(4), job(5)]
+    assert [o["metadata"]["name"] for o in still_running("Job", objects, 4)] == ["t1", "t4"]
+    workflows = [workflow(1, "Running"), workflow(2, "Running", shutdown="Terminate")]
+    workflows += [workflow(3, "Succeeded"), workflow(4, "Pending")]
+    assert [o["metadata"]["name"] for o in still_running("Workflow", workflows, 4)] == ["w1", "w4"]
+
+
+def test_a_job_deleted_when_its_try_gave_up_is_never_adopted() -> None:
+    # A Background deletion is gone at once; until then it carries a deletionTimestamp.
+    assert earlier_try_to_adopt("Job", [job(1, deleting=True)], 2, automatic_retry=True) is None
+    assert earlier_try_to_adopt("Job", [], 2, automatic_retry=True) is None

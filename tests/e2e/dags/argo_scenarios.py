@@ -83,6 +83,14 @@ with scenario("scn_argo_retry", retries=1, retry_delay=timedelta(seconds=0)) as 
 with scenario("scn_argo_timeout") as scn_argo_timeout:
     ArgoWorkflowOperator(task_id="slow", workflow=ONE_STEP, execution_timeout=timedelta(seconds=4))
 
+with scenario("scn_argo_timeout_kept") as scn_argo_timeout_kept:
+    ArgoWorkflowOperator(
+        task_id="slow",
+        workflow=ONE_STEP,
+        execution_timeout=timedelta(seconds=4),
+        delete_on_give_up=False,
+    )
+
 # Bad input: each fails before anything is created.
 with scenario("scn_argo_undeclared") as scn_argo_undeclared:
     ArgoWorkflowOperator(task_id="undeclared", workflow=FAN_OUT, parameters={"sise": 3})

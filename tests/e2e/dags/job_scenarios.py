@@ -64,6 +64,25 @@ with scenario("scn_no_capacity") as scn_no_capacity:
         capacity_timeout=timedelta(seconds=3),
     )
 
+# The same, kept for inspection after the task gives up on it.
+with scenario("scn_no_capacity_kept") as scn_no_capacity_kept:
+    KubeJobOperator(
+        task_id="huge",
+        image="scn/huge:1",
+        container_resources={"requests": {"cpu": "64"}},
+        capacity_timeout=timedelta(seconds=3),
+        delete_on_give_up=False,
+    )
+
+# A node pool the cluster does not have: no node ever fits the pod.
+with scenario("scn_unknown_pool") as scn_unknown_pool:
+    KubeJobOperator(
+        task_id="nowhere",
+        image="scn/simple:1",
+        node_pool="no-such-pool",
+        capacity_timeout=timedelta(seconds=3),
+    )
+
 # The client accepts the reference; the kubelet rejects it (repository names are lower case).
 with scenario("scn_bad_image") as scn_bad_image:
     KubeJobOperator(task_id="bad_image", image="Registry.example.com/Team/App:1")
