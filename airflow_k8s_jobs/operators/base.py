@@ -1,30 +1,31 @@
 """What the operators that submit one object and wait for it share: submit-or-re-attach (or wait
 for an earlier try's object), deferring with a backstop timeout, the pods' logs, raising what the
-outcome says, the execution timeout and kill handling. Subclasses say what to build
-(:class:`~airflow_k8s_jobs.operators._cluster.ClusterOperator`), how to wait and how to stop.
+outcome says. Subclasses say what to build
+(:class:`~airflow_k8s_jobs.operators._cluster.ClusterOperator`), how to wait and how to stop
+(:class:`~airflow_k8s_jobs.operators._stopping.StoppingOperator`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
-from .._compat import AirflowTaskTimeout, BaseTrigger, Context
+from .._compat import BaseTrigger, Context
 from ..errors import JobFailedError, WorkflowFailedError
 from ..manifests.names import TaskInstanceKey
 from ..status.deadlines import BACKSTOP_SECONDS as BACKSTOP_SECONDS
 from ..status.deadlines import backstop
-from ..status.outcome import GAVE_UP_UNHEARD, Outcome, gave_up_on
-from ..status.tries import earlier_try_to_adopt, is_automatic_retry, still_running
+from ..status.outcome import Outcome
+from ..status.tries import earlier_try_to_adopt, is_automatic_retry
 from ..submitting import create_or_adopt, list_tries
-from ._cluster import ClusterOperator
 from ._common import (
     FatalJobFailedError,
     FatalWorkflowFailedError,
     execution_deadline,
     no_retry_on_bad_input,
 )
+from ._stopping import StoppingOperator
 
 __all__ = ["BACKSTOP_SECONDS", "FINAL_FAILURES", "SubmitAndWaitOperator", "Waiting", "backstop"]
 
@@ -38,7 +39,7 @@ FINAL_FAILURES: dict[type[Exception], type[Exception]] = {
 """The failure raised when another try would fail the same way (Airflow does not retry it)."""
 
 
-class SubmitAndWaitOperator(ClusterOperator):
+class SubmitAndWaitOperator(StoppingOperator):
     """Submit one object (built by :meth:`build_manifest`) and wait for it, deferrably.
 
     Each task instance try submits its own object, with a deterministic name from
@@ -67,10 +68,6 @@ class SubmitAndWaitOperator(ClusterOperator):
     name_xcom_key: ClassVar[str]
     target_type: ClassVar[Callable[..., Any]]
     """What the waiter waits for (``JobTarget``, ``WorkflowTarget``)."""
-
-    def __init__(self, *, delete_on_give_up: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.delete_on_give_up = delete_on_give_up
 
     # --- submit and wait ----------------------------------------------------------------------
 
@@ -159,11 +156,6 @@ class SubmitAndWaitOperator(ClusterOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    def _about(self, event: dict[str, Any]) -> tuple[str, str, str, str]:
-        """The namespace, name and uid of what the event is about, and how messages name it."""
-        namespace, name = event["namespace"], event["name"]
-        return namespace, name, event["uid"], self._where(namespace, name)
-
     def _finish(self, outcome: Outcome, where: str, event: dict[str, Any] | None = None) -> None:
         """Raise the outcome's failure (giving up on the object of ``event`` first when it has
         not finished), or log the success."""
@@ -175,66 +167,3 @@ class SubmitAndWaitOperator(ClusterOperator):
         if outcome.gave_up and event is not None:
             done = self._give_up(event, outcome.gave_up)
         raise error(outcome.message + done)
-
-    # --- stop ---------------------------------------------------------------------------------
-
-    @property
-    def _acts_on_kill(self) -> bool:
-        """Whether a kill or a timeout stops the object."""
-        raise NotImplementedError
-
-    def _stop(self, namespace: str, name: str, uid: str, where: str) -> str:
-        """Stop the object if it is still ours; returns what was done, as a sentence."""
-        raise NotImplementedError
-
-    def _timed_out(self, event: dict[str, Any]) -> NoReturn:
-        """The trigger fired at the task's deadline: stop the object (unless ``delete_on_kill``
-        or ``shutdown_on_kill`` says to leave it) and fail the task."""
-        self._target = None  # on_kill() (Airflow 2 calls it on a timeout) has nothing to do
-        done = ""
-        why = gave_up_on(self.resource.kind, event)
-        if self._acts_on_kill and why is not None:
-            done = self._give_up(event, why)
-        raise AirflowTaskTimeout(f"{event['message']}{done}")
-
-    def _give_up(self, event: dict[str, Any], why: str) -> str:
-        """Stop the unfinished object of ``event`` as the task fails (unless
-        ``delete_on_give_up`` is False); returns what was done, as a sentence with a leading
-        space to append to the error (empty when nothing was done)."""
-        if not self.delete_on_give_up:
-            return ""
-        done = self._abandon(*self._about(event))
-        if not done:
-            return ""
-        sentence = f"{done} so that it does not {why}."
-        self.log.warning("%s", sentence)
-        return " " + sentence
-
-    def _abandon(self, namespace: str, name: str, uid: str, where: str) -> str:
-        """Stop an object the task gives up on if it is still ours; returns what was done
-        (``Deleted Job ns/name on cluster``), empty when it was gone already."""
-        raise NotImplementedError
-
-    def resume_execution(
-        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
-    ) -> Any:
-        """When Airflow fails the deferred task without an event (its backstop timeout, a
-        trigger that failed), give up on what still runs first, then let Airflow fail it."""
-        if next_method == "__fail__" and self.delete_on_give_up and self._acts_on_kill:
-            try:
-                key, namespace = self._key(context), self._target_namespace()
-                found = list_tries(self._request, self.resource, namespace, key)
-                for obj in still_running(self.resource.kind, found, key.try_number):
-                    meta = obj["metadata"]
-                    event = {"namespace": namespace, "name": meta["name"], "uid": meta["uid"]}
-                    self._give_up(event, GAVE_UP_UNHEARD)
-            except Exception as exc:  # Airflow's own failure is the one to report
-                self.log.warning("Could not stop the %s of this task: %s", self.resource.kind, exc)
-        return super().resume_execution(next_method, next_kwargs, context)
-
-    def on_kill(self) -> None:
-        """Stop the object when the task is killed while the worker waits (synchronous mode)."""
-        target = self._target
-        if target is None or not self._acts_on_kill:
-            return
-        self._stop(target.namespace, target.name, target.uid, target.where)
