@@ -21,7 +21,9 @@ Time is simulated, so eight hours take a few wall minutes:
   request, the retry policy that refreshes once on a 401;
 * simulated time moves ``--step`` at a time (first the benchmark's clock, then the cluster's),
   each step waiting until the informers have watched again, until the Jobs finish
-  (``--hours``) and every trigger has fired.
+  (``--hours``) and every trigger has fired;
+* once, at ``--revoke-at`` hours, the cluster revokes every token issued so far (a key rotation):
+  the requests refused then, and the exchanges that follow, are counted apart.
 """
 
 from __future__ import annotations
@@ -148,6 +150,9 @@ def serve_cluster(
                 cluster.advance(arg)
                 cluster.call(cluster.state.store.drop_watches)
                 conn.send(cluster.now())
+            elif command == "revoke":  # every token issued so far is refused from now on
+                cluster.call(expiry.clear)
+                conn.send("revoked")
             elif command == "stats":
                 conn.send(cluster.call(lambda: {**tally, "watches": watch_requests[0]}))
             elif command == "stop":
@@ -292,8 +297,16 @@ async def wait_eight_hours(
         await informer.wait_synced()
     started = time.monotonic()
     waited = 0
+    revocation: dict[str, Any] = {}
     while waited < args.hours * 3600 + 2 * args.step and len(fired) < len(jobs):
-        before = (await asyncio.to_thread(cluster.ask, "stats"))["watches"]
+        stats = await asyncio.to_thread(cluster.ask, "stats")
+        if "after" not in revocation and "before" in revocation:
+            revocation["after"] = stats  # the informers watched again since
+        if args.revoke_at and "before" not in revocation and waited >= args.revoke_at * 3600:
+            revocation["before"] = stats
+            revocation["at"] = waited
+            await asyncio.to_thread(cluster.ask, "revoke")
+        before = stats["watches"]
         clock.advance(args.step)  # the client's clock first: never behind the cluster's
         await asyncio.to_thread(cluster.ask, "advance", args.step)
         waited += args.step
@@ -308,7 +321,12 @@ async def wait_eight_hours(
                 raise TimeoutError("the informers did not watch again within 60 s")
             await asyncio.sleep(0.05)
     await asyncio.wait_for(asyncio.gather(*tasks), 120)  # the Jobs have ended
-    return {"fired": fired, "waited": waited, "wall": time.monotonic() - started}
+    return {
+        "fired": fired,
+        "waited": waited,
+        "wall": time.monotonic() - started,
+        "revocation": revocation,
+    }
 
 
 def measure(args: Any) -> dict[str, Any]:
@@ -323,7 +341,20 @@ def measure(args: Any) -> dict[str, Any]:
         stats = cluster.ask("stats")
     finally:
         cluster.stop()
+    revocation = run["revocation"]
+    before, after = revocation.get("before"), revocation.get("after")
+    revoked = (
+        {
+            "at": revocation["at"],
+            "rejected_before": before["rejected"],
+            "rejected": after["rejected"] - before["rejected"],
+            "exchanges": after["exchanges"] - before["exchanges"],
+        }
+        if before and after
+        else None
+    )
     return {
+        "revoked": revoked,
         "triggers": args.triggers,
         "hours": args.hours,
         "step": args.step,
@@ -343,6 +374,16 @@ def measure(args: Any) -> dict[str, Any]:
 def render(run: dict[str, Any], google: dict[str, Any] | None) -> str:
     """The markdown table."""
     spans = lifetimes(run["waited"])
+    revoked = run.get("revoked")
+    scheduled = run["exchanges"] - (revoked["exchanges"] if revoked else 0)
+    rejected, revoke_note = run["rejected"], ""
+    if revoked:
+        rejected = run["rejected"] - revoked["rejected"]  # those the revocation did not cause
+        revoke_note = (
+            f"; when every token was revoked at {revoked['at'] / 3600:g} h: "
+            f"{revoked['rejected']} refused (one per informer), then "
+            f"{revoked['exchanges']} token exchange(s) and every informer watching again"
+        )
     rows = [
         f"Google token refreshes, {run['triggers']} KubeJobTriggers in one process on one GKE "
         f"connection, Jobs running {run['hours']:g} h (simulated; token lifetime 1 h)",
@@ -352,12 +393,14 @@ def render(run: dict[str, Any], google: dict[str, Any] | None) -> str:
         f"| simulated wait | {run['waited'] / 3600:.2f} h ({spans} token lifetimes), "
         f"{run['wall']:.0f} s of wall time |",
         f"| triggers fired | {run['triggers']} ({', '.join(run['outcomes'])}) |",
-        f"| token exchanges (token endpoint) | {run['exchanges']} (the token source counted "
+        f"| token exchanges (token endpoint) | {scheduled} on schedule"
+        + (f" + {revoked['exchanges']} after the revocation" if revoked else "")
+        + f" (the token source counted "
         f"{run['refreshes']}; refreshing {run['margin']:.0f} s before expiry needs "
-        f"{run['expected']}) |",
-        f"| refreshes per token lifetime per process | {run['exchanges'] / spans:.2f} (goal: 1; "
+        f"{run['expected']} on schedule) |",
+        f"| refreshes per token lifetime per process | {scheduled / spans:.2f} (goal: 1; "
         f"a token is replaced {run['margin'] / 60:.0f} min before it expires) |",
-        f"| requests refused with 401 | {run['rejected']} (goal: 0) |",
+        f"| requests refused with 401 | {rejected} (goal: 0){revoke_note} |",
         f"| requests accepted | {run['accepted']} ({run['watches']} of them watches, "
         f"one per informer every {run['step'] // 60} simulated minutes) |",
     ]
@@ -415,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--triggers", type=int, default=20, help="waiting triggers (20)")
     parser.add_argument("--hours", type=float, default=8.0, help="simulated wait, h (8)")
     parser.add_argument("--step", type=int, default=300, help="simulated seconds a step (300)")
+    parser.add_argument(
+        "--revoke-at",
+        type=float,
+        default=4.0,
+        help="revoke every token once at this simulated hour (4; 0: never)",
+    )
     parser.add_argument(
         "--side-by-side",
         type=Path,
