@@ -285,6 +285,10 @@ bench: setup-af3 setup-composer-2.11.1
 	$(call venv,af3)/bin/python benchmarks/job_waiting.py --output benchmarks/results/job_waiting.md
 	$(call venv,af3)/bin/python benchmarks/simulated_cluster_scale.py \
 	  --output benchmarks/results/simulated_cluster_scale.md
+	$(call venv,af3)/bin/python benchmarks/cleanup_scale.py \
+	  --output benchmarks/results/cleanup_scale.md
+	$(call venv,af3)/bin/python benchmarks/token_refreshes.py \
+	  --output benchmarks/results/token_refreshes.md
 	@# Argo's own examples/ (from the Go module proxy) on the simulated Argo controller.
 	if command -v go >/dev/null; then \
 	  dir=$$(go mod download -json github.com/argoproj/argo-workflows/v4@$(ARGO_EXAMPLES_VERSION) \

@@ -123,8 +123,13 @@ def field_value(obj: Mapping[str, Any], path: str) -> str:
     """The string a field selector compares a dotted path against (missing → "").
 
     An Event's ``source`` is ``source.component``, or its ``reportingComponent`` (the reporting
-    controller) when that is empty, as kube-apiserver selects it.
+    controller) when that is empty, as kube-apiserver selects it. A Job's ``status.successful``
+    is its ``status.succeeded`` count (``"0"`` when missing).
     """
+    if path == "status.successful":
+        status = obj.get("status")
+        succeeded = status.get("succeeded") if isinstance(status, Mapping) else None
+        return str(int(succeeded or 0))
     if path == "source":
         source = obj.get("source")
         component = source.get("component") if isinstance(source, Mapping) else None

@@ -67,6 +67,24 @@ def test_finished_job_and_its_pods_are_deleted_after_the_ttl(
     )
 
 
+def test_ttl_set_on_a_finished_job_later_deletes_it(
+    simulated_cluster: SimulatedCluster, api: kubernetes.client.ApiClient
+) -> None:
+    """A TTL patched onto a Job that already finished counts from its finish time."""
+    batch = kubernetes.client.BatchV1Api(api)
+    batch.create_namespaced_job(NS, job("patched"))
+    batch.create_namespaced_job(NS, job("untouched"))
+    simulated_cluster.advance(5)
+    simulated_cluster.wait_for(lambda: condition(batch, "patched", "Complete"))
+    simulated_cluster.advance(100)
+    batch.patch_namespaced_job("patched", NS, {"spec": {"ttlSecondsAfterFinished": 60}})
+    simulated_cluster.advance(1)
+    simulated_cluster.wait_for(
+        lambda: [j.metadata.name for j in batch.list_namespaced_job(NS).items] == ["untouched"],
+        message="the patched Job to be deleted",
+    )
+
+
 def test_job_without_ttl_stays(
     simulated_cluster: SimulatedCluster, api: kubernetes.client.ApiClient
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulated_k8s_cluster.resources import CONFIGMAPS, EVENTS, PODS, ApiError
+from simulated_k8s_cluster.resources import CONFIGMAPS, EVENTS, JOBS, PODS, ApiError
 from simulated_k8s_cluster.selectors import (
     Requirement,
     field_value,
@@ -136,6 +136,17 @@ def test_event_field_selectors() -> None:
     assert fields_match(parse_field_selector("involvedObject.name=j", EVENTS), event)
     assert not fields_match(parse_field_selector("involvedObject.name=k", EVENTS), event)
     assert fields_match(parse_field_selector("source=job-controller,type=Normal", EVENTS), event)
+
+
+def test_job_successful_is_the_succeeded_count() -> None:
+    """``status.successful`` selects on ``status.succeeded``; a Job without it counts 0."""
+    done = {"metadata": {"name": "a"}, "status": {"succeeded": 1}}
+    fresh = {"metadata": {"name": "b"}, "status": {}}
+    one = parse_field_selector("status.successful=1", JOBS)
+    zero = parse_field_selector("status.successful=0", JOBS)
+    assert fields_match(one, done) and not fields_match(one, fresh)
+    assert fields_match(zero, fresh) and not fields_match(zero, done)
+    assert field_value({"metadata": {}}, "status.successful") == "0"
 
 
 def test_event_source_falls_back_to_the_reporting_controller() -> None:

@@ -90,18 +90,40 @@ class GarbageCollector:
 
 
 class TtlAfterFinishedController:
-    """Deletes finished Jobs ``ttlSecondsAfterFinished`` after they finished (foreground)."""
+    """Deletes finished Jobs ``ttlSecondsAfterFinished`` after they finished (foreground).
+
+    It keeps the keys of the Jobs that set a TTL (from the store's writes), so a pass reads
+    those only, not every Job of the cluster.
+    """
 
     name = "ttl-after-finished"
     watches = (JOBS,)
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
+        self._with_ttl: set[tuple[str, str]] = set()
+        state.store.add_observer(self._observe)
+
+    def _observe(self, resource: Any, event_type: str, obj: Obj, old: Obj | None) -> None:
+        if resource is not JOBS:
+            return
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if (
+            event_type != "DELETED"
+            and (obj.get("spec") or {}).get("ttlSecondsAfterFinished") is not None
+        ):
+            self._with_ttl.add(key)
+        else:
+            self._with_ttl.discard(key)
 
     def reconcile(self) -> float | None:
         store, clock = self.state.store, self.state.clock
         wake_at: float | None = None
-        for job in list(store.objects(JOBS)):
+        for namespace, name in sorted(self._with_ttl):
+            job = store.peek(JOBS, namespace, name)
+            if job is None:
+                self._with_ttl.discard((namespace, name))
+                continue
             ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
             if ttl is None or job["metadata"].get("deletionTimestamp"):
                 continue
@@ -110,8 +132,7 @@ class TtlAfterFinishedController:
                 continue
             expires = clock.parse(finished) + ttl
             if clock.now() >= expires:
-                meta = job["metadata"]
-                store.delete(JOBS, meta["namespace"], meta["name"], propagation="Foreground")
+                store.delete(JOBS, namespace, name, propagation="Foreground")
             elif wake_at is None or expires < wake_at:
                 wake_at = expires
         return wake_at
