@@ -76,9 +76,14 @@ class GoogleTokenSource:
         expiry = creds.expiry
         return expiry is not None and self._clock() >= expiry - self._margin
 
-    def invalidate(self) -> None:
-        """Make the next ``token()`` / ``atoken()`` refresh (the server refused the token)."""
-        self._invalid = True
+    def invalidate(self, refused: str | None = None) -> None:
+        """Make the next ``token()`` / ``atoken()`` refresh (the server refused the token).
+
+        With ``refused`` (the token the server refused), only when it is still the current
+        one: many clients sharing this source then cost one refresh, not one each.
+        """
+        if refused is None or refused == self._credentials.token:
+            self._invalid = True
 
     def token(self) -> str:
         if self.needs_refresh():

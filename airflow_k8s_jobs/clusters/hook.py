@@ -82,6 +82,13 @@ def _set_token(configuration: Any, token: str) -> None:
         configuration.api_key_prefix[key] = "Bearer"
 
 
+def _current_token(configuration: Any) -> str | None:
+    """The bearer token ``configuration`` sends (None: none)."""
+    return next(
+        (configuration.api_key.get(k) for k in _TOKEN_KEYS if k in configuration.api_key), None
+    )
+
+
 def _ca_file(pem: bytes) -> str:
     """A file holding a cluster CA (public data), one per distinct certificate."""
     digest = hashlib.sha256(pem).hexdigest()[:24]
@@ -396,7 +403,7 @@ class KubeClusterHook(BaseHook):
         settings = self.settings
         if settings.kind == "gke":
             tokens = gke.token_source_for(settings.impersonation_chain, settings.gcp_conn_id)
-            tokens.invalidate()
+            tokens.invalidate(refused=_current_token(client.configuration))
             _set_token(client.configuration, tokens.token())
         else:
             load_sync_configuration(settings, client.configuration)
@@ -409,7 +416,7 @@ class KubeClusterHook(BaseHook):
             tokens = await asyncio.to_thread(
                 gke.token_source_for, settings.impersonation_chain, settings.gcp_conn_id
             )
-            tokens.invalidate()
+            tokens.invalidate(refused=_current_token(client.configuration))
             _set_token(client.configuration, await tokens.atoken())
         else:
             await load_async_configuration(settings, client.configuration)

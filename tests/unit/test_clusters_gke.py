@@ -99,6 +99,21 @@ def test_invalidate_forces_one_refresh(source: GoogleTokenSource, issuer: Issuer
     assert issuer.calls == 2
 
 
+def test_clients_refused_the_same_token_cost_one_refresh(
+    source: GoogleTokenSource, issuer: Issuer
+) -> None:
+    refused = source.token()
+    source.invalidate(refused=refused)  # the first client refused: refresh
+    assert source.token() == "token-2"
+    source.invalidate(refused=refused)  # the others refused the old token: no new refresh
+    source.invalidate(refused=refused)
+    assert source.token() == "token-2"
+    assert issuer.calls == 2
+    source.invalidate(refused="token-2")  # the new token refused too: refresh again
+    assert source.token() == "token-3"
+    assert issuer.calls == 3
+
+
 def test_refresh_failure_is_transient_and_does_not_leak(clock: Clock) -> None:
     def failing(request: Any, scopes: Any) -> tuple[str, dt.datetime]:
         raise RuntimeError("metadata server unreachable")
