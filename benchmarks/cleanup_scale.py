@@ -39,7 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from harness import publish
+from harness import ChildProcess, publish
 
 CONN_ID = "bench_cleanup"
 DAY = 86400
@@ -237,33 +237,12 @@ def serve_cluster(conn: multiprocessing.connection.Connection, namespaces: list[
                 break
 
 
-class ClusterProcess:
-    """The simulated cluster in a child process (``spawn``), driven over a pipe."""
+class ClusterProcess(ChildProcess):
+    """The simulated cluster in a child process, driven over a pipe."""
 
     def __init__(self, namespaces: list[str]) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=serve_cluster, args=(child, namespaces), daemon=True)
-        self._process.start()
-        self.kubeconfig: dict[str, Any] = self._conn.recv()
-
-    def ask(self, command: str, arg: Any = None) -> Any:
-        self._conn.send((command, arg))
-        return self._conn.recv()
-
-    def stop(self) -> None:
-        try:
-            self.ask("stop")
-        finally:
-            self._process.join(30)
-            if self._process.is_alive():
-                self._process.kill()
-
-    def __enter__(self) -> ClusterProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(serve_cluster, namespaces)
+        self.kubeconfig: dict[str, Any] = self.started()
 
 
 # --- the two sides ----------------------------------------------------------------------------

@@ -142,21 +142,51 @@ def serve_cluster(
                 break
 
 
-class ClusterProcess:
-    """The simulated cluster in a child process (``spawn``), driven over a pipe."""
+class ChildProcess:
+    """A server in a child process (``spawn``) running ``target(conn, *args)``, driven over a
+    pipe: ``ask(command, arg)`` sends a command and returns the answer; ``"stop"`` ends it.
+    ``started`` reads what the child sends once it serves (within 120 s)."""
 
-    def __init__(self, jobs: int, namespaces: list[str]) -> None:
+    def __init__(self, target: Any, *args: Any) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(
-            target=serve_cluster, args=(child, jobs, namespaces), daemon=True
-        )
+        self._process = ctx.Process(target=target, args=(child, *args), daemon=True)
         self._process.start()
-        self.kubeconfig: dict[str, Any] = self._conn.recv()
+        self._lock = threading.Lock()
+
+    def started(self) -> Any:
+        """The child's first message (what it serves at)."""
+        if not self._conn.poll(120):
+            self._process.kill()
+            raise RuntimeError("the simulated cluster did not start within 120 s")
+        return self._conn.recv()
 
     def ask(self, command: str, arg: Any = None) -> Any:
-        self._conn.send((command, arg))
-        return self._conn.recv()
+        with self._lock:
+            self._conn.send((command, arg))
+            return self._conn.recv()
+
+    def stop(self) -> None:
+        try:
+            self.ask("stop")
+        finally:
+            self._process.join(30)
+            if self._process.is_alive():
+                self._process.kill()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ClusterProcess(ChildProcess):
+    """The simulated cluster with ``jobs`` Jobs' counters, in a child process."""
+
+    def __init__(self, jobs: int, namespaces: list[str]) -> None:
+        super().__init__(serve_cluster, jobs, namespaces)
+        self.kubeconfig: dict[str, Any] = self.started()
 
     def create(self, manifests: list[dict[str, Any]]) -> list[dict[str, str]]:
         """Create the Jobs; ``[{"namespace", "name", "uid"}]``."""
@@ -172,20 +202,6 @@ class ClusterProcess:
         """API requests served so far, ``{"get jobs": n, …}``."""
         result: dict[str, int] = self.ask("counters")
         return result
-
-    def stop(self) -> None:
-        try:
-            self.ask("stop")
-        finally:
-            self._process.join(30)
-            if self._process.is_alive():
-                self._process.kill()
-
-    def __enter__(self) -> ClusterProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def manifests(jobs: int, seconds: int, spread: int, namespaces: list[str]) -> list[dict[str, Any]]:

@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from harness import publish, wait_until
+from harness import ChildProcess, publish, wait_until
 
 NAMESPACE = "batch"
 CONN_ID = "bench_gke"
@@ -181,35 +181,13 @@ def job_manifest(index: int, seconds: int) -> dict[str, Any]:
     }
 
 
-class ClusterProcess:
-    """The cluster in a child process (``spawn``), driven over a pipe."""
+class ClusterProcess(ChildProcess):
+    """The cluster and its token endpoint in a child process, driven over a pipe."""
 
     def __init__(self, jobs: int, seconds: int, step: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(
-            target=serve_cluster, args=(child, jobs, seconds, step), daemon=True
-        )
-        self._process.start()
-        if not self._conn.poll(120):
-            self._process.kill()
-            raise RuntimeError("the simulated cluster did not start within 120 s")
-        self.server: dict[str, str] = self._conn.recv()
+        super().__init__(serve_cluster, jobs, seconds, step)
+        self.server: dict[str, str] = self.started()
         self.token_uri: str = self._conn.recv()
-        self._lock = threading.Lock()
-
-    def ask(self, command: str, arg: Any = None) -> Any:
-        with self._lock:
-            self._conn.send((command, arg))
-            return self._conn.recv()
-
-    def stop(self) -> None:
-        try:
-            self.ask("stop")
-        finally:
-            self._process.join(30)
-            if self._process.is_alive():
-                self._process.kill()
 
 
 # --- the benchmark's process ------------------------------------------------------------------
