@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -192,6 +193,22 @@ class RssSampler:
         return self.peak.get(phase, self.start) - self.start
 
 
+class GcPauses:
+    """The garbage collector's full (generation 2) collections and how long each took."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._began)
+
+
 async def wait_deferred(trigger: Any, lags: list[float]) -> dict[str, Any]:
     """Run the trigger to its event, sampling the loop's lag every 50 ms."""
     done = asyncio.Event()
@@ -258,6 +275,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except TaskDeferred as deferred:
             trigger = deferred.trigger
         lags: list[float] = []
+        gc_pauses = GcPauses()
+        gc.callbacks.append(gc_pauses)
         if args.profile is not None:
             import cProfile
 
@@ -267,6 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             event = asyncio.run(wait_deferred(trigger, lags))
         waited = time.monotonic() - started
+        gc.callbacks.remove(gc_pauses)
         counter.current = counter.final
         sampler.phase = "final"
         operator.execute_complete(context, event)
@@ -304,6 +324,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "wait_seconds": waited,
         "total_seconds": total,
         "lag_ms": spread_ms(lags),
+        "gc_full_collections": len(gc_pauses.pauses),
+        "gc_full_ms": spread_ms(gc_pauses.pauses),
         "requests": counters,
     }
 
@@ -353,6 +375,8 @@ def table(result: dict[str, Any]) -> str:
             "| wall time: waiting / in all | "
             f"{r['wait_seconds']:.0f} / {r['total_seconds']:.0f} s |",
             f"| event-loop lag while waiting (p50 / p99 / max) | {r['lag_ms']} |",
+            f"| ... full garbage collections while waiting, each (p50 / p99 / max) | "
+            f"{r['gc_full_collections']}, {r['gc_full_ms']} |",
         ]
     )
 

@@ -92,6 +92,8 @@ def test_table_names_coverage_and_bounds() -> None:
         "wait_seconds": 12.0,
         "total_seconds": 13.0,
         "lag_ms": "1 / 2 / 3 ms",
+        "gc_full_collections": 2,
+        "gc_full_ms": "4 / 5 / 5 ms",
         "requests": {"get pods/log": 20, "list pods": 1},
     }
     text = fanout.table(result)
@@ -100,3 +102,13 @@ def test_table_names_coverage_and_bounds() -> None:
     assert "| 1.2 / 3.5 MiB |" in text
     assert "| 20 / 1 / 0 / 0 |" in text
     assert "| 250, every pod |" in text
+    assert "| 2, 4 / 5 / 5 ms |" in text
+
+
+def test_gc_pauses_times_full_collections_only() -> None:
+    pauses = fanout.GcPauses()
+    pauses("start", {"generation": 0})
+    pauses("stop", {"generation": 0})
+    pauses("start", {"generation": 2})
+    pauses("stop", {"generation": 2})
+    assert len(pauses.pauses) == 1 and pauses.pauses[0] >= 0
