@@ -289,6 +289,8 @@ bench: setup-af3 setup-composer-2.11.1
 	  --output benchmarks/results/cleanup_scale.md
 	$(call venv,af3)/bin/python benchmarks/token_refreshes.py \
 	  --output benchmarks/results/token_refreshes.md
+	$(call venv,af3)/bin/python benchmarks/fanout_logs.py \
+	  --output benchmarks/results/fanout_logs.md
 	@# Argo's own examples/ (from the Go module proxy) on the simulated Argo controller.
 	if command -v go >/dev/null; then \
 	  dir=$$(go mod download -json github.com/argoproj/argo-workflows/v4@$(ARGO_EXAMPLES_VERSION) \

@@ -402,7 +402,12 @@ def view_pods(
     pods: Sequence[Obj], events: Sequence[Obj], now: datetime | None, grace: float
 ) -> PodsView:
     view = PodsView()
-    events_by_pod = {name_of(pod): events_about(events, pod) for pod in pods}
+    # One pass over the events, not one per pod: a 1,500-pod Job has thousands of each.
+    by_name: dict[str, list[Obj]] = {}
+    for event in events:
+        ref = event.get("involvedObject") or event.get("regarding") or {}
+        by_name.setdefault(str(ref.get("name") or ""), []).append(event)
+    events_by_pod = {name_of(pod): events_about(by_name.get(name_of(pod), []), pod) for pod in pods}
     failures: list[PodFailure] = []
     for pod in pods:
         phase = status(pod).get("phase") or "Pending"

@@ -443,3 +443,32 @@ def test_pods_of_another_job_with_the_same_name_are_ignored():
     stale["status"]["phase"] = "Failed"
     state = interpret_job(data["job"], [*data["pods"], stale], data["events"])
     assert state.failed_pods == () and state.running == 2
+
+
+class CountedEvents(list[dict[str, Any]]):
+    """Events that count how often they are read through."""
+
+    reads = 0
+
+    def __iter__(self) -> Any:
+        self.reads += 1
+        return super().__iter__()
+
+
+def test_events_are_read_a_fixed_number_of_times_however_many_pods() -> None:
+    # A 1,500-pod fan-out has thousands of pods and events: matching them pod by pod over all
+    # the events held the event loop for seconds on every change.
+    data = load("image_pull_backoff_persistent")
+    template = data["pods"][0]
+    pods = []
+    for i in range(60):
+        pod = copy.deepcopy(template)
+        pod["metadata"]["name"] = f"{template['metadata']['name']}-{i}"
+        pod["metadata"]["uid"] = f"uid-{i}"
+        pods.append(pod)
+    events = CountedEvents(data["events"])
+    state = interpret_job(data["job"], [*data["pods"], *pods], events)
+    plain = interpret_job(data["job"], [*data["pods"], *pods], list(data["events"]))
+    assert state == plain
+    assert any(p.reason in ("ImagePullBackOff", "ErrImagePull") for p in state.problems)
+    assert events.reads <= 3
