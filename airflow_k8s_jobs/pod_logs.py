@@ -26,6 +26,17 @@ MAIN_CONTAINER = "main"
 """The container of a Workflow's pod whose log is read."""
 MAX_LOGGED_PODS = 100
 """A Workflow's pods whose logs are written to the task log: the last ones."""
+KEPT_LINES = 50
+KEPT_CHARS = 16 * 1024
+"""What is kept of each pod's log once written (for the failure message, which shows tails):
+its last :data:`KEPT_LINES` lines within :data:`KEPT_CHARS`, so that memory does not grow with
+the pods' log sizes (a fan-out of thousands of pods)."""
+
+
+def log_tail(text: str) -> str:
+    """The end of a log that is kept after it was written: see :data:`KEPT_LINES`."""
+    tail = "".join(text.splitlines(keepends=True)[-KEPT_LINES:])
+    return tail[-KEPT_CHARS:]
 
 
 def list_pods(request: Callable[..., Any], namespace: str, selector: str, what: str) -> list[Any]:
@@ -93,16 +104,17 @@ def print_pod_logs(
     limit: int | None = None,
 ) -> dict[str, str]:
     """Write each pod's log (the last ``limit`` pods' only) to the task log, prefixed by
-    ``label(pod)``; returns pod name → log."""
+    ``label(pod)``; returns pod name → the log's end (:func:`log_tail`)."""
     if limit is not None and len(pods) > limit:
         log.info("%s has %d pods; writing the logs of the last %d.", where, len(pods), limit)
         pods = pods[-limit:]
     logs: dict[str, str] = {}
     for pod in pods:
         name = pod["metadata"]["name"]
-        logs[name] = read_pod_log(request, namespace, name, where, container)
+        text = read_pod_log(request, namespace, name, where, container)
         phase = (pod.get("status") or {}).get("phase")
-        print_pod_log(log, label(pod), phase, logs[name])
+        print_pod_log(log, label(pod), phase, text)
+        logs[name] = log_tail(text)
     return logs
 
 
