@@ -440,7 +440,8 @@ class Informer:
             except TransientError as exc:
                 self._failures += 1
                 delay = self.policy.backoff(self._failures, exc.retry_after)
-                log.warning("%s: %s; retrying in %.1fs", self.what, exc, delay)
+                # The error names the watch already.
+                log.warning("%s; retrying in %.1fs", exc, delay)
                 await self.policy.asleep(delay)
             except KubeApiError as exc:
                 self._fail(exc)

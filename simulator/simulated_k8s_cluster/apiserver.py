@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import json
 import logging
+import socket
+import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -33,7 +37,7 @@ from .resources import (
 )
 from .selectors import object_filter, parse_field_selector, parse_label_selector
 from .state import ClusterState
-from .store import ResourceVersionTooOld
+from .store import ResourceVersionTooOld, Watcher
 from .streams import STREAM_SUBRESOURCES, StreamServer
 
 log = logging.getLogger("simulated_k8s_cluster")
@@ -64,6 +68,15 @@ def _bool(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1", "yes")
 
 
+def _reset(transport: asyncio.Transport) -> None:
+    """Close the connection with a TCP RST (linger 0), as a crashed peer or middlebox does."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
 def _json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -82,6 +95,8 @@ class ApiServer:
     def __init__(self, state: ClusterState) -> None:
         self.state = state
         self._watch_tasks: set[asyncio.Task[Any]] = set()
+        self._open_watches: dict[asyncio.Transport, Watcher] = {}
+        self._resetting_until = 0.0
         self.authorizer = Authorizer(state.config.rbac, state.config.cluster_name)
         self.streams = StreamServer(state)
 
@@ -99,7 +114,22 @@ class ApiServer:
 
     # --- dispatch --------------------------------------------------------------------------
 
+    def reset_connections(self, seconds: float) -> None:
+        """Reset every open watch connection now, and every connection that sends a request
+        during the next ``seconds`` wall seconds (TCP RST, no answer)."""
+        self._resetting_until = max(self._resetting_until, time.monotonic() + seconds)
+        for transport, watcher in list(self._open_watches.items()):
+            _reset(transport)
+            watcher.close()  # the stream's handler ends at once
+            self.state.store.close_watch(watcher)
+        self._open_watches.clear()
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self._resetting_until and time.monotonic() < self._resetting_until:
+            self.state.counters.add("reset", "connections")
+            if request.transport is not None:
+                _reset(request.transport)
+            return web.Response(status=500)  # never sent: the connection is gone
         try:
             return await self._handle(request)
         except ApiError as error:
@@ -527,6 +557,7 @@ class ApiServer:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        transport = request.transport
         requested_rv = request.query.get("resourceVersion")
         send_initial = _bool(request.query.get("sendInitialEvents"))
         initial = send_initial or not requested_rv or requested_rv == "0"
@@ -539,6 +570,8 @@ class ApiServer:
             await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
             await response.write_eof()
             return response
+        if transport is not None:
+            self._open_watches[transport] = watcher
         loop = asyncio.get_running_loop()
         opened = loop.time()
         deadline = opened + timeout_seconds
@@ -587,6 +620,8 @@ class ApiServer:
             pass
         finally:
             store.close_watch(watcher)
+            if transport is not None:
+                self._open_watches.pop(transport, None)
         return response
 
     def _bookmark(self, resource: ResourceType, initial_events_end: bool = False) -> bytes:

@@ -479,6 +479,11 @@ class SimulatedCluster:
         assert loop is not None, "the cluster is not running"
         asyncio.run_coroutine_threadsafe(restart(), loop).result(timeout=outage_seconds + 30)
 
+    def reset_connections(self, seconds: float) -> None:
+        """Reset (TCP RST) every open watch connection, and every connection that sends a
+        request during the next ``seconds`` wall seconds, as a flapping load balancer does."""
+        self.call(self.server.reset_connections, seconds)
+
     def expire_token(self) -> str:
         """Invalidate the current token (requests with it get 401) and issue a new one.
 

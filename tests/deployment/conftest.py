@@ -26,6 +26,9 @@ from .deployment import AirflowDeployment, PostgresServer, deployment
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "dags"
 
+INLINE_CONN_ID = "gke_batch_inline"
+"""A second connection to the same cluster, its kubeconfig and token inline."""
+
 MINIMUM_CONTAINER_SECONDS = 1500
 """Every container of the example cluster runs at least this long in simulated time (15 wall
 seconds at its time scale). A trigger that fires within moments of its deferral races the
@@ -80,9 +83,20 @@ def deployed(
             "conn_type": "k8sjobs",
             "extra": {"kubeconfig_path": str(kubeconfig), "namespace": NAMESPACE},
         }
+        # The same cluster, the kubeconfig (with its token) inline in the connection: what
+        # must never leak (tests/deployment/test_example_dags_deployed.py). A test that rotates
+        # the token leaves this one stale.
+        inline = {
+            "conn_type": "k8sjobs",
+            "extra": {
+                "kubeconfig": cluster.kubeconfig(namespace=NAMESPACE),
+                "namespace": NAMESPACE,
+            },
+        }
         extra_env = {
             # A killed triggerer's triggers move to a live one once its heartbeat is this old.
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
         }
-        with deployment(tmp, postgres, dags, {CONN_ID: conn}, extra_env) as airflow:
+        connections = {CONN_ID: conn, INLINE_CONN_ID: inline}
+        with deployment(tmp, postgres, dags, connections, extra_env) as airflow:
             yield Deployed(airflow, cluster, kubeconfig)

@@ -1,10 +1,13 @@
 """Faults injected while a task waits, under a real deployment: each task must end as it would
-without the fault — success, on its first try, with exactly one Job — and never hang."""
+without the fault — success, on its first try, with exactly one Job (or Workflow) — or, where
+the fault takes its object away, fail once saying so; never hang."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +15,8 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 from demo import NAMESPACE
+
+from airflow_k8s_jobs.manifests.names import DAG_ID
 
 from .conftest import DEPLOYMENT_DAGS, Deployed
 from .deployment import AirflowDeployment, wait_until
@@ -44,6 +49,12 @@ def start_scenario(deployed: Deployed, scenario: str, seconds: float = RUN_SECON
     return run_id
 
 
+def wait_for_the_trigger_to_watch(deployed: Deployed) -> None:
+    """The deferred task's trigger has its watch open on the cluster (it may start a while
+    after the task deferred); no other client of the deployment watches."""
+    wait_until(lambda: deployed.cluster.open_watches > 0, 180, "the trigger's watch")
+
+
 def jobs_of(deployed: Deployed, scenario: str) -> list[dict[str, Any]]:
     prefix = f"deployed-{scenario.replace('_', '-')}-work-"
     return [
@@ -53,6 +64,10 @@ def jobs_of(deployed: Deployed, scenario: str) -> list[dict[str, Any]]:
     ]
 
 
+def workflows_of(deployed: Deployed, scenario: str) -> list[dict[str, Any]]:
+    return deployed.cluster.list("workflows", NAMESPACE, {DAG_ID: f"deployed_{scenario}"})
+
+
 def job_finished(deployed: Deployed, scenario: str) -> bool:
     (job,) = jobs_of(deployed, scenario)
     conditions = job.get("status", {}).get("conditions") or []
@@ -60,7 +75,11 @@ def job_finished(deployed: Deployed, scenario: str) -> bool:
 
 
 def assert_succeeded_once(
-    airflow: AirflowDeployment, deployed: Deployed, scenario: str, run_id: str
+    airflow: AirflowDeployment,
+    deployed: Deployed,
+    scenario: str,
+    run_id: str,
+    objects: Any = jobs_of,
 ) -> None:
     dag_id = f"deployed_{scenario}"
     state = airflow.wait_for_run(dag_id, run_id, timeout=420)
@@ -71,7 +90,7 @@ def assert_succeeded_once(
         airflow.component_logs()[-5000:],
     )
     assert task.try_number == 1, "a retry was spent"
-    assert len(jobs_of(deployed, scenario)) == 1, "the Job was created twice"
+    assert len(objects(deployed, scenario)) == 1, "the Job (Workflow) was created twice"
     assert f"{scenario}: done" in airflow.task_log(dag_id, run_id, "work")
 
 
@@ -230,3 +249,84 @@ def test_worker_killed_between_create_and_defer_then_the_retry_waits_for_its_job
     assert job["metadata"]["labels"]["airflow-k8s-jobs.io/try-number"] == "1"
     assert f"waits for Job {NAMESPACE}/{job['metadata']['name']}" in log, log[-5000:]
     assert "worker_killed: done" in log
+
+
+def test_429_bursts_with_retry_after_while_deferred_are_waited_out_not_hammered(
+    deployed: Deployed,
+) -> None:
+    """The trigger's open watch is cut, and its next requests for Jobs get 429 with
+    ``Retry-After: 3`` four times in a row: each new request comes at least three seconds after
+    the one before, then the trigger watches again and the task succeeds."""
+    cluster = deployed.cluster
+    run_id = start_scenario(deployed, "throttled_429")
+    wait_for_the_trigger_to_watch(deployed)
+    burst, retry_after = 4, 3
+    before = cluster.requests(resource="jobs")
+    cluster.fail_next(count=burst, status=429, retry_after=retry_after, resource="jobs")
+    cluster.reset_connections(0)  # the open watch is cut; nothing else is refused
+    seen: list[float] = []  # when each request for Jobs was first counted
+
+    def burst_answered() -> bool:
+        count = cluster.requests(resource="jobs") - before
+        while len(seen) < count:
+            seen.append(time.monotonic())
+        return count > burst  # the four 429s and the request after them
+
+    wait_until(burst_answered, 120, "the requests after the 429 burst", interval=0.1)
+    gaps = [b - a for a, b in itertools.pairwise(seen[: burst + 1])]
+    assert len(gaps) == burst and min(gaps) >= retry_after - 0.5, gaps
+    assert_succeeded_once(deployed.airflow, deployed, "throttled_429", run_id)
+    # The trigger said why it waited (its lines are in the task's log, or the triggerer's).
+    logs = deployed.airflow.task_log("deployed_throttled_429", run_id, "work")
+    logs += deployed.airflow.component_logs()
+    assert f"(HTTP 429); retrying in {retry_after}" in logs, logs[-4000:]
+
+
+def test_connections_reset_while_deferred_are_retried(deployed: Deployed) -> None:
+    """The trigger's open watch is reset, and so is every connection it opens for eight seconds
+    (a flapping load balancer): it backs off, watches again, and the task succeeds once."""
+    cluster = deployed.cluster
+    run_id = start_scenario(deployed, "connections_reset")
+    wait_for_the_trigger_to_watch(deployed)
+    resets = cluster.requests("reset", "connections")
+    cluster.reset_connections(8)
+    assert_succeeded_once(deployed.airflow, deployed, "connections_reset", run_id)
+    assert cluster.requests("reset", "connections") > resets, "no request met a reset"
+
+
+def test_workflow_waited_for_while_the_api_server_restarts_with_its_history_lost(
+    deployed: Deployed,
+) -> None:
+    """As for a Job: every watch dropped, 410 for old resourceVersions, connections refused
+    for a few seconds; the Workflow's trigger lists again and the task succeeds once."""
+    run_id = start_scenario(deployed, "workflow_api_server_restarted")
+    deployed.cluster.restart_api_server(outage_seconds=5)
+    assert_succeeded_once(
+        deployed.airflow, deployed, "workflow_api_server_restarted", run_id, workflows_of
+    )
+
+
+def test_workflow_deleted_behind_the_tasks_back_fails_the_task_once_saying_so(
+    deployed: Deployed,
+) -> None:
+    airflow, cluster = deployed.airflow, deployed.cluster
+
+    def creates() -> int:
+        """Workflow creates that stored something (the operator's dry run first stores nothing)."""
+        return int(
+            cluster.requests("create", "workflows")
+            - cluster.counters.dry_runs[("create", "workflows")]
+        )
+
+    before = creates()
+    run_id = start_scenario(deployed, "workflow_deleted", seconds=30000)
+    (workflow,) = workflows_of(deployed, "workflow_deleted")
+    cluster.delete("workflows", NAMESPACE, workflow["metadata"]["name"])
+    state = airflow.wait_for_run("deployed_workflow_deleted", run_id, timeout=420)
+    task = airflow.tasks("deployed_workflow_deleted", run_id)["work"]
+    log = airflow.task_log("deployed_workflow_deleted", run_id, "work")
+    assert (state, task.state, task.try_number) == ("failed", "failed", 1), log[-5000:]
+    assert "was deleted while the task waited for it" in log, log[-5000:]
+    assert workflow["metadata"]["name"] in log, log[-5000:]
+    assert workflows_of(deployed, "workflow_deleted") == []
+    assert creates() - before == 1, "the Workflow was recreated"

@@ -30,6 +30,7 @@ import yaml
 
 from simulated_k8s_cluster import SimulatedCluster
 from simulated_k8s_cluster.tls import self_signed
+from tests.secret_scan import Secrets, database_text, log_files_text, serialized_dag_text
 
 pytestmark = pytest.mark.e2e
 
@@ -46,21 +47,6 @@ CLUSTER: dict[str, Any] = {
         {"match": {"image": "secrets/exit-1:1"}, "seconds": 2, "exitCode": 1, "stdout": "boom"},
     ],
 }
-
-
-class Secrets:
-    """The credential material, in the forms it could appear in."""
-
-    def __init__(self, token: str, key_pem: bytes) -> None:
-        key_lines = [line for line in key_pem.decode().splitlines() if "-----" not in line]
-        self.forms = {
-            "token": token,
-            "client key (base64, as in the kubeconfig)": base64.b64encode(key_pem).decode()[20:80],
-            "client key (PEM body)": key_lines[len(key_lines) // 2],
-        }
-
-    def found_in(self, text: str) -> list[str]:
-        return [name for name, value in self.forms.items() if value in text]
 
 
 def load_dags() -> ModuleType:
@@ -107,26 +93,6 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, extra: dict[st
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
-def database_text() -> tuple[str, dict[str, int]]:
-    """Every row of every table of the metadata database, as text; rows per table."""
-    from airflow import settings
-    from sqlalchemy import MetaData, select
-
-    metadata = MetaData()
-    metadata.reflect(bind=settings.engine)
-    parts, counts = [], {}
-    with settings.engine.connect() as connection:
-        for table in metadata.sorted_tables:
-            rows = connection.execute(select(table)).fetchall()
-            counts[table.name] = len(rows)
-            for row in rows:
-                for value in row:
-                    if isinstance(value, bytes):
-                        value = value.decode("utf-8", "replace")
-                    parts.append(str(value))
-    return "\n".join(parts), counts
-
-
 def trigger_kwargs_text() -> tuple[str, int]:
     """The decrypted kwargs of every trigger row."""
     from airflow.models.trigger import Trigger
@@ -166,24 +132,6 @@ def deferred_triggers_text(cluster: SimulatedCluster, conn_ids: tuple[str, ...])
     return "\n".join(parts)
 
 
-def serialized_dag_text(dag: Any) -> str:
-    from airflow.serialization import serialized_objects
-
-    # Airflow 3: DagSerialization; Airflow 2: SerializedDAG.
-    serializer = (
-        getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
-    )
-    return json.dumps(serializer.to_dict(dag), default=str)
-
-
-def log_files_text() -> str:
-    home = Path(os.environ["AIRFLOW_HOME"])
-    parts = []
-    for path in home.rglob("*.log"):
-        parts.append(path.read_text(errors="replace"))
-    return "\n".join(parts)
-
-
 def test_no_token_or_key_in_anything_a_run_leaves(
     secret_cluster: tuple[SimulatedCluster, Secrets],
     capsys: pytest.CaptureFixture[str],
@@ -213,11 +161,13 @@ def test_no_token_or_key_in_anything_a_run_leaves(
     assert {task for _, task in failures} == {"job_fails", "argo_fails"}
     assert cluster.writes("jobs") >= 6 and cluster.writes("workflows") >= 6
 
-    database, rows = database_text()
+    from airflow import settings
+
+    database, rows = database_text(settings.engine)
     triggers, _ = trigger_kwargs_text()  # dag.test() may run triggers without storing rows
     searched = {
         "task logs": logs,
-        "log files": log_files_text(),
+        "log files": log_files_text(Path(os.environ["AIRFLOW_HOME"])),
         "metadata database": database,
         "trigger rows (decrypted kwargs)": triggers,
         "triggers as deferred": deferred_triggers_text(cluster, module.CONNECTIONS),
@@ -226,7 +176,7 @@ def test_no_token_or_key_in_anything_a_run_leaves(
             serialized_dag_text(getattr(module, f"secrets_{c}")) for c in module.CONNECTIONS
         ),
     }
-    leaks = {where: found for where, text in searched.items() if (found := secrets.found_in(text))}
+    leaks = secrets.leaks(searched)
     assert not leaks, leaks
     # What was searched is not empty: the rows the runs left.
     assert rows["xcom"] > 0 and rows["rendered_task_instance_fields"] > 0, rows

@@ -351,3 +351,52 @@ def test_frozen_time_moves_only_by_advance(
     assert gap == timedelta(seconds=90)
     with pytest.raises(ValueError):
         simulated_cluster.advance(-1)
+
+
+# --- connection resets --------------------------------------------------------------------------
+
+
+def test_reset_connections_cuts_open_watches_and_new_requests_for_a_while(
+    simulated_cluster: Any, simulated_kubeconfig: Path
+) -> None:
+    """An open watch is cut (no clean end of stream), requests during the window get no answer
+    at all, and afterwards the server answers again; the resets are counted."""
+    client = _sync_client(simulated_kubeconfig, retries=False)
+    v1 = kubernetes.client.CoreV1Api(client)
+    outcome: dict[str, BaseException | None] = {}
+    watching = threading.Event()
+
+    def watch() -> None:
+        try:
+            for _ in kubernetes.watch.Watch().stream(
+                v1.list_namespaced_config_map, "batch", timeout_seconds=30
+            ):
+                watching.set()
+            outcome["watch"] = None
+        except BaseException as exc:  # the cut connection surfaces here
+            outcome["watch"] = exc
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert watching.wait(10)  # the ConfigMap every namespace has, as ADDED
+    simulated_cluster.wait_for(
+        lambda: simulated_cluster.open_watches >= 1, timeout=10, message="the watch to be open"
+    )
+    simulated_cluster.reset_connections(1.5)
+    watcher.join(timeout=10)
+    assert not watcher.is_alive()
+    assert isinstance(outcome["watch"], (urllib3.exceptions.HTTPError, ConnectionError)), outcome
+    with pytest.raises((urllib3.exceptions.HTTPError, ConnectionError)):
+        v1.list_namespaced_config_map("batch", _request_timeout=5)
+    assert simulated_cluster.requests("reset", "connections") >= 1
+
+    def answered() -> bool:
+        try:
+            v1.list_namespaced_config_map("batch", _request_timeout=5)
+        except (urllib3.exceptions.HTTPError, ConnectionError):
+            return False
+        return True
+
+    simulated_cluster.wait_for(answered, timeout=10, message="answers after the resets")
+    assert simulated_cluster.open_watches == 0
+    client.close()

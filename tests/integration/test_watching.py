@@ -4,6 +4,7 @@ any number of waiters, resumed and re-listed across API server restarts, 401s an
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +173,11 @@ async def test_expired_token_is_refreshed(
 
 
 async def test_server_errors_are_retried_with_retry_after(
-    simulated_cluster: SimulatedCluster, simulated_kubeconfig: Path
+    simulated_cluster: SimulatedCluster,
+    simulated_kubeconfig: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="airflow_k8s_jobs.watching")
     simulated_cluster.fail_next(2, status=503, retry_after=0, verb="list", resource="configmaps")
     simulated_cluster.fail_next(1, status=429, retry_after=0, verb="watch", resource="configmaps")
     hub = WatchHub.current()
@@ -185,3 +189,7 @@ async def test_server_errors_are_retried_with_retry_after(
         await until(sub, lambda: sub.get(CONFIGMAPS, "after-faults") is not None, timeout=20)
     assert simulated_cluster.requests(verb="list", resource="configmaps") == 3
     assert simulated_cluster.requests(verb="watch", resource="configmaps") >= 2
+    # Each retry is logged, naming the watch once.
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 3, retries
+    assert all(m.count("watching configmaps in namespace") == 1 for m in retries), retries
