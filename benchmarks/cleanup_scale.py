@@ -39,14 +39,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from harness import ChildProcess, publish
+from harness import ChildProcess, job_running, publish
 
 CONN_ID = "bench_cleanup"
 DAY = 86400
 OLD_AGE = 2 * DAY
 FAILED_SHARE = 20  # one old Job in 20 failed
 RUNNING, YOUNG, OTHER_LABEL = 20, 100, 100  # kept, per namespace
-BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
 OTHER_LABELS = {"app": "legacy-etl"}
 KUBECTL = Path(os.environ.get("KUBECTL", "/work/main/.tools/kubectl-venv/bin/kubectl"))
 
@@ -154,21 +153,7 @@ def job_manifest(job: Seeded) -> dict[str, Any]:
 
     labels = dict(OTHER_LABELS) if job.kind == "other-label" else dict(MANAGED_BY)
     seconds = 100 * DAY if job.kind == "running" else 1
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": job.name, "namespace": job.namespace, "labels": labels},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": {BEHAVIOUR: json.dumps({"seconds": seconds})}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "main", "image": "busybox:1.36"}],
-                },
-            },
-        },
-    }
+    return job_running(job.name, job.namespace, labels, seconds)
 
 
 def serve_cluster(conn: multiprocessing.connection.Connection, namespaces: list[str]) -> None:

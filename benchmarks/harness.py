@@ -221,9 +221,32 @@ def manifests(jobs: int, seconds: int, spread: int, namespaces: list[str]) -> li
         )
         behaviour = json.dumps({"seconds": seconds + (i * spread) // max(1, jobs - 1)})
         template_meta = job["spec"]["template"].setdefault("metadata", {})
-        template_meta.setdefault("annotations", {})["sim.airflow-k8s-jobs/behaviour"] = behaviour
+        template_meta.setdefault("annotations", {})[BEHAVIOUR] = behaviour
         out.append(job)
     return out
+
+
+BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
+"""The pod-template annotation that tells the simulated cluster how a container behaves."""
+
+
+def job_running(name: str, namespace: str, labels: dict[str, str], seconds: int) -> dict[str, Any]:
+    """A plain Job whose one container runs ``seconds`` (simulated) and succeeds."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"annotations": {BEHAVIOUR: json.dumps({"seconds": seconds})}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox:1.36"}],
+                },
+            },
+        },
+    }
 
 
 # --- statistics and waiting -------------------------------------------------------------------

@@ -46,13 +46,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from harness import ChildProcess, publish, wait_until
+from harness import ChildProcess, job_running, publish, wait_until
 
 NAMESPACE = "batch"
 CONN_ID = "bench_gke"
 LIFETIME = 3600
 """Seconds a Google access token lives."""
-BEHAVIOUR = "sim.airflow-k8s-jobs/behaviour"
 PROJECT, LOCATION, CLUSTER = "bench", "europe-west1", "simulated"
 
 
@@ -164,21 +163,7 @@ def serve_cluster(
 def job_manifest(index: int, seconds: int) -> dict[str, Any]:
     from airflow_k8s_jobs.manifests.names import MANAGED_BY
 
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": f"long-{index:03d}", "namespace": NAMESPACE, "labels": MANAGED_BY},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": {BEHAVIOUR: json.dumps({"seconds": seconds})}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "main", "image": "busybox:1.36"}],
-                },
-            },
-        },
-    }
+    return job_running(f"long-{index:03d}", NAMESPACE, dict(MANAGED_BY), seconds)
 
 
 class ClusterProcess(ChildProcess):

@@ -272,18 +272,26 @@ def test_synchronous_mode_waits_in_the_worker(
     assert run.ti("sync").xcom_pull(task_ids="sync", key="workflow_name") == result["name"]
 
 
-def test_execution_timeout_stops_the_workflow(
-    argo_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _timed_out_run(
+    argo_cluster: SimulatedCluster, dag_id: str, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """Run ``dag_id``, whose Workflow outlives the task's execution_timeout; the error raised."""
     argo_cluster.add_behaviour({"match": {"image": "scn/argo-one:1"}, "seconds": 100000})
     try:
-        run = run_dag("scn_argo_timeout", capsys)
+        run = run_dag(dag_id, capsys)
     except AirflowTaskTimeout as exc:  # Airflow 2.11's dag.test() re-raises a task timeout
         raised = str(exc)
     else:
         assert run.state == "failed"
         raised = run.error("AirflowTaskTimeout")
     assert "was still running when the task's execution_timeout ran out" in raised
+    return raised
+
+
+def test_execution_timeout_stops_the_workflow(
+    argo_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raised = _timed_out_run(argo_cluster, "scn_argo_timeout", capsys)
     assert "Stopped Workflow" in raised and "(Terminate) so that it does not keep running" in raised
     (wf,) = workflows_of(argo_cluster, "scn_argo_timeout")
     assert wf["spec"]["shutdown"] == "Terminate"
@@ -304,15 +312,7 @@ def test_execution_timeout_stops_the_workflow(
 def test_delete_on_give_up_false_leaves_the_timed_out_workflow_running(
     argo_cluster: SimulatedCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argo_cluster.add_behaviour({"match": {"image": "scn/argo-one:1"}, "seconds": 100000})
-    try:
-        run = run_dag("scn_argo_timeout_kept", capsys)
-    except AirflowTaskTimeout as exc:  # Airflow 2.11's dag.test() re-raises a task timeout
-        raised = str(exc)
-    else:
-        assert run.state == "failed"
-        raised = run.error("AirflowTaskTimeout")
-    assert "was still running when the task's execution_timeout ran out" in raised
+    raised = _timed_out_run(argo_cluster, "scn_argo_timeout_kept", capsys)
     assert "Stopped" not in raised
     (wf,) = workflows_of(argo_cluster, "scn_argo_timeout_kept")
     assert "shutdown" not in wf["spec"]
