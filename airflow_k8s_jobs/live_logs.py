@@ -42,8 +42,11 @@ once: half of ``kubernetes_asyncio``'s 100 pooled connections, so that the watch
 other requests always have connections left."""
 MAX_LINE_BYTES = 16 * 1024
 """Longer lines are cut to this many bytes (and marked so)."""
-DRAIN_SECONDS = 5.0
-"""How long the open streams may go on once the outcome is known (their last lines)."""
+DRAIN_SECONDS = 0.1
+"""How long the open streams may go on once the outcome is known, for lines already on their
+way. Not until each stream ends: a kubelet ends a followed log up to 5 s after its container
+exited (it checks the container's state that often), and the task must not wait for that; the
+full log is written again when the task resumes."""
 RESUMES = 5
 """How many times in a row a broken stream is resumed before its container is left to the final
 log (a line read in between starts the count again)."""
@@ -162,10 +165,14 @@ class LiveLogs:
         self._live: set[tuple[str, str]] = set()  # containers running when last seen
         self._queue: deque[Stream] = deque()
         self._running: set[asyncio.Task[None]] = set()
+        self._resuming: set[asyncio.Task[Any]] = set()  # streams waiting to be resumed
+        self._closing = False
         self.lines_written = 0
 
     def update(self, pods: Iterable[Obj]) -> None:
         """Note the pods as they are now: queue every container that has newly started."""
+        if self._closing:
+            return
         ordered = sorted(
             pods,
             key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]),
@@ -205,6 +212,12 @@ class LiveLogs:
         """Stop following: the streams open or queued get ``grace`` seconds to write their
         last lines (their containers have ended when the outcome is known); what is left then
         is in the final log only."""
+        # The outcome is known, so every container has ended: a stream that ends now is
+        # done, and one waiting to be resumed has nothing left to give.
+        self._closing = True
+        self._live.clear()
+        for task in list(self._resuming):
+            task.cancel()
         loop = asyncio.get_running_loop()
         until = loop.time() + grace
         while self._running and (left := until - loop.time()) > 0:
@@ -248,7 +261,20 @@ class LiveLogs:
             if failures > RESUMES:
                 self.log.info("Live log of %s left to the final log.", stream.label)
                 return
-            await self.policy.asleep(self.policy.backoff(failures, retry_after))
+            if self._closing:
+                return
+            pause = asyncio.ensure_future(
+                self.policy.asleep(self.policy.backoff(failures, retry_after))
+            )
+            self._resuming.add(pause)
+            try:
+                await pause
+            except asyncio.CancelledError:
+                if self._closing and pause.cancelled():
+                    return  # aclose() ended the pause, not a cancellation of this task
+                raise
+            finally:
+                self._resuming.discard(pause)
 
     async def _lines(self, stream: Stream, since: str | None) -> AsyncIterator[str]:
         what = f"following the log of pod {stream.pod} in namespace {self.namespace}"

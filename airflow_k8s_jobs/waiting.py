@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS, Resource
+from .kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS
 from .live_logs import DEFAULT_STREAMS, LiveLogs
 from .manifests.names import MANAGED_BY
 from .status import Phase, interpret_job
+from .status.pods import ROUTINE_EVENT_REASONS
 from .status.workflows import interpret_workflow
 from .watching import (
     BY_INVOLVED_UID,
@@ -29,6 +30,7 @@ from .watching import (
     BY_OWNER_UID,
     ClientSource,
     Subscription,
+    Watched,
     WatchHub,
 )
 from .watching import JOB_NAME_LABEL as JOB_NAME_LABEL
@@ -41,6 +43,9 @@ WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
 FINAL_POD_PHASES = ("Succeeded", "Failed")
 
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+UNROUTINE_EVENTS = ",".join(f"reason!={reason}" for reason in ROUTINE_EVENT_REASONS)
+"""The field selector of the Events waiters watch: a healthy pod's seven or so routine Events
+are neither sent nor cached (most of the Events of a busy namespace)."""
 
 
 @dataclass(frozen=True)
@@ -157,10 +162,10 @@ async def wait_for_job(
         return labels.get(KUEUE_JOB_UID_LABEL) == target.uid
 
     # Woken only by changes to the Job, its pods, their Events and its Workload (index keys).
-    resources: list[Resource | tuple[Resource, str]] = [
+    resources: list[Watched] = [
         (JOBS, MANAGED_SELECTOR),
         (PODS, MANAGED_SELECTOR),
-        EVENTS,
+        (EVENTS, "", UNROUTINE_EVENTS),
     ]
     follow = [
         (JOBS, BY_NAME, target.name),
@@ -323,7 +328,7 @@ async def wait_for_workflow(
         labels = pod["metadata"].get("labels") or {}
         return labels.get(WORKFLOW_LABEL) == target.name
 
-    resources: list[Resource | tuple[Resource, str]] = [(WORKFLOWS, MANAGED_SELECTOR)]
+    resources: list[Watched] = [(WORKFLOWS, MANAGED_SELECTOR)]
     follow = [(WORKFLOWS, BY_NAME, target.name)]
     if live_log_streams > 0:  # Argo's pods carry the Workflow's name, not its labels
         resources.append((PODS, WORKFLOW_LABEL))

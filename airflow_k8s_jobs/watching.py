@@ -46,6 +46,12 @@ class WatchKey:
     namespace: str
     resource: Resource
     label_selector: str = ""
+    field_selector: str = ""
+
+
+Watched = Resource | tuple[Resource, str] | tuple[Resource, str, str]
+"""What a subscription watches: a resource, or ``(resource, label selector[, field
+selector])``."""
 
 
 WATCH_RETRY = RetryPolicy(initial=0.5, cap=30.0)
@@ -377,6 +383,8 @@ class Informer:
         query: list[tuple[str, Any]] = []
         if self.key.label_selector:
             query.append(("labelSelector", self.key.label_selector))
+        if self.key.field_selector:
+            query.append(("fieldSelector", self.key.field_selector))
         return query
 
     async def _list(self) -> None:
@@ -495,13 +503,14 @@ class WatchHub:
         cluster: str,
         clients: ClientSource,
         namespace: str,
-        resources: Iterable[Resource | tuple[Resource, str]],
+        resources: Iterable[Watched],
         interest: Interest | None = None,
         follow: Iterable[tuple[Resource, str, str]] = (),
     ) -> AsyncIterator[Subscription]:
         """Share (or start) the informers for ``resources`` in one namespace of one cluster.
 
-        A resource may come with a label selector: ``(PODS, "app=x")``. ``follow`` lists the
+        A resource may come with a label selector, ``(PODS, "app=x")``, and a field selector,
+        ``(EVENTS, "", "type=Warning")``. ``follow`` lists the
         ``(resource, index, key)`` the subscription is woken by from the start (see
         :meth:`Subscription.follow`); with none, ``interest`` decides about every change.
         """
@@ -509,8 +518,8 @@ class WatchHub:
             api_client = await self._client(cluster, clients)
             informers: dict[Resource, Informer] = {}
             for item in resources:
-                resource, selector = item if isinstance(item, tuple) else (item, "")
-                key = WatchKey(cluster, namespace, resource, selector)
+                resource, *selectors = item if isinstance(item, tuple) else (item,)
+                key = WatchKey(cluster, namespace, resource, *selectors)
                 informer = self.informers.get(key)
                 if informer is None:
                     informer = self.informers[key] = Informer(key, clients, api_client)

@@ -71,6 +71,10 @@ class TokenEndpoint:
             self._server.shutdown()
 
 
+CREATE_SLICE = 250
+"""Jobs created per call to the cluster's thread."""
+
+
 def serve_cluster(
     conn: multiprocessing.connection.Connection, jobs: int, namespaces: list[str]
 ) -> None:
@@ -109,7 +113,11 @@ def serve_cluster(
         while True:
             command, arg = conn.recv()
             if command == "create":
-                created = cluster.call(lambda arg=arg: [cluster.create(m) for m in arg])
+                # In slices: each call to the cluster's thread must end within its 30 s.
+                created = []
+                for start in range(0, len(arg), CREATE_SLICE):
+                    part = arg[start : start + CREATE_SLICE]
+                    created += cluster.call(lambda part=part: [cluster.create(m) for m in part])
                 conn.send(
                     [
                         {
@@ -132,6 +140,8 @@ def serve_cluster(
                 conn.send(cluster.call(lambda: (dict(finished), dict(outcome))))
             elif command == "counters":
                 conn.send(cluster.counters.snapshot())
+            elif command == "cpu":  # the cluster process's CPU seconds so far (every thread)
+                conn.send(time.process_time())
             elif command == "token_endpoint":
                 conn.send(token_endpoint.start(cluster.token))
             elif command == "token_requests":
@@ -197,6 +207,11 @@ class ClusterProcess(ChildProcess):
         """``"ns/name"`` → when the cluster wrote the Job's final condition, and which one."""
         done, outcome = self.ask("finished")
         return done, outcome
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the cluster's process has used so far (its own overhead)."""
+        result: float = self.ask("cpu")
+        return result
 
     def counters(self) -> dict[str, int]:
         """API requests served so far, ``{"get jobs": n, …}``."""

@@ -6,6 +6,7 @@ written its status, and older clusters lack newer fields.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,12 @@ def parse_time(value: Any) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if not isinstance(value, str):
         return None
+    return _parse_rfc3339(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_rfc3339(value: str) -> datetime | None:
+    """Cached: waiters read the same objects' timestamps again on every change."""
     found = _RFC3339.match(value.strip())
     if not found:
         return None

@@ -51,6 +51,19 @@ from ._objects import (
 from .state import PodFailure, PodProblem
 
 PERMANENT_WAITING = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+ROUTINE_EVENT_REASONS = (
+    "Scheduled",
+    "Pulling",
+    "Pulled",
+    "Created",
+    "Started",
+    "Killing",
+    "Completed",
+    "SuccessfulCreate",
+    "SuccessfulDelete",
+)
+"""Reasons of the Events every healthy pod and Job gets (scheduler, kubelet, Job controller)
+and no decision here reads; waiters ask the API server to leave them out."""
 IMAGE_PULL_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff"})
 CONFIG_WAITING = frozenset({"CreateContainerConfigError"})
 TRANSIENT_WAITING = frozenset(

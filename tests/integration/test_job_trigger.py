@@ -25,6 +25,7 @@ import pytest
 from airflow_k8s_jobs._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, TriggerEvent
 from airflow_k8s_jobs.manifests.jobs import JobSpecRequest, build_job
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
+from airflow_k8s_jobs.status.pods import ROUTINE_EVENT_REASONS
 from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
 from airflow_k8s_jobs.watching import Subscription, WatchHub
 from simulated_k8s_cluster import SimulatedCluster
@@ -71,10 +72,12 @@ def create_job(cluster: SimulatedCluster, task: str) -> dict[str, Any]:
     return create_jobs(cluster, [task])[0]
 
 
-def create_jobs(cluster: SimulatedCluster, tasks: list[str]) -> list[dict[str, Any]]:
+def create_jobs(
+    cluster: SimulatedCluster, tasks: list[str], **request: Any
+) -> list[dict[str, Any]]:
     manifests = [
         build_job(
-            JobSpecRequest(image=IMAGE),
+            JobSpecRequest(image=IMAGE, **request),
             TaskInstanceKey("trigger_tests", task, "manual__2026-11-01", -1, 1),
             NAMESPACE,
             "simulated",
@@ -365,18 +368,29 @@ async def test_a_waiting_trigger_is_woken_only_by_its_own_jobs_changes(
     await until(lambda: len(pods.objects) == 1, what="its pod in the cache")
     settled = subscription.wakeups
 
-    # Twenty other Jobs start: their pods and Events pass through the same watches.
-    create_jobs(simulated_cluster, [f"other-{n:02d}" for n in range(20)])
+    # Twenty other Jobs start: their pods and Events pass through the same watches. Ten run;
+    # ten wait for a node that can fit them (FailedScheduling Events).
+    create_jobs(simulated_cluster, [f"other-{n:02d}" for n in range(10)])
+    create_jobs(
+        simulated_cluster,
+        [f"unschedulable-{n:02d}" for n in range(10)],
+        container_resources={"requests": {"cpu": "100"}},
+    )
     await advance(simulated_cluster, 1)
     await until(
         lambda: (
             len(pods.objects) == 21
             and all((p.get("status") or {}).get("phase") for p in pods.objects.values())
-            and len(events.objects) >= 21 * 2
+            and sum(e["reason"] == "FailedScheduling" for e in events.objects.values()) >= 10
         ),
         what="the other Jobs' pods and events in the cache",
     )
     assert subscription.wakeups == settled, "no other Job's change woke it"
+    # The routine Events of healthy pods (scheduled, pulled, started...) are not even sent.
+    reasons = {e["reason"] for e in events.objects.values()}
+    assert reasons.isdisjoint(ROUTINE_EVENT_REASONS), reasons
+    every_reason = {e["reason"] for e in simulated_cluster.list("events", NAMESPACE)}
+    assert {"Scheduled", "Started", "SuccessfulCreate"} <= every_reason
     assert not task.done()
     assert subscription.timeout is None, "without a deadline it waits for a change only"
 

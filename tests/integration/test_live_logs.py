@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s_jobs.live_logs import STREAMS_PER_CLIENT
+from airflow_k8s_jobs.clusters import KubeClusterHook
+from airflow_k8s_jobs.live_logs import STREAMS_PER_CLIENT, LiveLogs
 from airflow_k8s_jobs.manifests.jobs import JobSpecRequest, build_job
 from airflow_k8s_jobs.manifests.names import TaskInstanceKey
+from airflow_k8s_jobs.retrying import RetryPolicy
 from airflow_k8s_jobs.triggers.jobs import KubeJobTrigger
 from airflow_k8s_jobs.watching import WatchHub
 from simulated_k8s_cluster import SimulatedCluster
@@ -174,6 +176,37 @@ async def test_every_pod_of_later_waves_is_followed_within_the_stream_cap(
     # ...and one pod at a time: a pod's lines are never interleaved with another's.
     order = [name for name, _ in lines]
     assert [order[i] for i in range(0, len(order), len(LINES))] == list(dict.fromkeys(order)), order
+
+
+async def test_closing_does_not_wait_for_streams_to_be_resumed(
+    simulated_cluster: SimulatedCluster, conn: str, task_log: TaskLog
+) -> None:
+    # The container's log ends before the pod watch says the container ended (here: the pod is
+    # never shown again), so the stream waits to be resumed, for ever with this policy. Once the
+    # outcome is known, closing must not wait for it (a kubelet, too, ends a followed log only
+    # seconds after its container exited).
+    create_job(simulated_cluster, "closing")
+    (pod,) = await until(lambda: simulated_cluster.list("pods", NAMESPACE), what="the pod")
+
+    def running_pod() -> dict[str, Any] | None:
+        now = simulated_cluster.get("pods", NAMESPACE, pod["metadata"]["name"]) or {}
+        statuses = (now.get("status") or {}).get("containerStatuses") or []
+        return now if any("running" in (s.get("state") or {}) for s in statuses) else None
+
+    await advance(simulated_cluster, 1)  # scheduled, pulled, started; no line written yet
+    running = await until(running_pod, what="the container running")
+    never = RetryPolicy(asleep=lambda _seconds: asyncio.Event().wait())
+    client = await KubeClusterHook(conn).async_api_client()
+    try:
+        live = LiveLogs(client, NAMESPACE, logging.getLogger("live"), policy=never)
+        live.update([running])
+        await advance(simulated_cluster, 31)  # every line written, the container ended
+        await until(lambda: len(pod_lines(task_log)) == len(LINES), what="every line")
+
+        await asyncio.wait_for(live.aclose(grace=120), 20)
+    finally:
+        await client.close()
+    assert [text for _, text in pod_lines(task_log)] == LINES
 
 
 async def test_live_logs_can_be_turned_off(

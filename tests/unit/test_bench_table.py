@@ -60,19 +60,52 @@ SAMPLE = {
 def test_rows_come_sorted_by_size_then_side_with_formatted_values() -> None:
     lines = readme_table.render_table(SAMPLE).splitlines()
     assert lines[0] == readme_table.HEADER
-    assert lines[1].count("---") == 9
+    assert lines[1].count("---") == readme_table.COLUMNS == 10
     rows = lines[2:6]
     assert [row.split(" | ")[1] for row in rows] == ["100", "100", "1000", "1000"]
     assert rows[0].startswith("| `KubeJobTrigger` (this provider) | 100 |")
     assert "| - | 1.50 (-) |" in rows[0]  # no latency measured; waiting window too short
-    assert rows[1] == "| Google `GKEJobTrigger` | 100 | not run: no Google provider | | | | | | |"
+    assert rows[1] == (
+        "| Google `GKEJobTrigger` | 100 | not run: no Google provider | | | | | | | |"
+    )
     assert rows[2] == (
         "| `KubeJobTrigger` (this provider) | 1000 | 6.04 | 0.50 | 0.05 / 0.30 / 0.40 s "
         "| 1.50 (0.25) "
-        "| 12 MiB | 12 / 200 ms | 0 / 1 |"
+        "| 12 MiB | 12 / 200 ms | 0 / 1 | - |"
     )
     assert rows[3].startswith("| cncf `KubernetesJobTrigger` | 1000 | 6.04 | 0.50 | 4.90 / 9.81")
     assert "Jobs run 60 to 90 s" in lines[-1] and "every 10 s" in lines[-1]
+
+
+def test_goals_are_judged_against_cncf_at_the_same_size() -> None:
+    data = {
+        "runs": [
+            run("cncf", 1000, cpu_per_minute_waiting=30.0, requests_per_task_minute=1.2),
+            run(
+                "ours",
+                1000,
+                cpu_per_minute_waiting=0.5,
+                requests_per_task_minute=0.01,
+                latency={"p50": 0.1, "p99": 0.45, "max": 0.6},
+            ),
+            run("cncf", 5000, cpu_per_minute_waiting=None),
+            run("ours", 5000, rss_growth_mib=151.0, wrong=1),
+        ]
+    }
+    lines = readme_table.goal_lines(data)
+    assert lines[:4] == [
+        "- N = 1000, detection p99 ≤ 0.5 s: 0.45 s: met",
+        "- N = 1000, CPU while waiting ≤ 1/20 of cncf's: 0.50 against 30.00 s per wall minute "
+        "(1/60): met",
+        "- N = 1000, requests per waiting task per minute ≤ 1/100 of cncf's: 0.010 against "
+        "1.20: met",
+        "- N = 1000, no trigger fired wrong: 0 wrong: met",
+    ]
+    assert "- N = 5000, detection p99 ≤ 0.5 s: 9.81 s: **not met**" in lines
+    assert any("N = 5000, CPU while waiting" in x and x.endswith("not measured") for x in lines)
+    assert "- N = 5000, peak RSS growth ≤ 150 MiB: 151 MiB: **not met**" in lines
+    assert "- N = 5000, no trigger fired wrong: 1 wrong: **not met**" in lines
+    assert readme_table.goal_lines({"runs": []}, sizes=(1000,)) == ["- N = 1000: not run"]
 
 
 def test_the_readme_section_is_replaced_between_the_markers_only() -> None:
