@@ -109,6 +109,26 @@ INDEXERS: dict[str, Callable[[Obj], list[str]]] = {
 }
 """The index functions every informer keeps: index name -> the keys of one object."""
 
+
+def slim(obj: Obj, resource: Resource) -> Obj:
+    """What the cache keeps of an object (client-go informers' "transform"): without what no
+    waiter reads and a busy namespace has thousands of.
+
+    ``managedFields`` keep only their times (the cluster's clock, see ``status.newest_time``);
+    a Job keeps no pod template (its pods are watched themselves).
+    """
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and meta.get("managedFields"):
+        meta["managedFields"] = [
+            {"time": entry["time"]}
+            for entry in meta["managedFields"]
+            if isinstance(entry, dict) and entry.get("time")
+        ]
+    if resource.kind == "Job" and isinstance(obj.get("spec"), dict):
+        obj["spec"].pop("template", None)
+    return obj
+
+
 IndexKey = tuple[str, str]
 """``(index name, key)``."""
 
@@ -346,7 +366,7 @@ class Informer:
         """Cache a list's ``objects`` in place of everything, and wake every subscriber."""
         self.objects, self._indexes, self._keys, self._order = {}, {}, {}, {}
         for obj in objects:
-            self._store(obj["metadata"]["name"], obj)
+            self._store(obj["metadata"]["name"], slim(obj, self.key.resource))
         self._synced.set()
         self._notify(None)
 
@@ -354,7 +374,7 @@ class Informer:
         """Apply one watch event (``ADDED``, ``MODIFIED``, ``DELETED``) to the cache, and wake
         the subscribers following the keys of the object's old or new version."""
         name = obj["metadata"]["name"]
-        keys = self._store(name, None if kind == "DELETED" else obj)
+        keys = self._store(name, None if kind == "DELETED" else slim(obj, self.key.resource))
         if kind == "DELETED":
             keys |= index_keys(obj)
         self._notify(obj, keys)

@@ -96,6 +96,12 @@ def goal_lines(data: dict[str, Any], sizes: tuple[int, ...] = (1000, 5000)) -> l
         if ours is None:
             lines.append(f"- N = {n}: not run")
             continue
+        if ours.get("finished_before_waiting"):
+            lines.append(
+                f"- N = {n}: not valid, {ours['finished_before_waiting']} Jobs ended before the "
+                "triggers waited (the machine was too busy while the Jobs were created)"
+            )
+            continue
 
         def check(what: str, met: bool | None, detail: str, n: int = n) -> None:
             verdict = "not measured" if met is None else ("met" if met else "**not met**")

@@ -106,6 +106,10 @@ def test_goals_are_judged_against_cncf_at_the_same_size() -> None:
     assert "- N = 5000, peak RSS growth ≤ 150 MiB: 151 MiB: **not met**" in lines
     assert "- N = 5000, no trigger fired wrong: 1 wrong: **not met**" in lines
     assert readme_table.goal_lines({"runs": []}, sizes=(1000,)) == ["- N = 1000: not run"]
+    late = {"runs": [run("ours", 1000, finished_before_waiting=12)]}
+    assert readme_table.goal_lines(late, sizes=(1000,))[0].startswith(
+        "- N = 1000: not valid, 12 Jobs ended before the triggers waited"
+    )
 
 
 def test_the_readme_section_is_replaced_between_the_markers_only() -> None:

@@ -213,3 +213,26 @@ def test_following_ends_with_the_subscription() -> None:
     events.replace([])
     assert sub.wakeups == 2
     assert not events.subscribers
+
+
+def test_the_cache_keeps_no_pod_template_of_jobs_and_only_the_times_of_managed_fields() -> None:
+    managed = [
+        {"manager": "kube-controller-manager", "time": "2026-12-07T01:00:02Z", "fieldsV1": {}},
+        {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}},
+    ]
+    job = {
+        "metadata": {"name": "j", "uid": "u", "managedFields": managed},
+        "spec": {"completions": 3, "template": {"spec": {"containers": [{"name": "main"}]}}},
+        "status": {"succeeded": 1},
+    }
+    jobs = informer(JOBS)
+    jobs.replace([job])  # list items carry no kind: the informer's resource decides
+
+    cached = jobs.objects["j"]
+    assert cached["spec"] == {"completions": 3}
+    assert cached["metadata"]["managedFields"] == [{"time": "2026-12-07T01:00:02Z"}]
+    assert cached["status"] == {"succeeded": 1}
+
+    pods = informer(PODS)
+    pods.apply("ADDED", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "main"}]}})
+    assert pods.objects["p"]["spec"] == {"containers": [{"name": "main"}]}
