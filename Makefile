@@ -101,7 +101,8 @@ REAL_CLUSTER_TESTS := tests/cluster
 # What real Airflow runs on the real control plane: also on Airflow 2.11.
 REAL_CLUSTER_AIRFLOW_TESTS := tests/cluster/test_airflow_on_real_control_plane.py \
     tests/cluster/test_scenarios_on_real_control_plane.py \
-    tests/cluster/test_kueue_on_real_control_plane.py
+    tests/cluster/test_kueue_on_real_control_plane.py \
+    tests/cluster/test_deployment_on_real_control_plane.py
 # pytest-xdist workers per suite ("0" runs in one process); --durations lists the slowest tests.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=

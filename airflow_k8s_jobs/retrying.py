@@ -7,6 +7,10 @@
   and is at least the server's ``Retry-After`` (itself capped at ``max_retry_after``).
 - A ``401 Unauthorized`` reloads the credentials once per call (``refresh``) and repeats the
   request; a second 401 is raised.
+- A ``403 Forbidden`` after a transient error of the same call (the API server was unreachable
+  or failing) is retried too, up to ``forbidden_after_outage`` times: a kube-apiserver that has
+  just restarted serves before its authorizer has loaded the RBAC rules. Any other 403 is raised
+  at once, and so is the last one.
 - Time and chance are injectable: ``sleep`` / ``asleep``, ``clock`` (for ``max_elapsed``) and
   ``rng``, so tests count the waiting instead of doing it.
 
@@ -24,12 +28,40 @@ from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type
 
-from .errors import TransientError, Unauthorized
+from .errors import Forbidden, TransientError, Unauthorized
 
 T = TypeVar("T")
 
 OnRetry = Callable[[BaseException, float, int], None]
 """Called before each wait with the error, the seconds about to be waited and the attempt number."""
+
+
+class _ForbiddenAfterOutage(TransientError):
+    """A 403 met right after a transient error: retried, then raised as the 403 it is."""
+
+    def __init__(self, forbidden: Forbidden) -> None:
+        super().__init__(str(forbidden), forbidden.retry_after)
+        self.forbidden = forbidden
+
+
+class _Attempts:
+    """What one call's attempts met so far (shared by the sync and the async call)."""
+
+    def __init__(self, forbidden_limit: int) -> None:
+        self.transient = False
+        self.forbidden = 0
+        self.forbidden_limit = forbidden_limit
+
+    def failed(self, exc: Exception) -> Exception:
+        """The error to raise for ``exc``: a 403 after a transient error, as retryable."""
+        if isinstance(exc, TransientError):
+            self.transient = True
+        elif (
+            isinstance(exc, Forbidden) and self.transient and self.forbidden < self.forbidden_limit
+        ):
+            self.forbidden += 1
+            return _ForbiddenAfterOutage(exc)
+        return exc
 
 
 @dataclass(frozen=True)
@@ -42,6 +74,7 @@ class RetryPolicy:
     :param max_retry_after: the longest server ``Retry-After`` honoured, in seconds.
     :param max_elapsed: give up once this many seconds (on ``clock``) passed since the first
         attempt, whatever ``attempts`` says (None: no such limit).
+    :param forbidden_after_outage: how many 403s after a transient error are retried.
     """
 
     attempts: int = 6
@@ -49,6 +82,7 @@ class RetryPolicy:
     cap: float = 30.0
     max_retry_after: float = 300.0
     max_elapsed: float | None = None
+    forbidden_after_outage: int = 3
     sleep: Callable[[float], None] = time.sleep
     asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
@@ -108,20 +142,30 @@ class RetryPolicy:
     ) -> T:
         """``fn()``, retried on transient errors; after a 401, ``refresh()`` and once more."""
         refreshed = False
+        seen = _Attempts(self.forbidden_after_outage)
 
         def attempt() -> T:
             nonlocal refreshed
             try:
-                return fn()
-            except Unauthorized:
-                if refresh is None or refreshed:
+                try:
+                    return fn()
+                except Unauthorized:
+                    if refresh is None or refreshed:
+                        raise
+                    refreshed = True
+                    refresh()
+                    return fn()
+            except Exception as exc:
+                error = seen.failed(exc)
+                if error is exc:
                     raise
-                refreshed = True
-                refresh()
-                return fn()
+                raise error from exc
 
         retrying = Retrying(sleep=self.sleep, **self._settings(on_retry))
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except _ForbiddenAfterOutage as exc:
+            raise exc.forbidden from None
 
     async def acall(
         self,
@@ -132,20 +176,30 @@ class RetryPolicy:
     ) -> T:
         """The async :meth:`call`: awaits ``fn()`` and ``refresh()``, waits with ``asleep``."""
         refreshed = False
+        seen = _Attempts(self.forbidden_after_outage)
 
         async def attempt() -> T:
             nonlocal refreshed
             try:
-                return await fn()
-            except Unauthorized:
-                if refresh is None or refreshed:
+                try:
+                    return await fn()
+                except Unauthorized:
+                    if refresh is None or refreshed:
+                        raise
+                    refreshed = True
+                    await refresh()
+                    return await fn()
+            except Exception as exc:
+                error = seen.failed(exc)
+                if error is exc:
                     raise
-                refreshed = True
-                await refresh()
-                return await fn()
+                raise error from exc
 
         retrying = AsyncRetrying(sleep=self.asleep, **self._settings(on_retry))
-        return await retrying(attempt)
+        try:
+            return await retrying(attempt)
+        except _ForbiddenAfterOutage as exc:
+            raise exc.forbidden from None
 
 
 class RateLimiter:

@@ -5,7 +5,10 @@ instead of polling. An :class:`Informer` lists once, then watches from the list'
 ``resourceVersion`` with bookmarks, resumes from the last version it saw when a stream ends,
 lists again on ``410 Gone``, refreshes credentials once on ``401``, and backs off on 429/5xx and
 broken connections as :class:`~airflow_k8s_jobs.retrying.RetryPolicy` says (jitter, at least the
-server's ``Retry-After``), for as long as it has subscribers.
+server's ``Retry-After``), for as long as it has subscribers. A ``403`` right after failed
+attempts (the API server was unreachable) is retried a few times too: a kube-apiserver that has
+just restarted serves before its authorizer has loaded the RBAC rules, and for a moment forbids
+what they allow; any other ``403`` fails the waiters at once.
 
 The cache is indexed (like client-go's indexers, see :data:`INDEXERS`): by owner uid, Job
 name, Kueue Job uid and an Event's involved object. A subscriber registers the index keys it
@@ -23,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import Expired, KubeApiError, TransientError, Unauthorized
+from .errors import Expired, Forbidden, KubeApiError, TransientError, Unauthorized
 from .kube import Resource, request, watch_lines
 from .retrying import RetryPolicy
 
@@ -240,6 +243,9 @@ class Informer:
 
     WATCH_SECONDS = (240, 360)
     """Each watch request asks the server to end it after a random time in this range."""
+    FORBIDDEN_AFTER_OUTAGE_RETRIES = 5
+    """How many 403s in a row, right after failed attempts, are retried (see the module
+    docstring): with the watch backoff, several seconds for the authorizer to catch up."""
 
     def __init__(
         self,
@@ -275,6 +281,7 @@ class Informer:
         self.policy = policy
         self._failures = 0  # failed attempts since the last event
         self._refreshed = False  # credentials reloaded since the last success
+        self._forbidden = 0  # 403s retried since the last success
 
     @property
     def what(self) -> str:
@@ -471,6 +478,20 @@ class Informer:
                 # The error names the watch already.
                 log.warning("%s; retrying in %.1fs", exc, delay)
                 await self.policy.asleep(delay)
+            except Forbidden as exc:
+                if not self._failures or self._forbidden >= self.FORBIDDEN_AFTER_OUTAGE_RETRIES:
+                    self._fail(exc)
+                    return
+                self._forbidden += 1
+                self._failures += 1
+                delay = self.policy.backoff(self._failures, exc.retry_after)
+                log.warning(
+                    "%s (HTTP 403) right after the API server was unreachable: a restarted "
+                    "API server may not have loaded its RBAC rules yet; retrying in %.1fs",
+                    exc,
+                    delay,
+                )
+                await self.policy.asleep(delay)
             except KubeApiError as exc:
                 self._fail(exc)
                 return
@@ -482,6 +503,7 @@ class Informer:
     def _succeeded(self) -> None:
         self._failures = 0
         self._refreshed = False
+        self._forbidden = 0
 
     def _fail(self, exc: Exception) -> None:
         self._error = exc

@@ -67,11 +67,37 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) ->
 
 
 class RunningCluster:
-    def __init__(self, kubeconfig: Path, workdir: Path, ready_line: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        ready_line: str,
+        process: subprocess.Popen[str] | None = None,
+        output: list[str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.ready_line = ready_line
         self.api = config.new_client_from_config(config_file=str(kubeconfig))
+        self._process = process
+        self._output = output if output is not None else []
+
+    @property
+    def pki(self) -> Path:
+        """The cluster's certificates and keys (``ca.crt``/``ca.key``: the client CA too)."""
+        return self.workdir / "state" / "pki"
+
+    def restart_api_server(self, timeout: float = 180) -> None:
+        """Restart kube-apiserver (SIGUSR1 to scripts/real-cluster) and wait until it serves
+        again; every client's connections and watches drop meanwhile."""
+        assert self._process is not None, "not started by run_real_cluster"
+        restarts = self._output.count("kube-apiserver restarted\n")
+        self._process.send_signal(signal.SIGUSR1)
+        wait_for(
+            "kube-apiserver to be restarted",
+            lambda: self._output.count("kube-apiserver restarted\n") > restarts,
+            timeout,
+        )
 
 
 def skip_without_go() -> None:
@@ -132,7 +158,7 @@ def run_real_cluster(base: Path, *extra: str) -> Iterator[RunningCluster]:
                 pytest.fail(failure(f"was not ready after {START_TIMEOUT}s"))
         ready_line = next(line for line in lines if "ready" in line).strip()
         print(ready_line)
-        yield RunningCluster(kubeconfig, workdir, ready_line)
+        yield RunningCluster(kubeconfig, workdir, ready_line, proc, lines)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -9,8 +9,6 @@ own: starting Airflow's components costs far more than a run.
 from __future__ import annotations
 
 import copy
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from demo import CONN_ID, EXAMPLES_CLUSTER, NAMESPACE, install_workflow_template
 
 from simulated_k8s_cluster import SimulatedCluster
 
-from .deployment import AirflowDeployment, PostgresServer, deployment
+from .deployment import AirflowDeployment, PostgresServer, deployment, throwaway_postgres
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "dags"
@@ -55,16 +53,8 @@ class Deployed:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    # Not under pytest's tmp folder: as root the server runs as the "postgres" user, who must
-    # reach its data directory.
-    parent = Path(tempfile.mkdtemp(prefix="airflow-k8s-jobs-postgres-"))
-    server = PostgresServer(parent / "data")
-    server.start()
-    try:
+    with throwaway_postgres() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,12 @@ import importlib.metadata
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -90,6 +92,22 @@ class PostgresServer:
 
     def connect(self, database: str) -> Any:
         return psycopg2.connect(host="127.0.0.1", port=self.port, user="airflow", dbname=database)
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[PostgresServer]:
+    """A started PostgreSQL server (installed first if need be: ``scripts/postgres start``
+    ensures it), stopped and removed on exit."""
+    # Not under pytest's tmp folder: as root the server runs as the "postgres" user, who must
+    # reach its data directory.
+    parent = Path(tempfile.mkdtemp(prefix="airflow-k8s-jobs-postgres-"))
+    server = PostgresServer(parent / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @dataclass

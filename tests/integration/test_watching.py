@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes_asyncio
 import pytest
 
+from airflow_k8s_jobs.errors import Forbidden
 from airflow_k8s_jobs.kube import EVENTS, JOBS, PODS, Resource
 from airflow_k8s_jobs.watching import Subscription, WatchHub
 from simulated_k8s_cluster import SimulatedCluster
@@ -193,3 +194,39 @@ async def test_server_errors_are_retried_with_retry_after(
     retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 3, retries
     assert all(m.count("watching configmaps in namespace") == 1 for m in retries), retries
+
+
+async def test_forbidden_right_after_an_outage_is_retried(
+    simulated_cluster: SimulatedCluster,
+    simulated_kubeconfig: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A restarted kube-apiserver serves before its authorizer has loaded the RBAC rules: the
+    first requests after the outage get 403; the informer retries them and watches on."""
+    caplog.set_level(logging.WARNING, logger="airflow_k8s_jobs.watching")
+    hub = WatchHub.current()
+    async with hub.subscribe(
+        "sim", KubeconfigClients(simulated_kubeconfig), NS, [CONFIGMAPS]
+    ) as sub:
+        await sub.wait_synced()
+        # The connections break (the informer's attempts fail), then the first answers are 403.
+        simulated_cluster.fail_next(2, status=403, resource="configmaps")
+        simulated_cluster.reset_connections(1)
+        simulated_cluster.create(config_map("after-restart"))
+        await until(sub, lambda: sub.get(CONFIGMAPS, "after-restart") is not None, timeout=30)
+        sub.informers[CONFIGMAPS].raise_error()
+    retried = [r.getMessage() for r in caplog.records if "(HTTP 403) right after" in r.getMessage()]
+    assert len(retried) == 2, retried
+
+
+async def test_forbidden_without_an_outage_fails_the_waiters_at_once(
+    simulated_cluster: SimulatedCluster, simulated_kubeconfig: Path
+) -> None:
+    simulated_cluster.fail_next(1, status=403, verb="list", resource="configmaps")
+    hub = WatchHub.current()
+    async with hub.subscribe(
+        "sim", KubeconfigClients(simulated_kubeconfig), NS, [CONFIGMAPS]
+    ) as sub:
+        with pytest.raises(Forbidden):
+            await asyncio.wait_for(sub.wait_synced(), 10)
+    assert simulated_cluster.requests(verb="list", resource="configmaps") == 1

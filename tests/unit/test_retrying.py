@@ -169,3 +169,26 @@ async def test_the_async_call_follows_the_same_policy() -> None:
     assert time.sleeps == [first, expected.uniform(1.0, 2.0)]
     assert refreshes == [1]
     assert call.calls == 4
+
+
+def test_a_403_after_a_transient_error_is_retried() -> None:
+    """A restarted kube-apiserver serves before its authorizer has loaded the RBAC rules."""
+    time = FakeTime()
+    call = Fails(TransientError("connection refused"), Forbidden("no", 403), Forbidden("no", 403))
+    assert policy(time).call(call) == "ok"
+    assert call.calls == 4 and len(time.sleeps) == 3
+
+
+def test_a_403_after_a_transient_error_is_raised_once_the_allowance_is_spent() -> None:
+    time = FakeTime()
+    call = Fails(TransientError("refused"), *[Forbidden("no", 403) for _ in range(5)])
+    with pytest.raises(Forbidden):
+        policy(time, attempts=10, forbidden_after_outage=2).call(call)
+    assert call.calls == 4  # the transient error, two 403s retried, the third raised
+
+
+async def test_the_async_call_retries_a_403_after_a_transient_error_too() -> None:
+    time = FakeTime()
+    call = Fails(ServerError("boom", 503), Forbidden("no", 403))
+    assert await policy(time).acall(call.acall) == "ok"
+    assert call.calls == 3
