@@ -118,7 +118,9 @@ def slim(obj: Obj, resource: Resource) -> Obj:
     waiter reads and a busy namespace has thousands of.
 
     ``managedFields`` keep only their times (the cluster's clock, see ``status.newest_time``);
-    a Job keeps no pod template (its pods are watched themselves).
+    a Job keeps no pod template (its pods are watched themselves); a pod keeps no volumes,
+    tolerations or affinity, and its containers no command, environment, mounts or probes
+    (their names, images and the pod's status are what is read).
     """
     meta = obj.get("metadata")
     if isinstance(meta, dict) and meta.get("managedFields"):
@@ -127,9 +129,33 @@ def slim(obj: Obj, resource: Resource) -> Obj:
             for entry in meta["managedFields"]
             if isinstance(entry, dict) and entry.get("time")
         ]
-    if resource.kind == "Job" and isinstance(obj.get("spec"), dict):
-        obj["spec"].pop("template", None)
+    spec = obj.get("spec")
+    if resource.kind == "Job" and isinstance(spec, dict):
+        spec.pop("template", None)
+    elif resource.kind == "Pod" and isinstance(spec, dict):
+        for key in _UNREAD_POD_SPEC:
+            spec.pop(key, None)
+        containers = [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+        for container in containers:
+            if isinstance(container, dict):
+                for key in _UNREAD_CONTAINER_SPEC:
+                    container.pop(key, None)
     return obj
+
+
+_UNREAD_POD_SPEC = ("volumes", "tolerations", "affinity", "topologySpreadConstraints")
+_UNREAD_CONTAINER_SPEC = (
+    "command",
+    "args",
+    "env",
+    "envFrom",
+    "volumeMounts",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "securityContext",
+)
 
 
 IndexKey = tuple[str, str]

@@ -234,5 +234,22 @@ def test_the_cache_keeps_no_pod_template_of_jobs_and_only_the_times_of_managed_f
     assert cached["status"] == {"succeeded": 1}
 
     pods = informer(PODS)
-    pods.apply("ADDED", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "main"}]}})
-    assert pods.objects["p"]["spec"] == {"containers": [{"name": "main"}]}
+    main = {"name": "main", "image": "i:1", "env": [{"name": "A", "value": "1"}], "args": ["x"]}
+    pods.apply(
+        "ADDED",
+        {
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [main],
+                "nodeName": "n",
+                "schedulingGates": [{"name": "g"}],
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "tolerations": [{"operator": "Exists"}],
+            },
+        },
+    )
+    assert pods.objects["p"]["spec"] == {
+        "containers": [{"name": "main", "image": "i:1"}],
+        "nodeName": "n",
+        "schedulingGates": [{"name": "g"}],
+    }
