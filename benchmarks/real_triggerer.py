@@ -5,15 +5,16 @@ loading and event handling (``triggers_side_by_side.py`` runs the triggers bare,
 The deployment is the one tests/deployment uses (``AirflowDeployment``: scheduler, triggerer,
 DAG processor and API server on Airflow 3, LocalExecutor, a throwaway PostgreSQL), run by the
 interpreter running this script (Airflow 3.x or 2.11). Its DAG holds one mapped deferrable task
-of ``--n`` instances, each running a Job whose container runs 60-90 s (spread over the map
-indexes) on a simulated cluster at real time (``timeScale`` 1) in this process. The sides:
+of ``--n`` instances, each running a Job whose container runs 60-90 s by default (``--seconds``,
+``--spread``; spread over the map indexes) on a simulated cluster at real time (``timeScale``
+1) in this process. The sides:
 
 * ``ours``: ``KubeJobOperator`` with its defaults (deferrable);
 * ``cncf``: ``KubernetesJobOperator(deferrable=True, wait_until_job_complete=True)``, its other
   arguments left at their defaults, through a ``kubernetes`` connection.
 
-Measured for the triggerer process only (its whole process group: on Airflow 3 the supervisor
-and the trigger runner it starts), sampled every 0.5 s with psutil:
+Measured for the triggerer process only (with its descendants: on Airflow 3 the trigger runner
+it starts, and its log server), sampled every 0.5 s with psutil:
 
 * CPU seconds per wall minute while tasks wait (from the first deferral seen to the last trigger
   fired), and for comparison while idle (the 30 s before the DAG is unpaused);
@@ -67,7 +68,8 @@ DAG_ID = "real_triggerer_bench"
 NAMESPACE = "batch"
 IMAGE = "bench/work:1"
 CONN_ID = "bench_k8s"
-SHORTEST, LONGEST = 60, 90
+SECONDS, SPREAD = 60, 30
+"""Default run time of the Jobs' containers: 60 s plus up to 30 s over the map indexes."""
 SAMPLE = 0.5
 PARALLELISM = 4
 IDLE_SECONDS = 30.0
@@ -119,12 +121,13 @@ FIRED = re.compile(
 )
 
 
-def seconds_of(index: int, n: int) -> int:
-    """The container's run time of map index ``index``: 60-90 s spread over the indexes."""
-    return SHORTEST + (index * (LONGEST - SHORTEST)) // max(1, n - 1)
+def seconds_of(index: int, n: int, seconds: int, spread: int) -> int:
+    """The container's run time of map index ``index``: ``seconds`` plus up to ``spread``
+    spread evenly over the indexes."""
+    return seconds + (index * spread) // max(1, n - 1)
 
 
-def cluster_config(n: int) -> dict[str, Any]:
+def cluster_config(n: int, seconds: int, spread: int) -> dict[str, Any]:
     return {
         "timeScale": 1.0,
         "namespaces": [NAMESPACE],
@@ -137,7 +140,7 @@ def cluster_config(n: int) -> dict[str, Any]:
         ],
         "behaviours": [
             {"match": {"image": IMAGE, "args": f"duration={s}s"}, "seconds": s}
-            for s in range(SHORTEST, LONGEST + 1)
+            for s in range(seconds, seconds + spread + 1)
         ],
     }
 
@@ -229,11 +232,17 @@ def poll_database(airflow: AirflowDeployment, run_id: str, seen: Observations) -
 
 
 def run_side(
-    side: str, n: int, workdir: Path, postgres: PostgresServer, timeout: float
+    side: str,
+    n: int,
+    seconds: int,
+    spread: int,
+    workdir: Path,
+    postgres: PostgresServer,
+    timeout: float,
 ) -> dict[str, Any]:
     seen = Observations()
     started = time.monotonic()
-    with SimulatedCluster(cluster_config(n)) as cluster:
+    with SimulatedCluster(cluster_config(n, seconds, spread)) as cluster:
 
         def observe(resource: Any, event_type: str, obj: Any, old: Any) -> None:
             if resource.plural != "jobs" or event_type == "DELETED":
@@ -268,7 +277,7 @@ def run_side(
                 n=n,
                 namespace=NAMESPACE,
                 image=IMAGE,
-                arguments=[[f"duration={seconds_of(i, n)}s"] for i in range(n)],
+                arguments=[[f"duration={seconds_of(i, n, seconds, spread)}s"] for i in range(n)],
             )
         )
         extra_env = {
@@ -443,21 +452,26 @@ def spread_s(stats: dict[str, float] | None) -> str:
 
 
 def render(results: list[dict[str, Any]], environment: dict[str, Any]) -> str:
+    shortest = environment["seconds"]
     lines = [
         "# Waiting Job tasks with Airflow's own triggerer",
         "",
         f"Airflow {environment['airflow']} (scheduler, triggerer, LocalExecutor with "
         f"parallelism {PARALLELISM}, PostgreSQL), the simulated cluster at real time in the "
         "benchmark's process; "
-        f"Jobs running {SHORTEST}-{LONGEST} s. Python {environment['python']}, "
+        f"Jobs running {shortest}-{shortest + environment['spread']} s. "
+        f"Python {environment['python']}, "
         f"{environment['cpus']} CPUs, {environment['date']}. The machine was shared with other "
         "work while this ran: CPU and latency numbers are upper bounds.",
         "",
         "Measured for the triggerer's process group only (`benchmarks/real_triggerer.py`; how "
         "each number is taken is in its docstring). Detection: the cluster writing the Job's "
         "final condition → the triggerer's log line for the trigger's event (its timestamp); "
-        "the database column is the same to when a 0.5 s poll of the metadata database saw the "
-        "task instance leave `deferred`.",
+        "(database poll): the same start → when a 0.5 s poll of the metadata database saw the "
+        "task instance leave `deferred` (Airflow's event handling included). Waiting tasks: "
+        "how many were deferred at once; the scheduler and the LocalExecutor start tasks at "
+        "the pace the machine allows, so with Jobs shorter than that start phase not all N "
+        "wait at the same time (`--seconds` makes them longer).",
         "",
         "| side | N | waiting tasks mean / peak | triggerer CPU s/min idle → waiting | "
         "RSS idle → peak | API req / waiting task / min | detection p50 / p99 / max | "
@@ -506,6 +520,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="mapped task instances (200)")
     parser.add_argument("--sides", default="ours", help="comma-separated: ours, cncf (ours)")
+    parser.add_argument(
+        "--seconds", type=int, default=SECONDS, help="the Jobs' shortest run time, s (60)"
+    )
+    parser.add_argument(
+        "--spread", type=int, default=SPREAD, help="up to this much longer over the tasks (30)"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run (3600)")
     parser.add_argument("--output", type=Path, help="the table (.md); .json beside it")
     parser.add_argument(
@@ -528,13 +548,17 @@ def main() -> int:
         "python": platform.python_version(),
         "cpus": psutil.cpu_count(),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "seconds": args.seconds,
+        "spread": args.spread,
     }
     results: list[dict[str, Any]] = []
     try:
         for side in sides:
             print(f"{side}: N={args.n} …", flush=True)
             try:
-                result = run_side(side, args.n, parent / side, postgres, args.timeout)
+                result = run_side(
+                    side, args.n, args.seconds, args.spread, parent / side, postgres, args.timeout
+                )
             except Exception as error:  # one side failing still reports the others
                 print(f"{side} failed: {error!r}", flush=True)
                 result = {"side": side, "n": args.n, "error": repr(error)[:2000]}
