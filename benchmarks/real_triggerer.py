@@ -501,6 +501,11 @@ def render(results: list[dict[str, Any]], environment: dict[str, Any]) -> str:
             f"over {r['task_minutes_waited']} task-minutes waited "
             f"(a {r['wait_window_seconds']:.0f} s window)."
         )
+    lines += [
+        "",
+        "`get pods/log` requests are live log streams (one long-lived request per pod, "
+        "`KubeJobOperator`'s `live_log_streams`), not polls; a watch counts once.",
+    ]
     return "\n".join(lines)
 
 
