@@ -18,7 +18,7 @@ it starts, and its log server), sampled every 0.5 s with psutil:
 
 * CPU seconds per wall minute while tasks wait (from the first deferral seen to the last trigger
   fired), and for comparison while idle (the 30 s before the DAG is unpaused);
-* peak RSS (the group's summed resident set) and its growth over the idle level;
+* peak RSS (summed over the processes, so pages they share count in each) and the idle level;
 * API requests per waiting task per minute: the triggerer's connection carries a bearer token of
   its own, and the simulated cluster counts the requests made with it apart
   (``SimulatedCluster.client_token``); divided by the task-minutes spent deferred;
@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "deployment"))
 sys.path.insert(0, str(ROOT / "simulator"))
 
-from deployment import AIRFLOW_V3, AirflowDeployment, PostgresServer  # noqa: E402
+from deployment import AIRFLOW_V3, AirflowDeployment, PostgresServer, free_port  # noqa: E402
 
 from simulated_k8s_cluster import SimulatedCluster  # noqa: E402
 
@@ -289,6 +289,9 @@ def run_side(
             "AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT": "300",
             "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, n)),
             "AIRFLOW__TRIGGERER__DEFAULT_CAPACITY": str(max(1000, n)),
+            # Its log server (part of what is measured) on a port of its own, not 8794, which
+            # another deployment on the machine may hold.
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # The triggerer as deployed: its default heartbeat, not the tests' fast one.
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "5",
         }
@@ -504,7 +507,8 @@ def render(results: list[dict[str, Any]], environment: dict[str, Any]) -> str:
     lines += [
         "",
         "`get pods/log` requests are live log streams (one long-lived request per pod, "
-        "`KubeJobOperator`'s `live_log_streams`), not polls; a watch counts once.",
+        "`KubeJobOperator`'s `live_log_streams`), not polls; a watch counts once. RSS is "
+        "summed over the triggerer's processes (pages they share counted in each).",
     ]
     return "\n".join(lines)
 
