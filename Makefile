@@ -294,6 +294,10 @@ bench: setup-af3 setup-composer-2.11.1
 	  --output benchmarks/results/token_refreshes.md
 	$(call venv,af3)/bin/python benchmarks/fanout_logs.py \
 	  --output benchmarks/results/fanout_logs.md
+	@# Airflow's own triggerer in a real deployment (PostgreSQL, scheduler, LocalExecutor).
+	scripts/postgres ensure
+	$(call venv,af3)/bin/python benchmarks/real_triggerer.py --n 200 --sides ours,cncf \
+	  --output benchmarks/results/real_triggerer.md
 	@# Argo's own examples/ (from the Go module proxy) on the simulated Argo controller.
 	if command -v go >/dev/null; then \
 	  dir=$$(go mod download -json github.com/argoproj/argo-workflows/v4@$(ARGO_EXAMPLES_VERSION) \

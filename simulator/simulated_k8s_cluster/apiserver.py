@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import copy
 import json
 import logging
@@ -44,6 +45,9 @@ log = logging.getLogger("simulated_k8s_cluster")
 
 Obj = dict[str, Any]
 _NAMESPACE_SUBRESOURCES = {"status", "finalize"}
+_REQUEST_TOKEN: contextvars.ContextVar[str] = contextvars.ContextVar("request_token", default="")
+"""The bearer token of the request being served (for per-client request counters)."""
+
 _UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -141,12 +145,14 @@ class ApiServer:
             return _error_response(ApiError(500, f"simulated API server error: {exc}"))
 
     def _authenticate(self, request: web.Request) -> None:
+        _REQUEST_TOKEN.set("")
         if request.path in _UNAUTHENTICATED:
             return
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        if token not in self.state.tokens:
+        if token not in self.state.tokens and token not in self.state.client_counters:
             raise ApiError(401, "Unauthorized")
+        _REQUEST_TOKEN.set(token)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self._authenticate(request)
@@ -264,6 +270,9 @@ class ApiServer:
         dry_run: bool = False,
     ) -> None:
         self.state.counters.add(verb, resource, dry_run)
+        client = self.state.client_counters.get(_REQUEST_TOKEN.get())
+        if client is not None:
+            client.add(verb, resource, dry_run)
         rule = self.state.faults.take(verb, resource, namespace, label_selector)
         if rule is None:
             return

@@ -32,7 +32,7 @@ from .controllers.kueue import KueueController
 from .controllers.namespaces import NamespaceDefaults
 from .controllers.scheduler import ClusterAutoscaler, NodePoolManager, Scheduler
 from .events import EventRecorder
-from .faults import FailureRule, HoldRule
+from .faults import FailureRule, HoldRule, RequestCounters
 from .resources import (
     CONFIGMAPS,
     NAMESPACES,
@@ -432,6 +432,19 @@ class SimulatedCluster:
     def reset_counters(self) -> None:
         self.state.counters.reset()
 
+    def client_token(self) -> tuple[str, Any]:
+        """A further bearer token for the same identity, and the request counters of the
+        requests made with it (they count in :attr:`counters` too), so one client's share of
+        the traffic can be told apart. It stops working when the token is rotated."""
+        token = secrets.token_urlsafe(24)
+        counters = RequestCounters()
+
+        def issue() -> None:
+            self.state.client_counters[token] = counters
+
+        self.call(issue)
+        return token, counters
+
     @property
     def open_watches(self) -> int:
         return self.call(lambda: self.state.store.open_watches)
@@ -493,6 +506,7 @@ class SimulatedCluster:
 
         def rotate() -> None:
             self.state.tokens.clear()
+            self.state.client_counters.clear()
             self.state.tokens.add(new_token)
 
         self.call(rotate)

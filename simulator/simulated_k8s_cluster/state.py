@@ -40,6 +40,8 @@ class ClusterState:
     faults: FaultPlan = field(default_factory=FaultPlan)
     counters: RequestCounters = field(default_factory=RequestCounters)
     tokens: set[str] = field(default_factory=set)
+    client_counters: dict[str, RequestCounters] = field(default_factory=dict)
+    """Further valid tokens, each with the counters of the requests made with it."""
     log_source: LogSource | None = None
     create_mutators: dict[ResourceType, list[Callable[[Obj], None]]] = field(default_factory=dict)
     """Mutating admission on CREATE (what a mutating webhook does), per resource type."""

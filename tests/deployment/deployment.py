@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,6 +116,8 @@ class Component:
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables of this component alone, over the deployment's."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ class AirflowDeployment:
         log = (self.home / "components" / f"{name}.{component.starts}.log").open("wb")
         component.process = subprocess.Popen(
             component.argv,
-            env=self.env,
+            env={**self.env, **component.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -254,6 +254,29 @@ def test_no_token_is_401_but_version_is_public(simulated_cluster: Any) -> None:
 # --- accounting ---------------------------------------------------------------------------------
 
 
+def test_a_client_token_counts_its_requests_apart(
+    simulated_cluster: Any, v1: kubernetes.client.CoreV1Api, tmp_path: Path
+) -> None:
+    simulated_cluster.reset_counters()
+    token, counters = simulated_cluster.client_token()
+    config = simulated_cluster.kubeconfig(namespace="batch")
+    config["users"][0]["user"]["token"] = token
+    (tmp_path / "client.yaml").write_text(yaml.safe_dump(config))
+    other = kubernetes.client.CoreV1Api(_sync_client(tmp_path / "client.yaml"))
+    other.list_namespaced_config_map("batch")
+    other.read_namespaced_config_map(ROOT_CA, "batch")
+    v1.read_namespaced_config_map(ROOT_CA, "batch")
+
+    assert counters.snapshot() == {"get configmaps": 1, "list configmaps": 1}
+    assert simulated_cluster.requests(resource="configmaps") == 3
+    assert simulated_cluster.token != token
+
+    simulated_cluster.expire_token()
+    with pytest.raises(ApiException) as rejected:
+        other.list_namespaced_config_map("batch")
+    assert rejected.value.status == 401
+
+
 def test_request_counters(simulated_cluster: Any, v1: kubernetes.client.CoreV1Api) -> None:
     simulated_cluster.reset_counters()
     v1.create_namespaced_pod(
