@@ -49,6 +49,8 @@ _REQUEST_TOKEN: contextvars.ContextVar[str] = contextvars.ContextVar("request_to
 """The bearer token of the request being served (for per-client request counters)."""
 
 _UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
+WATCH_BATCH = 500
+"""Most watch events sent in one write."""
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -619,11 +621,21 @@ class ApiServer:
                         await response.write(self._bookmark(route.resource))
                         next_bookmark = next_bookmark_after(loop.time())
                     continue
-                if item is None:
+                # Whatever else is queued goes out in the same write: a burst of changes (a
+                # thousand Jobs finishing) costs one write per burst, not one per event.
+                lines, ended = [], False
+                while item is not None:
+                    event_type, obj = item
+                    lines.append(json.dumps({"type": event_type, "object": obj}).encode())
+                    if watcher.queue.empty() or len(lines) >= WATCH_BATCH:
+                        break
+                    item = watcher.queue.get_nowait()
+                else:
+                    ended = True
+                if lines:
+                    await response.write(b"\n".join(lines) + b"\n")
+                if ended:
                     break
-                event_type, obj = item
-                line = json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
-                await response.write(line)
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             pass
