@@ -282,6 +282,27 @@ def test_429_bursts_with_retry_after_while_deferred_are_waited_out_not_hammered(
     assert f"(HTTP 429); retrying in {retry_after}" in logs, logs[-4000:]
 
 
+def test_503_bursts_while_deferred_are_backed_off_and_waited_out(deployed: Deployed) -> None:
+    """The trigger's open watch is cut, and its next five requests for Jobs get 503 (no
+    Retry-After): it backs off between them, watches again, and the task succeeds once."""
+    cluster = deployed.cluster
+    run_id = start_scenario(deployed, "unavailable_503")
+    wait_for_the_trigger_to_watch(deployed)
+    burst = 5
+    before = cluster.requests(resource="jobs")
+    cluster.fail_next(count=burst, status=503, resource="jobs")
+    cluster.reset_connections(0)
+    wait_until(
+        lambda: cluster.requests(resource="jobs") - before > burst,
+        120,
+        "the requests after the 503 burst",
+    )
+    assert_succeeded_once(deployed.airflow, deployed, "unavailable_503", run_id)
+    logs = deployed.airflow.task_log("deployed_unavailable_503", run_id, "work")
+    logs += deployed.airflow.component_logs()
+    assert "(HTTP 503); retrying in" in logs, logs[-4000:]
+
+
 def test_connections_reset_while_deferred_are_retried(deployed: Deployed) -> None:
     """The trigger's open watch is reset, and so is every connection it opens for eight seconds
     (a flapping load balancer): it backs off, watches again, and the task succeeds once."""

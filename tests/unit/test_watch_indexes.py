@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_k8s_jobs.kube import EVENTS, JOBS, PODS, WORKLOADS, Resource
+from airflow_k8s_jobs.kube import EVENTS, JOBS, PODS, WORKLOADS, Resource, parse_json
 from airflow_k8s_jobs.watching import (
     BY_INVOLVED_NAME,
     BY_INVOLVED_UID,
@@ -253,3 +253,12 @@ def test_the_cache_keeps_no_pod_template_of_jobs_and_only_the_times_of_managed_f
         "nodeName": "n",
         "schedulingGates": [{"name": "g"}],
     }
+
+
+def test_objects_from_the_api_share_their_keys() -> None:
+    first = parse_json('{"metadata": {"name": "a", "labels": {"job-name": "j"}}}')
+    second = parse_json(b'{"metadata": {"name": "b", "labels": {"job-name": "k"}}}')
+    assert first["metadata"]["labels"] == {"job-name": "j"}
+    keys = [next(iter(o["metadata"]["labels"])) for o in (first, second)]
+    assert keys[0] is keys[1]  # one string for every cached object's key, not one each
+    assert parse_json("[1, 2]") == [1, 2]

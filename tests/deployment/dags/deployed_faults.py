@@ -22,6 +22,7 @@ SCENARIOS = (
     "node_lost",
     "worker_killed",
     "throttled_429",
+    "unavailable_503",
     "connections_reset",
 )
 
