@@ -60,6 +60,25 @@ def database_text(engine: Any) -> tuple[str, dict[str, int]]:
     return "\n".join(parts), counts
 
 
+def deployment_kept(airflow: Any, trigger_rows: Any) -> tuple[dict[str, str], str, dict[str, int]]:
+    """What a deployed Airflow keeps, by where (for :meth:`Secrets.leaks`): every log file, every
+    row of its metadata database, and the trigger rows captured while tasks were deferred; with
+    the database's text and its rows per table."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        database, rows = database_text(engine)
+    finally:
+        engine.dispose()
+    searched = {
+        "task, scheduler, triggerer and other component logs": airflow.every_log(),
+        "metadata database": database,
+        "trigger rows while deferred (decrypted kwargs too)": "\n".join(trigger_rows),
+    }
+    return searched, database, rows
+
+
 def decrypted_trigger_kwargs(stored: str, fernet_key: str) -> str:
     """A trigger row's ``kwargs`` column as the triggerer reads it (Airflow encrypts it with
     the deployment's Fernet key, unless it is plain JSON)."""

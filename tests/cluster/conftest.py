@@ -267,21 +267,25 @@ def least_privileged_kubeconfig(cluster: RunningCluster, namespace: str, out: Pa
     out.write_text(json.dumps(doc, indent=2) + "\n")
 
     restricted = config.new_client_from_config(config_file=str(out))
-
-    def may_create_jobs() -> bool:
-        review = client.AuthorizationV1Api(restricted).create_self_subject_access_review(
-            client.V1SelfSubjectAccessReview(
-                spec=client.V1SelfSubjectAccessReviewSpec(
-                    resource_attributes=client.V1ResourceAttributes(
-                        group="batch", resource="jobs", verb="create", namespace=namespace
-                    )
-                )
-            )
-        )
-        return bool(review.status.allowed)
-
     try:
-        wait_for(f"the Role in {namespace} to take effect", may_create_jobs)
+        wait_for(
+            f"the Role in {namespace} to take effect",
+            lambda: may_create_jobs(restricted, namespace),
+        )
     finally:
         restricted.close()
     return out
+
+
+def may_create_jobs(api: client.ApiClient, namespace: str) -> bool:
+    """Whether the user of ``api`` may create Jobs in ``namespace`` (RBAC takes a moment)."""
+    review = client.AuthorizationV1Api(api).create_self_subject_access_review(
+        client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    group="batch", resource="jobs", verb="create", namespace=namespace
+                )
+            )
+        )
+    )
+    return bool(review.status.allowed)

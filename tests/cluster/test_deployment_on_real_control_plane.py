@@ -32,7 +32,6 @@ from typing import Any
 import psycopg2
 import pytest
 from kubernetes import client, config
-from sqlalchemy import create_engine
 
 from tests.deployment.deployment import (
     AirflowDeployment,
@@ -41,9 +40,14 @@ from tests.deployment.deployment import (
     throwaway_postgres,
     wait_until,
 )
-from tests.secret_scan import Secrets, as_text, database_text, decrypted_trigger_kwargs
+from tests.secret_scan import Secrets, as_text, decrypted_trigger_kwargs, deployment_kept
 
-from .conftest import RunningCluster, least_privileged_kubeconfig, run_cluster_with_nodes
+from .conftest import (
+    RunningCluster,
+    least_privileged_kubeconfig,
+    may_create_jobs,
+    run_cluster_with_nodes,
+)
 
 # Not skipped without KUBECONFIG (see conftest.py): the cluster is started here.
 STARTS_OWN_CLUSTER = True
@@ -214,21 +218,12 @@ def certificate_kubeconfig(
         },
     )
     as_user = config.new_client_from_config_dict(doc)
-
-    def may_create_jobs() -> bool:
-        review = client.AuthorizationV1Api(as_user).create_self_subject_access_review(
-            client.V1SelfSubjectAccessReview(
-                spec=client.V1SelfSubjectAccessReviewSpec(
-                    resource_attributes=client.V1ResourceAttributes(
-                        group="batch", resource="jobs", verb="create", namespace=NAMESPACE
-                    )
-                )
-            )
-        )
-        return bool(review.status.allowed)
-
     try:
-        wait_until(may_create_jobs, 60, f"{CERT_USER} to be allowed to create Jobs")
+        wait_until(
+            lambda: may_create_jobs(as_user, NAMESPACE),
+            60,
+            f"{CERT_USER} to be allowed to create Jobs",
+        )
     finally:
         as_user.close()
     return doc, key_pem
@@ -444,18 +439,7 @@ def test_the_client_key_and_the_token_are_nowhere_in_what_the_deployment_keeps(
         "client key (base64, as in the kubeconfig)"
     }
     assert secrets.found_in(airflow.env["AIRFLOW_CONN_REAL_CLUSTER_TOKEN"]) == ["token"]
-    engine = create_engine(airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    try:
-        database, rows = database_text(engine)
-    finally:
-        engine.dispose()
-    searched = {
-        "task, scheduler, triggerer and other component logs": airflow.every_log(),
-        "metadata database": database,
-        "trigger rows while deferred (decrypted kwargs too)": "\n".join(
-            deployed.triggers.rows.values()
-        ),
-    }
+    searched, database, rows = deployment_kept(airflow, deployed.triggers.rows.values())
     assert not secrets.leaks(searched)
     # What was searched holds what the runs left.
     assert len(deployed.triggers.rows) >= 2, deployed.triggers.rows

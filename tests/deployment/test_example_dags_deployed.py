@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 from demo import NAMESPACE
-from sqlalchemy import create_engine
 
 from airflow_k8s_jobs.manifests.names import TASK_ID
-from tests.secret_scan import Secrets, as_text, database_text, decrypted_trigger_kwargs
+from tests.secret_scan import Secrets, as_text, decrypted_trigger_kwargs, deployment_kept
 
 from .conftest import DEPLOYMENT_DAGS, EXAMPLE_DAGS, INLINE_CONN_ID, Deployed
 from .deployment import wait_until
@@ -117,16 +116,7 @@ def test_the_token_is_nowhere_in_what_the_deployment_keeps(deployed: Deployed) -
     }, airflow.component_logs()[-4000:]
     assert len(triggers) >= 3, triggers  # each task's trigger row was seen while it waited
 
-    engine = create_engine(airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    try:
-        database, rows = database_text(engine)
-    finally:
-        engine.dispose()
-    searched = {
-        "task, scheduler, triggerer and other component logs": airflow.every_log(),
-        "metadata database": database,
-        "trigger rows while deferred (decrypted kwargs too)": "\n".join(triggers.values()),
-    }
+    searched, database, rows = deployment_kept(airflow, triggers.values())
     assert not secrets.leaks(searched)
     # What was searched holds what the runs left.
     assert rows["xcom"] > 0 and rows["rendered_task_instance_fields"] > 0, rows
