@@ -107,8 +107,19 @@ def serve_cluster(
                 finished[key] = time.monotonic()
                 outcome[key] = cond["type"]
 
+    lags: list[tuple[float, float]] = []  # (time.monotonic(), how late the cluster's loop was)
+
+    async def ticker(every: float = 0.1) -> None:
+        expected = time.monotonic() + every
+        while True:
+            await asyncio.sleep(max(0.0, expected - time.monotonic()))
+            now = time.monotonic()
+            lags.append((now, max(0.0, now - expected)))
+            expected = max(expected + every, now)
+
     with SimulatedCluster(config) as cluster:
         cluster.state.store.add_observer(observe)
+        ticking = cluster.call(lambda: asyncio.get_running_loop().create_task(ticker()))
         conn.send(cluster.kubeconfig(namespace=namespaces[0]))
         while True:
             command, arg = conn.recv()
@@ -142,12 +153,15 @@ def serve_cluster(
                 conn.send(cluster.counters.snapshot())
             elif command == "cpu":  # the cluster process's CPU seconds so far (every thread)
                 conn.send(time.process_time())
+            elif command == "loop_lags":  # how late the cluster's event loop was, 10 times a second
+                conn.send(cluster.call(lambda: list(lags)))
             elif command == "token_endpoint":
                 conn.send(token_endpoint.start(cluster.token))
             elif command == "token_requests":
                 conn.send(token_endpoint.requests)
             elif command == "stop":
                 token_endpoint.stop()
+                cluster.call(ticking.cancel)
                 conn.send("stopped")
                 break
 
@@ -212,6 +226,12 @@ class ClusterProcess(ChildProcess):
         """CPU seconds the cluster's process has used so far (its own overhead)."""
         result: float = self.ask("cpu")
         return result
+
+    def loop_lags(self, start: float, end: float) -> list[float]:
+        """How late the cluster's event loop was (seconds, 10 samples a second) between two
+        ``time.monotonic()`` instants: a busy cluster delays what it sends."""
+        samples: list[tuple[float, float]] = self.ask("loop_lags")
+        return [lag for at, lag in samples if start <= at <= end]
 
     def counters(self) -> dict[str, int]:
         """API requests served so far, ``{"get jobs": n, …}``."""

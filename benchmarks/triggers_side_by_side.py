@@ -324,6 +324,7 @@ def measure(side: str, jobs: int, seconds: int, spread: int) -> dict[str, Any]:
         after = cluster.counters()
         tokens = cluster.ask("token_requests") - tokens_before
         cluster_cpu = cluster.cpu_seconds() - cluster_cpu
+        cluster_lags = cluster.loop_lags(result["started"], result["ended"])
         finished, outcome = cluster.finished()
     requests = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     requests = {k: n for k, n in sorted(requests.items()) if n}
@@ -351,6 +352,7 @@ def measure(side: str, jobs: int, seconds: int, spread: int) -> dict[str, Any]:
         "cpu_per_minute": result["cpu"] / wall * 60,
         "cpu_per_minute_waiting": sampler.per_minute(result["started"] + SETTLE, first_end),
         "cluster_cpu_per_minute": cluster_cpu / wall * 60,
+        "cluster_loop_lag": summary(cluster_lags),
         "wall_seconds": wall,
         "rss_growth_mib": (result["peak_rss"] - rss0) / 2**20,
         "loop_lag": summary(result["lag"]),
@@ -563,7 +565,16 @@ def write_reports(data: dict[str, Any], output_dir: Path) -> str:
             tokens = run.get("token_requests") or 0
             exchanges = f"; {tokens} Google token exchanges" if tokens else ""
             counted = ", ".join(f"{k} {n}" for k, n in run["requests"].items())
-            details.append(f"- {SIDE_LABELS[run['side']]}, {run['jobs']}: {counted}{exchanges}")
+            lag = run.get("cluster_loop_lag") or {}
+            busy = (
+                f"; the cluster's loop late by {lag['p99'] * 1000:.0f} ms at p99, "
+                f"{lag['max'] * 1000:.0f} ms at most"
+                if lag
+                else ""
+            )
+            details.append(
+                f"- {SIDE_LABELS[run['side']]}, {run['jobs']}: {counted}{exchanges}{busy}"
+            )
     details += ["", "Goals (ours; CPU and requests against cncf at the same N):", ""]
     details += goal_lines(data)
     details += ["", NOTES]
