@@ -57,8 +57,10 @@ Watched = Resource | tuple[Resource, str] | tuple[Resource, str, str]
 selector])``."""
 
 
-WATCH_RETRY = RetryPolicy(initial=0.5, cap=30.0)
-"""How informers back off; they retry for as long as they have subscribers."""
+WATCH_RETRY = RetryPolicy(initial=0.5, cap=30.0, forbidden_after_outage=5)
+"""How informers back off; they retry for as long as they have subscribers (and five 403s
+right after failed attempts: with this backoff, several seconds for a restarted API server's
+authorizer to catch up)."""
 
 
 Interest = Callable[[Resource, Obj], bool]
@@ -269,9 +271,6 @@ class Informer:
 
     WATCH_SECONDS = (240, 360)
     """Each watch request asks the server to end it after a random time in this range."""
-    FORBIDDEN_AFTER_OUTAGE_RETRIES = 5
-    """How many 403s in a row, right after failed attempts, are retried (see the module
-    docstring): with the watch backoff, several seconds for the authorizer to catch up."""
 
     def __init__(
         self,
@@ -505,7 +504,7 @@ class Informer:
                 log.warning("%s; retrying in %.1fs", exc, delay)
                 await self.policy.asleep(delay)
             except Forbidden as exc:
-                if not self._failures or self._forbidden >= self.FORBIDDEN_AFTER_OUTAGE_RETRIES:
+                if not self._failures or self._forbidden >= self.policy.forbidden_after_outage:
                     self._fail(exc)
                     return
                 self._forbidden += 1
