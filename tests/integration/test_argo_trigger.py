@@ -148,8 +148,13 @@ def subscribers() -> int:
 
 
 async def waiting(cluster: SimulatedCluster, count: int) -> None:
-    """Until ``count`` triggers wait on the one synced Workflow informer."""
-    await until(lambda: subscribers() == count and cluster.open_watches >= 1, what="triggers")
+    """Until ``count`` triggers wait on synced informers whose watches the cluster has opened."""
+
+    def ready() -> bool:
+        informers = WatchHub.current().informers
+        return subscribers() == count and cluster.open_watches >= len(informers)
+
+    await until(ready, what="triggers")
     for informer in WatchHub.current().informers.values():
         await informer.wait_synced()
 
