@@ -1,14 +1,21 @@
-"""The shared watch hub: one list+watch per (cluster, namespace, resource) for every waiter.
+"""The shared watch hub: one watch per (cluster, namespace, resource) for every waiter.
 
 Every trigger in a triggerer process (and the synchronous waiter in a worker) subscribes here
-instead of polling. An :class:`Informer` lists once, then watches from the list's
+instead of polling. An :class:`Informer` reads the current state once, then watches from its
 ``resourceVersion`` with bookmarks, resumes from the last version it saw when a stream ends,
-lists again on ``410 Gone``, refreshes credentials once on ``401``, and backs off on 429/5xx and
-broken connections as :class:`~airflow_k8s_jobs.retrying.RetryPolicy` says (jitter, at least the
-server's ``Retry-After``), for as long as it has subscribers. A ``403`` right after failed
-attempts (the API server was unreachable) is retried a few times too: a kube-apiserver that has
-just restarted serves before its authorizer has loaded the RBAC rules, and for a moment forbids
-what they allow; any other ``403`` fails the waiters at once.
+reads the state again on ``410 Gone``, refreshes credentials once on ``401``, and backs off on
+429/5xx and broken connections as :class:`~airflow_k8s_jobs.retrying.RetryPolicy` says
+(jitter, at least the server's ``Retry-After``), for as long as it has subscribers. A ``403``
+right after failed attempts (the API server was unreachable) is retried a few times too: a
+kube-apiserver that has just restarted serves before its authorizer has loaded the RBAC rules,
+and for a moment forbids what they allow; any other ``403`` fails the waiters at once.
+
+Where the API server allows it (its ``WatchList`` feature, on by default in Kubernetes 1.32
+and from 1.34), the state comes as the first events of the watch itself
+(``sendInitialEvents=true``, ended by a bookmark annotated ``k8s.io/initial-events-end``), as
+client-go's reflector does: one request instead of a list and a watch, and the objects arrive
+one at a time instead of in one large body. A server that refuses it (422) is asked with a list
+from then on.
 
 The cache is indexed (like client-go's indexers, see :data:`INDEXERS`): by owner uid, Job
 name, Kueue Job uid and an Event's involved object. A subscriber registers the index keys it
@@ -164,6 +171,27 @@ IndexKey = tuple[str, str]
 """``(index name, key)``."""
 
 
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+"""The annotation of the bookmark that ends a watch's initial state."""
+
+
+@dataclass
+class ServerFeatures:
+    """What one cluster's API server was found to support (shared by its informers)."""
+
+    watch_list: bool = True
+    """Watches may begin with the current state (``sendInitialEvents``); False once refused."""
+
+
+def refuses_watch_list(exc: KubeApiError) -> bool:
+    """Whether ``exc`` is an API server refusing ``sendInitialEvents`` on a watch: its
+    ``WatchList`` feature is off (Kubernetes 1.33, before 1.32), or it predates it."""
+    message = str(exc)
+    return exc.code in (400, 422) and (
+        "sendInitialEvents" in message or "resourceVersionMatch" in message
+    )
+
+
 def index_keys(obj: Obj) -> set[IndexKey]:
     """Every ``(index, key)`` pair ``obj`` is filed under."""
     return {(index, key) for index, keys_of in INDEXERS.items() for key in keys_of(obj)}
@@ -278,10 +306,12 @@ class Informer:
         clients: ClientSource,
         api_client: Any,
         policy: RetryPolicy = WATCH_RETRY,
+        server: ServerFeatures | None = None,
     ) -> None:
         self.key = key
         self.clients = clients
         self.api_client = api_client
+        self.server = server or ServerFeatures()
         self.objects: dict[str, Obj] = {}
         self.resource_version: str | None = None
         self.subscribers: set[Subscription] = set()
@@ -296,7 +326,8 @@ class Informer:
         self._order: dict[str, int] = {}
         """name -> when the object entered the cache (the order of :attr:`objects`)."""
         self._next = 0
-        self.lists = 0
+        self.syncs = 0
+        """Full reads of the state: a list, or a watch that began with the state."""
         self.watches = 0
         self.deliveries = 0
         """Changes offered to subscribers: routed wake-ups plus ``interest`` questions."""
@@ -394,11 +425,12 @@ class Informer:
         self._keys[name] = new
         return old | new
 
-    def replace(self, objects: list[Obj]) -> None:
-        """Cache a list's ``objects`` in place of everything, and wake every subscriber."""
+    def replace(self, objects: Iterable[Obj], slimmed: bool = False) -> None:
+        """Cache ``objects`` (the whole state) in place of everything, and wake every
+        subscriber."""
         self.objects, self._indexes, self._keys, self._order = {}, {}, {}, {}
         for obj in objects:
-            self._store(obj["metadata"]["name"], slim(obj, self.key.resource))
+            self._store(obj["metadata"]["name"], obj if slimmed else slim(obj, self.key.resource))
         self._synced.set()
         self._notify(None)
 
@@ -440,7 +472,7 @@ class Informer:
         return query
 
     async def _list(self) -> None:
-        self.lists += 1
+        self.syncs += 1
         path = self.key.resource.path(self.key.namespace)
         body = await request(self.api_client, "GET", path, query=self._query(), what=self.what)
         self.resource_version = body["metadata"]["resourceVersion"]
@@ -448,11 +480,20 @@ class Informer:
         self.replace(body.get("items") or [])
 
     async def _watch(self) -> None:
+        """Watch from :attr:`resource_version`; without one, a watch that begins with the
+        current state (``sendInitialEvents``), which it caches once the server marks its end."""
         self.watches += 1
         low, high = self.WATCH_SECONDS
+        initial: dict[str, Obj] | None = None  # the state while it arrives, slimmed
+        if self.resource_version is None:
+            self.syncs += 1
+            initial = {}
+            since = [("sendInitialEvents", "true"), ("resourceVersionMatch", "NotOlderThan")]
+        else:
+            since = [("resourceVersion", self.resource_version)]
         query = [
             *self._query(),
-            ("resourceVersion", self.resource_version),
+            *since,
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", self.policy.rng.randint(low, high)),
         ]
@@ -466,19 +507,41 @@ class Informer:
                 if code == 410:
                     raise Expired(f"{self.what}: {obj.get('message')}", 410, obj)
                 raise TransientError(f"{self.what}: {obj.get('message')} (HTTP {code})")
-            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            metadata = obj.get("metadata") or {}
+            if initial is not None:
+                # An object's own resourceVersion is no place to resume from until the
+                # state has ended: only the bookmark that ends it is.
+                if kind != "BOOKMARK":
+                    name = metadata["name"]
+                    if kind == "DELETED":
+                        initial.pop(name, None)
+                    else:
+                        initial[name] = slim(obj, self.key.resource)
+                elif (metadata.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
+                    self.resource_version = metadata["resourceVersion"]
+                    self._succeeded()
+                    self.replace(initial.values(), slimmed=True)
+                    initial = None
+                continue
+            rv = metadata.get("resourceVersion")
             if rv:
                 self.resource_version = rv
             if kind == "BOOKMARK":
                 continue
             self._succeeded()
             self.apply(str(kind), obj)
+        if initial is not None:
+            # The stream ended before the state did: a server (or a proxy) that ignores
+            # sendInitialEvents. Read the state with a list from now on.
+            log.info("%s: the watch sent no end of its initial state; listing", self.what)
+            self.server.watch_list = False
+            return
         self._succeeded()  # the server ended the stream: the credentials were good
 
     async def _run(self) -> None:
         while True:
             try:
-                if self.resource_version is None:
+                if self.resource_version is None and not self.server.watch_list:
                     await self._list()
                 await self._watch()
             except asyncio.CancelledError:
@@ -518,6 +581,11 @@ class Informer:
                 )
                 await self.policy.asleep(delay)
             except KubeApiError as exc:
+                initial = self.resource_version is None and self.server.watch_list
+                if initial and refuses_watch_list(exc):
+                    log.info("%s: the API server refuses watch lists; listing", self.what)
+                    self.server.watch_list = False
+                    continue
                 self._fail(exc)
                 return
             except Exception as exc:  # never let a waiter hang on a dead informer
@@ -545,6 +613,7 @@ class WatchHub:
         self.informers: dict[WatchKey, Informer] = {}
         self._clients: dict[str, Any] = {}
         self._client_users: dict[str, int] = {}
+        self._servers: dict[str, ServerFeatures] = {}
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -589,7 +658,9 @@ class WatchHub:
                 key = WatchKey(cluster, namespace, resource, *selectors)
                 informer = self.informers.get(key)
                 if informer is None:
-                    informer = self.informers[key] = Informer(key, clients, api_client)
+                    server = self._servers.setdefault(cluster, ServerFeatures())
+                    informer = Informer(key, clients, api_client, server=server)
+                    self.informers[key] = informer
                     informer.start()
                 informers[resource] = informer
             subscription = Subscription(informers, interest)
@@ -615,6 +686,7 @@ class WatchHub:
             if self._client_users[cluster] == 0:
                 client = self._clients.pop(cluster)
                 del self._client_users[cluster]
+                self._servers.pop(cluster, None)
                 close: Callable[[], Awaitable[None]] | None = getattr(client, "close", None)
                 if close is not None:
                     await close()

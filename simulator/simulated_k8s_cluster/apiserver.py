@@ -559,8 +559,41 @@ class ApiServer:
             return obj
         return {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
 
+    def _validate_watch_options(self, request: web.Request) -> None:
+        """kube-apiserver's checks of a watch's ``sendInitialEvents`` and
+        ``resourceVersionMatch`` (apimachinery ``validateWatchOptions``): 422 Invalid."""
+        match = request.query.get("resourceVersionMatch", "")
+        send_initial = "sendInitialEvents" in request.query
+        problems = []
+        if send_initial:
+            if match != "NotOlderThan":
+                problems.append(
+                    "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
+                    "resourceVersionMatch to NotOlderThan"
+                )
+            if not self.state.config.watch_list_enabled:
+                problems.append(
+                    "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch "
+                    "unless the WatchList feature gate is enabled"
+                )
+        if match:
+            if not send_initial:
+                problems.append(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for "
+                    "watch unless sendInitialEvents is provided"
+                )
+            if match != "NotOlderThan":
+                problems.append(
+                    f'resourceVersionMatch: Unsupported value: "{match}": supported values: '
+                    '"NotOlderThan"'
+                )
+        if problems:
+            detail = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+            raise ApiError(422, f'ListOptions.meta.k8s.io "" is invalid: {detail}')
+
     async def _watch(self, request: web.Request, route: Route) -> web.StreamResponse:
         store = self.state.store
+        self._validate_watch_options(request)
         matches = self._filter(request, route.resource)
         timeout = request.query.get("timeoutSeconds")
         timeout_seconds = float(timeout) if timeout else 1800.0
@@ -598,13 +631,17 @@ class ApiServer:
             if initial:
                 # The current state as ADDED events, then (with bookmarks) the bookmark that
                 # marks their end.
+                lines = []
                 for _ in range(watcher.queue.qsize()):
                     item = watcher.queue.get_nowait()
                     if item is None:
                         break
-                    await response.write(
-                        json.dumps({"type": item[0], "object": item[1]}).encode() + b"\n"
-                    )
+                    lines.append(json.dumps({"type": item[0], "object": item[1]}).encode())
+                    if len(lines) >= WATCH_BATCH:
+                        await response.write(b"\n".join(lines) + b"\n")
+                        lines = []
+                if lines:
+                    await response.write(b"\n".join(lines) + b"\n")
                 if bookmarks:
                     await response.write(self._bookmark(route.resource, initial_events_end=True))
             while True:

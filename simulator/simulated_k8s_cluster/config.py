@@ -101,9 +101,13 @@ class ClusterConfig:
     host: str = "127.0.0.1"
     port: int = 0
     cluster_name: str = "simulated"
-    kubernetes_version: str = "1.33.2"
+    kubernetes_version: str = "1.34.2"
     bookmark_interval_seconds: float = 5.0
     """Wall seconds between watch bookmarks (the API server sends one about every minute)."""
+    watch_list: bool | None = None
+    """kube-apiserver's ``WatchList`` feature gate: watches that begin with the current state
+    (``sendInitialEvents``). None: its default in ``kubernetes_version`` (on in 1.32 and from
+    1.34, off in 1.33 and before 1.32)."""
     autoscaler_scan_seconds: float = 10.0
     """Seconds (times ``timeScale``) between cluster-autoscaler loops."""
     history_size: int = 50_000
@@ -114,6 +118,13 @@ class ClusterConfig:
     rbac: RbacConfig = field(default_factory=RbacConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Sections for optional components (``kueue``, ``argo``), kept as given."""
+
+    @property
+    def watch_list_enabled(self) -> bool:
+        if self.watch_list is not None:
+            return self.watch_list
+        major, minor = (int(p) for p in self.kubernetes_version.split(".")[:2])
+        return (major, minor) == (1, 32) or (major, minor) >= (1, 34)
 
     @classmethod
     def load(cls, source: ClusterConfig | dict[str, Any] | str | Path | None) -> ClusterConfig:
@@ -260,6 +271,7 @@ _TOP_LEVEL: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "clusterName": ("cluster_name", _string),
     "kubernetesVersion": ("kubernetes_version", _version),
     "bookmarkIntervalSeconds": ("bookmark_interval_seconds", _number(0, strict=True)),
+    "watchList": ("watch_list", _boolean),
     "autoscalerScanSeconds": ("autoscaler_scan_seconds", _number(0, strict=True)),
     "historySize": ("history_size", _integer(1)),
     "runCommands": ("run_commands", _boolean),

@@ -1779,7 +1779,7 @@ def kubectl_delete(ctx: Ctx) -> Any:
 
 KNOWN_DIFFERENCES: dict[str, str] = {
     "kubectl_version": (
-        "/version reports v<kubernetesVersion>-sim (default 1.33.2): the suffix marks the "
+        "/version reports v<kubernetesVersion>-sim (default 1.34.2): the suffix marks the "
         "simulated cluster and the version is configuration, so kubectl warns about the skew "
         "and the gitVersion is not a plain vX.Y.Z"
     ),

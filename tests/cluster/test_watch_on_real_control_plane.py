@@ -103,7 +103,7 @@ async def test_a_watch_the_server_ends_is_resumed_without_listing_again(
             await until(sub, lambda w=watches: informer.watches > w, "the next watch")
         await asyncio.to_thread(core.delete_namespaced_config_map, "cm-0", namespace)
         await until(sub, lambda: sub.get(CONFIGMAPS, "cm-0") is None, "the deletion")
-        assert informer.lists == 1, "every watch resumed from the last resourceVersion"
+        assert informer.syncs == 1, "every watch resumed from the last resourceVersion"
         assert informer.watches >= 5
 
 
@@ -129,7 +129,7 @@ async def test_bookmarks_move_the_resource_version_on(
         while int(informer.resource_version or 0) < later:
             assert time.monotonic() < deadline, "no bookmark carried the resourceVersion on"
             await asyncio.sleep(0.2)
-        assert informer.lists == 1
+        assert informer.syncs == 1
         assert sub.get(CONFIGMAPS, "elsewhere") is None
 
 
@@ -196,11 +196,11 @@ async def test_an_expired_resource_version_makes_the_informer_list_again(
                 ),
                 "the informer to catch up",
             )
-        assert informer.lists == 2, "the expired resourceVersion made it list again"
+        assert informer.syncs == 2, "the expired resourceVersion made it list again"
         assert "resource version expired, listing again" in caplog.text
         # And it watches again from the new list: a later change arrives.
         await asyncio.to_thread(
             core.create_namespaced_config_map, namespace, config_map(namespace, "after")
         )
         await until(sub, lambda: sub.get(CONFIGMAPS, "after") is not None, "a later change")
-        assert informer.lists == 2
+        assert informer.syncs == 2

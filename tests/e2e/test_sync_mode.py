@@ -25,9 +25,9 @@ def test_synchronous_mode_waits_in_the_worker(
     (ti,) = dag_run.get_task_instances()
     assert str(ti.state) == "success"
     assert ti.xcom_pull(task_ids="preprocess") == ["[1, 2, 3]"]
-    # It waited through the watch hub (a list, then a watch unless the Job had already
-    # finished by then), never by reading the Job.
-    assert e2e_cluster.requests(verb="list", resource="jobs") >= 1
+    # It waited through the watch hub (a watch that begins with the Jobs' state), never by
+    # reading the Job.
+    assert e2e_cluster.requests(verb="watch", resource="jobs") >= 1
     assert e2e_cluster.requests(verb="get", resource="jobs") == 0
     # The pod's lines came live, while the worker waited, before the full logs at the end.
     live = log.find("| preprocessing")

@@ -184,8 +184,9 @@ async def test_fires_once_the_workflow_succeeded_with_its_outputs(
     assert payload["status"] == "success"
     assert payload["phase"] == "Succeeded"
     assert list(payload["node_outputs"].values()) == [{"answer": "42"}]
-    # One list and one watch of Workflows; never a GET of the Workflow.
-    assert simulated_cluster.requests(verb="list", resource="workflows") == 1
+    # One watch of Workflows, which began with their state: no list, never a GET.
+    assert simulated_cluster.requests(verb="watch", resource="workflows") == 1
+    assert simulated_cluster.requests(verb="list", resource="workflows") == 0
     assert simulated_cluster.requests(verb="get", resource="workflows") == 0
 
 
@@ -278,7 +279,8 @@ async def test_compressed_nodes_are_decoded(simulated_cluster: SimulatedCluster,
 async def test_200_waiting_triggers_share_two_watches(
     simulated_cluster: SimulatedCluster, conn: str
 ) -> None:
-    """One watch of the managed Workflows, one of Argo's pods (for their live logs)."""
+    """One watch of the managed Workflows, one of Argo's pods (for their live logs), each
+    beginning with the state; nothing else while 200 wait, and nothing more until they end."""
     workflows = create_workflows(simulated_cluster, [f"t{i:03d}" for i in range(200)], waits("60"))
     simulated_cluster.settle()
     simulated_cluster.reset_counters()
@@ -287,7 +289,7 @@ async def test_200_waiting_triggers_share_two_watches(
 
     informers = list(WatchHub.current().informers.values())
     assert [i.key.resource for i in informers] == [WORKFLOWS, PODS]
-    assert [(i.lists, i.watches) for i in informers] == [(1, 1), (1, 1)]
+    assert [(i.syncs, i.watches) for i in informers] == [(1, 1), (1, 1)]
     mid = dict(simulated_cluster.counters.snapshot())
     await advance(simulated_cluster, 30)  # half way: every Workflow changed, none finished
     assert not any(t.done() for t in tasks)
@@ -296,12 +298,7 @@ async def test_200_waiting_triggers_share_two_watches(
     events = await asyncio.wait_for(asyncio.gather(*tasks), 30)
 
     assert [e.payload["status"] for e in events if e is not None] == ["success"] * 200
-    assert simulated_cluster.requests(verb="list", resource="workflows") == 1
-    assert simulated_cluster.requests(verb="watch", resource="workflows") == 1
-    assert simulated_cluster.requests(verb="get", resource="workflows") == 0
-    assert mid.get("list workflows") == 1 and mid.get("watch workflows") == 1
-    assert simulated_cluster.requests(verb="list", resource="pods") == 1
-    assert simulated_cluster.requests(verb="watch", resource="pods") == 1
+    assert simulated_cluster.counters.snapshot() == mid == {"watch workflows": 1, "watch pods": 1}
 
 
 async def test_main_container_lines_reach_the_log_while_the_workflow_runs(

@@ -21,7 +21,7 @@ from airflow_k8s_jobs.errors import KubeApiError
 from airflow_k8s_jobs.kube import JOBS, request_sync
 from simulated_k8s_cluster import SimulatedCluster
 
-VERSION = "Kubernetes v1.33.2-sim"
+VERSION = "Kubernetes v1.34.2-sim"
 AIRFLOW_MAJOR = int(importlib.metadata.version("apache-airflow").split(".")[0])
 WITH_ARGO = {"timeScale": 0, "namespaces": ["batch"], "nodePools": [], "argo": {}}
 

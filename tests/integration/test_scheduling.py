@@ -88,7 +88,7 @@ def test_node_pools_create_gke_like_nodes(
         assert node.status.allocatable == node.status.capacity
         ready = next(c for c in node.status.conditions if c.type == "Ready")
         assert (ready.status, ready.reason) == ("True", "KubeletReady")
-        assert node.status.node_info.kubelet_version.startswith("v1.33.2")
+        assert node.status.node_info.kubelet_version.startswith("v1.34.2")
         assert node.status.node_info.operating_system == "linux"
     # Both default nodes come from the same instance group: same hash, different suffix.
     assert len({n.metadata.name.rsplit("-", 1)[0] for n in default}) == 1

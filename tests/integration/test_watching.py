@@ -120,8 +120,9 @@ async def test_many_waiters_share_one_watch_per_resource(
     await asyncio.to_thread(lambda: [simulated_cluster.create(job(n)) for n in names])
     await asyncio.wait_for(waiters, 90)
     assert len(seen) == 200
-    # One list and one watch per resource, whatever the number of waiters; no per-Job GETs.
-    assert simulated_cluster.requests(verb="list", resource="jobs") == 1
+    # One watch per resource (beginning with the state), whatever the number of waiters; no
+    # list, no per-Job GETs.
+    assert simulated_cluster.requests(verb="list") == 0
     assert simulated_cluster.requests(verb="watch", resource="jobs") == 1
     assert simulated_cluster.requests(verb="watch", resource="pods") == 1
     assert simulated_cluster.requests(verb="watch", resource="events") == 1
@@ -141,7 +142,7 @@ async def test_restart_resumes_and_relists_on_410(
         simulated_cluster.create(config_map("before"))
         await until(sub, lambda: sub.get(CONFIGMAPS, "before") is not None)
         informer = sub.informers[CONFIGMAPS]
-        assert informer.lists == 1
+        assert informer.syncs == 1
 
         # Writes to other resources move the cluster's resourceVersion past the informer's.
         simulated_cluster.create(
@@ -154,7 +155,7 @@ async def test_restart_resumes_and_relists_on_410(
         simulated_cluster.restart_api_server()  # drops the watch and forgets old versions
         simulated_cluster.create(config_map("after"))
         await until(sub, lambda: sub.get(CONFIGMAPS, "after") is not None)
-        assert informer.lists == 2, "the expired resourceVersion made it list again"
+        assert informer.syncs == 2, "the expired resourceVersion made it list again"
         simulated_cluster.delete("configmaps", NS, "before")
         await until(sub, lambda: sub.get(CONFIGMAPS, "before") is None)
 
@@ -179,7 +180,7 @@ async def test_server_errors_are_retried_with_retry_after(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="airflow_k8s_jobs.watching")
-    simulated_cluster.fail_next(2, status=503, retry_after=0, verb="list", resource="configmaps")
+    simulated_cluster.fail_next(2, status=503, retry_after=0, verb="watch", resource="configmaps")
     simulated_cluster.fail_next(1, status=429, retry_after=0, verb="watch", resource="configmaps")
     hub = WatchHub.current()
     async with hub.subscribe(
@@ -188,8 +189,8 @@ async def test_server_errors_are_retried_with_retry_after(
         await asyncio.wait_for(sub.wait_synced(), 20)
         simulated_cluster.create(config_map("after-faults"))
         await until(sub, lambda: sub.get(CONFIGMAPS, "after-faults") is not None, timeout=20)
-    assert simulated_cluster.requests(verb="list", resource="configmaps") == 3
-    assert simulated_cluster.requests(verb="watch", resource="configmaps") >= 2
+    assert simulated_cluster.requests(verb="watch", resource="configmaps") >= 4
+    assert simulated_cluster.requests(verb="list", resource="configmaps") == 0
     # Each retry is logged, naming the watch once.
     retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 3, retries
@@ -222,11 +223,76 @@ async def test_forbidden_right_after_an_outage_is_retried(
 async def test_forbidden_without_an_outage_fails_the_waiters_at_once(
     simulated_cluster: SimulatedCluster, simulated_kubeconfig: Path
 ) -> None:
-    simulated_cluster.fail_next(1, status=403, verb="list", resource="configmaps")
+    simulated_cluster.fail_next(1, status=403, resource="configmaps")
     hub = WatchHub.current()
     async with hub.subscribe(
         "sim", KubeconfigClients(simulated_kubeconfig), NS, [CONFIGMAPS]
     ) as sub:
         with pytest.raises(Forbidden):
             await asyncio.wait_for(sub.wait_synced(), 10)
-    assert simulated_cluster.requests(verb="list", resource="configmaps") == 1
+    assert simulated_cluster.counters.snapshot() == {"watch configmaps": 1}
+
+
+# --- the state as a watch's first events (WatchList) ----------------------------------------------
+
+
+async def test_the_state_arrives_as_the_watch_begins(
+    simulated_cluster: SimulatedCluster, simulated_kubeconfig: Path
+) -> None:
+    """One request: the objects that exist, a bookmark marking their end, then the changes."""
+    for name in ("one", "two", "three"):
+        simulated_cluster.create(config_map(name))
+    simulated_cluster.delete("configmaps", NS, "two")
+    simulated_cluster.reset_counters()
+    hub = WatchHub.current()
+    async with hub.subscribe(
+        "sim", KubeconfigClients(simulated_kubeconfig), NS, [CONFIGMAPS]
+    ) as sub:
+        await asyncio.wait_for(sub.wait_synced(), 10)
+        informer = sub.informers[CONFIGMAPS]
+        assert sorted(informer.objects) == ["kube-root-ca.crt", "one", "three"]
+        # Resumes from the bookmark's version (after the delete), not from an object's.
+        three = sub.get(CONFIGMAPS, "three")
+        assert three is not None and informer.resource_version is not None
+        assert int(informer.resource_version) > int(three["metadata"]["resourceVersion"])
+        simulated_cluster.create(config_map("four"))
+        await until(sub, lambda: sub.get(CONFIGMAPS, "four") is not None)
+        assert (informer.syncs, informer.watches) == (1, 1)
+    assert simulated_cluster.counters.snapshot() == {"watch configmaps": 1}
+
+
+@pytest.mark.simulated_cluster(
+    {"timeScale": 0.01, "namespaces": [NS], "kubernetesVersion": "1.33.4"}
+)
+async def test_an_api_server_without_watch_lists_is_listed_once_refused(
+    simulated_cluster: SimulatedCluster,
+    simulated_kubeconfig: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Kubernetes 1.33 has the WatchList feature off: its 422 makes every informer of that
+    cluster list then watch, and only the first one asks."""
+    caplog.set_level(logging.INFO, logger="airflow_k8s_jobs.watching")
+    simulated_cluster.create(config_map("before"))
+    simulated_cluster.reset_counters()
+    hub = WatchHub.current()
+    clients = KubeconfigClients(simulated_kubeconfig)
+    async with hub.subscribe("sim", clients, NS, [CONFIGMAPS]) as sub:
+        await asyncio.wait_for(sub.wait_synced(), 10)
+        assert sub.get(CONFIGMAPS, "before") is not None
+        async with hub.subscribe("sim", clients, NS, [JOBS]) as jobs:
+            await asyncio.wait_for(jobs.wait_synced(), 10)
+            await asyncio.to_thread(
+                simulated_cluster.wait_for,
+                lambda: simulated_cluster.requests(verb="watch", resource="jobs") == 1,
+            )
+        simulated_cluster.create(config_map("after"))
+        await until(sub, lambda: sub.get(CONFIGMAPS, "after") is not None)
+    assert simulated_cluster.counters.snapshot() == {
+        "watch configmaps": 2,  # refused (422), then from the list's resourceVersion
+        "list configmaps": 1,
+        "list jobs": 1,
+        "watch jobs": 1,
+    }
+    refused = [r.getMessage() for r in caplog.records if "refuses watch lists" in r.getMessage()]
+    assert len(refused) == 1, refused
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
