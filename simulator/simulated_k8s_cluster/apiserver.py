@@ -35,6 +35,7 @@ from .resources import (
     SELF_SUBJECT_ACCESS_REVIEWS,
     ApiError,
     ResourceType,
+    not_found,
 )
 from .selectors import object_filter, parse_field_selector, parse_label_selector
 from .state import ClusterState
@@ -705,7 +706,10 @@ class ApiServer:
         clock = self.state.clock
 
         def snapshot() -> tuple[list[tuple[float, str]], bool]:
-            pod = store.require(PODS, route.namespace or "", route.name or "")
+            # The stored pod, read only (a followed log looks at it 20 times a second).
+            pod = store.peek(PODS, route.namespace or "", route.name or "")
+            if pod is None:
+                raise not_found(PODS, route.name or "")
             return source.lines(pod, container, previous)
 
         def render(lines: list[tuple[float, str]]) -> str:

@@ -37,6 +37,8 @@ class SimClock:
         begin = start or datetime.now(timezone.utc)
         # The manual clock starts on a whole second so that advanced instants parse back exactly.
         self._epoch = begin.replace(microsecond=0) if time_scale == 0 else begin
+        self._last_second: datetime | None = None
+        self._last_timestamp = ""
 
     @property
     def manual(self) -> bool:
@@ -85,7 +87,11 @@ class SimClock:
 
     def timestamp(self, at: float | None = None) -> str:
         """RFC 3339 timestamp (second precision, like ``metav1.Time``) of an instant."""
-        return self.datetime_at(self.now() if at is None else at).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = self.datetime_at(self.now() if at is None else at).replace(microsecond=0)
+        if moment != self._last_second:  # the controllers ask for the same second very often
+            self._last_second = moment
+            self._last_timestamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._last_timestamp
 
     def micro_timestamp(self, at: float | None = None) -> str:
         """RFC 3339 timestamp with microseconds, like ``metav1.MicroTime``."""

@@ -318,6 +318,8 @@ class Kubelet:
         self.state = state
         self.rules = RuleBook(state.config.behaviours)
         self._pods: dict[str, PodRun] = {}
+        self._synced: dict[str, tuple[str | None, float | None]] = {}
+        """pod uid -> (its resourceVersion after the last sync, when it next needs one)."""
         self._node_images: dict[str, set[str]] = {}
         self._host_ips: dict[str, str] = {}
         self._ip_serial = 0
@@ -520,19 +522,48 @@ class Kubelet:
             meta = pod["metadata"]
             uid = meta.get("uid", "")
             alive.add(uid)
-            try:
-                wanted = self._sync(pod, now)
-            except Exception:  # one broken pod must not stop the others
-                log.exception("kubelet failed on pod %s/%s", meta.get("namespace"), meta["name"])
-                wanted = now + 1.0
+            synced = self._synced.get(uid)
+            if (
+                synced is not None
+                and synced[0] == meta.get("resourceVersion")
+                and (synced[1] is None or synced[1] > now)
+            ):
+                wanted = synced[1]  # a running pod nobody changed, with nothing due yet
+            else:
+                try:
+                    wanted = self._sync(pod, now)
+                except Exception:  # one broken pod must not stop the others
+                    log.exception(
+                        "kubelet failed on pod %s/%s", meta.get("namespace"), meta["name"]
+                    )
+                    wanted = now + 1.0
             if wanted is not None and (wake is None or wanted < wake):
                 wake = wanted
         for uid in list(self._pods):
             if uid not in alive:
                 del self._pods[uid]
+        for uid in list(self._synced):
+            if uid not in alive:
+                del self._synced[uid]
         return wake
 
     def _sync(self, pod: Obj, now: float) -> float | None:
+        """Bring one pod up to ``now``; when it next needs it (None: only once changed).
+
+        A pod the kubelet runs is remembered with its resourceVersion after the pass, so the
+        next passes skip it until it changes or its time comes: a pass over thousands of
+        running pods then costs a lookup each, as a real kubelet's pod workers sleep too."""
+        wanted = self._sync_pod(pod, now)
+        meta = pod["metadata"]
+        uid = meta.get("uid", "")
+        current = self.state.store.peek(PODS, meta.get("namespace", ""), meta["name"])
+        if uid in self._pods and current is not None and current["metadata"].get("uid") == uid:
+            self._synced[uid] = (current["metadata"].get("resourceVersion"), wanted)
+        else:
+            self._synced.pop(uid, None)
+        return wanted
+
+    def _sync_pod(self, pod: Obj, now: float) -> float | None:
         store = self.state.store
         meta, spec = pod["metadata"], pod.get("spec") or {}
         namespace, name = meta.get("namespace", ""), meta["name"]
@@ -578,10 +609,10 @@ class Kubelet:
         if status["phase"] in TERMINAL:
             run.terminal = True
         if status != pod.get("status"):
-            updated = store.get(PODS, namespace, name)
-            if updated is not None:
-                updated["status"] = status
-                store.update(PODS, updated)
+            stored = store.peek(PODS, namespace, name)
+            if stored is not None:
+                # A shallow copy is enough: update() copies what it stores.
+                store.update(PODS, {**stored, "status": status})
         if run.terminal:
             if deleting:
                 store.finish_deletion(PODS, namespace, name)
