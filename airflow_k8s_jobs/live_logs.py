@@ -55,14 +55,48 @@ RESUME_POLICY = RetryPolicy(initial=0.5, cap=10.0)
 
 Obj = dict[str, Any]
 
-_slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+class StreamSlots:
+    """The open-stream budget shared by every task of a process on one cluster.
+
+    A :class:`LiveLogs` with a container to follow takes a slot or, with none free, waits its
+    turn in line (first come, first served; one place per LiveLogs, not a task per container:
+    a triggerer may hold thousands of waiting tasks). A slot given back goes to the first in
+    line, which starts one stream and, with more to follow, goes to the back of the line.
+    """
+
+    def __init__(self, limit: int = STREAMS_PER_CLIENT) -> None:
+        self.free = limit
+        self._line: dict[LiveLogs, None] = {}  # insertion-ordered
+
+    def take(self, live: LiveLogs) -> bool:
+        """A slot for ``live`` now (True), or its place in line (False)."""
+        if self.free > 0 and not self._line:
+            self.free -= 1
+            return True
+        self._line.setdefault(live)
+        return False
+
+    def give_back(self) -> None:
+        self.free += 1
+        while self.free > 0 and self._line:
+            live = next(iter(self._line))
+            del self._line[live]
+            self.free -= 1
+            live.slot_granted()
+
+    def leave(self, live: LiveLogs) -> None:
+        self._line.pop(live, None)
 
 
-def stream_slots(api_client: Any) -> asyncio.Semaphore:
+_slots: weakref.WeakKeyDictionary[Any, StreamSlots] = weakref.WeakKeyDictionary()
+
+
+def stream_slots(api_client: Any) -> StreamSlots:
     """The open-stream budget shared by every task of the process using ``api_client``."""
     slots = _slots.get(api_client)
     if slots is None:
-        slots = _slots[api_client] = asyncio.Semaphore(STREAMS_PER_CLIENT)
+        slots = _slots[api_client] = StreamSlots()
     return slots
 
 
@@ -195,17 +229,31 @@ class LiveLogs:
         self._start_queued()
 
     def _start_queued(self) -> None:
+        slots = stream_slots(self.api_client)
         while self._queue and len(self._running) < self.max_streams:
-            stream = self._queue.popleft()
-            task = asyncio.get_running_loop().create_task(self._follow(stream))
-            self._running.add(task)
-            task.add_done_callback(self._finished)
+            if not slots.take(self):
+                return  # in line: slot_granted() comes back here
+            self._start(self._queue.popleft())
+
+    def slot_granted(self) -> None:
+        """A slot of the process's budget is this one's now: start the next stream."""
+        if self._queue and len(self._running) < self.max_streams:
+            self._start(self._queue.popleft())
+            self._start_queued()  # more to follow: back in line
+        else:
+            stream_slots(self.api_client).give_back()
+
+    def _start(self, stream: Stream) -> None:
+        task = asyncio.get_running_loop().create_task(self._follow(stream))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.log.warning("Live log stopped: %s", task.exception())
         with contextlib.suppress(RuntimeError):  # the loop is closing
+            stream_slots(self.api_client).give_back()
             self._start_queued()
 
     async def aclose(self, grace: float = DRAIN_SECONDS) -> None:
@@ -223,6 +271,7 @@ class LiveLogs:
         while self._running and (left := until - loop.time()) > 0:
             await asyncio.wait(set(self._running), timeout=left)
         self._queue.clear()
+        stream_slots(self.api_client).leave(self)
         for task in list(self._running):
             task.cancel()
         for task in list(self._running):
@@ -230,10 +279,7 @@ class LiveLogs:
                 await task
 
     async def _follow(self, stream: Stream) -> None:
-        async with stream_slots(self.api_client):
-            await self._follow_in_slot(stream)
-
-    async def _follow_in_slot(self, stream: Stream) -> None:
+        """Write ``stream``'s new lines until its container ends (in a slot of its own)."""
         last: tuple[str, int] | None = None
         since: str | None = None
         failures = 0

@@ -213,6 +213,11 @@ async def _wait_event(event: asyncio.Event, timeout: float | None) -> bool:
     return event.is_set()
 
 
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass(eq=False)
 class Subscription:
     """One waiter's view of a set of informers; woken when an object it cares about changes.
@@ -225,7 +230,9 @@ class Subscription:
 
     informers: dict[Resource, Informer]
     interest: Interest | None = None
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: bool = False
+    _waiter: asyncio.Future[None] | None = None
+    """What :meth:`changed` awaits: a plain future, not a task (thousands of waiters)."""
     _following: set[tuple[Resource, str, str]] = field(default_factory=set)
     wakeups: int = 0
     """How many times a change woke this subscription (a set flag counts again)."""
@@ -235,7 +242,8 @@ class Subscription:
     def notify(self, resource: Resource, obj: Obj | None) -> None:
         if obj is None or self.interest is None or self.interest(resource, obj):
             self.wakeups += 1
-            self._changed.set()
+            self._changed = True
+            _wake(self._waiter)
 
     def follow(self, resource: Resource, index: str, key: str) -> None:
         """Be woken by changes to ``resource`` objects filed under ``key`` in ``index``."""
@@ -266,9 +274,19 @@ class Subscription:
             informer.raise_error()
         self.timeout = timeout
         try:
-            changed = await _wait_event(self._changed, timeout)
+            if not self._changed:
+                loop = asyncio.get_running_loop()
+                self._waiter = waiter = loop.create_future()
+                timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+                    if timer is not None:
+                        timer.cancel()
+            changed = self._changed
         finally:
-            self._changed.clear()
+            self._changed = False
         for informer in self.informers.values():
             informer.raise_error()
         return changed

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_k8s_jobs.live_logs import (
+    StreamSlots,
     bounded_lines,
     split_timestamp,
     started_containers,
@@ -82,3 +83,52 @@ def lines_of(chunks: list[bytes], max_bytes: int) -> list[str]:
 )
 def test_lines_are_cut_to_a_bound(chunks: list[bytes], expected: list[str]) -> None:
     assert lines_of(chunks, max_bytes=8) == expected
+
+
+class Waiting:
+    """Stands for a LiveLogs with ``wants`` containers left to follow."""
+
+    def __init__(self, slots: StreamSlots, name: str, wants: int, started: list[str]) -> None:
+        self.slots, self.name, self.wants, self.started = slots, name, wants, started
+
+    def start_queued(self) -> None:
+        while self.wants and self.slots.take(self):  # type: ignore[arg-type]
+            self.wants -= 1
+            self.started.append(self.name)
+
+    def slot_granted(self) -> None:
+        if not self.wants:
+            self.slots.give_back()
+            return
+        self.wants -= 1
+        self.started.append(self.name)
+        self.start_queued()
+
+
+def test_stream_slots_go_to_those_in_line_first_come_first_served() -> None:
+    slots = StreamSlots(limit=2)
+    started: list[str] = []
+    a, b, c = (Waiting(slots, n, w, started) for n, w in (("a", 3), ("b", 1), ("c", 1)))
+    for waiting in (a, b, c):
+        waiting.start_queued()
+    assert started == ["a", "a"] and slots.free == 0  # a's third, b and c wait in line
+    slots.give_back()
+    slots.give_back()
+    assert started == ["a", "a", "a", "b"]  # in the order they came
+    slots.give_back()
+    assert started == ["a", "a", "a", "b", "c"] and slots.free == 0
+    slots.give_back()
+    assert slots.free == 1  # nobody in line
+    Waiting(slots, "d", 2, started).start_queued()
+    assert started[-1] == "d" and slots.free == 0
+
+
+def test_a_closed_one_leaves_the_line() -> None:
+    slots = StreamSlots(limit=1)
+    started: list[str] = []
+    a, b = Waiting(slots, "a", 1, started), Waiting(slots, "b", 1, started)
+    a.start_queued()
+    b.start_queued()
+    slots.leave(b)  # type: ignore[arg-type]
+    slots.give_back()
+    assert started == ["a"] and slots.free == 1
