@@ -83,7 +83,8 @@ class StreamSlots:
             live = next(iter(self._line))
             del self._line[live]
             self.free -= 1
-            live.slot_granted()
+            if not live.slot_granted():
+                self.free += 1
 
     def leave(self, live: LiveLogs) -> None:
         self._line.pop(live, None)
@@ -235,13 +236,14 @@ class LiveLogs:
                 return  # in line: slot_granted() comes back here
             self._start(self._queue.popleft())
 
-    def slot_granted(self) -> None:
-        """A slot of the process's budget is this one's now: start the next stream."""
-        if self._queue and len(self._running) < self.max_streams:
-            self._start(self._queue.popleft())
-            self._start_queued()  # more to follow: back in line
-        else:
-            stream_slots(self.api_client).give_back()
+    def slot_granted(self) -> bool:
+        """A slot of the process's budget is this one's now: start the next stream (False:
+        nothing to start, the slot stays free)."""
+        if not self._queue or len(self._running) >= self.max_streams:
+            return False
+        self._start(self._queue.popleft())
+        self._start_queued()  # more to follow: back in line
+        return True
 
     def _start(self, stream: Stream) -> None:
         task = asyncio.get_running_loop().create_task(self._follow(stream))

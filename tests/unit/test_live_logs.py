@@ -96,13 +96,13 @@ class Waiting:
             self.wants -= 1
             self.started.append(self.name)
 
-    def slot_granted(self) -> None:
+    def slot_granted(self) -> bool:
         if not self.wants:
-            self.slots.give_back()
-            return
+            return False
         self.wants -= 1
         self.started.append(self.name)
         self.start_queued()
+        return True
 
 
 def test_stream_slots_go_to_those_in_line_first_come_first_served() -> None:
