@@ -39,9 +39,11 @@ class ControllerLoop:
     The background loop (:meth:`run`) is lighter on the API server, which shares its event
     loop: it runs a controller only when something it reads changed (its ``watches``, by
     default every resource type) or its wake-up instant has come, and after a long pass it
-    serves requests about as long before the next one (unless time is frozen). A pass itself
-    is never interrupted: a request is answered either before or after all controllers saw
-    the state it found.
+    serves requests about as long before the next one (unless time is frozen). With time
+    running, it lets the event loop serve watches and requests after each controller that
+    wrote, as a real control plane's independent controllers do not wait for each other. With
+    time frozen (``timeScale: 0``) a pass is never interrupted: a request is answered either
+    before or after all controllers saw the state it found.
     """
 
     MAX_PASSES = 200
@@ -135,11 +137,31 @@ class ControllerLoop:
                 break
         return self._earliest_wake()
 
+    async def run_due_yielding(self) -> float | None:
+        """Like :meth:`run_due`, but after each controller that wrote, let the event loop send
+        the watch events and answer the requests that are waiting."""
+        for _ in range(self.MAX_PASSES):
+            before = self.store.resource_version
+            for index in range(len(self.controllers)):
+                if self._stopped:
+                    return self._earliest_wake()
+                if self._due(index, self.clock.now()):
+                    written = self.store.resource_version
+                    self._reconcile(index)
+                    if self.store.resource_version != written:
+                        await asyncio.sleep(0)
+            if self.store.resource_version == before:
+                break
+        return self._earliest_wake()
+
     async def run(self) -> None:
         while not self._stopped:
             self._kicked.clear()
             started = time.monotonic()
-            wake_at = self.run_due()
+            if self.clock.time_scale > 0:
+                wake_at = await self.run_due_yielding()
+            else:
+                wake_at = self.run_due()
             busy = time.monotonic() - started
             # With frozen time every pass follows its write at once, as tests rely on.
             if busy > self.REST_AFTER and self.clock.time_scale > 0 and not self._stopped:
