@@ -56,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -427,7 +428,8 @@ def per_task_minute(requests: dict[str, int], task_minutes: float) -> dict[str, 
 
 
 def chart(data: dict[str, Any], path: Path) -> None:
-    """Bars of CPU per wall minute, p99 latency and requests per task-minute, log scale."""
+    """Bars of CPU while waiting, p99 latency, requests per task-minute and peak RSS growth, log
+    scale; a side whose triggers never fired gets no latency bar but a note."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -436,30 +438,56 @@ def chart(data: dict[str, Any], path: Path) -> None:
     runs = [r for r in data["runs"] if not r.get("not_run")]
     sizes = sorted({r["jobs"] for r in runs})
     sides = [s for s in SIDES if any(r["side"] == s for r in runs)]
-    metrics = [
-        ("CPU s per wall minute", lambda r: r["cpu_per_minute"]),
-        ("detection latency p99, s", lambda r: r["latency"]["p99"] if r["latency"] else 0),
+
+    def waiting_cpu(run: dict[str, Any]) -> float | None:
+        value = run.get("cpu_per_minute_waiting")
+        return float(value) if value is not None else run["cpu_per_minute"]
+
+    metrics: list[tuple[str, Callable[[dict[str, Any]], float | None]]] = [
+        ("CPU s per wall minute, waiting", waiting_cpu),
+        ("detection latency p99, s", lambda r: r["latency"]["p99"] if r["latency"] else None),
         ("API requests per task per minute", lambda r: r["requests_per_task_minute"]),
+        ("peak RSS growth, MiB", lambda r: r["rss_growth_mib"]),
     ]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 4))
     width = 0.8 / max(1, len(sides))
     for ax, (title, value) in zip(axes, metrics, strict=True):
         for i, side in enumerate(sides):
-            heights = [
-                next((value(r) for r in runs if r["side"] == side and r["jobs"] == n), 0)
-                for n in sizes
-            ]
-            xs = [x + i * width for x in range(len(sizes))]
-            ax.bar(
-                xs, [max(h, 1e-3) for h in heights], width, label=SIDE_LABELS[side].replace("`", "")
-            )
+            for x, n in enumerate(sizes):
+                run = next((r for r in runs if r["side"] == side and r["jobs"] == n), None)
+                if run is None:
+                    continue
+                height = value(run)
+                at = x + i * width
+                if height is None:  # nothing to draw: say why on the axis
+                    ax.annotate(
+                        "never fired" if run.get("never") else "no value",
+                        (at, 0),
+                        xycoords=("data", "axes fraction"),
+                        xytext=(0, 4),
+                        textcoords="offset points",
+                        rotation=90,
+                        ha="center",
+                        va="bottom",
+                        fontsize="x-small",
+                    )
+                    continue
+                ax.bar(
+                    at,
+                    max(height, 1e-4),
+                    width,
+                    color=f"C{i}",
+                    label=SIDE_LABELS[side].replace("`", "") if x == 0 else None,
+                )
         ax.set_yscale("log")
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
         ax.set_xticks([x + width * (len(sides) - 1) / 2 for x in range(len(sizes))])
         ax.set_xticklabels([f"{n} waiting" for n in sizes])
-    axes[0].legend(fontsize="small")
-    fig.suptitle("Job triggers side by side on the simulated cluster (log scale)")
-    fig.tight_layout()
+        ax.set_xlim(-width, len(sizes) - 1 + width * len(sides))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(sides), fontsize="small")
+    fig.suptitle("Job triggers side by side on the simulated cluster (log scale; lower is better)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
