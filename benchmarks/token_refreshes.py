@@ -397,8 +397,15 @@ def google_comparison(results: Path, hours: float) -> dict[str, Any] | None:
     ]
     if not runs:
         return None
-    run = max(runs, key=lambda r: r.get("jobs", 0))
-    polls = sum(n for key, n in (run.get("requests") or {}).items() if key.startswith("get jobs"))
+
+    def polls_of(run: dict[str, Any]) -> int:
+        requests = run.get("requests") or {}
+        return sum(n for key, n in requests.items() if key.startswith("get jobs"))
+
+    # The run that polled most: where the triggers saturated their loop (5,000), most of the
+    # exchanges happened before a first poll, which says nothing about the rate per poll.
+    run = max(runs, key=polls_of)
+    polls = polls_of(run)
     if not polls:
         return None
     per_poll = run["token_requests"] / polls
