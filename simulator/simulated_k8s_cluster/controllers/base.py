@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Protocol
 
 from ..clock import SimClock
@@ -126,31 +126,32 @@ class ControllerLoop:
                 break
         return self._earliest_wake()
 
-    def run_due(self) -> float | None:
-        """Like :meth:`run_once`, but only the controllers that are due."""
+    def _due_steps(self) -> Iterator[None]:
+        """Run the due controllers until nothing changes, pausing (a ``yield``) after each
+        controller that wrote."""
         for _ in range(self.MAX_PASSES):
             before = self.store.resource_version
             for index in range(len(self.controllers)):
                 if self._due(index, self.clock.now()):
+                    written = self.store.resource_version
                     self._reconcile(index)
+                    if self.store.resource_version != written:
+                        yield
             if self.store.resource_version == before:
                 break
+
+    def run_due(self) -> float | None:
+        """Like :meth:`run_once`, but only the controllers that are due."""
+        for _ in self._due_steps():
+            pass
         return self._earliest_wake()
 
     async def run_due_yielding(self) -> float | None:
         """Like :meth:`run_due`, but after each controller that wrote, let the event loop send
         the watch events and answer the requests that are waiting."""
-        for _ in range(self.MAX_PASSES):
-            before = self.store.resource_version
-            for index in range(len(self.controllers)):
-                if self._stopped:
-                    return self._earliest_wake()
-                if self._due(index, self.clock.now()):
-                    written = self.store.resource_version
-                    self._reconcile(index)
-                    if self.store.resource_version != written:
-                        await asyncio.sleep(0)
-            if self.store.resource_version == before:
+        for _ in self._due_steps():
+            await asyncio.sleep(0)
+            if self._stopped:
                 break
         return self._earliest_wake()
 
