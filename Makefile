@@ -279,7 +279,7 @@ demo: setup-af3
 ARGO_EXAMPLES_VERSION ?= v4.0.5
 
 # The Google provider's Job trigger runs in the Composer-like environment that has it.
-bench: setup-af3 setup-composer-2.11.1
+bench: setup-af2 setup-af3 setup-composer-2.11.1
 	$(UV) pip install --quiet --python $(call venv,af3)/bin/python -e ".[bench]"
 	$(call venv,af3)/bin/python benchmarks/triggers_side_by_side.py \
 	  --google-python $(call venv,composer-2.11.1)/bin/python
@@ -298,6 +298,11 @@ bench: setup-af3 setup-composer-2.11.1
 	scripts/postgres ensure
 	$(call venv,af3)/bin/python benchmarks/real_triggerer.py --n 200 --sides ours,cncf \
 	  --output benchmarks/results/real_triggerer.md
+	@# 1,000 tasks waiting at once: Jobs created beforehand, tasks started from their triggers.
+	$(call venv,af3)/bin/python benchmarks/real_triggerer.py --seed --n 1000 --sides ours,cncf \
+	  --output benchmarks/results/real_triggerer_1000_airflow3.md
+	$(call venv,af2)/bin/python benchmarks/real_triggerer.py --seed --n 1000 --sides ours,cncf \
+	  --output benchmarks/results/real_triggerer_1000_airflow2.md
 	@# Argo's own examples/ (from the Go module proxy) on the simulated Argo controller.
 	if command -v go >/dev/null; then \
 	  dir=$$(go mod download -json github.com/argoproj/argo-workflows/v4@$(ARGO_EXAMPLES_VERSION) \
