@@ -12,26 +12,10 @@ from typing import Any
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 pytest.importorskip("psutil")
 pytest.importorskip("psycopg2")  # the deployment module it shares with tests/deployment
 
-
-def load(name: str) -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # it imports the shared harness
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
-real = load("real_triggerer")
+import real_triggerer as real
 
 
 def seeded_module(side: str, folder: Path) -> ModuleType:

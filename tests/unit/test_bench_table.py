@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import readme_table
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_readme_table() -> ModuleType:
-    path = ROOT / "benchmarks" / "readme_table.py"
-    spec = importlib.util.spec_from_file_location("bench_readme_table", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-readme_table = load_readme_table()
 
 
 def run(side: str, jobs: int, **overrides: Any) -> dict[str, Any]:
