@@ -340,7 +340,7 @@ def seed_jobs(
         )
         key = TaskInstanceKey(DAG_ID, "work", RUN_ID, i, 1)
         manifest = build_job(request, key, NAMESPACE, cluster_name)
-        if side == "cncf":  # its operator names the container "base" and reads its logs so
+        if side == "cncf":  # its operator names the container "base" and reads that log
             manifest["spec"]["template"]["spec"]["containers"][0]["name"] = "base"
         created.append(cluster.create(manifest))
     if side == "ours":
