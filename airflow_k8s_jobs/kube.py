@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -50,6 +50,16 @@ class Resource:
         if subresource is not None:
             base += f"/{subresource}"
         return base
+
+
+WatchScope = Literal["auto", "namespace", "cluster"]
+"""How a hub watches a cluster: ``namespace``, one watch per namespace and resource;
+``cluster``, one watch per resource for all namespaces; ``auto``, one per namespace until
+waiters wait in a second namespace of the cluster, then one for all namespaces. A watch of all
+namespaces needs the right to list and watch the resource at the cluster scope; where the
+API server answers ``403`` to it, the hub watches each namespace instead."""
+
+WATCH_SCOPES: tuple[WatchScope, ...] = ("auto", "namespace", "cluster")
 
 
 JOBS = Resource("batch", "v1", "jobs", "Job")

@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS
+from .errors import NotFound
+from .kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS, Resource, request
 from .live_logs import DEFAULT_STREAMS, LiveLogs
 from .manifests.names import MANAGED_BY
+from .retrying import RetryPolicy
 from .status import Phase, interpret_job
 from .status.pods import ROUTINE_EVENT_REASONS
 from .status.workflows import interpret_workflow
@@ -138,6 +140,31 @@ async def _catch_up_with_pods(
         await sub.changed(timeout=left)
 
 
+LOOKUP_RETRY = RetryPolicy()
+"""How the read of an object missing from the cache is retried (about 30 s in all)."""
+
+
+async def _unless_gone(
+    sub: Subscription, resource: Resource, namespace: str, name: str, uid: str
+) -> dict[str, Any] | None:
+    """The object (uid ``uid``) the cache does not hold, read from the API server, or None
+    when it is gone or replaced by another of the same name.
+
+    The cache can be behind: a watch that has not yet brought an object just created, one that
+    is reconnecting, or one of all namespaces that has just taken over from a namespace's. An
+    object missing from it is therefore only taken as deleted once the API server says so.
+    Raises :class:`TransientError` when the server could not be asked, retries included.
+    """
+    path, what = resource.path(namespace, name), f"reading {resource.kind} {namespace}/{name}"
+    try:
+        obj = await LOOKUP_RETRY.acall(lambda: request(sub.api_client, "GET", path, what=what))
+    except NotFound:
+        return None
+    if not isinstance(obj, dict) or (obj.get("metadata") or {}).get("uid") != uid:
+        return None
+    return obj
+
+
 async def wait_for_job(
     clients: ClientSource,
     target: JobTarget,
@@ -190,6 +217,8 @@ async def wait_for_job(
             job = sub.get(JOBS, target.name)
             if job is not None and job["metadata"].get("uid") != target.uid:
                 job = None  # a different Job of the same name replaced ours
+            if job is None:
+                job = await _unless_gone(sub, JOBS, target.namespace, target.name, target.uid)
             pods = [p for p in sub.indexed(PODS, BY_OWNER_UID, target.uid) if is_ours(p)]
             if live is not None:
                 live.update(pods)
@@ -346,6 +375,10 @@ async def wait_for_workflow(
             workflow = sub.get(WORKFLOWS, target.name)
             if workflow is not None and workflow["metadata"].get("uid") != target.uid:
                 workflow = None  # a different Workflow of the same name replaced ours
+            if workflow is None:
+                workflow = await _unless_gone(
+                    sub, WORKFLOWS, target.namespace, target.name, target.uid
+                )
             if live is not None:
                 live.update([p for p in sub.indexed(PODS, BY_OWNER_UID, target.uid) if is_ours(p)])
             state = interpret_workflow(workflow, name=target.name, namespace=target.namespace)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import Expired, Forbidden, KubeApiError, TransientError, Unauthorized
-from .kube import Resource, request, watch_lines
+from .kube import Resource, WatchScope, request, watch_lines
 from .retrying import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ class ServerFeatures:
 
     watch_list: bool = True
     """Watches may begin with the current state (``sendInitialEvents``); False once refused."""
+    cluster_refused: set[tuple[Resource, str, str]] = field(default_factory=set)
+    """The (resource, selectors) these credentials may not watch in all namespaces."""
 
 
 def refuses_watch_list(exc: KubeApiError) -> bool:
@@ -313,25 +316,16 @@ class Subscription:
 
 
 class Informer:
-    """A cache of one (cluster, namespace, resource[, selector]) kept current by a watch."""
+    """The cache of one (cluster, namespace, resource[, selectors]), with its indexes and its
+    subscribers, kept current by its :class:`Feed` (a watch of that namespace, or one watch of
+    every namespace that the caches of all namespaces share)."""
 
-    WATCH_SECONDS = (240, 360)
-    """Each watch request asks the server to end it after a random time in this range."""
-
-    def __init__(
-        self,
-        key: WatchKey,
-        clients: ClientSource,
-        api_client: Any,
-        policy: RetryPolicy = WATCH_RETRY,
-        server: ServerFeatures | None = None,
-    ) -> None:
+    def __init__(self, key: WatchKey, api_client: Any = None) -> None:
         self.key = key
-        self.clients = clients
         self.api_client = api_client
-        self.server = server or ServerFeatures()
+        self.feed: Feed | None = None
+        """What keeps the cache current (None: nothing yet)."""
         self.objects: dict[str, Obj] = {}
-        self.resource_version: str | None = None
         self.subscribers: set[Subscription] = set()
         self._indexes: dict[IndexKey, dict[str, Obj]] = {}
         """(index, key) -> the objects filed there, by name."""
@@ -344,34 +338,36 @@ class Informer:
         self._order: dict[str, int] = {}
         """name -> when the object entered the cache (the order of :attr:`objects`)."""
         self._next = 0
-        self.syncs = 0
-        """Full reads of the state: a list, or a watch that began with the state."""
-        self.watches = 0
         self.deliveries = 0
         """Changes offered to subscribers: routed wake-ups plus ``interest`` questions."""
         self._synced = asyncio.Event()
         self._error: Exception | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.policy = policy
-        self._failures = 0  # failed attempts since the last event
-        self._refreshed = False  # credentials reloaded since the last success
-        self._forbidden = 0  # 403s retried since the last success
+
+    @property
+    def syncs(self) -> int:
+        """Full reads of the state by the feed (a list, or a watch that began with it)."""
+        return self.feed.syncs if self.feed is not None else 0
+
+    @property
+    def watches(self) -> int:
+        """Watch requests of the feed."""
+        return self.feed.watches if self.feed is not None else 0
+
+    @property
+    def resource_version(self) -> str | None:
+        """Where the feed's watch resumes from (None before it has read the state)."""
+        return self.feed.resource_version if self.feed is not None else None
 
     @property
     def what(self) -> str:
+        if self.feed is not None:
+            return self.feed.what
         k = self.key
         return f"watching {k.resource.plural} in namespace {k.namespace} of cluster {k.cluster}"
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.what)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
 
     async def wait_synced(self) -> None:
         while not self._synced.is_set():
@@ -449,6 +445,7 @@ class Informer:
         self.objects, self._indexes, self._keys, self._order = {}, {}, {}, {}
         for obj in objects:
             self._store(obj["metadata"]["name"], obj if slimmed else slim(obj, self.key.resource))
+        self._error = None
         self._synced.set()
         self._notify(None)
 
@@ -460,6 +457,12 @@ class Informer:
         if kind == "DELETED":
             keys |= index_keys(obj)
         self._notify(obj, keys)
+
+    def fail(self, exc: Exception) -> None:
+        """The feed gave up: every subscriber wakes and raises ``exc``."""
+        self._error = exc
+        self._synced.set()
+        self._notify(None)
 
     def _notify(self, obj: Obj | None, keys: set[IndexKey] | None = None) -> None:
         """Wake the subscribers following one of ``keys`` (and those following none); with
@@ -481,6 +484,132 @@ class Informer:
         for subscriber in list(self._hear_all):
             subscriber.notify(resource, obj)
 
+
+def _namespace_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")
+
+
+class Feed:
+    """One watch (list+watch, resumed and retried) that keeps caches current: the cache of
+    its one namespace, or with ``key.namespace == ""`` the caches of every namespace.
+
+    A feed of every namespace keeps the objects of namespaces nobody waits in too (they are
+    what a later waiter there starts from), and may *adopt* caches that feeds of single
+    namespaces keep current until it has read the state itself: then it replaces their content
+    and ``on_synced`` is told which feeds it took over from (to stop them). A ``403`` it cannot
+    retry goes to ``on_forbidden`` (to watch each namespace instead) instead of failing its
+    waiters.
+    """
+
+    WATCH_SECONDS = (240, 360)
+    """Each watch request asks the server to end it after a random time in this range."""
+
+    def __init__(
+        self,
+        key: WatchKey,
+        clients: ClientSource,
+        api_client: Any,
+        policy: RetryPolicy = WATCH_RETRY,
+        server: ServerFeatures | None = None,
+        on_synced: Callable[[Feed, set[Feed]], None] | None = None,
+        on_forbidden: Callable[[Feed, Forbidden], None] | None = None,
+    ) -> None:
+        self.key = key
+        self.clients = clients
+        self.api_client = api_client
+        self.server = server or ServerFeatures()
+        self.policy = policy
+        self.caches: dict[str, Informer] = {}
+        """namespace -> its cache (the one namespace of a namespace's feed)."""
+        self.resource_version: str | None = None
+        self.syncs = 0
+        """Full reads of the state: a list, or a watch that began with the state."""
+        self.watches = 0
+        self.on_synced = on_synced
+        self.on_forbidden = on_forbidden
+        self._synced = False
+        self._error: Exception | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0  # failed attempts since the last event
+        self._refreshed = False  # credentials reloaded since the last success
+        self._forbidden = 0  # 403s retried since the last success
+
+    @property
+    def every_namespace(self) -> bool:
+        """Whether this feed watches all namespaces with one watch."""
+        return not self.key.namespace
+
+    @property
+    def what(self) -> str:
+        k = self.key
+        where = f"namespace {k.namespace}" if k.namespace else "all namespaces"
+        return f"watching {k.resource.plural} in {where} of cluster {k.cluster}"
+
+    def cache(self, namespace: str) -> Informer:
+        """The cache of ``namespace`` this feed keeps current (created when missing: empty and
+        current at once when the feed watches every namespace and has read the state)."""
+        informer = self.caches.get(namespace)
+        if informer is None:
+            informer = Informer(dataclasses.replace(self.key, namespace=namespace), self.api_client)
+            informer.feed = self
+            self.caches[namespace] = informer
+            if self._error is not None:
+                informer.fail(self._error)
+            elif self._synced:
+                informer.replace(())  # it has seen every namespace: none of its objects here
+        return informer
+
+    def adopt(self, informer: Informer) -> None:
+        """Keep ``informer`` current from the state this feed reads next (its own feed keeps
+        it current until then)."""
+        self.caches[informer.key.namespace] = informer
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.what)
+
+    def cancel(self) -> None:
+        """Stop watching (without waiting for the request to end)."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def replace(self, objects: Iterable[Obj], slimmed: bool = False) -> None:
+        """Make ``objects`` (the whole state) the content of every cache this feed keeps,
+        and take over the adopted ones."""
+        grouped: dict[str, list[Obj]] = {ns: [] for ns in self.caches}
+        if self.every_namespace:
+            for obj in objects:
+                grouped.setdefault(_namespace_of(obj), []).append(obj)
+        else:
+            grouped[self.key.namespace] = list(objects)
+        previous: set[Feed] = set()
+        for namespace, found in grouped.items():
+            informer = self.caches.get(namespace)
+            if informer is None:
+                informer = self.caches[namespace] = Informer(
+                    dataclasses.replace(self.key, namespace=namespace), self.api_client
+                )
+            elif informer.feed is not None and informer.feed is not self:
+                previous.add(informer.feed)
+            informer.feed = self
+            informer.replace(found, slimmed)
+        self._synced = True
+        if previous and self.on_synced is not None:
+            self.on_synced(self, previous)
+
+    def apply(self, kind: str, obj: Obj) -> None:
+        namespace = _namespace_of(obj) if self.every_namespace else self.key.namespace
+        informer = self.cache(namespace)
+        if informer.feed is self:
+            informer.apply(kind, obj)
+
     def _query(self) -> list[tuple[str, Any]]:
         query: list[tuple[str, Any]] = []
         if self.key.label_selector:
@@ -489,10 +618,14 @@ class Informer:
             query.append(("fieldSelector", self.key.field_selector))
         return query
 
+    def _path(self) -> str:
+        return self.key.resource.path(self.key.namespace or None)
+
     async def _list(self) -> None:
         self.syncs += 1
-        path = self.key.resource.path(self.key.namespace)
-        body = await request(self.api_client, "GET", path, query=self._query(), what=self.what)
+        body = await request(
+            self.api_client, "GET", self._path(), query=self._query(), what=self.what
+        )
         self.resource_version = body["metadata"]["resourceVersion"]
         self._succeeded()
         self.replace(body.get("items") or [])
@@ -502,7 +635,7 @@ class Informer:
         current state (``sendInitialEvents``), which it caches once the server marks its end."""
         self.watches += 1
         low, high = self.WATCH_SECONDS
-        initial: dict[str, Obj] | None = None  # the state while it arrives, slimmed
+        initial: dict[tuple[str, str], Obj] | None = None  # the state while it arrives, slimmed
         if self.resource_version is None:
             self.syncs += 1
             initial = {}
@@ -515,9 +648,8 @@ class Informer:
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", self.policy.rng.randint(low, high)),
         ]
-        path = self.key.resource.path(self.key.namespace)
         async for event in watch_lines(
-            self.api_client, path, query, timeout=high + 30, what=self.what
+            self.api_client, self._path(), query, timeout=high + 30, what=self.what
         ):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
@@ -530,7 +662,7 @@ class Informer:
                 # An object's own resourceVersion is no place to resume from until the
                 # state has ended: only the bookmark that ends it is.
                 if kind != "BOOKMARK":
-                    name = metadata["name"]
+                    name = (_namespace_of(obj), metadata["name"])
                     if kind == "DELETED":
                         initial.pop(name, None)
                     else:
@@ -617,21 +749,29 @@ class Informer:
         self._forbidden = 0
 
     def _fail(self, exc: Exception) -> None:
+        if isinstance(exc, Forbidden) and self.on_forbidden is not None:
+            self.on_forbidden(self, exc)
+            return
         self._error = exc
-        self._synced.set()
-        self._notify(None)
+        for informer in self.caches.values():
+            if informer.feed is self:
+                informer.fail(exc)
 
 
 class WatchHub:
-    """All informers of one event loop, shared by every subscriber in it."""
+    """All feeds and caches of one event loop, shared by every subscriber in it."""
 
     _hubs: dict[asyncio.AbstractEventLoop, WatchHub] = {}
 
     def __init__(self) -> None:
         self.informers: dict[WatchKey, Informer] = {}
+        """The caches of (cluster, namespace, resource[, selectors]) that have subscribers."""
+        self.feeds: dict[WatchKey, Feed] = {}
+        """The running watches; the key of a watch of all namespaces has namespace ``""``."""
         self._clients: dict[str, Any] = {}
         self._client_users: dict[str, int] = {}
         self._servers: dict[str, ServerFeatures] = {}
+        self._scopes: dict[str, WatchScope] = {}
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -649,6 +789,8 @@ class WatchHub:
         if cluster not in self._clients:
             self._clients[cluster] = await clients.async_api_client()
             self._client_users[cluster] = 0
+            scope = getattr(clients, "awatch_scope", None)
+            self._scopes[cluster] = "auto" if scope is None else await scope()
         return self._clients[cluster]
 
     @contextlib.asynccontextmanager
@@ -661,7 +803,7 @@ class WatchHub:
         interest: Interest | None = None,
         follow: Iterable[tuple[Resource, str, str]] = (),
     ) -> AsyncIterator[Subscription]:
-        """Share (or start) the informers for ``resources`` in one namespace of one cluster.
+        """Share (or start) the caches of ``resources`` in one namespace of one cluster.
 
         A resource may come with a label selector, ``(PODS, "app=x")``, and a field selector,
         ``(EVENTS, "", "type=Warning")``. ``follow`` lists the
@@ -676,10 +818,8 @@ class WatchHub:
                 key = WatchKey(cluster, namespace, resource, *selectors)
                 informer = self.informers.get(key)
                 if informer is None:
-                    server = self._servers.setdefault(cluster, ServerFeatures())
-                    informer = Informer(key, clients, api_client, server=server)
+                    informer = self._informer(key, clients, api_client)
                     self.informers[key] = informer
-                    informer.start()
                 informers[resource] = informer
             subscription = Subscription(informers, interest)
             for followed, index, index_key in follow:
@@ -692,19 +832,114 @@ class WatchHub:
         finally:
             await self._unsubscribe(cluster, subscription)
 
+    def _informer(self, key: WatchKey, clients: ClientSource, api_client: Any) -> Informer:
+        """The cache for ``key``: from the watch of all namespaces where there is one (or
+        should be one now), else from a watch of its namespace."""
+        everywhere = dataclasses.replace(key, namespace="")
+        feed = self.feeds.get(everywhere)
+        if feed is None and self._watch_everywhere(key):
+            feed = self._start(everywhere, clients, api_client)
+            for other in self.informers.values():
+                if dataclasses.replace(other.key, namespace="") == everywhere:
+                    feed.adopt(other)  # its namespace's watch stops once this one has synced
+        if feed is None:
+            feed = self._start(key, clients, api_client)
+        return feed.cache(key.namespace)
+
+    def _watch_everywhere(self, key: WatchKey) -> bool:
+        scope = self._scopes.get(key.cluster, "auto")
+        server = self._servers.get(key.cluster)
+        if scope == "namespace" or (server is not None and _kind(key) in server.cluster_refused):
+            return False
+        if scope == "cluster":
+            return True
+        return any(
+            other.namespace and other.namespace != key.namespace and _kind(other) == _kind(key)
+            for other in self.feeds
+            if other.cluster == key.cluster
+        )
+
+    def _start(self, key: WatchKey, clients: ClientSource, api_client: Any) -> Feed:
+        feed = Feed(
+            key,
+            clients,
+            api_client,
+            server=self._servers.setdefault(key.cluster, ServerFeatures()),
+            on_synced=self._took_over,
+            on_forbidden=self._refused_everywhere if not key.namespace else None,
+        )
+        self.feeds[key] = feed
+        feed.start()
+        return feed
+
+    def _took_over(self, feed: Feed, previous: set[Feed]) -> None:
+        """``feed`` has read the state of all namespaces: the watches of single namespaces
+        it took the caches of end."""
+        for old in previous:
+            if self.feeds.get(old.key) is old:
+                del self.feeds[old.key]
+            old.cancel()
+        log.info("%s: %d namespace watch(es) handed over", feed.what, len(previous))
+
+    def _refused_everywhere(self, feed: Feed, exc: Forbidden) -> None:
+        """The API server does not let these credentials watch all namespaces: watch each
+        namespace waited in instead (and do not ask again while the hub knows the cluster)."""
+        log.info(
+            "%s is not allowed (%s); watching each namespace instead. Grant list and watch of "
+            "%s at the cluster scope for one watch of all namespaces.",
+            feed.what,
+            exc,
+            feed.key.resource.plural,
+        )
+        feed.server.cluster_refused.add(_kind(feed.key))
+        if self.feeds.get(feed.key) is feed:
+            del self.feeds[feed.key]
+        for informer in feed.caches.values():
+            if informer.feed is not feed or self.informers.get(informer.key) is not informer:
+                continue  # still kept by its namespace's watch, or nobody waits there
+            own = self._start(informer.key, feed.clients, feed.api_client)
+            own.adopt(informer)
+            informer.feed = own
+
     async def _unsubscribe(self, cluster: str, subscription: Subscription) -> None:
         async with self._lock:
             subscription.unfollow_all()
             for informer in subscription.informers.values():
                 informer.remove_subscriber(subscription)
-                if not informer.subscribers:
-                    self.informers.pop(informer.key, None)
-                    await informer.stop()
+                if informer.subscribers:
+                    continue
+                if self.informers.get(informer.key) is informer:
+                    del self.informers[informer.key]
+                await self._release(informer)
             self._client_users[cluster] -= 1
             if self._client_users[cluster] == 0:
                 client = self._clients.pop(cluster)
                 del self._client_users[cluster]
                 self._servers.pop(cluster, None)
+                self._scopes.pop(cluster, None)
                 close: Callable[[], Awaitable[None]] | None = getattr(client, "close", None)
                 if close is not None:
                     await close()
+
+    async def _release(self, informer: Informer) -> None:
+        """Nobody waits on ``informer`` any more: stop the watches that kept it for nobody."""
+        everywhere = self.feeds.get(dataclasses.replace(informer.key, namespace=""))
+        feed = informer.feed
+        if feed is not None and not feed.every_namespace:
+            if everywhere is not None and everywhere.caches.get(informer.key.namespace) is informer:
+                # Adopted, not yet taken over: a later waiter here starts from the new watch.
+                del everywhere.caches[informer.key.namespace]
+            if self.feeds.get(feed.key) is feed:
+                del self.feeds[feed.key]
+            await feed.stop()
+        if everywhere is not None and not any(
+            i.feed is everywhere or everywhere.caches.get(i.key.namespace) is i
+            for i in self.informers.values()
+        ):
+            del self.feeds[everywhere.key]
+            await everywhere.stop()
+
+
+def _kind(key: WatchKey) -> tuple[Resource, str, str]:
+    """What a watch is of, wherever: its resource and selectors."""
+    return (key.resource, key.label_selector, key.field_selector)

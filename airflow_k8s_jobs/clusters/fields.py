@@ -55,6 +55,13 @@ CONNECTION_FIELDS: dict[str, tuple[str, str, str]] = {
         "Timeout of each Kubernetes API call (default 60).",
     ),
     "verify_ssl": ("Verify TLS", "boolean", "Verify the API server's certificate (default on)."),
+    "watch_scope": (
+        "Watch scope",
+        "string",
+        "auto (default): one watch per namespace until tasks wait in a second namespace, then "
+        "one for all namespaces where the credentials may list and watch there; namespace: "
+        "never across namespaces; cluster: always across namespaces where allowed.",
+    ),
 }
 
 DEFAULTS: dict[str, Any] = {"verify_ssl": True}

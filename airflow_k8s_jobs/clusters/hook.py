@@ -41,6 +41,7 @@ from airflow_k8s_jobs.errors import (
     InvalidInputError,
     PermanentError,
 )
+from airflow_k8s_jobs.kube import WatchScope
 
 from . import gke
 from .fields import CONNECTION_FIELDS, DEFAULTS, HIDDEN_FIELDS
@@ -385,6 +386,10 @@ class KubeClusterHook(BaseHook):
         client = _AsyncApiClient(configuration=configuration)
         client.default_request_timeout = settings.request_timeout
         return client
+
+    async def awatch_scope(self) -> WatchScope:
+        """How waiting tasks watch this cluster (the connection's ``watch_scope``)."""
+        return (await self.asettings()).watch_scope
 
     def close(self) -> None:
         """Close the cached sync client."""

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from airflow_k8s_jobs.errors import InvalidInputError
+from airflow_k8s_jobs.kube import WATCH_SCOPES, WatchScope
 
 CONN_TYPE = "k8sjobs"
 """This provider's connection type."""
@@ -53,6 +54,7 @@ _OUR_FIELDS = frozenset(
         "allowed_namespaces",
         "request_timeout",
         "verify_ssl",
+        "watch_scope",
     }
 )
 
@@ -87,6 +89,11 @@ class ClusterSettings:
     allowed_namespaces: tuple[str, ...] = ()
     request_timeout: float = 60.0
     verify_ssl: bool = True
+    watch_scope: WatchScope = "auto"
+    """How waiting tasks watch the cluster (:data:`~airflow_k8s_jobs.watching.WatchScope`):
+    ``auto`` watches each namespace until tasks wait in a second one, then all namespaces at
+    once where the credentials may; ``namespace`` never watches across namespaces;
+    ``cluster`` always does where the credentials may."""
 
     @property
     def display_name(self) -> str:
@@ -185,6 +192,14 @@ class _Extras:
             return False
         raise self.fail(key, f"must be true or false, not {value!r}")
 
+    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+        value = self.raw(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return default
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value.strip().lower()
+
     def seconds(self, key: str, default: float) -> float:
         value = self.raw(key)
         if value is None:
@@ -267,6 +282,7 @@ def _parse_ours(conn_id: str, extras: dict[str, Any], prefix: str = _OUR_PREFIX)
         "allowed_namespaces": allowed,
         "request_timeout": ex.seconds("request_timeout", 60.0),
         "verify_ssl": ex.flag("verify_ssl", True),
+        "watch_scope": ex.choice("watch_scope", WATCH_SCOPES, "auto"),
     }
 
     gke_given = [

@@ -70,13 +70,17 @@ class DenyRule:
     ``resources`` hold plurals, ``plural/subresource`` (``pods/log``) or ``*/subresource``;
     ``groups`` hold API groups (``""`` is the core group). Empty ``namespaces`` match every
     namespace and cluster-scoped requests; otherwise the rule applies in those namespaces and to
-    requests across all namespaces.
+    requests across all namespaces. ``scope`` narrows a rule to requests at the cluster scope
+    (``cluster``: cluster-scoped objects and lists or watches across all namespaces, what an
+    identity bound only by RoleBindings may not do) or to requests in a namespace
+    (``namespace``); ``any`` (the default) matches both.
     """
 
     verbs: tuple[str, ...]
     groups: tuple[str, ...]
     resources: tuple[str, ...]
     namespaces: tuple[str, ...] = ()
+    scope: str = "any"
 
 
 @dataclass
@@ -321,6 +325,7 @@ def _pool(data: Any, where: str) -> NodePoolConfig:
 
 
 _DENY_KEYS = ("verb", "group", "resource", "namespace")
+DENY_SCOPES = ("any", "cluster", "namespace")
 
 
 def _rbac(data: Any, where: str) -> RbacConfig:
@@ -341,9 +346,13 @@ def _rbac(data: Any, where: str) -> RbacConfig:
 def _deny(data: Any, where: str) -> DenyRule:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping with verb, group and resource, got {data!r}")
-    unknown = sorted(set(data) - set(_DENY_KEYS))
+    unknown = sorted(set(data) - {*_DENY_KEYS, "scope"})
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(_DENY_KEYS)}")
+        known = sorted([*_DENY_KEYS, "scope"])
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: {known}")
+    scope = data.get("scope", "any")
+    if scope not in DENY_SCOPES:
+        raise ConfigError(f"{where}.scope must be one of {', '.join(DENY_SCOPES)}, got {scope!r}")
     missing = [key for key in ("verb", "group", "resource") if key not in data]
     if missing:
         raise ConfigError(
@@ -372,4 +381,5 @@ def _deny(data: Any, where: str) -> DenyRule:
         groups=values["group"],
         resources=values["resource"],
         namespaces=values.get("namespace", ()),
+        scope=scope,
     )

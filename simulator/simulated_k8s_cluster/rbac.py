@@ -63,6 +63,10 @@ def rule_matches(rule: DenyRule, attrs: Attributes) -> bool:
         return False
     if not _resource_matches(rule.resources, attrs):
         return False
+    if (rule.scope == "cluster" and attrs.namespace) or (
+        rule.scope == "namespace" and not attrs.namespace
+    ):
+        return False
     if rule.namespaces and attrs.namespace:
         return _any(rule.namespaces, attrs.namespace)
     return True

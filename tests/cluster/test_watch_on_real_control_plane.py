@@ -21,7 +21,7 @@ import pytest
 from kubernetes import client
 
 from airflow_k8s_jobs.kube import Resource
-from airflow_k8s_jobs.watching import Informer, Subscription, WatchHub
+from airflow_k8s_jobs.watching import Feed, Subscription, WatchHub
 
 from .conftest import (
     START_TIMEOUT,
@@ -87,7 +87,7 @@ async def test_a_watch_the_server_ends_is_resumed_without_listing_again(
     cluster: RunningCluster, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each watch asks the server to end it after 1 s (instead of 4 to 6 minutes).
-    monkeypatch.setattr(Informer, "WATCH_SECONDS", (1, 1))
+    monkeypatch.setattr(Feed, "WATCH_SECONDS", (1, 1))
     core = client.CoreV1Api(cluster.api)
     async with WatchHub.current().subscribe(
         "real", KubeconfigClients(cluster.kubeconfig), namespace, [CONFIGMAPS]
@@ -111,7 +111,7 @@ async def test_bookmarks_move_the_resource_version_on(
     cluster: RunningCluster, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The server sends a watch's bookmark shortly before the end it was asked for.
-    monkeypatch.setattr(Informer, "WATCH_SECONDS", (4, 4))
+    monkeypatch.setattr(Feed, "WATCH_SECONDS", (4, 4))
     core = client.CoreV1Api(cluster.api)
     async with WatchHub.current().subscribe(
         "real", KubeconfigClients(cluster.kubeconfig), namespace, [CONFIGMAPS]

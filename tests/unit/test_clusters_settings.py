@@ -41,9 +41,11 @@ def test_gke_connection() -> None:
             "namespace": "jobs",
             "allowed_namespaces": ["jobs", "ml"],
             "request_timeout": "30",
+            "watch_scope": "Cluster",
         }
     )
     assert s.kind == "gke"
+    assert s.watch_scope == "cluster"
     assert (s.project, s.location, s.cluster) == ("my-project", "europe-west1", "batch")
     assert s.use_internal_ip and not s.use_dns_endpoint
     assert s.impersonation_chain == ("a@p.iam.gserviceaccount.com", "b@p.iam.gserviceaccount.com")
@@ -58,6 +60,7 @@ def test_gke_connection() -> None:
 def test_kubeconfig_path_and_context() -> None:
     s = parse({"kubeconfig_path": "/etc/kube/config", "context": "kind-dev", "verify_ssl": False})
     assert s.kind == "kubeconfig"
+    assert s.watch_scope == "auto"
     assert s.kubeconfig_path == "/etc/kube/config"
     assert s.context == "kind-dev"
     assert s.verify_ssl is False
@@ -127,6 +130,10 @@ def test_legacy_prefixed_extras_of_our_type() -> None:
             "'request_timeout' must be a number",
         ),
         ({"kubeconfig_path": "/k", "request_timeout": 0}, "must be positive"),
+        (
+            {"kubeconfig_path": "/k", "watch_scope": "everywhere"},
+            "'watch_scope' must be one of auto, namespace, cluster, not 'everywhere'",
+        ),
         ({"kubeconfig": "[unclosed"}, "'kubeconfig' is not valid YAML or JSON"),
         ({"kubeconfig": "- a\n- b"}, "must be a kubeconfig"),
         (

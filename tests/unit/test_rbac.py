@@ -69,6 +69,10 @@ def test_rules_parse_strings_and_lists() -> None:
             {"rbac": {"deny": [{"verb": "get", "group": "", "resource": "pods", "ns": "a"}]}},
             "rbac.deny[0]: unknown keys ['ns']",
         ),
+        (
+            {"rbac": {"deny": [{"verb": "get", "group": "", "resource": "p", "scope": "all"}]}},
+            "rbac.deny[0].scope must be one of any, cluster, namespace, got 'all'",
+        ),
     ],
 )
 def test_errors_name_the_key(data: dict[str, Any], message: str) -> None:
@@ -101,6 +105,27 @@ def test_errors_name_the_key(data: dict[str, Any], message: str) -> None:
             False,
         ),
         (DenyRule(("list",), ("",), ("pods",), ("a",)), Attributes("list", "", "pods"), True),
+        # scope: across all namespaces only (RoleBindings only), or in namespaces only
+        (
+            DenyRule(("list",), ("",), ("pods",), scope="cluster"),
+            Attributes("list", "", "pods"),
+            True,
+        ),
+        (
+            DenyRule(("list",), ("",), ("pods",), scope="cluster"),
+            Attributes("list", "", "pods", namespace="a"),
+            False,
+        ),
+        (
+            DenyRule(("list",), ("",), ("pods",), scope="namespace"),
+            Attributes("list", "", "pods", namespace="a"),
+            True,
+        ),
+        (
+            DenyRule(("list",), ("",), ("pods",), scope="namespace"),
+            Attributes("list", "", "pods"),
+            False,
+        ),
         # a review asking about "*" overlaps any rule
         (DenyRule(("delete",), ("",), ("pods",)), Attributes("*", "", "pods"), True),
     ],

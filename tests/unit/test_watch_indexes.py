@@ -24,16 +24,8 @@ from airflow_k8s_jobs.watching import (
 Obj = dict[str, Any]
 
 
-class NoClients:
-    async def async_api_client(self) -> Any:
-        raise AssertionError("the cache is driven directly here")
-
-    async def arefresh_credentials(self, api_client: Any) -> None:
-        raise AssertionError("the cache is driven directly here")
-
-
 def informer(resource: Resource) -> Informer:
-    return Informer(WatchKey("c", "ns", resource), NoClients(), api_client=None)
+    return Informer(WatchKey("c", "ns", resource))
 
 
 def pod(name: str, job: str, job_uid: str, *, owner: bool = True, uid: str = "") -> Obj:
