@@ -884,10 +884,10 @@ class WatchHub:
     def _refused_everywhere(self, feed: Feed, exc: Forbidden) -> None:
         """The API server does not let these credentials watch all namespaces: watch each
         namespace waited in instead (and do not ask again while the hub knows the cluster)."""
+        # The error names the watch already.
         log.info(
-            "%s is not allowed (%s); watching each namespace instead. Grant list and watch of "
-            "%s at the cluster scope for one watch of all namespaces.",
-            feed.what,
+            "%s; watching each namespace instead (a ClusterRole granting list and watch of %s "
+            "lets one watch serve all namespaces)",
             exc,
             feed.key.resource.plural,
         )

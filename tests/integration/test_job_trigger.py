@@ -441,6 +441,45 @@ async def test_token_expired_mid_wait_is_reloaded(
         assert simulated_cluster.requests(verb="watch", resource=resource) >= 1
 
 
+async def test_a_job_the_watch_has_not_brought_yet_is_read_not_taken_as_deleted(
+    simulated_cluster: SimulatedCluster, conn: str
+) -> None:
+    """A trigger that starts while the shared Jobs watch is reconnecting finds its cache without
+    its Job: one GET shows the Job exists, and the trigger waits for it as usual."""
+    first = create_job(simulated_cluster, "lag-first")
+    tasks = [asyncio.create_task(triggerer_run(trigger_for(first)))]
+    await waiting(simulated_cluster, 1)
+    # The watches drop; the Jobs watch's next attempts are refused for a few seconds.
+    simulated_cluster.fail_next(3, status=503, retry_after=1, verb="watch", resource="jobs")
+    simulated_cluster.restart_api_server()
+    simulated_cluster.reset_counters()
+    second = create_job(simulated_cluster, "lag-second")
+    tasks.append(asyncio.create_task(triggerer_run(trigger_for(second))))
+    await until(lambda: simulated_cluster.requests(verb="get", resource="jobs"), what="a GET")
+    assert simulated_cluster.requests(verb="watch", resource="jobs") <= 3, "the watch is still down"
+    assert not tasks[1].done(), "the Job the cache lacked was taken as deleted"
+    await until(lambda: simulated_cluster.open_watches == 3, timeout=30, what="the watches back")
+    await advance(simulated_cluster, 35)
+    events = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert [e.payload["status"] for e in events] == ["success", "success"]
+    # A GET each time the trigger woke while its Job was missing from the cache (its pods
+    # and Events woke it), none once the watch was back.
+    assert 1 <= simulated_cluster.requests(verb="get", resource="jobs") <= 5
+
+
+async def test_a_job_deleted_behind_the_trigger_is_confirmed_with_one_get(
+    simulated_cluster: SimulatedCluster, conn: str
+) -> None:
+    job = create_job(simulated_cluster, "deleted")
+    task = asyncio.create_task(triggerer_run(trigger_for(job)))
+    await waiting(simulated_cluster, 1)
+    simulated_cluster.reset_counters()
+    simulated_cluster.delete("jobs", NAMESPACE, job["metadata"]["name"])
+    event = await asyncio.wait_for(task, 30)
+    assert (event.payload["status"], event.payload["reason"]) == ("failed", "JobDeleted")
+    assert simulated_cluster.requests(verb="get", resource="jobs") == 1  # the 404
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_hubs() -> Iterator[None]:
     yield
