@@ -18,17 +18,21 @@ from typing import Any
 
 import kubernetes_asyncio
 import pytest
+import yaml
 from kubernetes import client
 
-from airflow_k8s_jobs.kube import Resource
-from airflow_k8s_jobs.watching import Feed, Subscription, WatchHub
+from airflow_k8s_jobs.kube import EVENTS, Resource
+from airflow_k8s_jobs.watching import Feed, Subscription, WatchHub, WatchKey
 
 from .conftest import (
+    ROOT,
     START_TIMEOUT,
     RunningCluster,
     fresh_namespace,
+    least_privileged_kubeconfig,
     run_real_cluster,
     skip_without_go,
+    wait_for,
 )
 
 # Not skipped without KUBECONFIG (see conftest.py): the cluster is started here.
@@ -66,6 +70,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
 @pytest.fixture
 def namespace(cluster: RunningCluster) -> Iterator[str]:
     yield from fresh_namespace(cluster, "watch")
+
+
+@pytest.fixture
+def other_namespace(cluster: RunningCluster) -> Iterator[str]:
+    yield from fresh_namespace(cluster, "watch-other")
 
 
 def config_map(namespace: str, name: str, **data: str) -> client.V1ConfigMap:
@@ -164,8 +173,10 @@ async def test_an_expired_resource_version_makes_the_informer_list_again(
     ) as sub:
         await sub.wait_synced()
         informer = sub.informers[CONFIGMAPS]
+        feed = informer.feed
+        assert feed is not None
         # The triggerer loses its watch (network, a paused VM) and keeps its resourceVersion.
-        await informer.stop()
+        await feed.stop()
         kept = str(informer.resource_version)
 
         # Meanwhile the namespace changes until the API server's watch cache has let go of that
@@ -187,7 +198,7 @@ async def test_an_expired_resource_version_makes_the_informer_list_again(
         assert expired["object"]["reason"] in ("Expired", "Gone"), expired
 
         with caplog.at_level(logging.INFO, logger="airflow_k8s_jobs"):
-            informer.start()
+            feed.start()
             await until(
                 sub,
                 lambda: (
@@ -204,3 +215,102 @@ async def test_an_expired_resource_version_makes_the_informer_list_again(
         )
         await until(sub, lambda: sub.get(CONFIGMAPS, "after") is not None, "a later change")
         assert informer.syncs == 2
+
+
+WATCH_ALL_NAMESPACES = ROOT / "docs" / "rbac" / "watch-all-namespaces.yaml"
+
+
+def event(namespace: str, name: str) -> client.CoreV1Event:
+    return client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+        involved_object=client.V1ObjectReference(kind="Pod", name=name, namespace=namespace),
+        reason="Probe",
+        message=f"in {namespace}",
+        type="Warning",
+    )
+
+
+def may_watch_everywhere(api: client.ApiClient) -> bool:
+    review = client.AuthorizationV1Api(api).create_self_subject_access_review(
+        client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    group="", resource="events", verb="watch"
+                )
+            )
+        )
+    )
+    return bool(review.status.allowed)
+
+
+async def test_two_namespaces_share_one_watch_where_the_rbac_of_docs_allows_it(
+    cluster: RunningCluster,
+    namespace: str,
+    other_namespace: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As the service account of docs/rbac/: with the Role in two namespaces, the watch of all
+    namespaces is refused by the real authorizer and each namespace keeps its own; with
+    watch-all-namespaces.yaml applied too, one watch serves both."""
+    from kubernetes import config, utils
+
+    caplog.set_level(logging.INFO, logger="airflow_k8s_jobs.watching")
+    kubeconfig = least_privileged_kubeconfig(cluster, namespace, tmp_path / "one.json")
+    least_privileged_kubeconfig(cluster, other_namespace, tmp_path / "other.json")
+    core = client.CoreV1Api(cluster.api)
+    for ns in (namespace, other_namespace):
+        await asyncio.to_thread(core.create_namespaced_event, ns, event(ns, "same-name"))
+    clients = KubeconfigClients(kubeconfig)
+    everywhere = WatchKey("real", "", EVENTS)
+
+    async def wait_in_both() -> set[WatchKey]:
+        hub = WatchHub.current()
+        async with (
+            hub.subscribe("real", clients, namespace, [EVENTS]) as one,
+            hub.subscribe("real", clients, other_namespace, [EVENTS]) as other,
+        ):
+            await asyncio.wait_for(one.wait_synced(), 30)
+            await asyncio.wait_for(other.wait_synced(), 30)
+            deadline = time.monotonic() + 30
+            while everywhere in hub.feeds and len(hub.feeds) > 1:
+                assert time.monotonic() < deadline, f"no watch took over: {list(hub.feeds)}"
+                await asyncio.sleep(0.05)
+            for sub, ns in ((one, namespace), (other, other_namespace)):
+                cached = sub.get(EVENTS, "same-name")
+                assert cached is not None and cached["message"] == f"in {ns}"
+            await asyncio.to_thread(
+                core.create_namespaced_event, other_namespace, event(other_namespace, "later")
+            )
+            await until(other, lambda: other.get(EVENTS, "later") is not None, "a later Event")
+            assert one.get(EVENTS, "later") is None
+            return set(hub.feeds)
+
+    # The Role only: the real API server forbids watching events in all namespaces.
+    assert await wait_in_both() == {
+        WatchKey("real", namespace, EVENTS),
+        WatchKey("real", other_namespace, EVENTS),
+    }
+    refused = [r.getMessage() for r in caplog.records if "each namespace instead" in r.getMessage()]
+    assert len(refused) == 1, refused
+    assert 'cannot watch resource "events" in API group "" at the cluster scope' in refused[0]
+
+    documents = list(yaml.safe_load_all(WATCH_ALL_NAMESPACES.read_text()))
+    for document in documents:
+        await asyncio.to_thread(utils.create_from_dict, cluster.api, document)
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    try:
+        restricted = config.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            await asyncio.to_thread(
+                wait_for, "the ClusterRole to take effect", lambda: may_watch_everywhere(restricted)
+            )
+        finally:
+            restricted.close()
+        await asyncio.to_thread(core.delete_namespaced_event, "later", other_namespace)
+        assert await wait_in_both() == {everywhere}
+    finally:
+        await asyncio.to_thread(
+            rbac.delete_cluster_role_binding, "airflow-k8s-jobs-watch-all-namespaces"
+        )
+        await asyncio.to_thread(rbac.delete_cluster_role, "airflow-k8s-jobs-watch-all-namespaces")

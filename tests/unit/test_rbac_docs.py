@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from airflow_k8s_jobs.clusters import access
+from airflow_k8s_jobs.kube import EVENTS, JOBS, PODS, WORKFLOWS, WORKLOADS
 
 RBAC = Path(__file__).parents[2] / "docs" / "rbac"
 
@@ -62,4 +63,11 @@ def test_cluster_workflow_templates_take_a_cluster_role_of_their_own() -> None:
     assert {b["roleRef"]["name"] for b in bindings} == {
         "airflow-k8s-jobs",
         "airflow-k8s-jobs-cluster-workflow-templates",
+        "airflow-k8s-jobs-watch-all-namespaces",
     }
+
+
+def test_watching_all_namespaces_takes_reading_what_the_waiters_watch() -> None:
+    rights = granted(RBAC / "watch-all-namespaces.yaml", "ClusterRole")
+    watched = [JOBS, PODS, EVENTS, WORKLOADS, WORKFLOWS]
+    assert rights == {(r.group, r.plural): {"list", "watch"} for r in watched}
