@@ -1,14 +1,17 @@
-"""The shared watch hub: one watch per (cluster, namespace, resource) for every waiter.
+"""The shared watch hub: one watch per (cluster, namespace, resource) for every waiter, or per
+(cluster, resource) once waiters wait in several namespaces.
 
 Every trigger in a triggerer process (and the synchronous waiter in a worker) subscribes here
-instead of polling. An :class:`Informer` reads the current state once, then watches from its
-``resourceVersion`` with bookmarks, resumes from the last version it saw when a stream ends,
-reads the state again on ``410 Gone``, refreshes credentials once on ``401``, and backs off on
-429/5xx and broken connections as :class:`~airflow_k8s_jobs.retrying.RetryPolicy` says
-(jitter, at least the server's ``Retry-After``), for as long as it has subscribers. A ``403``
-right after failed attempts (the API server was unreachable) is retried a few times too: a
-kube-apiserver that has just restarted serves before its authorizer has loaded the RBAC rules,
-and for a moment forbids what they allow; any other ``403`` fails the waiters at once.
+instead of polling. It reads an :class:`Informer`: the indexed cache of one namespace's objects
+of one resource. A :class:`Feed` keeps caches current: it reads the current state once, then
+watches from its ``resourceVersion`` with bookmarks, resumes from the last version it saw when
+a stream ends, reads the state again on ``410 Gone``, refreshes credentials once on ``401``, and
+backs off on 429/5xx and broken connections as :class:`~airflow_k8s_jobs.retrying.RetryPolicy`
+says (jitter, at least the server's ``Retry-After``), for as long as its caches have
+subscribers. A ``403`` right after failed attempts (the API server was unreachable) is retried
+a few times too: a kube-apiserver that has just restarted serves before its authorizer has
+loaded the RBAC rules, and for a moment forbids what they allow; any other ``403`` fails the
+waiters at once.
 
 Where the API server allows it (its ``WatchList`` feature, on by default in Kubernetes 1.32
 and from 1.34), the state comes as the first events of the watch itself
@@ -22,6 +25,15 @@ name, Kueue Job uid and an Event's involved object. A subscriber registers the i
 follows (:meth:`Subscription.follow`); a change wakes only the subscribers following one of
 the changed object's keys (dictionary lookups, whatever the number of subscribers), and
 subscribers read through the indexes (:meth:`Subscription.indexed`) instead of scanning.
+
+A feed watches one namespace, or all of them (``WatchKey.namespace == ""``): with the
+connection's ``watch_scope`` ``auto``, the second namespace of a cluster that waiters wait in
+starts one feed of all namespaces per resource, which takes the first namespace's cache over
+once it has read the state (that namespace's feed then stops), and serves every later namespace
+without a request. The caches stay per namespace, so waiters in one namespace are never woken
+by another's changes. Where the API server forbids watching across namespaces (RoleBindings
+only), the feed of all namespaces hands each cache to a feed of its namespace, and the hub does
+not ask again while it knows the cluster.
 """
 
 from __future__ import annotations

@@ -555,9 +555,11 @@ def main(argv: list[str] | None = None) -> int:
 NOTES = """\
 Reading the table:
 
-- `KubeJobTrigger` shares one list and one watch per resource and namespace among all tasks;
-  besides, it follows each pod's log (live logs: one long-lived stream per pod, the "log
-  streams" column; `live_log_streams=0` leaves only the lists and watches). The polling
+- `KubeJobTrigger` shares one watch per resource among all tasks: of their namespace while
+  they wait in one (N=100 and 1,000), of all namespaces once they wait in several (N=5,000,
+  in 5 namespaces: the first namespace's watches, then those of all namespaces, which take
+  over). Besides, it follows each pod's log (live logs: one long-lived stream per pod, the
+  "log streams" column; `live_log_streams=0` leaves only the watches). The polling
   triggers read each Job every 10 s.
 - When the polling triggers saturate the event loop (lag of seconds), they poll less often than
   every 10 s: their requests per task-minute drop while their detection latency grows. The CPU

@@ -6,8 +6,10 @@ says ``namespace``, and one watch of all namespaces from the first waiter with `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,20 @@ async def eventually(condition: Any, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+@contextlib.asynccontextmanager
+async def waiting_in_a_and_b(
+    hub: WatchHub, clients: Clients
+) -> AsyncIterator[tuple[Subscription, Subscription]]:
+    """Waiters in A and in B, once both caches are current."""
+    async with (
+        hub.subscribe("sim", clients, A, [CONFIGMAPS]) as in_a,
+        hub.subscribe("sim", clients, B, [CONFIGMAPS]) as in_b,
+    ):
+        await asyncio.wait_for(in_a.wait_synced(), 10)
+        await asyncio.wait_for(in_b.wait_synced(), 10)
+        yield in_a, in_b
+
+
 def data(sub: Subscription, name: str) -> dict[str, Any] | None:
     obj = sub.get(CONFIGMAPS, name)
     return None if obj is None else obj.get("data")
@@ -153,12 +169,7 @@ async def test_without_rights_across_namespaces_each_namespace_is_watched(
     simulated_cluster.reset_counters()
     hub = WatchHub.current()
     clients = Clients(simulated_kubeconfig)
-    async with (
-        hub.subscribe("sim", clients, A, [CONFIGMAPS]) as in_a,
-        hub.subscribe("sim", clients, B, [CONFIGMAPS]) as in_b,
-    ):
-        await asyncio.wait_for(in_a.wait_synced(), 10)
-        await asyncio.wait_for(in_b.wait_synced(), 10)
+    async with waiting_in_a_and_b(hub, clients) as (in_a, in_b):
         assert set(hub.feeds) == {in_namespace(A), in_namespace(B)}
         assert data(in_a, "settings") == {"team": A}
         assert data(in_b, "settings") == {"team": B}
@@ -185,13 +196,9 @@ async def test_scope_namespace_never_watches_across_namespaces(
     simulated_cluster.reset_counters()
     hub = WatchHub.current()
     clients = Clients(simulated_kubeconfig, scope="namespace")
-    async with (
-        hub.subscribe("sim", clients, A, [CONFIGMAPS]) as in_a,
-        hub.subscribe("sim", clients, B, [CONFIGMAPS]) as in_b,
-    ):
-        await asyncio.wait_for(in_a.wait_synced(), 10)
-        await asyncio.wait_for(in_b.wait_synced(), 10)
+    async with waiting_in_a_and_b(hub, clients) as (in_a, in_b):
         assert set(hub.feeds) == {in_namespace(A), in_namespace(B)}
+        assert in_a.informers[CONFIGMAPS].feed is not in_b.informers[CONFIGMAPS].feed
     assert simulated_cluster.counters.snapshot() == {"watch configmaps": 2}
 
 
