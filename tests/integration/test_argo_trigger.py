@@ -222,6 +222,7 @@ async def test_a_workflow_deleted_behind_our_back_fails_saying_so(
     task = asyncio.create_task(triggerer_run(trigger_for(wf)))
     await waiting(simulated_cluster, 1)
     await advance(simulated_cluster, 5)
+    simulated_cluster.reset_counters()
 
     simulated_cluster.delete("workflows", NAMESPACE, wf["metadata"]["name"])
     event = await asyncio.wait_for(task, 10)
@@ -229,6 +230,8 @@ async def test_a_workflow_deleted_behind_our_back_fails_saying_so(
     assert event is not None
     assert event.payload["status"] == "failed"
     assert event.payload["reason"] == "WorkflowDeleted"
+    # The watch said so, and one GET confirmed it (404): a cache can lag, the server cannot.
+    assert simulated_cluster.requests(verb="get", resource="workflows") == 1
     assert "was deleted while the task waited for it" in event.payload["message"]
     assert f"Workflow {NAMESPACE}/{wf['metadata']['name']} on simulated" in event.payload["message"]
 

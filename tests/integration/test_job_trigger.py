@@ -73,13 +73,13 @@ def create_job(cluster: SimulatedCluster, task: str) -> dict[str, Any]:
 
 
 def create_jobs(
-    cluster: SimulatedCluster, tasks: list[str], **request: Any
+    cluster: SimulatedCluster, tasks: list[str], namespace: str = NAMESPACE, **request: Any
 ) -> list[dict[str, Any]]:
     manifests = [
         build_job(
             JobSpecRequest(image=IMAGE, **request),
             TaskInstanceKey("trigger_tests", task, "manual__2026-11-01", -1, 1),
-            NAMESPACE,
+            namespace,
             "simulated",
         )
         for task in tasks
@@ -92,7 +92,7 @@ def trigger_for(job: dict[str, Any]) -> KubeJobTrigger:
     return KubeJobTrigger(
         cluster_conn_id=CONN_ID,
         cluster_name="simulated",
-        namespace=NAMESPACE,
+        namespace=job["metadata"]["namespace"],
         job_name=job["metadata"]["name"],
         job_uid=job["metadata"]["uid"],
         capacity_timeout=600.0,
@@ -439,6 +439,54 @@ async def test_token_expired_mid_wait_is_reloaded(
     assert 1 <= len(rejected) <= 3, [r.getMessage() for r in caplog.records]
     for resource in ("jobs", "pods", "events"):
         assert simulated_cluster.requests(verb="watch", resource=resource) >= 1
+
+
+async def test_triggers_in_three_namespaces_share_one_watch_per_resource(
+    simulated_cluster: SimulatedCluster, conn: str
+) -> None:
+    """Triggers in a second and third namespace move every trigger to one watch of all
+    namespaces per resource, while they wait; each still hears only its own Job."""
+    others = ["batch-2", "batch-3"]
+    for name in others:
+        simulated_cluster.create(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+    first = create_jobs(simulated_cluster, ["ns-1-a", "ns-1-b"])
+    tasks = [asyncio.create_task(triggerer_run(trigger_for(job))) for job in first]
+    await waiting(simulated_cluster, 2)
+    hub = WatchHub.current()
+    assert {key.namespace for key in hub.feeds} == {NAMESPACE}
+    later = [
+        *create_jobs(simulated_cluster, ["ns-2-a", "ns-2-b"], namespace=others[0]),
+        *create_jobs(simulated_cluster, ["ns-3"], namespace=others[1]),
+    ]
+    tasks += [asyncio.create_task(triggerer_run(trigger_for(job))) for job in later]
+    await until(
+        lambda: (
+            len(hub.informers) == 9
+            and {key.namespace for key in hub.feeds} == {""}
+            and simulated_cluster.open_watches == 3
+        ),
+        timeout=30,
+        what="one watch of all namespaces per resource",
+    )
+    await advance(simulated_cluster, 10)  # running, not finished
+    await asyncio.sleep(0)
+    assert not any(t.done() for t in tasks)
+    await advance(simulated_cluster, 25)  # every pod finishes
+    events = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert [(e.payload["namespace"], e.payload["status"]) for e in events] == [
+        (NAMESPACE, "success"),
+        (NAMESPACE, "success"),
+        (others[0], "success"),
+        (others[0], "success"),
+        (others[1], "success"),
+    ]
+    assert [e.payload["name"] for e in events] == [j["metadata"]["name"] for j in first + later]
+    for resource in ("jobs", "pods", "events"):
+        # The first namespace's watch, then the one of all namespaces.
+        assert simulated_cluster.requests(verb="watch", resource=resource) == 2
+    assert not simulated_cluster.requests(verb="get", resource="jobs")
 
 
 async def test_a_job_the_watch_has_not_brought_yet_is_read_not_taken_as_deleted(
