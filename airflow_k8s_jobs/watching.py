@@ -948,7 +948,9 @@ class WatchHub:
             i.feed is everywhere or everywhere.caches.get(i.key.namespace) is i
             for i in self.informers.values()
         ):
-            del self.feeds[everywhere.key]
+            # Looked up again: while a feed stopped, this one may have been refused (403).
+            if self.feeds.get(everywhere.key) is everywhere:
+                del self.feeds[everywhere.key]
             await everywhere.stop()
 
 
